@@ -1,0 +1,2 @@
+//! Integration tests: one crate, one module per concern.
+#![allow(clippy::unwrap_used)]
