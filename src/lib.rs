@@ -2,4 +2,6 @@
 //! without knowing OAuth.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod secret;
+pub mod token;

@@ -1,0 +1,897 @@
+//! Configuration: figment layering, then validation into typed values.
+//!
+//! Sources, later ones winning:
+//! 1. built-in defaults (the values in `proxy.toml.example`);
+//! 2. the TOML file: `-c FILE`, else `$ZOHO_PROXY_CONFIG`, else `./proxy.toml` when it exists;
+//! 3. environment variables `ZOHO_PROXY_<SECTION>__<KEY>`, e.g. `ZOHO_PROXY_OAUTH__CLIENT_SECRET`.
+//!
+//! Unknown keys are errors, so a typo fails at start-up instead of silently taking a default.
+//! Every error names the key and the source it came from (the file, or the environment
+//! variable), and `main` turns it into exit code 78 (`EX_CONFIG`). Secret values never appear
+//! in an error, in `Debug` output, or in [`Config::redacted`].
+
+mod datacenter;
+mod raw;
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Metadata, Source};
+use url::Url;
+
+pub use self::datacenter::{ALL as DATA_CENTERS, DataCenter};
+use self::raw::RawConfig;
+use crate::secret::Secret;
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "ZOHO_PROXY_CONFIG";
+/// The prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "ZOHO_PROXY_";
+/// The file read from the working directory when no other is named.
+pub const DEFAULT_FILE: &str = "proxy.toml";
+
+/// Keys whose values are secrets: errors about them never quote the value.
+const SECRET_KEYS: &[&str] = &[
+    "client_secret",
+    "refresh_token",
+    "client_keys",
+    "redis_url",
+];
+
+/// The validated configuration. Only this type travels past start-up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[server]`: the listeners and who may use them.
+    pub server: ServerConfig,
+    /// `[oauth]`: the Zoho client and where its tokens come from.
+    pub oauth: OAuthConfig,
+    /// `[upstream]`: the Zoho Meeting API.
+    pub upstream: UpstreamConfig,
+    /// `[token]`: the token store and refresh schedule.
+    pub token: TokenConfig,
+    /// `[access]`: which requests may pass.
+    pub access: AccessConfig,
+    /// `[limits]`: request size and concurrency limits.
+    pub limits: LimitsConfig,
+    /// `[log]`: log format and level.
+    pub log: LogConfig,
+    /// The file this configuration was read from, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Where a listener binds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix domain socket path (`unix:/path/to.sock`).
+    Unix(PathBuf),
+}
+
+/// `[server]`
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The proxy listener **(default: `127.0.0.1:8080`)**.
+    pub listen: Listen,
+    /// The admin listener; `None` when disabled with `""` **(default: `127.0.0.1:9090`)**.
+    pub admin_listen: Option<SocketAddr>,
+    /// Accepted `Host` header names, any port **(default: loopback names)**.
+    pub allowed_hosts: Vec<String>,
+    /// How long shutdown waits for in-flight requests **(default: `30s`)**.
+    pub shutdown_grace: Duration,
+    /// Runtime worker threads; 0 = one per CPU **(default: 0)**.
+    pub worker_threads: usize,
+    /// Browser origins allowed through **(default: none)**.
+    pub allowed_origins: Vec<String>,
+    /// A file of client keys, one per line **(default: none)**.
+    pub client_keys_file: Option<PathBuf>,
+    /// Inline client keys **(default: none)**.
+    pub client_keys: Vec<Secret<String>>,
+    /// Allow a non-loopback listener without client keys **(default: false)**.
+    pub allow_remote_without_keys: bool,
+}
+
+/// `[oauth]`
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    /// The data centre of the Zoho account **(default: `us`)**.
+    pub data_center: DataCenter,
+    /// The OAuth client id; empty when not configured.
+    pub client_id: String,
+    /// The client secret, from `client_secret` or `client_secret_file`.
+    pub client_secret: Option<Secret<String>>,
+    /// Where the client secret was read from, when it came from a file.
+    pub client_secret_file: Option<PathBuf>,
+    /// A refresh token from the configuration, from `refresh_token` or `refresh_token_file`;
+    /// `None` means the token store's (filled by `login`).
+    pub refresh_token: Option<Secret<String>>,
+    /// Where the refresh token was read from, when it came from a file.
+    pub refresh_token_file: Option<PathBuf>,
+    /// Scopes requested by `login`.
+    pub scopes: Vec<String>,
+    /// The loopback redirect URI that `login` listens on.
+    pub redirect_uri: Url,
+    /// The accounts server: `accounts_url`, else the data centre's.
+    pub accounts_url: Url,
+    /// Access-token mints allowed per refresh token in any 10 minutes **(default: 10)**.
+    pub max_mints_per_10m: u32,
+}
+
+/// How the access token is presented upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `Authorization: Zoho-oauthtoken <token>`, what every Zoho Meeting example uses.
+    ZohoOauthtoken,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+}
+
+/// `[upstream]`
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// The Meeting API origin: `url`, else the data centre's.
+    pub url: Url,
+    /// The `Authorization` scheme **(default: `Zoho-oauthtoken`)**.
+    pub auth_scheme: AuthScheme,
+    /// Extra PEM trust roots, also trusted for the accounts server.
+    pub ca_file: Option<PathBuf>,
+    /// TCP + TLS connect timeout **(default: `5s`)**.
+    pub connect_timeout: Duration,
+    /// Time until response headers **(default: `60s`)**.
+    pub timeout: Duration,
+    /// Request bodies up to this size are kept for one replay **(default: 65536)**.
+    pub replay_body_limit: u64,
+}
+
+/// Which token store backend.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// A JSON file at this path; `None` = the default,
+    /// `$XDG_STATE_HOME/zoho-meeting-proxy/token.json`.
+    File(Option<PathBuf>),
+    /// Process memory only.
+    Memory,
+    /// A Redis server shared by replicas.
+    Redis {
+        /// `redis://` or `rediss://` URL (may carry a password).
+        url: Secret<String>,
+        /// Prefix of every key.
+        key_prefix: String,
+    },
+}
+
+/// `[token]`
+#[derive(Clone, Debug)]
+pub struct TokenConfig {
+    /// The store backend **(default: `file`)**.
+    pub store: StoreConfig,
+    /// Refresh this long before expiry, capped for short-lived tokens **(default: `5m`)**.
+    pub refresh_margin: Duration,
+}
+
+/// One `[access] rules` entry: `METHOD /path/pattern`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRule {
+    /// Upper-case method, or `*` for any.
+    pub method: String,
+    /// Path segments; `*` matches one segment, `**` any number.
+    pub segments: Vec<String>,
+    /// The rule as written.
+    pub text: String,
+}
+
+/// `[access]`
+#[derive(Clone, Debug, Default)]
+pub struct AccessConfig {
+    /// Allowed requests; empty = allow all.
+    pub rules: Vec<AccessRule>,
+    /// GET and HEAD only **(default: false)**.
+    pub read_only: bool,
+}
+
+/// `[limits]`
+#[derive(Clone, Debug)]
+pub struct LimitsConfig {
+    /// Request header bytes before 431 **(default: 65536)**.
+    pub max_header_bytes: usize,
+    /// Request URI bytes before 414 **(default: 8192)**.
+    pub max_uri_bytes: usize,
+    /// Request body bytes before 413; `None` = unlimited **(default: unlimited)**.
+    pub max_body_bytes: Option<u64>,
+    /// Concurrent client connections **(default: 10000)**.
+    pub max_connections: usize,
+    /// Requests in flight before 503; `None` = unlimited **(default: unlimited)**.
+    pub max_in_flight: Option<usize>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Output format **(default: `pretty`)**.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, e.g. `info` or `zoho_meeting_proxy=debug` **(default: `info`)**.
+    pub level: String,
+}
+
+/// A configuration that cannot be used. Its message names the key and the source at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named configuration file does not exist or cannot be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key has a bad value, or is unknown.
+    #[error("invalid configuration: `{key}` (from {origin}): {message}")]
+    Invalid {
+        /// The dotted key, e.g. `oauth.data_center`.
+        key: String,
+        /// Where the value came from: the file, an environment variable, or the defaults.
+        origin: String,
+        /// What is wrong, never quoting a secret.
+        message: String,
+    },
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Finds the configuration file: `cli`, else `$ZOHO_PROXY_CONFIG`, else `./proxy.toml`
+    /// when it exists, else none (defaults and environment only).
+    pub fn resolve_path(cli: Option<&Path>) -> Option<PathBuf> {
+        if let Some(path) = cli {
+            return Some(path.to_owned());
+        }
+        if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+        let default = PathBuf::from(DEFAULT_FILE);
+        default.is_file().then_some(default)
+    }
+
+    /// The figment recipe: the TOML file (when given), then `ZOHO_PROXY_*` variables.
+    /// Defaults come from the raw structs' `Default` impls.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+    }
+
+    /// Loads and validates the configuration from `file` (see [`Config::resolve_path`]) and
+    /// the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file is missing or unreadable, a key is unknown, a value has
+    /// the wrong type, or validation fails; a `*_file` secret that cannot be read too.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(path) = file {
+            // figment silently skips a missing file; a named file that is missing is an error.
+            std::fs::metadata(path).map_err(|source| ConfigError::File {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        Self::from_figment(&Self::figment(file), file)
+    }
+
+    /// Extracts and validates a configuration from any figment (tests build their own).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_figment(figment: &Figment, file: Option<&Path>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| figment_error(figment, e))?;
+        let v = Validator { figment };
+        let mut config = v.validate(raw)?;
+        config.file = file.map(Path::to_owned);
+        Ok(config)
+    }
+
+    /// Returns the client secret, or the error `main` reports when a command needs one.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `oauth.client_secret` when neither it nor
+    /// `oauth.client_secret_file` is set, and likewise for `oauth.client_id`.
+    pub fn require_client(&self) -> Result<(&str, &Secret<String>), ConfigError> {
+        if self.oauth.client_id.is_empty() {
+            return Err(unset("oauth.client_id", "register a client at https://api-console.zoho.com"));
+        }
+        match &self.oauth.client_secret {
+            Some(secret) => Ok((&self.oauth.client_id, secret)),
+            None => Err(unset(
+                "oauth.client_secret",
+                "set it, or oauth.client_secret_file, or ZOHO_PROXY_OAUTH__CLIENT_SECRET",
+            )),
+        }
+    }
+
+    /// Renders the effective configuration as TOML with every secret replaced by
+    /// `[redacted]` (what `check` prints).
+    pub fn redacted(&self) -> String {
+        let mut out = String::new();
+        let s = &self.server;
+        let listen = match &s.listen {
+            Listen::Tcp(addr) => addr.to_string(),
+            Listen::Unix(path) => format!("unix:{}", path.display()),
+        };
+        let _ = writeln!(out, "[server]");
+        let _ = writeln!(out, "listen = {}", quote(&listen));
+        let admin = s.admin_listen.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "admin_listen = {}", quote(&admin));
+        let _ = writeln!(out, "allowed_hosts = {}", list(&s.allowed_hosts));
+        let _ = writeln!(out, "shutdown_grace = {}", duration(s.shutdown_grace));
+        let _ = writeln!(out, "worker_threads = {}", s.worker_threads);
+        let _ = writeln!(out, "allowed_origins = {}", list(&s.allowed_origins));
+        let _ = writeln!(out, "client_keys_file = {}", path_or_empty(&s.client_keys_file));
+        let _ = writeln!(out, "client_keys = {}", redacted_list(s.client_keys.len()));
+        let _ = writeln!(out, "allow_remote_without_keys = {}", s.allow_remote_without_keys);
+
+        let o = &self.oauth;
+        let _ = writeln!(out, "\n[oauth]");
+        let _ = writeln!(out, "data_center = {}", quote(o.data_center.name()));
+        let _ = writeln!(out, "client_id = {}", quote(&o.client_id));
+        let _ = writeln!(out, "client_secret = {}", redacted_opt(o.client_secret.is_some()));
+        let _ = writeln!(out, "client_secret_file = {}", path_or_empty(&o.client_secret_file));
+        let _ = writeln!(out, "refresh_token = {}", redacted_opt(o.refresh_token.is_some()));
+        let _ = writeln!(out, "refresh_token_file = {}", path_or_empty(&o.refresh_token_file));
+        let _ = writeln!(out, "scopes = {}", list(&o.scopes));
+        let _ = writeln!(out, "redirect_uri = {}", quote(o.redirect_uri.as_str()));
+        let _ = writeln!(out, "accounts_url = {}", quote(origin(&o.accounts_url)));
+        let _ = writeln!(out, "max_mints_per_10m = {}", o.max_mints_per_10m);
+
+        let u = &self.upstream;
+        let _ = writeln!(out, "\n[upstream]");
+        let _ = writeln!(out, "url = {}", quote(origin(&u.url)));
+        let scheme = match u.auth_scheme {
+            AuthScheme::ZohoOauthtoken => "Zoho-oauthtoken",
+            AuthScheme::Bearer => "Bearer",
+        };
+        let _ = writeln!(out, "auth_scheme = {}", quote(scheme));
+        let _ = writeln!(out, "ca_file = {}", path_or_empty(&u.ca_file));
+        let _ = writeln!(out, "connect_timeout = {}", duration(u.connect_timeout));
+        let _ = writeln!(out, "timeout = {}", duration(u.timeout));
+        let _ = writeln!(out, "replay_body_limit = {}", u.replay_body_limit);
+
+        let _ = writeln!(out, "\n[token]");
+        match &self.token.store {
+            StoreConfig::File(path) => {
+                let _ = writeln!(out, "store = \"file\"");
+                let _ = writeln!(out, "path = {}", path_or_empty(path));
+            }
+            StoreConfig::Memory => {
+                let _ = writeln!(out, "store = \"memory\"");
+            }
+            StoreConfig::Redis { key_prefix, .. } => {
+                let _ = writeln!(out, "store = \"redis\"");
+                let _ = writeln!(out, "redis_url = \"[redacted]\"");
+                let _ = writeln!(out, "redis_key_prefix = {}", quote(key_prefix));
+            }
+        }
+        let _ = writeln!(out, "refresh_margin = {}", duration(self.token.refresh_margin));
+
+        let a = &self.access;
+        let rules: Vec<String> = a.rules.iter().map(|r| r.text.clone()).collect();
+        let _ = writeln!(out, "\n[access]");
+        let _ = writeln!(out, "rules = {}", list(&rules));
+        let _ = writeln!(out, "read_only = {}", a.read_only);
+
+        let l = &self.limits;
+        let _ = writeln!(out, "\n[limits]");
+        let _ = writeln!(out, "max_header_bytes = {}", l.max_header_bytes);
+        let _ = writeln!(out, "max_uri_bytes = {}", l.max_uri_bytes);
+        let _ = writeln!(out, "max_body_bytes = {}", l.max_body_bytes.unwrap_or(0));
+        let _ = writeln!(out, "max_connections = {}", l.max_connections);
+        let _ = writeln!(out, "max_in_flight = {}", l.max_in_flight.unwrap_or(0));
+
+        let format = match self.log.format {
+            LogFormat::Pretty => "pretty",
+            LogFormat::Json => "json",
+        };
+        let _ = writeln!(out, "\n[log]");
+        let _ = writeln!(out, "format = {}", quote(format));
+        let _ = writeln!(out, "level = {}", quote(&self.log.level));
+        out
+    }
+}
+
+// === impl AccessRule ===
+
+impl AccessRule {
+    /// Parses `METHOD /path/pattern`.
+    ///
+    /// # Errors
+    /// A message saying what is wrong with the rule.
+    pub fn parse(text: &str) -> Result<AccessRule, String> {
+        let mut parts = text.split_whitespace();
+        let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("rule {text:?} must be \"METHOD /path\""));
+        };
+        let method = method.to_ascii_uppercase();
+        if method != "*" && !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!("rule {text:?}: {method:?} is not an HTTP method"));
+        }
+        if !path.starts_with('/') {
+            return Err(format!("rule {text:?}: the path must start with '/'"));
+        }
+        let segments = path[1..].split('/').map(str::to_owned).collect();
+        Ok(AccessRule {
+            method,
+            segments,
+            text: text.trim().to_owned(),
+        })
+    }
+
+    /// Whether a request with this method and path (no query) is allowed by the rule.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        if self.method != "*" && !self.method.eq_ignore_ascii_case(method) {
+            return false;
+        }
+        let Some(path) = path.strip_prefix('/') else {
+            return false;
+        };
+        let path: Vec<&str> = path.split('/').collect();
+        glob(&self.segments, &path)
+    }
+}
+
+/// Segment glob: `*` one segment, `**` zero or more.
+fn glob(pattern: &[String], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=path.len()).any(|skip| glob(rest, &path[skip..]))
+        }
+        Some((first, rest)) => match path.split_first() {
+            Some((seg, path_rest)) => (first == "*" || first == seg) && glob(rest, path_rest),
+            None => false,
+        },
+    }
+}
+
+// === validation ===
+
+struct Validator<'a> {
+    figment: &'a Figment,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: origin_of(self.figment.find_metadata(key), key),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let server = self.server(raw.server)?;
+        let oauth = self.oauth(raw.oauth)?;
+        let upstream = self.upstream(raw.upstream, oauth.data_center)?;
+        let token = self.token(raw.token)?;
+        let access = AccessConfig {
+            rules: raw
+                .access
+                .rules
+                .iter()
+                .map(|r| AccessRule::parse(r))
+                .collect::<Result<_, _>>()
+                .map_err(|m| self.err("access.rules", m))?,
+            read_only: raw.access.read_only,
+        };
+        let l = raw.limits;
+        for (key, value) in [
+            ("limits.max_header_bytes", l.max_header_bytes),
+            ("limits.max_uri_bytes", l.max_uri_bytes),
+            ("limits.max_connections", l.max_connections),
+        ] {
+            if value == 0 {
+                return Err(self.err(key, "must be greater than 0"));
+            }
+        }
+        let limits = LimitsConfig {
+            max_header_bytes: l.max_header_bytes,
+            max_uri_bytes: l.max_uri_bytes,
+            max_body_bytes: (l.max_body_bytes > 0).then_some(l.max_body_bytes),
+            max_connections: l.max_connections,
+            max_in_flight: (l.max_in_flight > 0).then_some(l.max_in_flight),
+        };
+        let format = match raw.log.format.to_ascii_lowercase().as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => return Err(self.err("log.format", format!("{other:?} is not pretty or json"))),
+        };
+        tracing_subscriber::EnvFilter::try_new(&raw.log.level)
+            .map_err(|e| self.err("log.level", format!("not a valid log filter: {e}")))?;
+        Ok(Config {
+            server,
+            oauth,
+            upstream,
+            token,
+            access,
+            limits,
+            log: LogConfig {
+                format,
+                level: raw.log.level,
+            },
+            file: None,
+        })
+    }
+
+    fn server(&self, s: raw::RawServer) -> Result<ServerConfig, ConfigError> {
+        let listen = if let Some(path) = s.listen.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                return Err(self.err("server.listen", "a unix socket path must be absolute"));
+            }
+            Listen::Unix(PathBuf::from(path))
+        } else {
+            Listen::Tcp(
+                s.listen
+                    .parse()
+                    .map_err(|_| self.err("server.listen", format!("{:?} is not ip:port or unix:/path", s.listen)))?,
+            )
+        };
+        let admin_listen = if s.admin_listen.trim().is_empty() {
+            None
+        } else {
+            Some(s.admin_listen.parse().map_err(|_| {
+                self.err(
+                    "server.admin_listen",
+                    format!("{:?} is not ip:port (\"\" disables it)", s.admin_listen),
+                )
+            })?)
+        };
+        if s.allowed_hosts.iter().any(|h| h.trim().is_empty()) {
+            return Err(self.err("server.allowed_hosts", "entries must not be empty"));
+        }
+        Ok(ServerConfig {
+            listen,
+            admin_listen,
+            allowed_hosts: s.allowed_hosts,
+            shutdown_grace: s.shutdown_grace,
+            worker_threads: s.worker_threads,
+            allowed_origins: s.allowed_origins,
+            client_keys_file: non_empty_path(&s.client_keys_file),
+            client_keys: s.client_keys.into_iter().filter(|k| !k.is_empty()).collect(),
+            allow_remote_without_keys: s.allow_remote_without_keys,
+        })
+    }
+
+    fn oauth(&self, o: raw::RawOAuth) -> Result<OAuthConfig, ConfigError> {
+        let data_center: DataCenter = o
+            .data_center
+            .parse()
+            .map_err(|m: String| self.err("oauth.data_center", m))?;
+        let (client_secret, client_secret_file) =
+            self.secret_pair("oauth.client_secret", o.client_secret, &o.client_secret_file)?;
+        let (refresh_token, refresh_token_file) =
+            self.secret_pair("oauth.refresh_token", o.refresh_token, &o.refresh_token_file)?;
+        let scopes: Vec<String> = o
+            .scopes
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if scopes.is_empty() {
+            return Err(self.err("oauth.scopes", "at least one scope is needed"));
+        }
+        if let Some(bad) = scopes.iter().find(|s| s.contains([',', ' '])) {
+            return Err(self.err("oauth.scopes", format!("{bad:?}: give one scope per list entry")));
+        }
+        let redirect_uri = Url::parse(&o.redirect_uri)
+            .map_err(|e| self.err("oauth.redirect_uri", format!("not a URL: {e}")))?;
+        if redirect_uri.scheme() != "http" || !is_loopback_url(&redirect_uri) || redirect_uri.port().is_none()
+        {
+            return Err(self.err(
+                "oauth.redirect_uri",
+                "must be an http:// loopback URL with a port (login listens on it), e.g. http://127.0.0.1:8765/callback",
+            ));
+        }
+        let accounts_url = if o.accounts_url.trim().is_empty() {
+            Url::parse(data_center.accounts_url()).map_err(|e| self.err("oauth.data_center", e.to_string()))?
+        } else {
+            self.origin_url("oauth.accounts_url", &o.accounts_url)?
+        };
+        if !(1..=10).contains(&o.max_mints_per_10m) {
+            return Err(self.err(
+                "oauth.max_mints_per_10m",
+                "must be between 1 and 10: Zoho blocks a refresh token that mints more than 10 access tokens in 10 minutes",
+            ));
+        }
+        Ok(OAuthConfig {
+            data_center,
+            client_id: o.client_id.trim().to_owned(),
+            client_secret,
+            client_secret_file,
+            refresh_token,
+            refresh_token_file,
+            scopes,
+            redirect_uri,
+            accounts_url,
+            max_mints_per_10m: o.max_mints_per_10m,
+        })
+    }
+
+    fn upstream(&self, u: raw::RawUpstream, dc: DataCenter) -> Result<UpstreamConfig, ConfigError> {
+        let url = if u.url.trim().is_empty() {
+            Url::parse(dc.meeting_url()).map_err(|e| self.err("oauth.data_center", e.to_string()))?
+        } else {
+            self.origin_url("upstream.url", &u.url)?
+        };
+        let auth_scheme = match u.auth_scheme.as_str() {
+            s if s.eq_ignore_ascii_case("Zoho-oauthtoken") => AuthScheme::ZohoOauthtoken,
+            s if s.eq_ignore_ascii_case("Bearer") => AuthScheme::Bearer,
+            other => {
+                return Err(self.err(
+                    "upstream.auth_scheme",
+                    format!("{other:?} is not \"Zoho-oauthtoken\" or \"Bearer\""),
+                ));
+            }
+        };
+        let ca_file = non_empty_path(&u.ca_file);
+        if let Some(path) = &ca_file {
+            self.readable("upstream.ca_file", path)?;
+        }
+        for (key, value) in [
+            ("upstream.connect_timeout", u.connect_timeout),
+            ("upstream.timeout", u.timeout),
+        ] {
+            if value.is_zero() {
+                return Err(self.err(key, "must be greater than 0"));
+            }
+        }
+        Ok(UpstreamConfig {
+            url,
+            auth_scheme,
+            ca_file,
+            connect_timeout: u.connect_timeout,
+            timeout: u.timeout,
+            replay_body_limit: u.replay_body_limit,
+        })
+    }
+
+    fn token(&self, t: raw::RawToken) -> Result<TokenConfig, ConfigError> {
+        let store = match t.store.to_ascii_lowercase().as_str() {
+            "file" => StoreConfig::File(non_empty_path(&t.path)),
+            "memory" => StoreConfig::Memory,
+            "redis" => {
+                let url = t.redis_url.expose();
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(self.err("token.redis_url", "store = \"redis\" needs a redis:// or rediss:// URL"));
+                }
+                return Err(self.err(
+                    "token.store",
+                    "the redis store is not available in this version; use \"file\" or \"memory\"",
+                ));
+            }
+            other => {
+                return Err(self.err(
+                    "token.store",
+                    format!("{other:?} is not one of file, memory, redis"),
+                ));
+            }
+        };
+        if t.redis_key_prefix.trim().is_empty() {
+            return Err(self.err("token.redis_key_prefix", "must not be empty"));
+        }
+        Ok(TokenConfig {
+            store,
+            refresh_margin: t.refresh_margin,
+        })
+    }
+
+    /// A secret given inline or as a `*_file`; both at once is an error.
+    fn secret_pair(
+        &self,
+        key: &str,
+        inline: Secret<String>,
+        file: &str,
+    ) -> Result<(Option<Secret<String>>, Option<PathBuf>), ConfigError> {
+        let file_key = format!("{key}_file");
+        match (inline.is_empty(), non_empty_path(file)) {
+            (true, None) => Ok((None, None)),
+            (false, None) => Ok((Some(Secret::new(inline.expose().trim().to_owned())), None)),
+            (false, Some(_)) => Err(self.err(&file_key, format!("set either `{key}` or `{file_key}`, not both"))),
+            (true, Some(path)) => {
+                let secret = read_secret_file(&path).map_err(|m| self.err(&file_key, m))?;
+                Ok((Some(secret), Some(path)))
+            }
+        }
+    }
+
+    fn readable(&self, key: &str, path: &Path) -> Result<(), ConfigError> {
+        std::fs::File::open(path)
+            .map(drop)
+            .map_err(|e| self.err(key, format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// An `http(s)://host[:port]` origin: https, or http for loopback hosts only.
+    fn origin_url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(value.trim()).map_err(|e| self.err(key, format!("{value:?} is not a URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(self.err(key, "must not contain a user name or password"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(self.err(key, "must not have a query or fragment"));
+        }
+        if url.path() != "/" {
+            return Err(self.err(key, "must be an origin (scheme, host and port) without a path"));
+        }
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if is_loopback_url(&url) => Ok(url),
+            "http" => Err(self.err(
+                key,
+                "http:// is accepted only for loopback hosts (local development); use https://",
+            )),
+            other => Err(self.err(key, format!("unsupported scheme {other:?}; use https://"))),
+        }
+    }
+}
+
+/// Reads a secret file, trimming surrounding whitespace (a trailing newline is usual).
+/// Warns when the file is readable by group or others.
+pub(crate) fn read_secret_file(path: &Path) -> Result<Secret<String>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "secret file is readable by group or others; chmod 600 it");
+    }
+    let secret = Secret::new(text.trim().to_owned());
+    drop(Secret::new(text));
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
+/// Whether the URL's host is loopback (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// The URL without its trailing `/`, as written in configuration.
+pub fn origin(url: &Url) -> &str {
+    url.as_str().trim_end_matches('/')
+}
+
+fn non_empty_path(value: &str) -> Option<PathBuf> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+fn unset(key: &str, hint: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        origin: "defaults (not set anywhere)".to_owned(),
+        message: format!("is required for this command; {hint}"),
+    }
+}
+
+/// Turns a figment extraction error into a [`ConfigError`] naming key and source, without
+/// quoting secret values.
+fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
+    let mut key = error.path.join(".");
+    let mut message = error.kind.to_string();
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+        key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+        message = "unknown key".to_owned();
+        if !key.contains('.') {
+            message.push_str("; sections are server, oauth, upstream, token, access, limits, log");
+        }
+    }
+    if SECRET_KEYS.iter().any(|s| key.ends_with(s)) {
+        message = "invalid value (a string is expected)".to_owned();
+    }
+    let origin = match error.metadata.as_ref() {
+        Some(md) => origin_of(Some(md), &key),
+        None => origin_of(figment.find_metadata(&key), &key),
+    };
+    ConfigError::Invalid { key, origin, message }
+}
+
+/// Names the source of a key's value: the file, the environment variable, or the defaults.
+fn origin_of(metadata: Option<&Metadata>, key: &str) -> String {
+    match metadata {
+        Some(Metadata { source: Some(Source::File(path)), .. }) => format!("file {}", path.display()),
+        Some(md) if md.name.contains("environment") => {
+            let var: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
+            format!("environment variable {ENV_PREFIX}{}", var.join("__"))
+        }
+        Some(md) => md.name.to_string(),
+        None => "defaults".to_owned(),
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn redacted_opt(set: bool) -> &'static str {
+    if set { "\"[redacted]\"" } else { "\"\"" }
+}
+
+fn redacted_list(n: usize) -> String {
+    let items = vec!["\"[redacted]\""; n];
+    format!("[{}]", items.join(", "))
+}
+
+fn path_or_empty(path: &Option<PathBuf>) -> String {
+    quote(&path.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+}
+
+fn duration(d: Duration) -> String {
+    quote(&humantime::format_duration(d).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(s: &str) -> AccessRule {
+        AccessRule::parse(s).unwrap()
+    }
+
+    #[test]
+    fn access_rules_glob_by_segment() {
+        let r = rule("GET /api/v2/**");
+        assert!(r.matches("GET", "/api/v2/user.json"));
+        assert!(r.matches("get", "/api/v2/1/sessions/2.json"));
+        assert!(r.matches("GET", "/api/v2"));
+        assert!(!r.matches("POST", "/api/v2/user.json"));
+        assert!(!r.matches("GET", "/meeting/api/v2/x"));
+        let r = rule("POST /api/v2/*/sessions.json");
+        assert!(r.matches("POST", "/api/v2/123/sessions.json"));
+        assert!(!r.matches("POST", "/api/v2/123/456/sessions.json"));
+        assert!(!r.matches("POST", "/api/v2/sessions.json"));
+        assert!(rule("* /**").matches("DELETE", "/anything/at/all"));
+    }
+
+    #[test]
+    fn bad_access_rules_are_refused() {
+        assert!(AccessRule::parse("GET").is_err());
+        assert!(AccessRule::parse("GET api/v2").is_err());
+        assert!(AccessRule::parse("G3T /x").is_err());
+        assert!(AccessRule::parse("GET /x extra").is_err());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        for ok in ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "http://127.9.9.9/"] {
+            assert!(is_loopback_url(&Url::parse(ok).unwrap()), "{ok}");
+        }
+        for bad in ["http://10.0.0.1/", "http://example.com/", "http://localhost.evil.com/"] {
+            assert!(!is_loopback_url(&Url::parse(bad).unwrap()), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Zoho's data centres: where the accounts server and the Meeting API live for each.
+//!
+//! Zoho keeps every account in one data centre, and a token minted by one DC's accounts server
+//! is refused by another DC's Meeting host with the same `INVALID_OAUTHTOKEN` answer as an
+//! expired token. The table below is the single place that maps a DC to its hosts (see
+//! <https://www.zoho.com/meeting/api-integration/multi-dc.html> and
+//! <https://www.zoho.com/accounts/protocol/oauth/multi-dc.html>). Meeting does not live on the
+//! token response's `api_domain`, so that field is never used to pick a host.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One of Zoho's data centres.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataCenter {
+    /// United States (`zoho.com`).
+    Us,
+    /// Europe (`zoho.eu`).
+    Eu,
+    /// India (`zoho.in`).
+    In,
+    /// Australia (`zoho.com.au`).
+    Au,
+    /// Japan (`zoho.jp`).
+    Jp,
+    /// Canada (`zohocloud.ca`).
+    Ca,
+    /// Saudi Arabia (`zoho.sa`).
+    Sa,
+    /// United Kingdom (`zoho.uk`; the Meeting host is not documented by Zoho).
+    Uk,
+    /// China (`zoho.com.cn`), a separate authorization entry point.
+    Cn,
+}
+
+/// Every data centre, in the order the documentation lists them.
+pub const ALL: [DataCenter; 9] = [
+    DataCenter::Us,
+    DataCenter::Eu,
+    DataCenter::In,
+    DataCenter::Au,
+    DataCenter::Jp,
+    DataCenter::Ca,
+    DataCenter::Sa,
+    DataCenter::Uk,
+    DataCenter::Cn,
+];
+
+// === impl DataCenter ===
+
+impl DataCenter {
+    /// The short name used in configuration and in Zoho's `location` redirect parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataCenter::Us => "us",
+            DataCenter::Eu => "eu",
+            DataCenter::In => "in",
+            DataCenter::Au => "au",
+            DataCenter::Jp => "jp",
+            DataCenter::Ca => "ca",
+            DataCenter::Sa => "sa",
+            DataCenter::Uk => "uk",
+            DataCenter::Cn => "cn",
+        }
+    }
+
+    /// The accounts server (OAuth endpoints), e.g. `https://accounts.zoho.eu`.
+    pub fn accounts_url(self) -> &'static str {
+        match self {
+            DataCenter::Us => "https://accounts.zoho.com",
+            DataCenter::Eu => "https://accounts.zoho.eu",
+            DataCenter::In => "https://accounts.zoho.in",
+            DataCenter::Au => "https://accounts.zoho.com.au",
+            DataCenter::Jp => "https://accounts.zoho.jp",
+            DataCenter::Ca => "https://accounts.zohocloud.ca",
+            DataCenter::Sa => "https://accounts.zoho.sa",
+            DataCenter::Uk => "https://accounts.zoho.uk",
+            DataCenter::Cn => "https://accounts.zoho.com.cn",
+        }
+    }
+
+    /// The Zoho Meeting API host, e.g. `https://meeting.zoho.eu`.
+    pub fn meeting_url(self) -> &'static str {
+        match self {
+            DataCenter::Us => "https://meeting.zoho.com",
+            DataCenter::Eu => "https://meeting.zoho.eu",
+            DataCenter::In => "https://meeting.zoho.in",
+            DataCenter::Au => "https://meeting.zoho.com.au",
+            DataCenter::Jp => "https://meeting.zoho.jp",
+            DataCenter::Ca => "https://meeting.zohocloud.ca",
+            DataCenter::Sa => "https://meeting.zoho.sa",
+            DataCenter::Uk => "https://meeting.zoho.uk",
+            DataCenter::Cn => "https://meeting.zoho.com.cn",
+        }
+    }
+
+    /// The data centre whose accounts server is `url` (scheme and host compared, port and a
+    /// trailing slash ignored), if it is one of Zoho's.
+    pub fn from_accounts_url(url: &str) -> Option<DataCenter> {
+        let url = url.trim_end_matches('/');
+        ALL.into_iter()
+            .find(|dc| dc.accounts_url().eq_ignore_ascii_case(url))
+    }
+}
+
+impl fmt::Display for DataCenter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DataCenter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        ALL.into_iter()
+            .find(|dc| dc.name() == lower)
+            .ok_or_else(|| {
+                let names: Vec<_> = ALL.iter().map(|dc| dc.name()).collect();
+                format!("unknown data centre {s:?}; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dc_round_trips_and_uses_https() {
+        for dc in ALL {
+            assert_eq!(dc.name().parse::<DataCenter>().unwrap(), dc);
+            assert!(dc.accounts_url().starts_with("https://accounts."));
+            assert!(dc.meeting_url().starts_with("https://meeting."));
+            assert_eq!(DataCenter::from_accounts_url(dc.accounts_url()), Some(dc));
+        }
+    }
+
+    #[test]
+    fn canada_uses_zohocloud() {
+        assert_eq!(DataCenter::Ca.accounts_url(), "https://accounts.zohocloud.ca");
+        assert_eq!(DataCenter::Ca.meeting_url(), "https://meeting.zohocloud.ca");
+    }
+
+    #[test]
+    fn unknown_names_and_hosts_are_refused() {
+        assert!("mars".parse::<DataCenter>().unwrap_err().contains("us, eu"));
+        assert_eq!("EU".parse::<DataCenter>().unwrap(), DataCenter::Eu);
+        assert_eq!(DataCenter::from_accounts_url("https://accounts.zoho.evil"), None);
+        assert_eq!(
+            DataCenter::from_accounts_url("https://accounts.zoho.com/"),
+            Some(DataCenter::Us)
+        );
+    }
+}
