@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn merged_history_counts_against_the_budget() {
-        let now = 10 * MIN;
+        let now = 30 * MIN;
         let mut g = MintGovernor::new(2);
         g.merge(&[now - MIN, now - 2 * MIN, now - 20 * MIN]);
         assert_eq!(g.in_window(now), 2);
