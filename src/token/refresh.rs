@@ -1,0 +1,718 @@
+//! The token manager: one background refresher, single-flight minting, backoff, and the mint
+//! budget.
+//!
+//! Every mint goes through [`TokenManager`], whoever asks for it:
+//! - the background task ([`TokenManager::run`]) refreshes ahead of expiry, at
+//!   [`refresh_at`]: `token.refresh_margin` before expiry, capped to a quarter of the
+//!   lifetime so a short-lived token never causes a refresh loop;
+//! - a request that saw its token rejected calls [`TokenManager::force_refresh`] with the
+//!   rejected token's generation: any number of such callers cause one mint, and all get its
+//!   result;
+//! - a request that finds no usable token calls [`TokenManager::get`], which waits for the
+//!   fetch in progress (or starts one) for at most `upstream.timeout`.
+//!
+//! Failures never drop the last good token, and the cache never hands out an expired one.
+//! Transient failures back off exponentially with jitter from about a second up to five
+//! minutes; Zoho's throttling answer waits at least a minute; a terminal error (revoked
+//! refresh token, wrong client secret) stops the background task, after which a request
+//! may trigger a new attempt at most every ten seconds and [`TokenManager::retry_now`]
+//! (SIGHUP) one at once. The [`MintGovernor`] refuses any mint past
+//! `oauth.max_mints_per_10m`, with a "retry after" answer.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use url::Url;
+
+use super::client::{ErrorClass, OAuthClient, TokenError};
+use super::governor::MintGovernor;
+use super::store::{StoredAccessToken, StoredState, TokenStore};
+use super::{AccessToken, EXPIRY_SKEW, TokenCache, fingerprint};
+use crate::secret::Secret;
+
+/// First retry delay after a transient failure.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Shortest wait after Zoho's throttling answer: hammering prolongs the block.
+pub const THROTTLE_MIN: Duration = Duration::from_secs(60);
+/// After a terminal error, requests may trigger a new attempt this often.
+pub const TERMINAL_RETRY: Duration = Duration::from_secs(10);
+/// Lifetime assumed for a token restored from the store (Zoho's is one hour).
+const RESTORED_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Tunables, from `[token]`, `[oauth]` and `[upstream]`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `token.refresh_margin`.
+    pub margin: Duration,
+    /// `oauth.max_mints_per_10m`.
+    pub max_mints_per_10m: u32,
+    /// How long a request waits for a token being fetched (`upstream.timeout`).
+    pub request_wait: Duration,
+}
+
+/// The refresh token in use and the accounts server it belongs to.
+pub struct Credentials {
+    refresh_token: Secret<String>,
+    accounts_url: Url,
+    minted_by: String,
+}
+
+/// Why no access token can be had right now. Every variant says when to try again.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// The first token (or a replacement) is still being fetched.
+    #[error("no access token yet: one is being fetched")]
+    Pending {
+        /// Suggested wait.
+        retry_after: Duration,
+    },
+    /// Refreshing is failing for a reason that may pass (network, Zoho errors, throttling).
+    #[error("token refresh is failing: {reason}")]
+    Failing {
+        /// The last error.
+        reason: String,
+        /// When the next attempt is due.
+        retry_after: Duration,
+    },
+    /// `oauth.max_mints_per_10m` mints were made in the last ten minutes.
+    #[error("the access-token budget ({max} per 10 minutes) is spent; retry after {}s", retry_after.as_secs().max(1))]
+    Budget {
+        /// The configured maximum.
+        max: u32,
+        /// When the oldest mint leaves the window.
+        retry_after: Duration,
+    },
+    /// Zoho refused the credentials; someone has to fix them.
+    #[error("{reason}")]
+    Terminal {
+        /// Zoho's refusal.
+        reason: String,
+        /// When a request may trigger the next attempt.
+        retry_after: Duration,
+    },
+}
+
+/// What `/status` shows about tokens. Never the token itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenStatus {
+    /// A token with more than the refresh margin left is held.
+    pub ready: bool,
+    /// Seconds until the current token expires.
+    pub token_expires_in_s: Option<u64>,
+    /// When the last successful refresh happened (RFC 3339).
+    pub last_refresh: Option<String>,
+    /// The last refresh error, cleared by a success.
+    pub last_error: Option<String>,
+    /// Mints in the current 10-minute window.
+    pub mints_in_window: u32,
+    /// Mints still allowed in the window.
+    pub mints_left: u32,
+    /// SHA-256 prefix of the current token.
+    pub token_fingerprint: Option<String>,
+    /// The background refresher stopped after a terminal error.
+    pub refresh_stopped: bool,
+    /// Seconds until the next refresh attempt, when one is scheduled.
+    pub next_attempt_in_s: Option<u64>,
+    /// The accounts server tokens come from.
+    pub accounts_server: String,
+}
+
+/// Owns the cache's write side: see the [module docs](self).
+pub struct TokenManager {
+    cache: Arc<TokenCache>,
+    client: OAuthClient,
+    store: Arc<dyn TokenStore>,
+    credentials: ArcSwap<Credentials>,
+    settings: Settings,
+    state: Mutex<State>,
+    mint_lock: tokio::sync::Mutex<()>,
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    governor: MintGovernor,
+    failures: u32,
+    /// No attempt before this (backoff, throttling, budget).
+    not_before: Option<Instant>,
+    /// Set while stopped after a terminal error.
+    terminal: Option<String>,
+    last_attempt: Option<Instant>,
+    last_refresh: Option<SystemTime>,
+    last_error: Option<String>,
+    /// What callers are told while `not_before` holds.
+    unavailable: Option<Unavailable>,
+}
+
+/// Who asks for a mint: decides whether gates apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    /// The background schedule.
+    Schedule,
+    /// A request with no usable token.
+    Request,
+    /// A request whose token (this generation) was rejected upstream.
+    Rejected(u64),
+    /// A person (`check --online`): ignores backoff and terminal state, never the budget.
+    Manual,
+}
+
+// === impl Credentials ===
+
+impl Credentials {
+    /// Credentials for `client_id`'s `refresh_token` at `accounts_url`.
+    pub fn new(client_id: &str, refresh_token: Secret<String>, accounts_url: Url) -> Self {
+        let minted_by = fingerprint(&format!("{client_id}\n{}", refresh_token.expose()));
+        Self {
+            refresh_token,
+            accounts_url,
+            minted_by,
+        }
+    }
+
+    /// The accounts server.
+    pub fn accounts_url(&self) -> &Url {
+        &self.accounts_url
+    }
+
+    /// The refresh token.
+    pub fn refresh_token(&self) -> &Secret<String> {
+        &self.refresh_token
+    }
+
+    /// Identifies client and refresh token together, without revealing either.
+    pub fn minted_by(&self) -> &str {
+        &self.minted_by
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("accounts_url", &self.accounts_url.as_str())
+            .field("minted_by", &self.minted_by)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Unavailable ===
+
+impl Unavailable {
+    /// When the caller should try again (the `Retry-After` of a 503).
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Unavailable::Pending { retry_after }
+            | Unavailable::Failing { retry_after, .. }
+            | Unavailable::Budget { retry_after, .. }
+            | Unavailable::Terminal { retry_after, .. } => *retry_after,
+        }
+    }
+}
+
+// === impl TokenManager ===
+
+impl TokenManager {
+    /// A manager that fills `cache` using `client` and `credentials`, persisting to `store`.
+    /// Call [`TokenManager::restore`] before use to reuse a stored token and mint history.
+    pub fn new(
+        cache: Arc<TokenCache>,
+        client: OAuthClient,
+        store: Arc<dyn TokenStore>,
+        credentials: Credentials,
+        settings: Settings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            cache,
+            client,
+            store,
+            credentials: ArcSwap::from_pointee(credentials),
+            state: Mutex::new(State {
+                governor: MintGovernor::new(settings.max_mints_per_10m),
+                failures: 0,
+                not_before: None,
+                terminal: None,
+                last_attempt: None,
+                last_refresh: None,
+                last_error: None,
+                unavailable: None,
+            }),
+            settings,
+            mint_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The cache this manager fills.
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.cache
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// The credentials in use.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials.load_full()
+    }
+
+    /// Takes the mint history and a still-valid access token from a loaded store state. A
+    /// stored token is reused only if the same client and refresh token minted it.
+    pub fn restore(&self, state: &StoredState) {
+        let creds = self.credentials.load();
+        self.lock_state().governor.merge(&state.mints);
+        let Some(stored) = &state.access_token else {
+            return;
+        };
+        if stored.minted_by != creds.minted_by {
+            tracing::info!("stored access token belongs to other credentials; not reused");
+            return;
+        }
+        let remaining = Duration::from_millis(stored.expires_at.saturating_sub(unix_ms()));
+        if remaining <= EXPIRY_SKEW {
+            return;
+        }
+        let lifetime = remaining.max(RESTORED_LIFETIME);
+        match AccessToken::new(
+            stored.token.clone(),
+            self.cache.scheme(),
+            remaining,
+            lifetime,
+            self.cache.generation() + 1,
+        ) {
+            Ok(token) => {
+                tracing::info!(
+                    expires_in_s = remaining.as_secs(),
+                    token.fingerprint = token.fingerprint(),
+                    "reusing stored access token"
+                );
+                self.cache.store(Arc::new(token));
+            }
+            Err(_) => tracing::warn!("stored access token is not a valid header value; ignored"),
+        }
+    }
+
+    /// The effective refresh margin for a token of this lifetime: `token.refresh_margin`,
+    /// capped to a quarter of the lifetime.
+    pub fn margin_for(&self, lifetime: Duration) -> Duration {
+        self.settings.margin.min(lifetime / 4)
+    }
+
+    /// Whether a token with more than the refresh margin left is held (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.cache
+            .usable()
+            .is_some_and(|t| t.remaining() > self.margin_for(t.lifetime()))
+    }
+
+    /// The `Authorization` value for a request: the cached one, or else the result of the
+    /// fetch in progress (or a new one), waiting at most `upstream.timeout`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn get(&self) -> Result<HeaderValue, Unavailable> {
+        if let Some(header) = self.cache.current() {
+            return Ok(header);
+        }
+        self.bounded(Trigger::Request)
+            .await
+            .map(|t| t.header().clone())
+    }
+
+    /// Replaces a token that the upstream rejected. Concurrent callers that pass the same
+    /// `rejected_generation` cause one mint and all receive its result.
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn force_refresh(&self, rejected_generation: u64) -> Result<Arc<AccessToken>, Unavailable> {
+        self.bounded(Trigger::Rejected(rejected_generation)).await
+    }
+
+    /// A token with more than the refresh margin left, minting one if needed (the `token`
+    /// command).
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn fresh(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        match self.cache.usable() {
+            Some(t) if t.remaining() > self.margin_for(t.lifetime()) => Ok(t),
+            _ => self.single_flight(Trigger::Request).await,
+        }
+    }
+
+    /// Mints a token now, whatever the schedule (`check --online`). The budget still holds.
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn mint_now(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        self.single_flight(Trigger::Manual).await
+    }
+
+    /// Clears backoff and a terminal stop, and wakes the background task to try at once
+    /// (SIGHUP). The mint budget still holds.
+    pub fn retry_now(&self) {
+        {
+            let mut state = self.lock_state();
+            state.terminal = None;
+            state.not_before = None;
+            state.unavailable = None;
+            state.failures = 0;
+        }
+        self.wake.notify_one();
+    }
+
+    /// The background refresher: fetches the first token at once, then refreshes ahead of
+    /// expiry until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if self.due() {
+                // Errors are logged and recorded by `mint`; the schedule below handles them.
+                let _ = self.single_flight(Trigger::Schedule).await;
+            }
+            let wake = self.wake.notified();
+            tokio::pin!(wake);
+            match self.next_wakeup() {
+                Some(at) => tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = &mut wake => {}
+                    _ = tokio::time::sleep_until(at) => {}
+                },
+                None => tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = &mut wake => {}
+                },
+            }
+        }
+    }
+
+    /// The status shown by `/status` and `status`.
+    pub fn status(&self) -> TokenStatus {
+        let token = self.cache.load();
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        let mut state = self.lock_state();
+        TokenStatus {
+            ready: self.is_ready(),
+            token_expires_in_s: token.as_ref().map(|t| t.remaining().as_secs()),
+            last_refresh: state
+                .last_refresh
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            last_error: state.last_error.clone(),
+            mints_in_window: state.governor.in_window(now_ms),
+            mints_left: state.governor.left(now_ms),
+            token_fingerprint: token.as_ref().map(|t| t.fingerprint().to_owned()),
+            refresh_stopped: state.terminal.is_some(),
+            next_attempt_in_s: self
+                .next_wakeup_locked(&state)
+                .map(|at| at.saturating_duration_since(now).as_secs()),
+            accounts_server: crate::config::origin(&self.credentials.load().accounts_url).to_owned(),
+        }
+    }
+
+    // --- internals ---
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the state itself stays consistent.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// When the background task should next look, or `None` to wait for a wake-up.
+    fn next_wakeup(&self) -> Option<Instant> {
+        let state = self.lock_state();
+        self.next_wakeup_locked(&state)
+    }
+
+    fn next_wakeup_locked(&self, state: &State) -> Option<Instant> {
+        if state.terminal.is_some() {
+            return None;
+        }
+        let due = match self.cache.load() {
+            Some(t) => refresh_at(t.expires_at(), self.margin_for(t.lifetime())),
+            None => Instant::now(),
+        };
+        Some(match state.not_before {
+            Some(nb) => nb.max(due),
+            None => due,
+        })
+    }
+
+    fn due(&self) -> bool {
+        self.next_wakeup().is_some_and(|at| at <= Instant::now())
+    }
+
+    async fn bounded(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
+        match tokio::time::timeout(self.settings.request_wait, self.single_flight(trigger)).await {
+            Ok(result) => result,
+            Err(_) => Err(Unavailable::Pending {
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// One mint at a time; callers that queued behind a mint take its result.
+    async fn single_flight(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
+        let _guard = self.mint_lock.lock().await;
+        if let Some(current) = self.cache.usable() {
+            let satisfied = match trigger {
+                Trigger::Request => true,
+                Trigger::Rejected(generation) => current.generation() != generation,
+                Trigger::Schedule => !self.due(),
+                Trigger::Manual => false,
+            };
+            if satisfied {
+                return Ok(current);
+            }
+        }
+        self.gate(trigger)?;
+        self.mint().await
+    }
+
+    /// Refuses an attempt during backoff, throttling, a spent budget or a terminal stop.
+    fn gate(&self, trigger: Trigger) -> Result<(), Unavailable> {
+        let now = Instant::now();
+        let mut state = self.lock_state();
+        if trigger == Trigger::Manual {
+            return Ok(());
+        }
+        if let Some(reason) = &state.terminal {
+            let next = state.last_attempt.map_or(now, |t| t + TERMINAL_RETRY);
+            if trigger == Trigger::Schedule || next > now {
+                return Err(Unavailable::Terminal {
+                    reason: reason.clone(),
+                    retry_after: next.saturating_duration_since(now).max(Duration::from_secs(1)),
+                });
+            }
+            return Ok(());
+        }
+        if let Some(nb) = state.not_before
+            && nb > now
+        {
+            let retry_after = nb - now;
+            return Err(match state.unavailable.take() {
+                Some(u) => {
+                    let u = with_retry_after(u, retry_after);
+                    state.unavailable = Some(u.clone());
+                    u
+                }
+                None => Unavailable::Pending { retry_after },
+            });
+        }
+        Ok(())
+    }
+
+    async fn mint(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        self.sync_mints().await;
+        let creds = self.credentials.load_full();
+        let now_ms = unix_ms();
+        {
+            let mut state = self.lock_state();
+            if let Err(wait) = state.governor.check(now_ms) {
+                let u = Unavailable::Budget {
+                    max: self.settings.max_mints_per_10m,
+                    retry_after: wait,
+                };
+                tracing::warn!(retry_after_s = wait.as_secs(), "mint budget spent; not asking Zoho");
+                state.not_before = Some(Instant::now() + wait);
+                state.unavailable = Some(u.clone());
+                return Err(u);
+            }
+            state.last_attempt = Some(Instant::now());
+        }
+        let result = self.client.refresh(&creds.accounts_url, &creds.refresh_token).await;
+        match result {
+            Ok(grant) => {
+                let token = AccessToken::new(
+                    grant.access_token,
+                    self.cache.scheme(),
+                    grant.lifetime,
+                    grant.lifetime,
+                    self.cache.generation() + 1,
+                )
+                .map_err(|_| self.failed(TokenError::Malformed))?;
+                let token = Arc::new(token);
+                self.cache.store(token.clone());
+                let mints = {
+                    let mut state = self.lock_state();
+                    state.governor.record(now_ms);
+                    state.failures = 0;
+                    state.not_before = None;
+                    state.terminal = None;
+                    state.unavailable = None;
+                    state.last_error = None;
+                    state.last_refresh = Some(SystemTime::now());
+                    tracing::info!(
+                        outcome = "ok",
+                        expires_in_s = grant.lifetime.as_secs(),
+                        mints_in_window = state.governor.in_window(now_ms),
+                        token.fingerprint = token.fingerprint(),
+                        "access token refreshed"
+                    );
+                    state.governor.times()
+                };
+                self.persist(&token, &creds, mints).await;
+                Ok(token)
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Records a failed attempt, schedules the next, and says what callers get meanwhile.
+    fn failed(&self, error: TokenError) -> Unavailable {
+        let reason = error.to_string();
+        let mut state = self.lock_state();
+        state.last_error = Some(reason.clone());
+        let class = error.class();
+        if class == ErrorClass::Terminal {
+            tracing::error!(
+                outcome = "terminal",
+                error = %reason,
+                "token refresh refused; background refresh stopped until the credentials are fixed (SIGHUP retries at once)"
+            );
+            state.terminal = Some(reason.clone());
+            state.not_before = None;
+            return Unavailable::Terminal {
+                reason,
+                retry_after: TERMINAL_RETRY,
+            };
+        }
+        state.failures = state.failures.saturating_add(1);
+        let mut delay = backoff(state.failures, rand::random::<f64>());
+        if class == ErrorClass::Throttled {
+            delay = delay.max(THROTTLE_MIN);
+        }
+        tracing::warn!(
+            outcome = if class == ErrorClass::Throttled { "throttled" } else { "failed" },
+            error = %reason,
+            retry_in_s = delay.as_secs_f32(),
+            failures = state.failures,
+            "token refresh failed; keeping the current token while it is valid"
+        );
+        let u = Unavailable::Failing {
+            reason,
+            retry_after: delay,
+        };
+        state.not_before = Some(Instant::now() + delay);
+        state.unavailable = Some(u.clone());
+        u
+    }
+
+    /// Learns mints made by other processes sharing the store.
+    async fn sync_mints(&self) {
+        match self.store.load().await {
+            Ok(stored) => self.lock_state().governor.merge(&stored.mints),
+            Err(e) => tracing::warn!(error = %e, "cannot read the token store; using the mint history in memory"),
+        }
+    }
+
+    async fn persist(&self, token: &AccessToken, creds: &Credentials, mints: Vec<u64>) {
+        let stored = StoredAccessToken {
+            token: token.secret().clone(),
+            expires_at: unix_ms_of(token.expires_at_wall()),
+            accounts_server: crate::config::origin(&creds.accounts_url).to_owned(),
+            minted_by: creds.minted_by.clone(),
+        };
+        let result = self
+            .store
+            .update(Box::new(move |s: &mut StoredState| {
+                let mut all = std::mem::take(&mut s.mints);
+                all.extend(mints);
+                all.sort_unstable();
+                all.dedup();
+                let horizon = unix_ms().saturating_sub(super::governor::WINDOW.as_millis() as u64);
+                all.retain(|&t| t > horizon);
+                s.mints = all;
+                s.access_token = Some(stored);
+            }))
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot save the access token to the store; it stays in memory");
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("cache", &self.cache)
+            .field("credentials", &self.credentials.load())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When to refresh a token expiring at `expires_at`: `margin` before expiry, plus a lead of
+/// a tenth of the margin (at most 30 s) so that the new token arrives before readiness, which
+/// requires more than `margin` left, would drop.
+pub fn refresh_at(expires_at: Instant, margin: Duration) -> Instant {
+    let lead = (margin / 10).min(Duration::from_secs(30));
+    expires_at
+        .checked_sub(margin + lead)
+        .unwrap_or(expires_at)
+}
+
+/// Delay before retry number `failures` (1-based): 1 s doubling to 5 min, with "equal
+/// jitter" (between half and all of it) from `unit`, a random number in `[0, 1)`.
+pub fn backoff(failures: u32, unit: f64) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    let base = BACKOFF_MIN.saturating_mul(1 << exp).min(BACKOFF_MAX);
+    base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+fn with_retry_after(u: Unavailable, retry_after: Duration) -> Unavailable {
+    match u {
+        Unavailable::Pending { .. } => Unavailable::Pending { retry_after },
+        Unavailable::Failing { reason, .. } => Unavailable::Failing { reason, retry_after },
+        Unavailable::Budget { max, .. } => Unavailable::Budget { max, retry_after },
+        Unavailable::Terminal { reason, .. } => Unavailable::Terminal { reason, retry_after },
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    unix_ms_of(SystemTime::now())
+}
+
+fn unix_ms_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_about_a_second_to_five_minutes() {
+        assert_eq!(backoff(1, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(2, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(5, 1.0), Duration::from_secs(16));
+        assert_eq!(backoff(9, 1.0), Duration::from_secs(256));
+        assert_eq!(backoff(10, 1.0), BACKOFF_MAX);
+        assert_eq!(backoff(u32::MAX, 1.0), BACKOFF_MAX);
+        for n in 1..40 {
+            for u in [0.0, 0.3, 0.999] {
+                let d = backoff(n, u);
+                assert!(d >= Duration::from_millis(500) && d <= BACKOFF_MAX, "{n} {u} {d:?}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_schedule_is_margin_plus_a_small_lead() {
+        let now = Instant::now();
+        let exp = now + Duration::from_secs(3600);
+        assert_eq!(refresh_at(exp, Duration::from_secs(300)), exp - Duration::from_secs(330));
+        assert_eq!(refresh_at(exp, Duration::from_secs(20)), exp - Duration::from_secs(22));
+        assert_eq!(refresh_at(exp, Duration::ZERO), exp);
+    }
+}
