@@ -34,12 +34,7 @@ pub const ENV_PREFIX: &str = "ZOHO_PROXY_";
 pub const DEFAULT_FILE: &str = "proxy.toml";
 
 /// Keys whose values are secrets: errors about them never quote the value.
-const SECRET_KEYS: &[&str] = &[
-    "client_secret",
-    "refresh_token",
-    "client_keys",
-    "redis_url",
-];
+const SECRET_KEYS: &[&str] = &["client_secret", "refresh_token", "client_keys", "redis_url"];
 
 /// The validated configuration. Only this type travels past start-up.
 #[derive(Clone, Debug)]
@@ -297,9 +292,7 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn from_figment(figment: &Figment, file: Option<&Path>) -> Result<Config, ConfigError> {
-        let raw: RawConfig = figment
-            .extract()
-            .map_err(|e| figment_error(figment, e))?;
+        let raw: RawConfig = figment.extract().map_err(|e| figment_error(figment, e))?;
         let v = Validator { figment };
         let mut config = v.validate(raw)?;
         config.file = file.map(Path::to_owned);
@@ -313,7 +306,10 @@ impl Config {
     /// `oauth.client_secret_file` is set, and likewise for `oauth.client_id`.
     pub fn require_client(&self) -> Result<(&str, &Secret<String>), ConfigError> {
         if self.oauth.client_id.is_empty() {
-            return Err(unset("oauth.client_id", "register a client at https://api-console.zoho.com"));
+            return Err(unset(
+                "oauth.client_id",
+                "register a client at https://api-console.zoho.com",
+            ));
         }
         match &self.oauth.client_secret {
             Some(secret) => Ok((&self.oauth.client_id, secret)),
@@ -341,18 +337,42 @@ impl Config {
         let _ = writeln!(out, "shutdown_grace = {}", duration(s.shutdown_grace));
         let _ = writeln!(out, "worker_threads = {}", s.worker_threads);
         let _ = writeln!(out, "allowed_origins = {}", list(&s.allowed_origins));
-        let _ = writeln!(out, "client_keys_file = {}", path_or_empty(&s.client_keys_file));
+        let _ = writeln!(
+            out,
+            "client_keys_file = {}",
+            path_or_empty(&s.client_keys_file)
+        );
         let _ = writeln!(out, "client_keys = {}", redacted_list(s.client_keys.len()));
-        let _ = writeln!(out, "allow_remote_without_keys = {}", s.allow_remote_without_keys);
+        let _ = writeln!(
+            out,
+            "allow_remote_without_keys = {}",
+            s.allow_remote_without_keys
+        );
 
         let o = &self.oauth;
         let _ = writeln!(out, "\n[oauth]");
         let _ = writeln!(out, "data_center = {}", quote(o.data_center.name()));
         let _ = writeln!(out, "client_id = {}", quote(&o.client_id));
-        let _ = writeln!(out, "client_secret = {}", redacted_opt(o.client_secret.is_some()));
-        let _ = writeln!(out, "client_secret_file = {}", path_or_empty(&o.client_secret_file));
-        let _ = writeln!(out, "refresh_token = {}", redacted_opt(o.refresh_token.is_some()));
-        let _ = writeln!(out, "refresh_token_file = {}", path_or_empty(&o.refresh_token_file));
+        let _ = writeln!(
+            out,
+            "client_secret = {}",
+            redacted_opt(o.client_secret.is_some())
+        );
+        let _ = writeln!(
+            out,
+            "client_secret_file = {}",
+            path_or_empty(&o.client_secret_file)
+        );
+        let _ = writeln!(
+            out,
+            "refresh_token = {}",
+            redacted_opt(o.refresh_token.is_some())
+        );
+        let _ = writeln!(
+            out,
+            "refresh_token_file = {}",
+            path_or_empty(&o.refresh_token_file)
+        );
         let _ = writeln!(out, "scopes = {}", list(&o.scopes));
         let _ = writeln!(out, "redirect_uri = {}", quote(o.redirect_uri.as_str()));
         let _ = writeln!(out, "accounts_url = {}", quote(origin(&o.accounts_url)));
@@ -386,7 +406,11 @@ impl Config {
                 let _ = writeln!(out, "redis_key_prefix = {}", quote(key_prefix));
             }
         }
-        let _ = writeln!(out, "refresh_margin = {}", duration(self.token.refresh_margin));
+        let _ = writeln!(
+            out,
+            "refresh_margin = {}",
+            duration(self.token.refresh_margin)
+        );
 
         let a = &self.access;
         let rules: Vec<String> = a.rules.iter().map(|r| r.text.clone()).collect();
@@ -543,11 +567,12 @@ impl Validator<'_> {
             }
             Listen::Unix(PathBuf::from(path))
         } else {
-            Listen::Tcp(
-                s.listen
-                    .parse()
-                    .map_err(|_| self.err("server.listen", format!("{:?} is not ip:port or unix:/path", s.listen)))?,
-            )
+            Listen::Tcp(s.listen.parse().map_err(|_| {
+                self.err(
+                    "server.listen",
+                    format!("{:?} is not ip:port or unix:/path", s.listen),
+                )
+            })?)
         };
         let admin_listen = if s.admin_listen.trim().is_empty() {
             None
@@ -570,7 +595,11 @@ impl Validator<'_> {
             worker_threads: s.worker_threads,
             allowed_origins: s.allowed_origins,
             client_keys_file: non_empty_path(&s.client_keys_file),
-            client_keys: s.client_keys.into_iter().filter(|k| !k.is_empty()).collect(),
+            client_keys: s
+                .client_keys
+                .into_iter()
+                .filter(|k| !k.is_empty())
+                .collect(),
             allow_remote_without_keys: s.allow_remote_without_keys,
         })
     }
@@ -580,10 +609,16 @@ impl Validator<'_> {
             .data_center
             .parse()
             .map_err(|m: String| self.err("oauth.data_center", m))?;
-        let (client_secret, client_secret_file) =
-            self.secret_pair("oauth.client_secret", o.client_secret, &o.client_secret_file)?;
-        let (refresh_token, refresh_token_file) =
-            self.secret_pair("oauth.refresh_token", o.refresh_token, &o.refresh_token_file)?;
+        let (client_secret, client_secret_file) = self.secret_pair(
+            "oauth.client_secret",
+            o.client_secret,
+            &o.client_secret_file,
+        )?;
+        let (refresh_token, refresh_token_file) = self.secret_pair(
+            "oauth.refresh_token",
+            o.refresh_token,
+            &o.refresh_token_file,
+        )?;
         let scopes: Vec<String> = o
             .scopes
             .into_iter()
@@ -594,11 +629,16 @@ impl Validator<'_> {
             return Err(self.err("oauth.scopes", "at least one scope is needed"));
         }
         if let Some(bad) = scopes.iter().find(|s| s.contains([',', ' '])) {
-            return Err(self.err("oauth.scopes", format!("{bad:?}: give one scope per list entry")));
+            return Err(self.err(
+                "oauth.scopes",
+                format!("{bad:?}: give one scope per list entry"),
+            ));
         }
         let redirect_uri = Url::parse(&o.redirect_uri)
             .map_err(|e| self.err("oauth.redirect_uri", format!("not a URL: {e}")))?;
-        if redirect_uri.scheme() != "http" || !is_loopback_url(&redirect_uri) || redirect_uri.port().is_none()
+        if redirect_uri.scheme() != "http"
+            || !is_loopback_url(&redirect_uri)
+            || redirect_uri.port().is_none()
         {
             return Err(self.err(
                 "oauth.redirect_uri",
@@ -606,7 +646,8 @@ impl Validator<'_> {
             ));
         }
         let accounts_url = if o.accounts_url.trim().is_empty() {
-            Url::parse(data_center.accounts_url()).map_err(|e| self.err("oauth.data_center", e.to_string()))?
+            Url::parse(data_center.accounts_url())
+                .map_err(|e| self.err("oauth.data_center", e.to_string()))?
         } else {
             self.origin_url("oauth.accounts_url", &o.accounts_url)?
         };
@@ -632,7 +673,8 @@ impl Validator<'_> {
 
     fn upstream(&self, u: raw::RawUpstream, dc: DataCenter) -> Result<UpstreamConfig, ConfigError> {
         let url = if u.url.trim().is_empty() {
-            Url::parse(dc.meeting_url()).map_err(|e| self.err("oauth.data_center", e.to_string()))?
+            Url::parse(dc.meeting_url())
+                .map_err(|e| self.err("oauth.data_center", e.to_string()))?
         } else {
             self.origin_url("upstream.url", &u.url)?
         };
@@ -675,7 +717,10 @@ impl Validator<'_> {
             "redis" => {
                 let url = t.redis_url.expose();
                 if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                    return Err(self.err("token.redis_url", "store = \"redis\" needs a redis:// or rediss:// URL"));
+                    return Err(self.err(
+                        "token.redis_url",
+                        "store = \"redis\" needs a redis:// or rediss:// URL",
+                    ));
                 }
                 return Err(self.err(
                     "token.store",
@@ -709,7 +754,10 @@ impl Validator<'_> {
         match (inline.is_empty(), non_empty_path(file)) {
             (true, None) => Ok((None, None)),
             (false, None) => Ok((Some(Secret::new(inline.expose().trim().to_owned())), None)),
-            (false, Some(_)) => Err(self.err(&file_key, format!("set either `{key}` or `{file_key}`, not both"))),
+            (false, Some(_)) => Err(self.err(
+                &file_key,
+                format!("set either `{key}` or `{file_key}`, not both"),
+            )),
             (true, Some(path)) => {
                 let secret = read_secret_file(&path).map_err(|m| self.err(&file_key, m))?;
                 Ok((Some(secret), Some(path)))
@@ -725,7 +773,8 @@ impl Validator<'_> {
 
     /// An `http(s)://host[:port]` origin: https, or http for loopback hosts only.
     fn origin_url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
-        let url = Url::parse(value.trim()).map_err(|e| self.err(key, format!("{value:?} is not a URL: {e}")))?;
+        let url = Url::parse(value.trim())
+            .map_err(|e| self.err(key, format!("{value:?} is not a URL: {e}")))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(self.err(key, "must not contain a user name or password"));
         }
@@ -733,7 +782,10 @@ impl Validator<'_> {
             return Err(self.err(key, "must not have a query or fragment"));
         }
         if url.path() != "/" {
-            return Err(self.err(key, "must be an origin (scheme, host and port) without a path"));
+            return Err(self.err(
+                key,
+                "must be an origin (scheme, host and port) without a path",
+            ));
         }
         match url.scheme() {
             "https" => Ok(url),
@@ -751,7 +803,8 @@ impl Validator<'_> {
 /// Warns when the file is readable by group or others.
 pub(crate) fn read_secret_file(path: &Path) -> Result<Secret<String>, String> {
     use std::os::unix::fs::PermissionsExt;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
@@ -799,7 +852,11 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
     let mut key = error.path.join(".");
     let mut message = error.kind.to_string();
     if let figment::error::Kind::UnknownField(field, _) = &error.kind {
-        key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+        key = if key.is_empty() {
+            field.clone()
+        } else {
+            format!("{key}.{field}")
+        };
         message = "unknown key".to_owned();
         if !key.contains('.') {
             message.push_str("; sections are server, oauth, upstream, token, access, limits, log");
@@ -812,13 +869,20 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
         Some(md) => origin_of(Some(md), &key),
         None => origin_of(figment.find_metadata(&key), &key),
     };
-    ConfigError::Invalid { key, origin, message }
+    ConfigError::Invalid {
+        key,
+        origin,
+        message,
+    }
 }
 
 /// Names the source of a key's value: the file, the environment variable, or the defaults.
 fn origin_of(metadata: Option<&Metadata>, key: &str) -> String {
     match metadata {
-        Some(Metadata { source: Some(Source::File(path)), .. }) => format!("file {}", path.display()),
+        Some(Metadata {
+            source: Some(Source::File(path)),
+            ..
+        }) => format!("file {}", path.display()),
         Some(md) if md.name.contains("environment") => {
             let var: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
             format!("environment variable {ENV_PREFIX}{}", var.join("__"))
@@ -847,7 +911,12 @@ fn redacted_list(n: usize) -> String {
 }
 
 fn path_or_empty(path: &Option<PathBuf>) -> String {
-    quote(&path.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+    quote(
+        &path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    )
 }
 
 fn duration(d: Duration) -> String {
@@ -887,10 +956,19 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        for ok in ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1", "http://127.9.9.9/"] {
+        for ok in [
+            "http://127.0.0.1:1",
+            "http://localhost:1",
+            "http://[::1]:1",
+            "http://127.9.9.9/",
+        ] {
             assert!(is_loopback_url(&Url::parse(ok).unwrap()), "{ok}");
         }
-        for bad in ["http://10.0.0.1/", "http://example.com/", "http://localhost.evil.com/"] {
+        for bad in [
+            "http://10.0.0.1/",
+            "http://example.com/",
+            "http://localhost.evil.com/",
+        ] {
             assert!(!is_loopback_url(&Url::parse(bad).unwrap()), "{bad}");
         }
     }

@@ -181,7 +181,10 @@ impl TokenCache {
 
     /// The generation of the current token (0 when there is none).
     pub fn generation(&self) -> u64 {
-        self.current.load().as_deref().map_or(0, AccessToken::generation)
+        self.current
+            .load()
+            .as_deref()
+            .map_or(0, AccessToken::generation)
     }
 
     /// Replaces the current token.

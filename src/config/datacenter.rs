@@ -118,7 +118,10 @@ impl FromStr for DataCenter {
             .find(|dc| dc.name() == lower)
             .ok_or_else(|| {
                 let names: Vec<_> = ALL.iter().map(|dc| dc.name()).collect();
-                format!("unknown data centre {s:?}; expected one of {}", names.join(", "))
+                format!(
+                    "unknown data centre {s:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -139,7 +142,10 @@ mod tests {
 
     #[test]
     fn canada_uses_zohocloud() {
-        assert_eq!(DataCenter::Ca.accounts_url(), "https://accounts.zohocloud.ca");
+        assert_eq!(
+            DataCenter::Ca.accounts_url(),
+            "https://accounts.zohocloud.ca"
+        );
         assert_eq!(DataCenter::Ca.meeting_url(), "https://meeting.zohocloud.ca");
     }
 
@@ -147,7 +153,10 @@ mod tests {
     fn unknown_names_and_hosts_are_refused() {
         assert!("mars".parse::<DataCenter>().unwrap_err().contains("us, eu"));
         assert_eq!("EU".parse::<DataCenter>().unwrap(), DataCenter::Eu);
-        assert_eq!(DataCenter::from_accounts_url("https://accounts.zoho.evil"), None);
+        assert_eq!(
+            DataCenter::from_accounts_url("https://accounts.zoho.evil"),
+            None
+        );
         assert_eq!(
             DataCenter::from_accounts_url("https://accounts.zoho.com/"),
             Some(DataCenter::Us)

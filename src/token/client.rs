@@ -136,7 +136,9 @@ fn hint(code: &str) -> &'static str {
         "invalid_client" | "invalid_client_secret" => {
             " (check oauth.client_id, oauth.client_secret and oauth.data_center)"
         }
-        "invalid_redirect_uri" => " (oauth.redirect_uri must match the client's registered redirect URI)",
+        "invalid_redirect_uri" => {
+            " (oauth.redirect_uri must match the client's registered redirect URI)"
+        }
         _ => "",
     }
 }
@@ -166,13 +168,18 @@ impl OAuthClient {
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| TokenError::Setup(format!("{}: {e}", path.display())))?;
             if certs.is_empty() {
-                return Err(TokenError::Setup(format!("{} holds no certificate", path.display())));
+                return Err(TokenError::Setup(format!(
+                    "{} holds no certificate",
+                    path.display()
+                )));
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder.build().map_err(|e| TokenError::Setup(e.to_string()))?;
+        let http = builder
+            .build()
+            .map_err(|e| TokenError::Setup(e.to_string()))?;
         Ok(Self {
             http,
             client_id: client_id.to_owned(),
@@ -189,7 +196,11 @@ impl OAuthClient {
     ///
     /// # Errors
     /// See [`TokenError`].
-    pub async fn refresh(&self, accounts: &Url, refresh_token: &Secret<String>) -> Result<Grant, TokenError> {
+    pub async fn refresh(
+        &self,
+        accounts: &Url,
+        refresh_token: &Secret<String>,
+    ) -> Result<Grant, TokenError> {
         let form = [
             ("grant_type", "refresh_token"),
             ("client_id", self.client_id.as_str()),
@@ -251,7 +262,9 @@ impl OAuthClient {
             (400, _) => Err(TokenError::Refused {
                 code: field("error").unwrap_or_else(|| "invalid_token".to_owned()),
             }),
-            (_, Some("failure")) if field("error").is_some_and(|e| is_throttle(&e)) => Err(TokenError::Throttled),
+            (_, Some("failure")) if field("error").is_some_and(|e| is_throttle(&e)) => {
+                Err(TokenError::Throttled)
+            }
             (_, Some(_)) => Err(TokenError::Refused {
                 code: field("error").unwrap_or_else(|| "revoke_failed".to_owned()),
             }),
@@ -294,7 +307,11 @@ pub fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
             TokenError::Status { status }
         });
     };
-    let text = |name: &str| json.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let text = |name: &str| {
+        json.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     if let Some(token) = text("access_token") {
         let lifetime = lifetime(json.get("expires_in"), json.get("expires_in_sec"));
         return Ok(Grant {
@@ -307,14 +324,18 @@ pub fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
     }
     match text("error") {
         Some(code) if is_throttle(code) => Err(TokenError::Throttled),
-        Some(code) if is_terminal_code(code) => Err(TokenError::Refused { code: code.to_owned() }),
+        Some(code) if is_terminal_code(code) => Err(TokenError::Refused {
+            code: code.to_owned(),
+        }),
         // Zoho's "Access Denied" text is localised ("拒绝访问"): an unknown error with
         // `status: failure` or a description is its throttling answer.
         Some(_) if text("status") == Some("failure") || text("error_description").is_some() => {
             Err(TokenError::Throttled)
         }
         Some(code) if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_graphic()) => {
-            Err(TokenError::Refused { code: code.to_owned() })
+            Err(TokenError::Refused {
+                code: code.to_owned(),
+            })
         }
         Some(_) => Err(TokenError::Throttled),
         None if (500..600).contains(&status) => Err(TokenError::Status { status }),
@@ -343,7 +364,11 @@ fn lifetime(expires_in: Option<&Value>, expires_in_sec: Option<&Value>) -> Durat
         (_, Some(secs)) => Duration::from_secs(secs),
         (_, None) => DEFAULT_LIFETIME,
     };
-    if duration.is_zero() { DEFAULT_LIFETIME } else { duration }
+    if duration.is_zero() {
+        DEFAULT_LIFETIME
+    } else {
+        duration
+    }
 }
 
 fn endpoint(accounts: &Url, path: &str) -> Url {
@@ -361,9 +386,16 @@ fn network(accounts: &Url, source: reqwest::Error) -> TokenError {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response, accounts: &Url) -> Result<Vec<u8>, TokenError> {
+async fn read_limited(
+    mut response: reqwest::Response,
+    accounts: &Url,
+) -> Result<Vec<u8>, TokenError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|source| network(accounts, source))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| network(accounts, source))?
+    {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(TokenError::Malformed);
         }
@@ -386,7 +418,9 @@ mod tests {
 
     #[test]
     fn seconds_by_default() {
-        let g = ok(r#"{"access_token":"a","api_domain":"https://www.zohoapis.com","token_type":"Bearer","expires_in":3600}"#);
+        let g = ok(
+            r#"{"access_token":"a","api_domain":"https://www.zohoapis.com","token_type":"Bearer","expires_in":3600}"#,
+        );
         assert_eq!(g.lifetime, Duration::from_secs(3600));
         assert_eq!(g.access_token.expose(), "a");
         assert!(g.refresh_token.is_none());
@@ -402,14 +436,25 @@ mod tests {
 
     #[test]
     fn implausible_seconds_are_milliseconds_and_missing_is_an_hour() {
-        assert_eq!(ok(r#"{"access_token":"a","expires_in":3600000}"#).lifetime, Duration::from_secs(3600));
-        assert_eq!(ok(r#"{"access_token":"a"}"#).lifetime, Duration::from_secs(3600));
-        assert_eq!(ok(r#"{"access_token":"a","expires_in":"90"}"#).lifetime, Duration::from_secs(90));
+        assert_eq!(
+            ok(r#"{"access_token":"a","expires_in":3600000}"#).lifetime,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            ok(r#"{"access_token":"a"}"#).lifetime,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            ok(r#"{"access_token":"a","expires_in":"90"}"#).lifetime,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]
     fn code_exchange_carries_refresh_token() {
-        let g = ok(r#"{"access_token":"a","refresh_token":"r","expires_in":3600,"scope":"ZohoMeeting.meeting.READ"}"#);
+        let g = ok(
+            r#"{"access_token":"a","refresh_token":"r","expires_in":3600,"scope":"ZohoMeeting.meeting.READ"}"#,
+        );
         assert_eq!(g.refresh_token.unwrap().expose(), "r");
         assert_eq!(g.scope.as_deref(), Some("ZohoMeeting.meeting.READ"));
     }
@@ -419,8 +464,14 @@ mod tests {
         let e = err(200, r#"{"error":"invalid_code"}"#);
         assert_eq!(e.class(), ErrorClass::Terminal);
         assert!(e.to_string().contains("login"));
-        assert_eq!(err(200, r#"{"error":"invalid_client"}"#).class(), ErrorClass::Terminal);
-        assert_eq!(err(400, r#"{"error":"invalid_client_secret"}"#).class(), ErrorClass::Terminal);
+        assert_eq!(
+            err(200, r#"{"error":"invalid_client"}"#).class(),
+            ErrorClass::Terminal
+        );
+        assert_eq!(
+            err(400, r#"{"error":"invalid_client_secret"}"#).class(),
+            ErrorClass::Terminal
+        );
     }
 
     #[test]
@@ -439,12 +490,18 @@ mod tests {
         assert_eq!(err(500, "{}").class(), ErrorClass::Transient);
         assert_eq!(err(200, "not json").class(), ErrorClass::Transient);
         assert_eq!(err(200, "[1,2]").class(), ErrorClass::Transient);
-        assert_eq!(err(200, r#"{"access_token":""}"#).class(), ErrorClass::Transient);
+        assert_eq!(
+            err(200, r#"{"access_token":""}"#).class(),
+            ErrorClass::Transient
+        );
     }
 
     #[test]
     fn errors_never_echo_tokens() {
-        let e = err(200, r#"{"error":"invalid_code","refresh_token":"1000.secret"}"#);
+        let e = err(
+            200,
+            r#"{"error":"invalid_code","refresh_token":"1000.secret"}"#,
+        );
         assert!(!format!("{e} {e:?}").contains("1000.secret"));
     }
 }

@@ -33,7 +33,12 @@ impl MintGovernor {
 
     /// Adds mint times learnt elsewhere (the token store, another process), keeping each once.
     pub fn merge(&mut self, times: &[u64]) {
-        let mut all: Vec<u64> = self.mints.iter().copied().chain(times.iter().copied()).collect();
+        let mut all: Vec<u64> = self
+            .mints
+            .iter()
+            .copied()
+            .chain(times.iter().copied())
+            .collect();
         all.sort_unstable();
         all.dedup();
         self.mints = all.into();
@@ -60,7 +65,9 @@ impl MintGovernor {
         // The budget frees up when the mint that is `max`-th from the end leaves the window.
         let idx = self.mints.len() - self.max as usize;
         let frees_at = self.mints[idx] + window_ms();
-        Err(Duration::from_millis(frees_at.saturating_sub(now_ms).max(1)))
+        Err(Duration::from_millis(
+            frees_at.saturating_sub(now_ms).max(1),
+        ))
     }
 
     /// Records a successful mint.

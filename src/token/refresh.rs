@@ -332,7 +332,10 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Unavailable`] with the reason and when to retry.
-    pub async fn force_refresh(&self, rejected_generation: u64) -> Result<Arc<AccessToken>, Unavailable> {
+    pub async fn force_refresh(
+        &self,
+        rejected_generation: u64,
+    ) -> Result<Arc<AccessToken>, Unavailable> {
         self.bounded(Trigger::Rejected(rejected_generation)).await
     }
 
@@ -414,7 +417,8 @@ impl TokenManager {
             next_attempt_in_s: self
                 .next_wakeup_locked(&state)
                 .map(|at| at.saturating_duration_since(now).as_secs()),
-            accounts_server: crate::config::origin(&self.credentials.load().accounts_url).to_owned(),
+            accounts_server: crate::config::origin(&self.credentials.load().accounts_url)
+                .to_owned(),
         }
     }
 
@@ -422,7 +426,9 @@ impl TokenManager {
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere; the state itself stays consistent.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// When the background task should next look, or `None` to wait for a wake-up.
@@ -488,7 +494,9 @@ impl TokenManager {
             if trigger == Trigger::Schedule || next > now {
                 return Err(Unavailable::Terminal {
                     reason: reason.clone(),
-                    retry_after: next.saturating_duration_since(now).max(Duration::from_secs(1)),
+                    retry_after: next
+                        .saturating_duration_since(now)
+                        .max(Duration::from_secs(1)),
                 });
             }
             return Ok(());
@@ -520,14 +528,20 @@ impl TokenManager {
                     max: self.settings.max_mints_per_10m,
                     retry_after: wait,
                 };
-                tracing::warn!(retry_after_s = wait.as_secs(), "mint budget spent; not asking Zoho");
+                tracing::warn!(
+                    retry_after_s = wait.as_secs(),
+                    "mint budget spent; not asking Zoho"
+                );
                 state.not_before = Some(Instant::now() + wait);
                 state.unavailable = Some(u.clone());
                 return Err(u);
             }
             state.last_attempt = Some(Instant::now());
         }
-        let result = self.client.refresh(&creds.accounts_url, &creds.refresh_token).await;
+        let result = self
+            .client
+            .refresh(&creds.accounts_url, &creds.refresh_token)
+            .await;
         match result {
             Ok(grant) => {
                 let token = AccessToken::new(
@@ -609,7 +623,9 @@ impl TokenManager {
     async fn sync_mints(&self) {
         match self.store.load().await {
             Ok(stored) => self.lock_state().governor.merge(&stored.mints),
-            Err(e) => tracing::warn!(error = %e, "cannot read the token store; using the mint history in memory"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the token store; using the mint history in memory")
+            }
         }
     }
 
@@ -654,9 +670,7 @@ impl std::fmt::Debug for TokenManager {
 /// requires more than `margin` left, would drop.
 pub fn refresh_at(expires_at: Instant, margin: Duration) -> Instant {
     let lead = (margin / 10).min(Duration::from_secs(30));
-    expires_at
-        .checked_sub(margin + lead)
-        .unwrap_or(expires_at)
+    expires_at.checked_sub(margin + lead).unwrap_or(expires_at)
 }
 
 /// Delay before retry number `failures` (1-based): 1 s doubling to 5 min, with "equal
@@ -670,9 +684,15 @@ pub fn backoff(failures: u32, unit: f64) -> Duration {
 fn with_retry_after(u: Unavailable, retry_after: Duration) -> Unavailable {
     match u {
         Unavailable::Pending { .. } => Unavailable::Pending { retry_after },
-        Unavailable::Failing { reason, .. } => Unavailable::Failing { reason, retry_after },
+        Unavailable::Failing { reason, .. } => Unavailable::Failing {
+            reason,
+            retry_after,
+        },
         Unavailable::Budget { max, .. } => Unavailable::Budget { max, retry_after },
-        Unavailable::Terminal { reason, .. } => Unavailable::Terminal { reason, retry_after },
+        Unavailable::Terminal { reason, .. } => Unavailable::Terminal {
+            reason,
+            retry_after,
+        },
     }
 }
 
@@ -702,7 +722,10 @@ mod tests {
         for n in 1..40 {
             for u in [0.0, 0.3, 0.999] {
                 let d = backoff(n, u);
-                assert!(d >= Duration::from_millis(500) && d <= BACKOFF_MAX, "{n} {u} {d:?}");
+                assert!(
+                    d >= Duration::from_millis(500) && d <= BACKOFF_MAX,
+                    "{n} {u} {d:?}"
+                );
             }
         }
     }
@@ -711,8 +734,14 @@ mod tests {
     async fn refresh_schedule_is_margin_plus_a_small_lead() {
         let now = Instant::now();
         let exp = now + Duration::from_secs(3600);
-        assert_eq!(refresh_at(exp, Duration::from_secs(300)), exp - Duration::from_secs(330));
-        assert_eq!(refresh_at(exp, Duration::from_secs(20)), exp - Duration::from_secs(22));
+        assert_eq!(
+            refresh_at(exp, Duration::from_secs(300)),
+            exp - Duration::from_secs(330)
+        );
+        assert_eq!(
+            refresh_at(exp, Duration::from_secs(20)),
+            exp - Duration::from_secs(22)
+        );
         assert_eq!(refresh_at(exp, Duration::ZERO), exp);
     }
 }

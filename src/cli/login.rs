@@ -1,0 +1,388 @@
+//! `login`: obtain a refresh token and keep it in the token store.
+//!
+//! Two ways:
+//! - the browser flow (authorization code grant, RFC 6749 §4.1, with Zoho's multi-DC
+//!   redirect parameters): print — and unless `--no-browser`, open — the authorization URL
+//!   with `access_type=offline`, `prompt=consent` and a random `state`; listen once on the
+//!   loopback `oauth.redirect_uri`; check `state`; accept the redirect's `accounts-server`
+//!   only if it is one of Zoho's accounts servers or the configured `oauth.accounts_url`
+//!   (it arrives through the browser, and the client secret is about to be sent to it);
+//!   exchange the code there;
+//! - `--code GRANT`: exchange a Self Client grant code at the configured accounts server.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
+
+use super::{LoginArgs, RunError, describe_accounts, oauth_client, open_store, save_login};
+use crate::config::{Config, DataCenter, origin};
+use crate::secret::Secret;
+
+/// A redirect that reached the listener, with the way to answer the browser.
+struct Callback {
+    query: String,
+    reply: oneshot::Sender<Response<Full<Bytes>>>,
+}
+
+/// What the redirect said, once `state` matched.
+enum Outcome {
+    Code { code: Secret<String>, accounts: Url },
+    Refused(String),
+}
+
+/// Runs `login`.
+pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError> {
+    let client = oauth_client(config)?;
+    let store = open_store(config)?;
+    if !store.is_persistent() {
+        return Err(RunError::Failed(
+            "token.store = \"memory\" cannot keep a refresh token: use the file store for login"
+                .into(),
+        ));
+    }
+    // Refuse early, before any code is spent, if the store is unusable.
+    store.load().await?;
+
+    let (accounts, code, redirect_uri) = match args.code {
+        Some(code) => (config.oauth.accounts_url.clone(), Secret::new(code), None),
+        None => {
+            let (accounts, code) = browser_flow(config, args.no_browser, args.timeout).await?;
+            (accounts, code, Some(config.oauth.redirect_uri.as_str()))
+        }
+    };
+    let grant = client.exchange_code(&accounts, &code, redirect_uri).await?;
+    let Some(refresh_token) = grant
+        .refresh_token
+        .as_ref()
+        .map(|t| Secret::new(t.expose().clone()))
+    else {
+        return Err(RunError::Failed(
+            "Zoho returned no refresh token: the grant must be made with access_type=offline (Self Client codes always are)".into(),
+        ));
+    };
+    save_login(&store, config, &accounts, refresh_token, grant).await?;
+    eprintln!(
+        "Logged in at {}. The refresh token is stored in {}.",
+        describe_accounts(&accounts),
+        store.describe()
+    );
+    Ok(())
+}
+
+/// The browser flow up to a verified grant code and the accounts server to exchange it at.
+async fn browser_flow(
+    config: &Config,
+    no_browser: bool,
+    timeout: Duration,
+) -> Result<(Url, Secret<String>), RunError> {
+    let redirect = &config.oauth.redirect_uri;
+    let addr = redirect_addr(redirect)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Io {
+            what: format!("cannot listen on {addr} for the login redirect (oauth.redirect_uri)"),
+            source,
+        })?;
+    let state = random_state();
+    let auth_url = authorization_url(config, &state);
+    println!("{auth_url}");
+    if !no_browser {
+        eprintln!(
+            "Opening the authorization page in your browser; if nothing opens, visit the URL above."
+        );
+        open_browser(auth_url.as_str());
+    }
+    eprintln!("Waiting for Zoho's redirect to {redirect} ...");
+
+    let (tx, mut rx) = mpsc::channel::<Callback>(16);
+    let path = redirect.path().to_owned();
+    let server = tokio::spawn(serve_redirects(listener, path, tx));
+    let result = tokio::time::timeout(timeout, async {
+        while let Some(cb) = rx.recv().await {
+            let params: HashMap<String, String> = url::form_urlencoded::parse(cb.query.as_bytes())
+                .into_owned()
+                .collect();
+            if !params
+                .get("state")
+                .is_some_and(|s| constant_time_eq(s.as_bytes(), state.as_bytes()))
+            {
+                tracing::warn!("login redirect with a missing or wrong state ignored");
+                let _ = cb.reply.send(page(
+                    StatusCode::BAD_REQUEST,
+                    "Login not accepted",
+                    "This redirect does not belong to the login in progress (state mismatch).",
+                ));
+                continue;
+            }
+            let outcome = judge(config, &params);
+            let response = match &outcome {
+                Outcome::Code { .. } => page(
+                    StatusCode::OK,
+                    "Logged in",
+                    "zoho-meeting-proxy received the authorization. You can close this window.",
+                ),
+                Outcome::Refused(why) => page(StatusCode::BAD_REQUEST, "Login failed", why),
+            };
+            let _ = cb.reply.send(response);
+            return Some(outcome);
+        }
+        None
+    })
+    .await;
+    // Let the answer reach the browser before the listener goes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.abort();
+    match result {
+        Err(_) => Err(RunError::Failed(format!(
+            "no redirect arrived within {}; run login again",
+            humantime::format_duration(timeout)
+        ))),
+        Ok(None) => Err(RunError::Failed("the redirect listener stopped".into())),
+        Ok(Some(Outcome::Refused(why))) => Err(RunError::Failed(why)),
+        Ok(Some(Outcome::Code { code, accounts })) => Ok((accounts, code)),
+    }
+}
+
+/// Decides what a redirect with the right `state` means.
+fn judge(config: &Config, params: &HashMap<String, String>) -> Outcome {
+    if let Some(error) = params.get("error") {
+        return Outcome::Refused(format!("Zoho refused the authorization: {}", short(error)));
+    }
+    let Some(code) = params.get("code").filter(|c| !c.is_empty()) else {
+        return Outcome::Refused("the redirect carried no code".into());
+    };
+    let accounts = match params.get("accounts-server") {
+        None => config.oauth.accounts_url.clone(),
+        Some(server) => match allowed_accounts_server(config, server) {
+            Some(url) => url,
+            None => {
+                tracing::warn!(
+                    "login redirect named an accounts server that is not Zoho's; refused"
+                );
+                return Outcome::Refused(format!(
+                    "the redirect names accounts server {:?}, which is not one of Zoho's: refusing to send the client secret there",
+                    short(server)
+                ));
+            }
+        },
+    };
+    Outcome::Code {
+        code: Secret::new(code.clone()),
+        accounts,
+    }
+}
+
+/// The accounts server from a redirect, if it is one of Zoho's or the configured one.
+fn allowed_accounts_server(config: &Config, server: &str) -> Option<Url> {
+    let url = Url::parse(server).ok()?;
+    if DataCenter::from_accounts_url(origin(&url)).is_some() && url.path() == "/" {
+        return Some(url);
+    }
+    (origin(&url) == origin(&config.oauth.accounts_url)).then_some(url)
+}
+
+/// `{accounts}/oauth/v2/auth?scope=..&client_id=..&response_type=code&access_type=offline&prompt=consent&redirect_uri=..&state=..`
+fn authorization_url(config: &Config, state: &str) -> Url {
+    let mut url = config.oauth.accounts_url.clone();
+    url.set_path("oauth/v2/auth");
+    url.query_pairs_mut()
+        .append_pair("scope", &config.oauth.scopes.join(","))
+        .append_pair("client_id", &config.oauth.client_id)
+        .append_pair("response_type", "code")
+        .append_pair("access_type", "offline")
+        .append_pair("prompt", "consent")
+        .append_pair("redirect_uri", config.oauth.redirect_uri.as_str())
+        .append_pair("state", state);
+    url
+}
+
+fn redirect_addr(redirect: &Url) -> Result<SocketAddr, RunError> {
+    let port = redirect.port().unwrap_or(80);
+    let ip = match redirect.host() {
+        Some(url::Host::Ipv4(ip)) => ip.into(),
+        Some(url::Host::Ipv6(ip)) => ip.into(),
+        _ => std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Accepts connections and hands each request on the redirect path to the login task.
+async fn serve_redirects(listener: TcpListener, path: String, tx: mpsc::Sender<Callback>) {
+    let path = Arc::new(path);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let tx = tx.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let tx = tx.clone();
+                let path = path.clone();
+                async move { Ok::<_, Infallible>(handle(req, &path, &tx).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    path: &str,
+    tx: &mpsc::Sender<Callback>,
+) -> Response<Full<Bytes>> {
+    if req.uri().path() != path {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This is zoho-meeting-proxy's login listener.",
+        );
+    }
+    let (reply, answer) = oneshot::channel();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    if tx.send(Callback { query, reply }).await.is_err() {
+        return page(
+            StatusCode::GONE,
+            "Login over",
+            "This login has already finished.",
+        );
+    }
+    answer.await.unwrap_or_else(|_| {
+        page(
+            StatusCode::GONE,
+            "Login over",
+            "This login has already finished.",
+        )
+    })
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>\n",
+        t = escape(title),
+        x = escape(text)
+    );
+    let mut response = Response::new(Full::new(Bytes::from(html)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Caps text taken from a redirect before it is shown or logged.
+fn short(text: &str) -> String {
+    text.chars().take(120).collect()
+}
+
+fn random_state() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Best effort: hands the URL to the desktop's opener; failures are silent (the URL is printed).
+fn open_browser(url: &str) {
+    let candidates: &[&str] = if cfg!(target_os = "macos") {
+        &["open"]
+    } else {
+        &["xdg-open", "sensible-browser"]
+    };
+    for program in candidates {
+        let spawned = std::process::Command::new(program)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if spawned.is_ok() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let figment = Config::figment(None).merge(("oauth.client_id", "1000.ABC"));
+        Config::from_figment(&figment, None).unwrap()
+    }
+
+    #[test]
+    fn authorization_url_has_every_parameter() {
+        let url = authorization_url(&config(), "s123");
+        let q: HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(url.path(), "/oauth/v2/auth");
+        assert_eq!(url.host_str(), Some("accounts.zoho.com"));
+        assert_eq!(
+            q["scope"],
+            "ZohoMeeting.manageOrg.READ,ZohoMeeting.meeting.READ"
+        );
+        assert_eq!(q["client_id"], "1000.ABC");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["access_type"], "offline");
+        assert_eq!(q["prompt"], "consent");
+        assert_eq!(q["redirect_uri"], "http://127.0.0.1:8765/callback");
+        assert_eq!(q["state"], "s123");
+    }
+
+    #[test]
+    fn only_zoho_accounts_servers_are_trusted() {
+        let c = config();
+        assert!(allowed_accounts_server(&c, "https://accounts.zoho.eu").is_some());
+        assert!(allowed_accounts_server(&c, "https://accounts.zohocloud.ca").is_some());
+        assert!(allowed_accounts_server(&c, "https://accounts.zoho.eu.evil.com").is_none());
+        assert!(allowed_accounts_server(&c, "http://accounts.zoho.eu").is_none());
+        assert!(allowed_accounts_server(&c, "https://evil.example").is_none());
+        assert!(allowed_accounts_server(&c, "not a url").is_none());
+    }
+
+    #[test]
+    fn states_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(random_state().len(), 48);
+        assert_ne!(random_state(), random_state());
+    }
+}

@@ -1,0 +1,13 @@
+//! The built-in Zoho emulator.
+//!
+//! This is product code, not a test helper: the `sandbox` command serves it to users who
+//! want to try the proxy without a Zoho account, and the test suites use it as a fake Zoho.
+//! Every emulator runs in-process, keeps its state in memory, and listens on a real TCP
+//! socket (plain HTTP, or HTTPS when given a `rustls` server configuration).
+//!
+//! - [`accounts`] emulates Zoho's accounts server (`accounts.zoho.com`): the consent
+//!   redirect, the token endpoint with Zoho's quirks (errors with HTTP 200, the
+//!   access-token mint limit, legacy millisecond expiries) and token revocation. Other
+//!   emulators check access tokens through [`accounts::AccountsControl::validate_access_token`].
+
+pub mod accounts;
