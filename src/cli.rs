@@ -220,7 +220,7 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
     }
     let no_token = |message: String| ConfigError::Invalid {
         key: "oauth.refresh_token".into(),
-        origin: "defaults (not set anywhere)".into(),
+        origin: "no source: it is empty, and the token store has none".into(),
         message,
     };
     let Some(stored) = &state.refresh_token else {

@@ -841,7 +841,7 @@ fn non_empty_path(value: &str) -> Option<PathBuf> {
 fn unset(key: &str, hint: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
-        origin: "defaults (not set anywhere)".to_owned(),
+        origin: "no source: it is empty".to_owned(),
         message: format!("is required for this command; {hint}"),
     }
 }
@@ -852,11 +852,13 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
     let mut key = error.path.join(".");
     let mut message = error.kind.to_string();
     if let figment::error::Kind::UnknownField(field, _) = &error.kind {
-        key = if key.is_empty() {
-            field.clone()
-        } else {
-            format!("{key}.{field}")
-        };
+        if error.path.last() != Some(field) {
+            key = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+        }
         message = "unknown key".to_owned();
         if !key.contains('.') {
             message.push_str("; sections are server, oauth, upstream, token, access, limits, log");

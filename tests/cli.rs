@@ -1,1 +1,417 @@
-//! See tests.rs.
+//! The real binary: exit codes, and login → token → check → revoke against the emulator.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use url::Url;
+
+use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
+
+/// A proxy.toml for the emulator at `accounts`, storing tokens in `home/token.json`.
+fn write_config(home: &Path, accounts: &str, extra: &str) {
+    let config = format!(
+        r#"
+[oauth]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+accounts_url = "{accounts}"
+redirect_uri = "http://127.0.0.1:0/callback"
+scopes = ["ZohoMeeting.manageOrg.READ", "ZohoMeeting.meeting.READ", "ZohoMeeting.meeting.CREATE"]
+
+[token]
+path = "{}"
+{extra}
+"#,
+        home.join("token.json").display()
+    );
+    std::fs::write(home.join("proxy.toml"), config).unwrap();
+}
+
+fn stored(home: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(home.join("token.json")).unwrap()).unwrap()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Starts `login --no-browser` and returns the child and the authorization URL it printed.
+async fn start_login(home: &Path) -> (tokio::process::Child, Url) {
+    let mut cmd = tokio::process::Command::from(bin(home));
+    cmd.args(["login", "--no-browser", "--timeout", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("login prints the URL")
+        .unwrap()
+        .expect("a line");
+    // Nothing else may follow on stdout.
+    tokio::spawn(async move {
+        if let Ok(Some(extra)) = lines.next_line().await {
+            panic!("login printed more than the URL on stdout: {extra}");
+        }
+    });
+    (child, Url::parse(&line).expect("the line is a URL"))
+}
+
+async fn finish(child: tokio::process::Child) -> (i32, String) {
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("login ends")
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn help_lists_every_command_and_unknown_commands_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("--help");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    let (stdout, _) = text(&out);
+    for command in ["login", "token", "revoke", "check"] {
+        assert!(
+            stdout.contains(command),
+            "{command} missing from --help:\n{stdout}"
+        );
+    }
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("frobnicate");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_78_naming_key_and_source() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("proxy.toml"),
+        "[oauth]\nclient_sekret = \"x\"\n",
+    )
+    .unwrap();
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("check");
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("oauth.client_sekret") && stderr.contains("proxy.toml"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty());
+
+    std::fs::write(home.path().join("proxy.toml"), "").unwrap();
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("check")
+            .env("ZOHO_PROXY_TOKEN__REFRESH_MARGIN", "soon");
+        c
+    })
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("token.refresh_margin")
+            && stderr.contains("ZOHO_PROXY_TOKEN__REFRESH_MARGIN"),
+        "{stderr}"
+    );
+
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["-c", "missing.toml", "check"]);
+        c
+    })
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn commands_without_a_refresh_token_say_to_log_in() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("token");
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("oauth.refresh_token") && stderr.contains("login"),
+        "{stderr}"
+    );
+}
+
+/// The whole lifecycle through the real binary: browser login (with a forged redirect
+/// refused on the way), token, check --online, revoke.
+#[tokio::test]
+async fn login_token_check_revoke_end_to_end() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+
+    let (child, auth_url) = start_login(home.path()).await;
+    let q: HashMap<String, String> = auth_url.query_pairs().into_owned().collect();
+    assert_eq!(auth_url.path(), "/oauth/v2/auth");
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(q["prompt"], "consent");
+    assert_eq!(
+        q["scope"],
+        "ZohoMeeting.manageOrg.READ,ZohoMeeting.meeting.READ,ZohoMeeting.meeting.CREATE"
+    );
+    assert!(q["state"].len() >= 32);
+    let redirect = Url::parse(&q["redirect_uri"]).unwrap();
+    assert_ne!(redirect.port(), Some(0), "the bound port is in the URL");
+
+    // The emulator consents at once and redirects to the proxy's loopback listener.
+    let http = no_redirects();
+    let consent = http.get(auth_url.clone()).send().await.unwrap();
+    assert_eq!(consent.status(), 302);
+    let location = Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+
+    // A redirect with the wrong state is refused and does not end the login.
+    let mut forged = location.clone();
+    forged.set_query(Some("code=1000.stolen&state=wrong"));
+    let answer = http.get(forged).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+
+    let answer = http.get(location).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("Logged in"));
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(CLIENT_SECRET));
+
+    let store = stored(home.path());
+    let mode = std::fs::metadata(home.path().join("token.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let refresh_token = store["refresh_token"]["token"].as_str().unwrap().to_owned();
+    assert!(refresh_token.starts_with("1000."));
+    assert_eq!(
+        control.mint_count(),
+        1,
+        "the code exchange minted the first token"
+    );
+
+    // `token` reuses the access token from the login: stdout is that token, nothing else.
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("token");
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1);
+    let access = stdout.trim_end();
+    assert!(control.validate_access_token(access).is_some());
+    assert_eq!(
+        control.mint_count(),
+        1,
+        "no new mint for a still-valid token"
+    );
+    assert!(!stderr.contains(access));
+
+    // `check --online` mints once and prints the config with secrets redacted.
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["check", "--online"]);
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(control.mint_count(), 2);
+    assert!(
+        stdout.contains("[redacted]") && stdout.contains("# ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("online: refreshed"), "{stdout}");
+    for secret in [CLIENT_SECRET, refresh_token.as_str(), access] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+
+    // `revoke` kills the refresh token at Zoho and removes it from the store.
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("revoke");
+        c
+    })
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        control.validate_access_token(access).is_none(),
+        "revocation kills access tokens"
+    );
+    let store = stored(home.path());
+    assert!(
+        store["refresh_token"].is_null() && store["access_token"].is_null(),
+        "{store}"
+    );
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("token");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(78));
+}
+
+#[tokio::test]
+async fn login_refuses_an_accounts_server_that_is_not_zohos() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+
+    let (child, auth_url) = start_login(home.path()).await;
+    let q: HashMap<String, String> = auth_url.query_pairs().into_owned().collect();
+    let mut evil = Url::parse(&q["redirect_uri"]).unwrap();
+    evil.query_pairs_mut()
+        .append_pair("code", "1000.abc")
+        .append_pair("state", &q["state"])
+        .append_pair("location", "us")
+        .append_pair("accounts-server", "https://accounts.zoho.com.evil.example");
+    let answer = no_redirects().get(evil).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not one of Zoho's"), "{stderr}");
+    assert_eq!(
+        control.token_requests(),
+        0,
+        "the client secret went nowhere"
+    );
+    assert!(!home.path().join("token.json").exists());
+}
+
+#[tokio::test]
+async fn login_with_a_self_client_code_over_tls() {
+    let home = tempfile::tempdir().unwrap();
+    let (emu, ca_file) =
+        support::tls_emulator(support::options(Duration::from_secs(3600)), home.path()).await;
+    let control = emu.control();
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!("\n[upstream]\nca_file = \"{}\"\n", ca_file.display()),
+    );
+    let grant = control.issue_grant_code(&["ZohoMeeting.meeting.READ"]);
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["login", "--code", &grant]);
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(!stderr.contains(&grant));
+    let store = stored(home.path());
+    assert_eq!(store["refresh_token"]["accounts_server"], emu.url());
+
+    // A used code is refused, terminally, with advice.
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["login", "--code", &grant]);
+        c
+    })
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("invalid_code"), "{stderr}");
+
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("token");
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(control.validate_access_token(stdout.trim_end()).is_some());
+}
+
+#[tokio::test]
+async fn token_mints_when_the_stored_token_is_gone_and_reports_zoho_errors() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    let refresh = control.issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    write_config(home.path(), &emu.url(), "");
+    let token = || {
+        let mut c = bin(home.path());
+        c.arg("token")
+            .env("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", &refresh);
+        c
+    };
+    let out = run(token()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(control.validate_access_token(stdout.trim_end()).is_some());
+    assert_eq!(control.mint_count(), 1);
+    assert!(!stderr.contains(&refresh));
+    // A second run reuses the stored access token.
+    let out = run(token()).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out).0, stdout);
+    assert_eq!(control.mint_count(), 1);
+
+    // A revoked refresh token is a clear, terminal failure, and the stored token is not
+    // reused for other credentials.
+    control.revoke_refresh_token(&refresh);
+    let other = control.issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    control.revoke_refresh_token(&other);
+    let out = run({
+        let mut c = bin(home.path());
+        c.arg("token")
+            .env("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", &other);
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("invalid_code") && stderr.contains("login"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&other));
+}

@@ -60,11 +60,14 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
     let (accounts, code, redirect_uri) = match args.code {
         Some(code) => (config.oauth.accounts_url.clone(), Secret::new(code), None),
         None => {
-            let (accounts, code) = browser_flow(config, args.no_browser, args.timeout).await?;
-            (accounts, code, Some(config.oauth.redirect_uri.as_str()))
+            let (accounts, code, redirect) =
+                browser_flow(config, args.no_browser, args.timeout).await?;
+            (accounts, code, Some(redirect))
         }
     };
-    let grant = client.exchange_code(&accounts, &code, redirect_uri).await?;
+    let grant = client
+        .exchange_code(&accounts, &code, redirect_uri.as_ref().map(Url::as_str))
+        .await?;
     let Some(refresh_token) = grant
         .refresh_token
         .as_ref()
@@ -83,22 +86,34 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
     Ok(())
 }
 
-/// The browser flow up to a verified grant code and the accounts server to exchange it at.
+/// The browser flow up to a verified grant code, the accounts server to exchange it at, and
+/// the redirect URI it was issued for.
+///
+/// A redirect URI with port 0 listens on a port the system picks (handy with the sandbox's
+/// emulator; a real Zoho client needs the exact registered URI).
 async fn browser_flow(
     config: &Config,
     no_browser: bool,
     timeout: Duration,
-) -> Result<(Url, Secret<String>), RunError> {
-    let redirect = &config.oauth.redirect_uri;
-    let addr = redirect_addr(redirect)?;
+) -> Result<(Url, Secret<String>, Url), RunError> {
+    let mut redirect = config.oauth.redirect_uri.clone();
+    let addr = redirect_addr(&redirect)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::Io {
             what: format!("cannot listen on {addr} for the login redirect (oauth.redirect_uri)"),
             source,
         })?;
+    if redirect.port() == Some(0) {
+        let bound = listener.local_addr().map_err(|source| RunError::Io {
+            what: "cannot read the login listener's port".into(),
+            source,
+        })?;
+        // Cannot fail for an http URL with a host, which validation guarantees.
+        let _ = redirect.set_port(Some(bound.port()));
+    }
     let state = random_state();
-    let auth_url = authorization_url(config, &state);
+    let auth_url = authorization_url(config, &redirect, &state);
     println!("{auth_url}");
     if !no_browser {
         eprintln!(
@@ -107,6 +122,7 @@ async fn browser_flow(
         open_browser(auth_url.as_str());
     }
     eprintln!("Waiting for Zoho's redirect to {redirect} ...");
+    let redirect_for_exchange = redirect.clone();
 
     let (tx, mut rx) = mpsc::channel::<Callback>(16);
     let path = redirect.path().to_owned();
@@ -153,7 +169,7 @@ async fn browser_flow(
         ))),
         Ok(None) => Err(RunError::Failed("the redirect listener stopped".into())),
         Ok(Some(Outcome::Refused(why))) => Err(RunError::Failed(why)),
-        Ok(Some(Outcome::Code { code, accounts })) => Ok((accounts, code)),
+        Ok(Some(Outcome::Code { code, accounts })) => Ok((accounts, code, redirect_for_exchange)),
     }
 }
 
@@ -196,7 +212,7 @@ fn allowed_accounts_server(config: &Config, server: &str) -> Option<Url> {
 }
 
 /// `{accounts}/oauth/v2/auth?scope=..&client_id=..&response_type=code&access_type=offline&prompt=consent&redirect_uri=..&state=..`
-fn authorization_url(config: &Config, state: &str) -> Url {
+fn authorization_url(config: &Config, redirect: &Url, state: &str) -> Url {
     let mut url = config.oauth.accounts_url.clone();
     url.set_path("oauth/v2/auth");
     url.query_pairs_mut()
@@ -205,7 +221,7 @@ fn authorization_url(config: &Config, state: &str) -> Url {
         .append_pair("response_type", "code")
         .append_pair("access_type", "offline")
         .append_pair("prompt", "consent")
-        .append_pair("redirect_uri", config.oauth.redirect_uri.as_str())
+        .append_pair("redirect_uri", redirect.as_str())
         .append_pair("state", state);
     url
 }
@@ -350,7 +366,8 @@ mod tests {
 
     #[test]
     fn authorization_url_has_every_parameter() {
-        let url = authorization_url(&config(), "s123");
+        let c = config();
+        let url = authorization_url(&c, &c.oauth.redirect_uri, "s123");
         let q: HashMap<_, _> = url.query_pairs().into_owned().collect();
         assert_eq!(url.path(), "/oauth/v2/auth");
         assert_eq!(url.host_str(), Some("accounts.zoho.com"));

@@ -601,7 +601,8 @@ impl Shared {
             );
             token
         });
-        let (access_token, lifetime) = state.mint(grant.scopes.clone(), None, now);
+        // Tokens minted by the exchange belong to the new refresh token: revoking it kills them.
+        let (access_token, lifetime) = state.mint(grant.scopes.clone(), refresh_token.clone(), now);
         TokenOutcome::Issued {
             access_token,
             refresh_token,
