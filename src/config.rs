@@ -841,7 +841,7 @@ fn non_empty_path(value: &str) -> Option<PathBuf> {
 fn unset(key: &str, hint: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
-        origin: "no source: it is empty".to_owned(),
+        origin: "defaults (not set anywhere)".to_owned(),
         message: format!("is required for this command; {hint}"),
     }
 }
@@ -852,6 +852,7 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
     let mut key = error.path.join(".");
     let mut message = error.kind.to_string();
     if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+        // figment usually puts the unknown field in the path already.
         if error.path.last() != Some(field) {
             key = if key.is_empty() {
                 field.clone()
@@ -864,7 +865,8 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
             message.push_str("; sections are server, oauth, upstream, token, access, limits, log");
         }
     }
-    if SECRET_KEYS.iter().any(|s| key.ends_with(s)) {
+    // Any segment: a list item's path ends in its index (`server.client_keys.0`).
+    if key.split('.').any(|segment| SECRET_KEYS.contains(&segment)) {
         message = "invalid value (a string is expected)".to_owned();
     }
     let origin = match error.metadata.as_ref() {
@@ -886,7 +888,12 @@ fn origin_of(metadata: Option<&Metadata>, key: &str) -> String {
             ..
         }) => format!("file {}", path.display()),
         Some(md) if md.name.contains("environment") => {
-            let var: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
+            // List indices (`server.allowed_hosts.0`) are not part of the variable's name.
+            let var: Vec<String> = key
+                .split('.')
+                .filter(|segment| !segment.bytes().all(|b| b.is_ascii_digit()))
+                .map(str::to_ascii_uppercase)
+                .collect();
             format!("environment variable {ENV_PREFIX}{}", var.join("__"))
         }
         Some(md) => md.name.to_string(),
