@@ -117,17 +117,7 @@ impl RunError {
 
 /// Formats an error with its causes: `top: cause: cause`.
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
+    crate::telemetry::chain(error)
 }
 
 /// Runs a parsed command line: loads the configuration, sets up logging, and dispatches.

@@ -30,3 +30,19 @@ pub fn init(config: &LogConfig) -> Result<(), Box<dyn std::error::Error + Send +
             .try_init(),
     }
 }
+
+/// Formats an error with its causes, `top: cause: cause`, skipping a cause whose text the
+/// previous message already contains.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}

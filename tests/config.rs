@@ -1079,7 +1079,6 @@ fn redacted_output_with_secret_files_is_valid_toml() {
 // === the shipped example ===
 
 #[test]
-#[ignore = "proxy.toml.example lands separately"]
 fn example_file_is_valid_with_documented_defaults() {
     let cfg = in_jail(|_| accepted(Config::load(Some(Path::new(EXAMPLE)))));
     assert_defaults(&cfg);

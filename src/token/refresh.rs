@@ -19,6 +19,7 @@
 //! (SIGHUP) one at once. The [`MintGovernor`] refuses any mint past
 //! `oauth.max_mints_per_10m`, with a "retry after" answer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -124,8 +125,33 @@ pub struct TokenStatus {
     pub accounts_server: String,
 }
 
+/// Refresh attempts by outcome, since start.
+#[derive(Debug, Default)]
+pub struct RefreshCounts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    throttled: AtomicU64,
+    terminal: AtomicU64,
+    budget: AtomicU64,
+}
+
+impl RefreshCounts {
+    /// `(outcome, count)` pairs: ok, failed, throttled, terminal, budget (refused by the
+    /// mint governor without asking Zoho).
+    pub fn by_outcome(&self) -> [(&'static str, u64); 5] {
+        [
+            ("ok", self.ok.load(Ordering::Relaxed)),
+            ("failed", self.failed.load(Ordering::Relaxed)),
+            ("throttled", self.throttled.load(Ordering::Relaxed)),
+            ("terminal", self.terminal.load(Ordering::Relaxed)),
+            ("budget", self.budget.load(Ordering::Relaxed)),
+        ]
+    }
+}
+
 /// Owns the cache's write side: see the [module docs](self).
 pub struct TokenManager {
+    counts: RefreshCounts,
     cache: Arc<TokenCache>,
     client: OAuthClient,
     store: Arc<dyn TokenStore>,
@@ -246,7 +272,13 @@ impl TokenManager {
             settings,
             mint_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            counts: RefreshCounts::default(),
         })
+    }
+
+    /// Refresh attempts by outcome.
+    pub fn refresh_counts(&self) -> &RefreshCounts {
+        &self.counts
     }
 
     /// The cache this manager fills.
@@ -325,6 +357,19 @@ impl TokenManager {
         self.bounded(Trigger::Request)
             .await
             .map(|t| t.header().clone())
+    }
+
+    /// The current usable token for a request (lock-free and allocation-free when one is
+    /// cached), or else the result of the fetch in progress, waiting at most
+    /// `upstream.timeout`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        if let Some(token) = self.cache.usable() {
+            return Ok(token);
+        }
+        self.bounded(Trigger::Request).await
     }
 
     /// Replaces a token that the upstream rejected. Concurrent callers that pass the same
@@ -532,6 +577,7 @@ impl TokenManager {
                     retry_after_s = wait.as_secs(),
                     "mint budget spent; not asking Zoho"
                 );
+                self.counts.budget.fetch_add(1, Ordering::Relaxed);
                 state.not_before = Some(Instant::now() + wait);
                 state.unavailable = Some(u.clone());
                 return Err(u);
@@ -563,6 +609,7 @@ impl TokenManager {
                     state.unavailable = None;
                     state.last_error = None;
                     state.last_refresh = Some(SystemTime::now());
+                    self.counts.ok.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         outcome = "ok",
                         expires_in_s = grant.lifetime.as_secs(),
@@ -585,6 +632,12 @@ impl TokenManager {
         let mut state = self.lock_state();
         state.last_error = Some(reason.clone());
         let class = error.class();
+        let counter = match class {
+            ErrorClass::Terminal => &self.counts.terminal,
+            ErrorClass::Throttled => &self.counts.throttled,
+            ErrorClass::Transient => &self.counts.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         if class == ErrorClass::Terminal {
             tracing::error!(
                 outcome = "terminal",

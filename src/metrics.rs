@@ -1,0 +1,297 @@
+//! Prometheus metrics, recorded without locks on the request path.
+//!
+//! prometheus-client's `Family` looks labels up behind a read-write lock and its `Histogram`
+//! takes a lock per observation. The request path here only touches atomics: the per-method,
+//! per-status-class counters are resolved from their family once at start-up (a cloned
+//! `Counter` shares the family's atomic), and the two latency histograms are
+//! [`AtomicHistogram`]s. Token metrics are read from the [`TokenManager`] at scrape time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::Method;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+use crate::token::refresh::TokenManager;
+
+/// Methods with their own label value; the rest count as `OTHER`.
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"];
+/// Status classes.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Latency bucket upper bounds, seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric the proxy records.
+pub struct Metrics {
+    registry: Registry,
+    requests: Vec<Counter>,
+    request_duration: Arc<AtomicHistogram>,
+    upstream_latency: Arc<AtomicHistogram>,
+    in_flight: Gauge,
+    replays: Counter,
+    rejections: Counter,
+}
+
+/// A histogram whose observations are atomic adds.
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    bounds: &'static [f64],
+    /// One per bound, plus +Inf.
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+/// Token metrics read at scrape time.
+#[derive(Debug)]
+struct TokenCollector {
+    manager: Arc<TokenManager>,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Registers every metric; `manager` provides the token metrics.
+    pub fn new(manager: Arc<TokenManager>) -> Self {
+        let mut registry = Registry::with_prefix("zoho_proxy");
+        let family = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        let mut requests = Vec::with_capacity(METHODS.len() * CLASSES.len());
+        for method in METHODS {
+            for class in CLASSES {
+                requests.push(
+                    family
+                        .get_or_create(&vec![("method", method), ("status_class", class)])
+                        .clone(),
+                );
+            }
+        }
+        registry.register(
+            "http_requests",
+            "Proxied requests by method and status class",
+            family,
+        );
+        let request_duration = Arc::new(AtomicHistogram::new(&LATENCY_BUCKETS));
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response head, including token waits and replays",
+            request_duration.clone(),
+        );
+        let upstream_latency = Arc::new(AtomicHistogram::new(&LATENCY_BUCKETS));
+        registry.register(
+            "upstream_latency_seconds",
+            "Time from sending a request upstream to its response head",
+            upstream_latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register("in_flight_requests", "Requests being proxied", in_flight.clone());
+        let replays = Counter::default();
+        registry.register(
+            "replays",
+            "Requests replayed after the upstream rejected the token",
+            replays.clone(),
+        );
+        let rejections = Counter::default();
+        registry.register(
+            "token_rejections",
+            "Upstream answers that rejected the access token",
+            rejections.clone(),
+        );
+        registry.register_collector(Box::new(TokenCollector { manager }));
+        Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_latency,
+            in_flight,
+            replays,
+            rejections,
+        }
+    }
+
+    /// Counts a finished request.
+    pub fn record_request(&self, method: &Method, status: u16, duration: Duration) {
+        let m = match *method {
+            Method::GET => 0,
+            Method::HEAD => 1,
+            Method::POST => 2,
+            Method::PUT => 3,
+            Method::PATCH => 4,
+            Method::DELETE => 5,
+            Method::OPTIONS => 6,
+            _ => 7,
+        };
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        if let Some(counter) = self.requests.get(m * CLASSES.len() + class) {
+            counter.inc();
+        }
+        self.request_duration.observe(duration);
+    }
+
+    /// Records an upstream round trip to the response head.
+    pub fn record_upstream(&self, latency: Duration) {
+        self.upstream_latency.observe(latency);
+    }
+
+    /// The in-flight gauge.
+    pub fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    /// Counts a replay.
+    pub fn record_replay(&self) {
+        self.replays.inc();
+    }
+
+    /// Counts a token rejection by the upstream.
+    pub fn record_rejection(&self) {
+        self.rejections.inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+// === impl AtomicHistogram ===
+
+impl AtomicHistogram {
+    /// A histogram with these bucket upper bounds (seconds), plus +Inf.
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let idx = self
+            .bounds
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(self.bounds.len());
+        if let Some(bucket) = self.buckets.get(idx) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for AtomicHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for AtomicHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            sum,
+            self.count.load(Ordering::Relaxed),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+// === impl TokenCollector ===
+
+impl Collector for TokenCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let status = self.manager.status();
+        let counts = self.manager.refresh_counts();
+        let refreshes = encoder.encode_descriptor(
+            "zoho_proxy_token_refreshes",
+            "Access-token refresh attempts by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        let mut refreshes = refreshes;
+        for (outcome, value) in counts.by_outcome() {
+            refreshes
+                .encode_family(&vec![("outcome", outcome)])?
+                .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)?;
+        }
+        let gauges: [(&str, &str, i64); 4] = [
+            (
+                "zoho_proxy_token_expiry_seconds",
+                "Seconds until the current access token expires",
+                status.token_expires_in_s.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+            ),
+            (
+                "zoho_proxy_token_mints_left",
+                "Access-token mints still allowed in the 10-minute window",
+                i64::from(status.mints_left),
+            ),
+            (
+                "zoho_proxy_token_mints_in_window",
+                "Access-token mints in the current 10-minute window",
+                i64::from(status.mints_in_window),
+            ),
+            (
+                "zoho_proxy_ready",
+                "1 while a token with more than the refresh margin left is held",
+                i64::from(status.ready),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&value)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_by_upper_bound() {
+        let h = AtomicHistogram::new(&[0.01, 0.1]);
+        h.observe(Duration::from_millis(5));
+        h.observe(Duration::from_millis(10));
+        h.observe(Duration::from_millis(50));
+        h.observe(Duration::from_secs(3));
+        let counts: Vec<u64> = h.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        assert_eq!(counts, vec![2, 1, 1]);
+        assert_eq!(h.count.load(Ordering::Relaxed), 4);
+    }
+}

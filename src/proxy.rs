@@ -1,0 +1,449 @@
+//! The request path: one client request in, one upstream request out, the answer streamed
+//! back.
+//!
+//! Phases, named after pingora's hooks:
+//! 1. `upstream_request`: refuse what a reverse proxy for one upstream must not forward
+//!    (`CONNECT`, absolute-form targets); rewrite the target to `upstream.url` + the path and
+//!    query exactly as received; strip hop-by-hop headers and the client's credentials; set
+//!    `Host`, `X-Request-Id` and `Authorization` from the token cache (a reference-count bump,
+//!    no lock, no allocation for the token).
+//! 2. send, bounded by `upstream.timeout` until the response head.
+//! 3. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
+//!    for a token rejection; on one, the token is refreshed once — single-flight, so fifty
+//!    rejected requests cause one mint — and the request replayed once if its body was kept
+//!    (bodies up to `upstream.replay_body_limit`). Everything else streams back untouched
+//!    apart from hop-by-hop headers.
+//! 4. `log_completion`: one event per request when the response body ends, with method,
+//!    path (never the query), status, bytes, latencies, request id and whether it was
+//!    replayed.
+//!
+//! Failures the proxy answers itself are [`ProxyError`]s rendered as problem+json.
+
+pub mod body;
+pub mod error;
+pub mod headers;
+pub mod rejection;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::HeaderValue;
+use http::request::Parts;
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use self::body::{RequestBody, ResponseBody};
+pub use self::error::ProxyError;
+use self::headers::X_REQUEST_ID;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::token::AccessToken;
+use crate::token::refresh::TokenManager;
+use crate::upstream::UpstreamClient;
+
+/// The forwarding service, shared by every connection.
+pub struct Proxy {
+    manager: Arc<TokenManager>,
+    client: UpstreamClient,
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+    timeout: Duration,
+    replay_limit: u64,
+    metrics: Arc<Metrics>,
+    id_prefix: String,
+    next_id: AtomicU64,
+    /// A token generation that was rejected right after a refresh: refreshing again will not
+    /// help (wrong data centre, revoked access), so its rejections pass straight through.
+    refused_generation: AtomicU64,
+}
+
+/// What the completion of one request reports.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    status: StatusCode,
+    upstream_latency: Option<Duration>,
+    request_id: HeaderValue,
+    replayed: bool,
+    metrics: Arc<Metrics>,
+}
+
+/// What forwarding produced, before completion is attached.
+struct Forwarded {
+    response: Response<ResponseBody>,
+    upstream_latency: Option<Duration>,
+    replayed: bool,
+}
+
+/// An upstream response whose body may have been partly read.
+struct Peeked {
+    head: Bytes,
+    rest: Option<Incoming>,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    /// A proxy to `config.upstream.url` with tokens from `manager`.
+    ///
+    /// # Errors
+    /// When the upstream URL has no host (validation prevents it).
+    pub fn new(
+        config: &Config,
+        manager: Arc<TokenManager>,
+        client: UpstreamClient,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ProxyError> {
+        let url = &config.upstream.url;
+        let bad = || ProxyError::BadRequest("upstream.url has no host");
+        let scheme: Scheme = url.scheme().parse().map_err(|_| bad())?;
+        let host = url.host_str().ok_or_else(bad)?;
+        let authority_text = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let authority: Authority = authority_text.parse().map_err(|_| bad())?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
+        let id_prefix = format!("{:08x}", rand::random::<u32>());
+        Ok(Self {
+            manager,
+            client,
+            scheme,
+            authority,
+            host,
+            timeout: config.upstream.timeout,
+            replay_limit: config.upstream.replay_body_limit,
+            metrics,
+            id_prefix,
+            next_id: AtomicU64::new(1),
+            refused_generation: AtomicU64::new(0),
+        })
+    }
+
+    /// Handles one request. Never fails: errors become problem+json responses.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        let started = Instant::now();
+        self.metrics.in_flight().inc();
+        let request_id = self.request_id(req.headers());
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let forwarded = match self.forward(req, &request_id).await {
+            Ok(f) => f,
+            Err(error) => {
+                log_proxy_error(&error);
+                let (parts, body) = error.to_response().into_parts();
+                Forwarded {
+                    response: Response::from_parts(parts, ResponseBody::full(body)),
+                    upstream_latency: None,
+                    replayed: false,
+                }
+            }
+        };
+        let (mut parts, body) = forwarded.response.into_parts();
+        parts.headers.insert(&X_REQUEST_ID, request_id.clone());
+        let completion = Completion {
+            started,
+            method,
+            uri,
+            status: parts.status,
+            upstream_latency: forwarded.upstream_latency,
+            request_id,
+            replayed: forwarded.replayed,
+            metrics: self.metrics.clone(),
+        };
+        Response::from_parts(parts, body.on_complete(completion))
+    }
+
+    /// The client's `X-Request-Id` when it is sound, else a new one.
+    fn request_id(&self, headers: &HeaderMap) -> HeaderValue {
+        if let Some(id) = headers.get(&X_REQUEST_ID)
+            && headers::is_valid_request_id(id)
+        {
+            return id.clone();
+        }
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.id_prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> Result<Forwarded, ProxyError> {
+        let (head, body) = self.upstream_request(req, request_id)?;
+        let kept = self.keep_for_replay(&head, body).await?;
+        let token = self.manager.token().await.map_err(ProxyError::NoToken)?;
+        let (first_body, replay) = match kept {
+            Kept::Buffered(bytes) => (
+                RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
+                Some((clone_head(&head), bytes)),
+            ),
+            Kept::Stream(incoming) => (RequestBody::Stream(incoming), None),
+        };
+        let (response, latency) = self.send(head, first_body, &token).await?;
+        if !rejection::may_reject(response.status()) {
+            return Ok(Forwarded {
+                response: downstream_response(response.map(ResponseBody::stream)),
+                upstream_latency: Some(latency),
+                replayed: false,
+            });
+        }
+        let (parts, body) = response.into_parts();
+        let peeked = self.peek(body).await;
+        if !rejection::is_token_rejection(&peeked.head) {
+            return Ok(Forwarded {
+                response: downstream_response(Response::from_parts(parts, peeked.into_body())),
+                upstream_latency: Some(latency),
+                replayed: false,
+            });
+        }
+        self.metrics.record_rejection();
+        let rejected = Response::from_parts(parts, peeked.into_body());
+        self.on_rejection(&token, rejected, latency, replay).await
+    }
+
+    /// Phase 1: the upstream request head, and the body as received.
+    fn upstream_request(
+        &self,
+        req: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> Result<(Parts, Incoming), ProxyError> {
+        if req.method() == Method::CONNECT {
+            return Err(ProxyError::MethodNotAllowed);
+        }
+        // HTTP/1 absolute-form (`GET http://host/ HTTP/1.1`) is how forward proxies are
+        // addressed; this is a reverse proxy for one upstream, never an open relay. (HTTP/2
+        // requests always carry scheme and authority.)
+        if req.version() <= Version::HTTP_11 && req.uri().authority().is_some() {
+            return Err(ProxyError::BadRequest(
+                "absolute-form request targets are not forwarded: send origin-form (GET /path)",
+            ));
+        }
+        let (mut head, body) = req.into_parts();
+        head.uri = headers::upstream_uri(&self.scheme, &self.authority, &head.uri)
+            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+        head.version = Version::HTTP_11;
+        head.extensions = http::Extensions::new();
+        headers::strip_hop_by_hop(&mut head.headers);
+        headers::strip_client_credentials(&mut head.headers);
+        headers::override_host(&mut head.headers, &self.host);
+        head.headers.insert(&X_REQUEST_ID, request_id.clone());
+        Ok((head, body))
+    }
+
+    /// Keeps bodies of known size up to `upstream.replay_body_limit` in memory; streams
+    /// the rest.
+    async fn keep_for_replay(&self, head: &Parts, body: Incoming) -> Result<Kept, ProxyError> {
+        let hint = body.size_hint();
+        let small = hint.exact().is_some_and(|n| n <= self.replay_limit);
+        if !small || head.method == Method::CONNECT {
+            return Ok(Kept::Stream(body));
+        }
+        match tokio::time::timeout(self.timeout, body.collect()).await {
+            Ok(Ok(collected)) => Ok(Kept::Buffered(collected.to_bytes())),
+            Ok(Err(_)) | Err(_) => Err(ProxyError::BadRequest(
+                "the request body ended early or arrived too slowly",
+            )),
+        }
+    }
+
+    /// Phase 2: sends with the token, bounded by `upstream.timeout` until the head.
+    async fn send(
+        &self,
+        mut head: Parts,
+        body: RequestBody,
+        token: &AccessToken,
+    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+        headers::override_authorization(&mut head.headers, token.header().clone());
+        let request = Request::from_parts(head, body);
+        let sent = Instant::now();
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
+            Ok(Err(error)) => Err(ProxyError::UpstreamUnreachable(Box::new(error))),
+            Ok(Ok(response)) => {
+                let latency = sent.elapsed();
+                self.metrics.record_upstream(latency);
+                Ok((response, latency))
+            }
+        }
+    }
+
+    /// Reads up to [`rejection::PEEK_LIMIT`] bytes of a 400/401 body.
+    async fn peek(&self, mut body: Incoming) -> Peeked {
+        let mut head = BytesMut::new();
+        let deadline = Instant::now() + self.timeout;
+        while head.len() < rejection::PEEK_LIMIT {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        head.extend_from_slice(&data);
+                    }
+                }
+                Ok(None) | Ok(Some(Err(_))) => {
+                    return Peeked {
+                        head: head.freeze(),
+                        rest: None,
+                    };
+                }
+                Err(_) => break,
+            }
+        }
+        Peeked {
+            head: head.freeze(),
+            rest: Some(body),
+        }
+    }
+
+    /// The upstream rejected `token`: refresh once (single flight) and replay once.
+    async fn on_rejection(
+        &self,
+        token: &AccessToken,
+        rejected: Response<ResponseBody>,
+        latency: Duration,
+        replay: Option<(Parts, Bytes)>,
+    ) -> Result<Forwarded, ProxyError> {
+        let pass = |response: Response<ResponseBody>| Forwarded {
+            response: downstream_response(response),
+            upstream_latency: Some(latency),
+            replayed: false,
+        };
+        let generation = token.generation();
+        if self.refused_generation.load(Ordering::Relaxed) == generation {
+            return Ok(pass(rejected));
+        }
+        tracing::info!(
+            token.fingerprint = token.fingerprint(),
+            "upstream rejected the access token; refreshing"
+        );
+        let fresh = match self.manager.force_refresh(generation).await {
+            Ok(fresh) => fresh,
+            Err(unavailable) => {
+                tracing::warn!(error = %unavailable, "cannot replace the rejected token");
+                return Ok(pass(rejected));
+            }
+        };
+        let Some((head, body)) = replay else {
+            // Too large to have been kept: the client retries; the next request has the new
+            // token.
+            return Ok(pass(rejected));
+        };
+        drop(rejected);
+        self.metrics.record_replay();
+        let replay_body = RequestBody::Buffered((!body.is_empty()).then_some(body));
+        let (response, latency) = self.send(head, replay_body, &fresh).await?;
+        if !rejection::may_reject(response.status()) {
+            return Ok(Forwarded {
+                response: downstream_response(response.map(ResponseBody::stream)),
+                upstream_latency: Some(latency),
+                replayed: true,
+            });
+        }
+        let (parts, body) = response.into_parts();
+        let peeked = self.peek(body).await;
+        if rejection::is_token_rejection(&peeked.head) {
+            self.refused_generation
+                .store(fresh.generation(), Ordering::Relaxed);
+            tracing::error!(
+                token.fingerprint = fresh.fingerprint(),
+                "Zoho refused a freshly minted token: the data centre is probably wrong \
+                 (oauth.data_center / upstream.url must match the account's), or the app's \
+                 access was revoked; passing Zoho's answer through"
+            );
+        }
+        Ok(Forwarded {
+            response: downstream_response(Response::from_parts(parts, peeked.into_body())),
+            upstream_latency: Some(latency),
+            replayed: true,
+        })
+    }
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("upstream", &self.authority)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request body as decided by [`Proxy::keep_for_replay`].
+enum Kept {
+    Buffered(Bytes),
+    Stream(Incoming),
+}
+
+// === impl Peeked ===
+
+impl Peeked {
+    fn into_body(self) -> ResponseBody {
+        match self.rest {
+            Some(rest) => ResponseBody::prefixed(self.head, rest),
+            None => ResponseBody::full(self.head),
+        }
+    }
+}
+
+// === impl Completion ===
+
+impl Completion {
+    /// Phase 4: metrics and the request log line.
+    pub(crate) fn finish(self, bytes: u64) {
+        let total = self.started.elapsed();
+        self.metrics
+            .record_request(&self.method, self.status.as_u16(), total);
+        self.metrics.in_flight().dec();
+        tracing::info!(
+            http.method = %self.method,
+            http.path = self.uri.path(),
+            http.status = self.status.as_u16(),
+            bytes,
+            latency_ms = total.as_secs_f64() * 1000.0,
+            upstream.latency_ms = self.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
+            request.id = self.request_id.to_str().unwrap_or("-"),
+            replayed = self.replayed,
+            "request"
+        );
+    }
+}
+
+/// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.
+fn downstream_response(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    headers::strip_hop_by_hop(response.headers_mut());
+    response
+}
+
+/// A copy of a request head for the replay (`Parts` is not `Clone`).
+fn clone_head(head: &Parts) -> Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = head.method.clone();
+    parts.uri = head.uri.clone();
+    parts.version = head.version;
+    parts.headers = head.headers.clone();
+    parts
+}
+
+fn log_proxy_error(error: &ProxyError) {
+    let (status, name, _) = error.classify();
+    match error {
+        ProxyError::NoToken(reason) => {
+            tracing::warn!(problem = name, status = status.as_u16(), error = %reason, "no token for request");
+        }
+        ProxyError::UpstreamUnreachable(source) => {
+            tracing::warn!(problem = name, status = status.as_u16(), error = %crate::telemetry::chain(source.as_ref()), "upstream unreachable");
+        }
+        ProxyError::UpstreamTimeout(_) | ProxyError::BadRequest(_) | ProxyError::MethodNotAllowed => {
+            tracing::info!(problem = name, status = status.as_u16(), "request refused");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Body types of the request path: streamed through, never collected.
+//!
+//! [`RequestBody`] is what goes upstream: the client's body streamed as it arrives, or a
+//! small body kept in memory so that one replay is possible. [`ResponseBody`] is what goes
+//! back: the upstream's body streamed, optionally after a prefix already read to look for a
+//! token rejection, or a synthetic answer of the proxy. Both forward size hints, so a known
+//! `Content-Length` survives the hop. [`ResponseBody`] also counts the bytes it forwards and
+//! runs the request's completion (log line and metrics) when the body ends or is dropped.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::Completion;
+
+/// A request body on its way upstream.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Kept in memory (at most `upstream.replay_body_limit`), so it can be sent twice.
+    Buffered(Option<Bytes>),
+    /// Streamed from the client.
+    Stream(Incoming),
+}
+
+/// A response body on its way to the client.
+#[derive(Debug)]
+pub struct ResponseBody {
+    inner: Inner,
+    bytes: u64,
+    completion: Option<Completion>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    /// A whole body (synthetic answers, or an upstream body read completely).
+    Full(Option<Bytes>),
+    /// The upstream's body after a prefix that was already read.
+    Prefixed { head: Option<Bytes>, rest: Incoming },
+}
+
+// === impl RequestBody ===
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Buffered(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            RequestBody::Stream(incoming) => Pin::new(incoming).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Buffered(data) => data.is_none(),
+            RequestBody::Stream(incoming) => incoming.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Buffered(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            RequestBody::Stream(incoming) => incoming.size_hint(),
+        }
+    }
+}
+
+// === impl ResponseBody ===
+
+impl ResponseBody {
+    /// A whole body.
+    pub fn full(data: Bytes) -> Self {
+        Self {
+            inner: Inner::Full((!data.is_empty()).then_some(data)),
+            bytes: 0,
+            completion: None,
+        }
+    }
+
+    /// The upstream's body, streamed.
+    pub fn stream(body: Incoming) -> Self {
+        Self::prefixed(Bytes::new(), body)
+    }
+
+    /// `head`, already read from the upstream, then the rest of its body.
+    pub fn prefixed(head: Bytes, rest: Incoming) -> Self {
+        Self {
+            inner: Inner::Prefixed {
+                head: (!head.is_empty()).then_some(head),
+                rest,
+            },
+            bytes: 0,
+            completion: None,
+        }
+    }
+
+    /// Runs `completion` with the byte count when the body ends or is dropped.
+    pub(crate) fn on_complete(mut self, completion: Completion) -> Self {
+        self.completion = Some(completion);
+        self
+    }
+
+    fn complete(&mut self) {
+        if let Some(completion) = self.completion.take() {
+            completion.finish(self.bytes);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.inner {
+            Inner::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Inner::Prefixed { head, rest } => match head.take() {
+                Some(h) => Poll::Ready(Some(Ok(Frame::data(h)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.complete(),
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(data) => data.is_none(),
+            Inner::Prefixed { head, rest } => head.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Prefixed { head, rest } => {
+                let extra = head.as_ref().map_or(0, |h| h.len() as u64);
+                let hint = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(hint.lower() + extra);
+                if let Some(upper) = hint.upper() {
+                    out.set_upper(upper + extra);
+                }
+                out
+            }
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.complete();
+    }
+}

@@ -1,0 +1,222 @@
+//! Errors the proxy itself answers, as RFC 9457 `application/problem+json` documents.
+//!
+//! Every [`ProxyError`] maps to one status through one exhaustive `match` (no wildcard arm:
+//! a new variant does not compile until it is mapped). Bodies say what happened and what to
+//! do, and never carry upstream error text, tokens or other secrets. Each response also has
+//! an `x-proxy-error` header naming the problem, so clients can tell the proxy's answers from
+//! Zoho's.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::token::refresh::Unavailable;
+
+/// Header naming the proxy's own problem.
+pub static X_PROXY_ERROR: http::HeaderName = http::HeaderName::from_static("x-proxy-error");
+
+/// A failure answered by the proxy instead of Zoho.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No valid access token can be had.
+    #[error("no access token")]
+    NoToken(#[source] Unavailable),
+    /// The upstream could not be reached, or the exchange broke off before the response head.
+    #[error("upstream unreachable")]
+    UpstreamUnreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No response head within `upstream.timeout`.
+    #[error("upstream timed out")]
+    UpstreamTimeout(Duration),
+    /// The request cannot be forwarded as it is.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// `CONNECT` and other methods this reverse proxy never forwards.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+/// The RFC 9457 document.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+// === impl ProxyError ===
+
+impl ProxyError {
+    /// The status, a short problem name, and a title.
+    pub fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ProxyError::NoToken(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-token",
+                "No valid Zoho access token",
+            ),
+            ProxyError::UpstreamUnreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-unreachable",
+                "Zoho Meeting could not be reached",
+            ),
+            ProxyError::UpstreamTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "Zoho Meeting did not answer in time",
+            ),
+            ProxyError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "The request cannot be forwarded",
+            ),
+            ProxyError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "This method is not forwarded",
+            ),
+        }
+    }
+
+    /// The human explanation for the `detail` member.
+    fn detail(&self) -> String {
+        match self {
+            ProxyError::NoToken(reason) => format!(
+                "{reason}. Retry after {} s; `zoho-meeting-proxy status` shows the token state.",
+                retry_after_secs(reason.retry_after())
+            ),
+            ProxyError::UpstreamUnreachable(_) => {
+                "The connection to the Zoho Meeting API failed. Check network access and upstream.url.".to_owned()
+            }
+            ProxyError::UpstreamTimeout(limit) => format!(
+                "No response headers from the Zoho Meeting API within {} (upstream.timeout).",
+                humantime::format_duration(*limit)
+            ),
+            ProxyError::BadRequest(why) => (*why).to_owned(),
+            ProxyError::MethodNotAllowed => {
+                "This is a reverse proxy for the Zoho Meeting API: CONNECT is not supported.".to_owned()
+            }
+        }
+    }
+
+    /// Renders the problem+json response.
+    pub fn to_response(&self) -> Response<Bytes> {
+        let (status, name, title) = self.classify();
+        let retry_after = match self {
+            ProxyError::NoToken(reason) => Some(retry_after_secs(reason.retry_after())),
+            ProxyError::UpstreamUnreachable(_)
+            | ProxyError::UpstreamTimeout(_)
+            | ProxyError::BadRequest(_)
+            | ProxyError::MethodNotAllowed => None,
+        };
+        let kind = format!("urn:zoho-meeting-proxy:problem:{name}");
+        let detail = self.detail();
+        let body = problem_json(&kind, title, status, &detail, retry_after);
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(&X_PROXY_ERROR, HeaderValue::from_static(name));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+        }
+        response
+    }
+}
+
+/// Serialises a problem document; falls back to a fixed document if serialisation fails.
+pub fn problem_json(
+    kind: &str,
+    title: &str,
+    status: StatusCode,
+    detail: &str,
+    retry_after: Option<u64>,
+) -> Bytes {
+    let problem = Problem {
+        kind,
+        title,
+        status: status.as_u16(),
+        detail,
+        retry_after,
+    };
+    match serde_json::to_vec(&problem) {
+        Ok(json) => Bytes::from(json),
+        Err(_) => Bytes::from_static(b"{\"type\":\"about:blank\",\"title\":\"Error\"}"),
+    }
+}
+
+/// Whole seconds, at least one (a `Retry-After: 0` invites a hot loop).
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(r: &Response<Bytes>) -> serde_json::Value {
+        serde_json::from_slice(r.body()).unwrap()
+    }
+
+    #[test]
+    fn no_token_is_503_with_retry_after() {
+        let e = ProxyError::NoToken(Unavailable::Budget {
+            max: 10,
+            retry_after: Duration::from_millis(41_200),
+        });
+        let r = e.to_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "42");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(r.headers()[&X_PROXY_ERROR], "no-token");
+        let b = body(&r);
+        assert_eq!(b["status"], 503);
+        assert_eq!(b["type"], "urn:zoho-meeting-proxy:problem:no-token");
+        assert!(b["detail"].as_str().unwrap().contains("budget"));
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_status() {
+        let cases: Vec<(ProxyError, u16)> = vec![
+            (ProxyError::UpstreamUnreachable("refused".into()), 502),
+            (ProxyError::UpstreamTimeout(Duration::from_secs(60)), 504),
+            (ProxyError::BadRequest("absolute-form target"), 400),
+            (ProxyError::MethodNotAllowed, 405),
+        ];
+        for (e, status) in cases {
+            let r = e.to_response();
+            assert_eq!(r.status(), status);
+            assert_eq!(body(&r)["status"], status);
+            assert!(r.headers().get(header::RETRY_AFTER).is_none());
+        }
+    }
+
+    #[test]
+    fn upstream_error_text_is_not_echoed() {
+        let e = ProxyError::UpstreamUnreachable("secret-ish detail from the socket".into());
+        let r = e.to_response();
+        assert!(!String::from_utf8_lossy(r.body()).contains("secret-ish"));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(60)), 60);
+    }
+}

@@ -1,0 +1,183 @@
+//! Pure header and URI rewrites for the request path.
+//!
+//! Each function does one thing to a [`HeaderMap`] or [`Uri`] and says in its name whether it
+//! strips, overrides or builds. None of them allocates per request except where a new map
+//! entry is unavoidable; the token header arrives prebuilt from the token cache.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Uri, uri::Authority};
+
+/// `X-Request-Id`, kept from the client or created.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers that apply to one connection only.
+///
+/// RFC 9110 §7.6.1 (<https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1>): "Intermediaries
+/// MUST parse a received Connection header field before a message is forwarded and, for each
+/// connection-option in this field, remove any header or trailer field(s) from the message
+/// with the same name as the connection-option, and then remove the Connection header field
+/// itself". `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and
+/// `Upgrade` are removed too: hyper frames each hop's message itself.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including every header named in `Connection`
+/// (RFC 9110 §7.6.1). Used on requests and on responses.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Names listed in Connection, e.g. `Connection: close, x-foo`.
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Removes the client's credentials: `Authorization` (replaced by ours), `Cookie` and
+/// `Proxy-Authorization` (meant for this proxy, never for Zoho).
+pub fn strip_client_credentials(headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::COOKIE);
+    headers.remove(header::PROXY_AUTHORIZATION);
+}
+
+/// Sets `Authorization` to the token's prebuilt, sensitive value, replacing any other.
+pub fn override_authorization(headers: &mut HeaderMap, token: HeaderValue) {
+    headers.insert(header::AUTHORIZATION, token);
+}
+
+/// Sets `Host` to the upstream's, replacing the client's (hyper-util adds `Host` only when
+/// it is missing, so the client's `localhost:8080` would otherwise reach Zoho).
+pub fn override_host(headers: &mut HeaderMap, host: &HeaderValue) {
+    headers.insert(header::HOST, host.clone());
+}
+
+/// The upstream URI: the upstream's scheme and authority, with the request's path and query
+/// exactly as received (no decoding, re-encoding or normalisation).
+///
+/// # Errors
+/// When the parts do not form a URI (cannot happen for parts that parsed on their own).
+pub fn upstream_uri(
+    scheme: &Scheme,
+    authority: &Authority,
+    original: &Uri,
+) -> Result<Uri, http::Error> {
+    let path_and_query = original
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+}
+
+/// Whether a client's `X-Request-Id` is fit to forward and log: 1–128 visible ASCII bytes.
+pub fn is_valid_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Foo"),
+            ("connection", "x-bar"),
+            ("x-foo", "1"),
+            ("x-bar", "2"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("x-keep", "yes"),
+            ("content-type", "application/json"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-keep", "content-type"]);
+    }
+
+    #[test]
+    fn credentials_are_removed_and_authorization_overridden() {
+        let mut h = map(&[
+            ("authorization", "Basic dXNlcjpwYXNz"),
+            ("authorization", "Bearer other"),
+            ("cookie", "session=1"),
+            ("proxy-authorization", "Bearer key"),
+        ]);
+        strip_client_credentials(&mut h);
+        let mut token = HeaderValue::from_static("Zoho-oauthtoken 1000.x");
+        token.set_sensitive(true);
+        override_authorization(&mut h, token);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get_all(header::AUTHORIZATION).iter().count(), 1);
+        assert!(h[header::AUTHORIZATION].is_sensitive());
+    }
+
+    #[test]
+    fn path_and_query_are_kept_byte_for_byte() {
+        let scheme = Scheme::HTTPS;
+        let authority = Authority::from_static("meeting.zoho.eu");
+        for target in [
+            "/api/v2/123/sessions.json?listtype=upcoming&index=1&count=20",
+            "/api/v2/a%2Fb/x.json?q=a+b&q=c%20d&empty=&=v",
+            "/meeting/api/v2/1/recordings.json?x=%E2%9C%93",
+            "/",
+            "/a//b/../c?%zz",
+        ] {
+            let original: Uri = target.parse().unwrap();
+            let up = upstream_uri(&scheme, &authority, &original).unwrap();
+            assert_eq!(up.to_string(), format!("https://meeting.zoho.eu{target}"));
+        }
+    }
+
+    #[test]
+    fn host_is_overridden() {
+        let mut h = map(&[("host", "localhost:8080")]);
+        override_host(&mut h, &HeaderValue::from_static("meeting.zoho.com"));
+        assert_eq!(h[header::HOST], "meeting.zoho.com");
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(is_valid_request_id(&HeaderValue::from_static("abc-123")));
+        assert!(!is_valid_request_id(&HeaderValue::from_static("")));
+        assert!(!is_valid_request_id(&HeaderValue::from_static("a b")));
+        assert!(!is_valid_request_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+    }
+}
