@@ -28,7 +28,9 @@ pub fn options(lifetime: Duration) -> AccountsOptions {
 
 /// A plain-HTTP accounts emulator on an ephemeral loopback port.
 pub async fn emulator(opts: AccountsOptions) -> AccountsEmulator {
-    AccountsEmulator::start(loopback(), opts).await.expect("emulator starts")
+    AccountsEmulator::start(loopback(), opts)
+        .await
+        .expect("emulator starts")
 }
 
 /// A TLS accounts emulator whose certificate is signed by a fresh test CA; returns the CA's
@@ -38,7 +40,12 @@ pub async fn tls_emulator(mut opts: AccountsOptions, dir: &Path) -> (AccountsEmu
     opts.tls = Some(server_config);
     let ca_file = dir.join("test-ca.pem");
     std::fs::write(&ca_file, ca_pem).unwrap();
-    (AccountsEmulator::start(loopback(), opts).await.expect("tls emulator starts"), ca_file)
+    (
+        AccountsEmulator::start(loopback(), opts)
+            .await
+            .expect("tls emulator starts"),
+        ca_file,
+    )
 }
 
 /// 127.0.0.1 on a port the OS picks.
@@ -55,25 +62,31 @@ pub fn test_ca() -> (Arc<rustls::ServerConfig>, String) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "zoho-meeting-proxy test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "zoho-meeting-proxy test CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
 
     let leaf_key = KeyPair::generate().unwrap();
     let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf_params.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+    leaf_params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf = leaf_params.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
 
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
         leaf_key.serialize_der(),
     ));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (Arc::new(config), ca_cert.pem())
 }
@@ -105,7 +118,9 @@ pub fn bin(home: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("HOME", home).env("XDG_STATE_HOME", home.join("state")).current_dir(home);
+    cmd.env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("state"))
+        .current_dir(home);
     cmd.stdin(std::process::Stdio::null());
     cmd
 }

@@ -1,5 +1,10 @@
 //! Integration tests: one crate, one module per concern. Real sockets, real binary.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 // Shared helpers: emulators, test CA, configs, the binary.
 mod support;
