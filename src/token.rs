@@ -28,7 +28,9 @@ use crate::config::AuthScheme;
 use crate::secret::Secret;
 
 /// A token is not handed out when it has less than this left: a request needs time to reach
-/// Zoho, and an expired token must never be sent upstream.
+/// Zoho, and an expired token must never be sent upstream. Capped to a tenth of the token's
+/// lifetime, so that a short-lived token is usable at all and stays usable until the
+/// refresher (a quarter of the lifetime ahead) has replaced it.
 pub const EXPIRY_SKEW: Duration = Duration::from_secs(5);
 
 /// One access token, ready for the request path.
@@ -127,9 +129,11 @@ impl AccessToken {
         &self.fingerprint
     }
 
-    /// Whether it may still be sent upstream (more than [`EXPIRY_SKEW`] left).
+    /// Whether it may still be sent upstream (more than [`EXPIRY_SKEW`], or a tenth of its
+    /// lifetime if less, left).
     pub fn is_usable(&self) -> bool {
-        self.expires_at.saturating_duration_since(Instant::now()) > EXPIRY_SKEW
+        self.expires_at.saturating_duration_since(Instant::now())
+            > EXPIRY_SKEW.min(self.lifetime / 10)
     }
 }
 

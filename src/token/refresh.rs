@@ -186,6 +186,8 @@ enum Trigger {
     Request,
     /// A request whose token (this generation) was rejected upstream.
     Rejected(u64),
+    /// The `token` command: wants more than the refresh margin left.
+    Fresh,
     /// A person (`check --online`): ignores backoff and terminal state, never the budget.
     Manual,
 }
@@ -392,7 +394,7 @@ impl TokenManager {
     pub async fn fresh(&self) -> Result<Arc<AccessToken>, Unavailable> {
         match self.cache.usable() {
             Some(t) if t.remaining() > self.margin_for(t.lifetime()) => Ok(t),
-            _ => self.single_flight(Trigger::Request).await,
+            _ => self.single_flight(Trigger::Fresh).await,
         }
     }
 
@@ -516,6 +518,7 @@ impl TokenManager {
             let satisfied = match trigger {
                 Trigger::Request => true,
                 Trigger::Rejected(generation) => current.generation() != generation,
+                Trigger::Fresh => current.remaining() > self.margin_for(current.lifetime()),
                 Trigger::Schedule => !self.due(),
                 Trigger::Manual => false,
             };
@@ -600,12 +603,12 @@ impl TokenManager {
                 .map_err(|_| self.failed(TokenError::Malformed))?;
                 let token = Arc::new(token);
                 self.cache.store(token.clone());
-                let mints = {
+                let (mints, resumed) = {
                     let mut state = self.lock_state();
                     state.governor.record(now_ms);
                     state.failures = 0;
                     state.not_before = None;
-                    state.terminal = None;
+                    let resumed = state.terminal.take().is_some();
                     state.unavailable = None;
                     state.last_error = None;
                     state.last_refresh = Some(SystemTime::now());
@@ -617,8 +620,13 @@ impl TokenManager {
                         token.fingerprint = token.fingerprint(),
                         "access token refreshed"
                     );
-                    state.governor.times()
+                    (state.governor.times(), resumed)
                 };
+                if resumed {
+                    // The background task waits for a wake-up while stopped: restart its
+                    // schedule now that the credentials work again.
+                    self.wake.notify_one();
+                }
                 self.persist(&token, &creds, mints).await;
                 Ok(token)
             }
