@@ -6,6 +6,7 @@
 //! error.
 
 mod login;
+mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,14 +30,20 @@ pub struct Cli {
     /// Configuration file (else $ZOHO_PROXY_CONFIG, else ./proxy.toml when it exists).
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// What to do.
+    /// What to do (default: serve).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the proxy (the default when no command is given).
+    Serve,
+    /// Block until the running proxy is ready (exit 0) or --timeout passes (exit 1).
+    Wait(WaitArgs),
+    /// Print the running proxy's token status (never the token itself).
+    Status,
     /// Obtain and store a refresh token: browser flow with a loopback redirect, or
     /// `--code GRANT` to exchange a Self Client grant code.
     Login(LoginArgs),
@@ -62,6 +69,14 @@ pub struct LoginArgs {
     pub timeout: std::time::Duration,
 }
 
+/// `wait` options.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// How long to wait for readiness.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
 /// `check` options.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -82,6 +97,9 @@ pub enum RunError {
     /// A token-endpoint failure.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The proxy could not start.
+    #[error(transparent)]
+    Startup(#[from] crate::app::StartupError),
     /// No token could be had.
     #[error("no access token: {0}")]
     Unavailable(#[from] Unavailable),
@@ -108,6 +126,7 @@ impl RunError {
             RunError::Config(_) => EXIT_CONFIG,
             RunError::Store(_)
             | RunError::Token(_)
+            | RunError::Startup(_)
             | RunError::Unavailable(_)
             | RunError::Failed(_)
             | RunError::Io { .. } => 1,
@@ -142,7 +161,10 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
             source,
         })?;
     runtime.block_on(async move {
-        match cli.command {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve::run(&config).await,
+            Command::Wait(args) => serve::wait(&config, args.timeout).await,
+            Command::Status => serve::status(&config).await,
             Command::Login(args) => login::run(&config, args).await,
             Command::Token => token(&config).await,
             Command::Revoke => revoke(&config).await,

@@ -4,13 +4,21 @@
 //! The library holds everything; `main.rs` only parses the command line. Modules:
 //! [`config`] (figment layering and validation), [`secret`] (redacting secret type),
 //! [`token`] (the lock-free token cache, the Zoho OAuth client, the token store and the
-//! background refresher), [`cli`] (the commands), [`sandbox`] (the built-in Zoho emulator)
-//! and [`telemetry`] (logging).
+//! background refresher), [`proxy`] (the request path), [`upstream`] (the outbound client),
+//! [`server`] (accept loops, graceful drain), [`admin`] (health, metrics and status),
+//! [`metrics`], [`app`] (wiring), [`cli`] (the commands), [`sandbox`] (the built-in Zoho
+//! emulator) and [`telemetry`] (logging).
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod metrics;
+pub mod proxy;
 pub mod sandbox;
 pub mod secret;
+pub mod server;
 pub mod telemetry;
 pub mod token;
+pub mod upstream;

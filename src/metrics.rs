@@ -35,16 +35,21 @@ const LATENCY_BUCKETS: [f64; 14] = [
 pub struct Metrics {
     registry: Registry,
     requests: Vec<Counter>,
-    request_duration: Arc<AtomicHistogram>,
-    upstream_latency: Arc<AtomicHistogram>,
+    request_duration: AtomicHistogram,
+    upstream_latency: AtomicHistogram,
     in_flight: Gauge,
     replays: Counter,
     rejections: Counter,
 }
 
-/// A histogram whose observations are atomic adds.
-#[derive(Debug)]
+/// A histogram whose observations are atomic adds. Clones share the same counts.
+#[derive(Clone, Debug)]
 pub struct AtomicHistogram {
+    inner: Arc<HistogramInner>,
+}
+
+#[derive(Debug)]
+struct HistogramInner {
     bounds: &'static [f64],
     /// One per bound, plus +Inf.
     buckets: Vec<AtomicU64>,
@@ -80,13 +85,13 @@ impl Metrics {
             "Proxied requests by method and status class",
             family,
         );
-        let request_duration = Arc::new(AtomicHistogram::new(&LATENCY_BUCKETS));
+        let request_duration = AtomicHistogram::new(&LATENCY_BUCKETS);
         registry.register(
             "http_request_duration_seconds",
             "Time from request to response head, including token waits and replays",
             request_duration.clone(),
         );
-        let upstream_latency = Arc::new(AtomicHistogram::new(&LATENCY_BUCKETS));
+        let upstream_latency = AtomicHistogram::new(&LATENCY_BUCKETS);
         registry.register(
             "upstream_latency_seconds",
             "Time from sending a request upstream to its response head",
@@ -179,27 +184,30 @@ impl AtomicHistogram {
     /// A histogram with these bucket upper bounds (seconds), plus +Inf.
     pub fn new(bounds: &'static [f64]) -> Self {
         Self {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_nanos: AtomicU64::new(0),
+            inner: Arc::new(HistogramInner {
+                bounds,
+                buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+                count: AtomicU64::new(0),
+                sum_nanos: AtomicU64::new(0),
+            }),
         }
     }
 
     /// Records one duration.
     pub fn observe(&self, d: Duration) {
+        let h = &*self.inner;
         let secs = d.as_secs_f64();
-        let idx = self
+        let idx = h
             .bounds
             .iter()
             .position(|&b| secs <= b)
-            .unwrap_or(self.bounds.len());
-        if let Some(bucket) = self.buckets.get(idx) {
+            .unwrap_or(h.bounds.len());
+        if let Some(bucket) = h.buckets.get(idx) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        h.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        h.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 
@@ -209,17 +217,18 @@ impl TypedMetric for AtomicHistogram {
 
 impl EncodeMetric for AtomicHistogram {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
-        let buckets: Vec<(f64, u64)> = self
+        let h = &*self.inner;
+        let buckets: Vec<(f64, u64)> = h
             .bounds
             .iter()
             .copied()
             .chain(std::iter::once(f64::INFINITY))
-            .zip(self.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .zip(h.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
             .collect();
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
             sum,
-            self.count.load(Ordering::Relaxed),
+            h.count.load(Ordering::Relaxed),
             &buckets,
             None,
         )
@@ -290,8 +299,8 @@ mod tests {
         h.observe(Duration::from_millis(10));
         h.observe(Duration::from_millis(50));
         h.observe(Duration::from_secs(3));
-        let counts: Vec<u64> = h.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = h.inner.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
         assert_eq!(counts, vec![2, 1, 1]);
-        assert_eq!(h.count.load(Ordering::Relaxed), 4);
+        assert_eq!(h.inner.count.load(Ordering::Relaxed), 4);
     }
 }

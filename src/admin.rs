@@ -1,0 +1,155 @@
+//! The admin listener (`server.admin_listen`), separate from the proxy's.
+//!
+//! | Endpoint | Answer |
+//! | --- | --- |
+//! | `GET /livez` | `200 ok` while the process runs. |
+//! | `GET /readyz` | `200 ready` while a token with more than the refresh margin left is held; `503` otherwise and from the moment shutdown begins. Never calls Zoho. |
+//! | `GET /metrics` | Prometheus text: requests by method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. |
+//! | `GET /status` | JSON: `ready`, `token_expires_in_s`, `last_refresh`, `last_error`, `mints_in_window`, `token_fingerprint` (a SHA-256 prefix, never the token) and more. |
+//!
+//! Anything else is `404`; other methods than `GET`/`HEAD` are `405`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::token::refresh::{TokenManager, TokenStatus};
+
+/// What the admin endpoints read.
+#[derive(Debug)]
+pub struct Admin {
+    manager: Arc<TokenManager>,
+    metrics: Arc<Metrics>,
+    draining: AtomicBool,
+}
+
+/// `/status`: the token status plus the process's.
+#[derive(Serialize)]
+struct Status<'a> {
+    #[serde(flatten)]
+    token: &'a TokenStatus,
+    draining: bool,
+    version: &'static str,
+}
+
+// === impl Admin ===
+
+impl Admin {
+    /// Endpoints over this manager's tokens and these metrics.
+    pub fn new(manager: Arc<TokenManager>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            manager,
+            metrics,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the process as shutting down: `/readyz` answers 503 from now on.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `/readyz` would answer 200.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.manager.is_ready()
+    }
+
+    /// Answers one admin request.
+    pub fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match req.uri().path() {
+            "/livez" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => {
+                if self.is_ready() {
+                    text(StatusCode::OK, "ready\n")
+                } else if self.draining.load(Ordering::Relaxed) {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "no token with more than the refresh margin left\n")
+                }
+            }
+            "/metrics" => {
+                let mut r = text(StatusCode::OK, self.metrics.encode());
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                r
+            }
+            "/status" => {
+                let mut token = self.manager.status();
+                token.ready = self.is_ready();
+                let status = Status {
+                    token: &token,
+                    draining: self.draining.load(Ordering::Relaxed),
+                    version: env!("CARGO_PKG_VERSION"),
+                };
+                let body = serde_json::to_vec_pretty(&status).unwrap_or_default();
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found: try /livez /readyz /metrics /status\n"),
+        }
+    }
+}
+
+/// Serves the admin endpoints until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: watch::Receiver<bool>) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut stop = shutdown;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let admin = admin.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let admin = admin.clone();
+            async move { Ok::<_, Infallible>(admin.handle(&req)) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), graceful.shutdown()).await;
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,113 @@
+//! `serve`, and the two commands that talk to a running proxy: `wait` and `status`.
+
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{RunError, open_store, token_manager};
+use crate::app;
+use crate::config::{Config, ConfigError};
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains.
+pub(super) async fn run(config: &Config) -> Result<(), RunError> {
+    let store = open_store(config)?;
+    let manager = token_manager(config, store).await?;
+    let running = app::start(config, manager.clone()).await?;
+    let signal_error = |source| RunError::Io {
+        what: "cannot install signal handlers".into(),
+        source,
+    };
+    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); break; }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break; }
+            _ = hup.recv() => {
+                tracing::info!(signal = "SIGHUP", "retrying the token refresh now");
+                manager.retry_now();
+            }
+        }
+    }
+    running.begin_shutdown();
+    let grace = config.server.shutdown_grace;
+    let drained = running.finish().await;
+    if drained {
+        tracing::info!("shutdown complete");
+    } else {
+        tracing::warn!(grace_s = grace.as_secs(), "shutdown grace elapsed with requests still in flight");
+    }
+    Ok(())
+}
+
+/// `wait`: polls `/readyz` until 200 or the timeout.
+pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunError> {
+    let url = admin_url(config, "/readyz")?;
+    let client = local_client()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(response) = client.get(&url).send().await
+            && response.status().is_success()
+        {
+            eprintln!("ready");
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RunError::Failed(format!(
+                "not ready after {} ({url})",
+                humantime::format_duration(timeout)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `status`: prints the running proxy's `/status` for a person.
+pub(super) async fn status(config: &Config) -> Result<(), RunError> {
+    let url = admin_url(config, "/status")?;
+    let response = local_client()?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| RunError::Failed(format!("no proxy answers at {url}: {}", crate::telemetry::chain(&e))))?;
+    let json: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|_| RunError::Failed(format!("{url} did not answer JSON")))?;
+    let field = |name: &str| match &json[name] {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("ready:              {}", field("ready"));
+    println!("token expires in:   {} s", field("token_expires_in_s"));
+    println!("token fingerprint:  {}", field("token_fingerprint"));
+    println!("last refresh:       {}", field("last_refresh"));
+    println!("last error:         {}", field("last_error"));
+    println!("mints in window:    {} ({} left)", field("mints_in_window"), field("mints_left"));
+    println!("refresh stopped:    {}", field("refresh_stopped"));
+    println!("next attempt in:    {} s", field("next_attempt_in_s"));
+    println!("accounts server:    {}", field("accounts_server"));
+    Ok(())
+}
+
+fn admin_url(config: &Config, path: &str) -> Result<String, RunError> {
+    match config.server.admin_listen {
+        Some(addr) => Ok(format!("http://{addr}{path}")),
+        None => Err(ConfigError::Invalid {
+            key: "server.admin_listen".into(),
+            origin: "the configuration".into(),
+            message: "the admin listener is disabled; this command needs it".into(),
+        }
+        .into()),
+    }
+}
+
+fn local_client() -> Result<reqwest::Client, RunError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| RunError::Failed(format!("cannot build an HTTP client: {e}")))
+}
