@@ -84,7 +84,10 @@ impl Admin {
                 } else if self.draining.load(Ordering::Relaxed) {
                     text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
                 } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "no token with more than the refresh margin left\n")
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no token with more than the refresh margin left\n",
+                    )
                 }
             }
             "/metrics" => {
@@ -105,13 +108,18 @@ impl Admin {
                 };
                 let body = serde_json::to_vec_pretty(&status).unwrap_or_default();
                 let mut r = Response::new(Full::new(Bytes::from(body)));
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r
             }
-            _ => text(StatusCode::NOT_FOUND, "not found: try /livez /readyz /metrics /status\n"),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /livez /readyz /metrics /status\n",
+            ),
         }
     }
 }
@@ -136,7 +144,11 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, shutdown: watch::Re
             let admin = admin.clone();
             async move { Ok::<_, Infallible>(admin.handle(&req)) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        let conn = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -66,16 +66,25 @@ pub struct Running {
 pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Running, StartupError> {
     let client = upstream::client(&config.upstream)?;
     let metrics = Arc::new(Metrics::new(manager.clone()));
-    let proxy = Arc::new(Proxy::new(config, manager.clone(), client, metrics.clone())?);
+    let proxy = Arc::new(Proxy::new(
+        config,
+        manager.clone(),
+        client,
+        metrics.clone(),
+    )?);
     let admin = Arc::new(Admin::new(manager.clone(), metrics));
 
     let listener = bind_proxy(&config.server.listen).await?;
     let admin_listener = match config.server.admin_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartupError::Bind {
-            key: "server.admin_listen",
-            addr: addr.to_string(),
-            source,
-        })?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    key: "server.admin_listen",
+                    addr: addr.to_string(),
+                    source,
+                })?,
+        ),
         None => None,
     };
     let proxy_addr = listener.local_addr();
@@ -99,7 +108,8 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
         stop_rx,
         config.server.shutdown_grace,
     ));
-    let admin_task = admin_listener.map(|l| tokio::spawn(admin::serve(l, admin.clone(), stop_admin_rx)));
+    let admin_task =
+        admin_listener.map(|l| tokio::spawn(admin::serve(l, admin.clone(), stop_admin_rx)));
     Ok(Running {
         proxy_addr,
         admin_addr,
@@ -169,7 +179,8 @@ async fn bind_proxy(listen: &Listen) -> Result<Listener, StartupError> {
             };
             remove_stale_socket(path).map_err(bind_error)?;
             let listener = UnixListener::bind(path).map_err(bind_error)?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bind_error)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                .map_err(bind_error)?;
             Ok(Listener::Unix(listener, path.clone()))
         }
     }

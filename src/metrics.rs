@@ -23,7 +23,9 @@ use prometheus_client::registry::Registry;
 use crate::token::refresh::TokenManager;
 
 /// Methods with their own label value; the rest count as `OTHER`.
-const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"];
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER",
+];
 /// Status classes.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Latency bucket upper bounds, seconds.
@@ -98,7 +100,11 @@ impl Metrics {
             upstream_latency.clone(),
         );
         let in_flight = Gauge::default();
-        registry.register("in_flight_requests", "Requests being proxied", in_flight.clone());
+        registry.register(
+            "in_flight_requests",
+            "Requests being proxied",
+            in_flight.clone(),
+        );
         let replays = Counter::default();
         registry.register(
             "replays",
@@ -261,7 +267,9 @@ impl Collector for TokenCollector {
             (
                 "zoho_proxy_token_expiry_seconds",
                 "Seconds until the current access token expires",
-                status.token_expires_in_s.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+                status
+                    .token_expires_in_s
+                    .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
             ),
             (
                 "zoho_proxy_token_mints_left",
@@ -299,7 +307,12 @@ mod tests {
         h.observe(Duration::from_millis(10));
         h.observe(Duration::from_millis(50));
         h.observe(Duration::from_secs(3));
-        let counts: Vec<u64> = h.inner.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = h
+            .inner
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(counts, vec![2, 1, 1]);
         assert_eq!(h.inner.count.load(Ordering::Relaxed), 4);
     }

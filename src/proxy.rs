@@ -442,7 +442,9 @@ fn log_proxy_error(error: &ProxyError) {
         ProxyError::UpstreamUnreachable(source) => {
             tracing::warn!(problem = name, status = status.as_u16(), error = %crate::telemetry::chain(source.as_ref()), "upstream unreachable");
         }
-        ProxyError::UpstreamTimeout(_) | ProxyError::BadRequest(_) | ProxyError::MethodNotAllowed => {
+        ProxyError::UpstreamTimeout(_)
+        | ProxyError::BadRequest(_)
+        | ProxyError::MethodNotAllowed => {
             tracing::info!(problem = name, status = status.as_u16(), "request refused");
         }
     }

@@ -166,7 +166,10 @@ async fn accept(listener: &Listener) -> Option<TokioIo<Box<dyn Io>>> {
             let _ = stream.set_nodelay(true);
             Box::new(stream) as Box<dyn Io>
         }),
-        Listener::Unix(l, _) => l.accept().await.map(|(stream, _)| Box::new(stream) as Box<dyn Io>),
+        Listener::Unix(l, _) => l
+            .accept()
+            .await
+            .map(|(stream, _)| Box::new(stream) as Box<dyn Io>),
     };
     match result {
         Ok(io) => Some(TokioIo::new(io)),

@@ -140,3 +140,357 @@ pub fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+// === a generic upstream for transport tests (not a fake Zoho: that is src/sandbox) ===
+
+use std::convert::Infallible;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+
+/// What the test upstream saw of one request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub target: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A loopback HTTP/1.1 + h2c upstream with fixed routes for streaming and header tests:
+/// - `/status/{code}`: that status, a small body and an `X-Upstream: yes` header;
+/// - `/download/{bytes}`: that many bytes of a repeating pattern, in 64 KiB chunks;
+/// - `/upload`: reads the body as it streams and answers its length and SHA-256;
+/// - `/slow`: a chunked body whose first chunk comes at once and the second after the test
+///   releases it with [`TestUpstream::release`];
+/// - `/hop`: answers with hop-by-hop headers (`Connection: x-drop`, `X-Drop`, `Keep-Alive`,
+///   `Upgrade`) that must not reach the client;
+/// - `/delay/{ms}`: answers after that long;
+/// - `/unauthorized`: Zoho Meeting's 401 `UNAUTHORIZED_USER` (a permission error);
+/// - anything else: 200 `ok`.
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    release: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestUpstream {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (s, r) = (seen.clone(), release.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (s, r) = (s.clone(), r.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (s, r) = (s.clone(), r.clone());
+                        async move { Ok::<_, Infallible>(route(req, &s, &r).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            seen,
+            release,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Lets `/slow` send its second chunk.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type TestBody = BoxBody<Bytes, Infallible>;
+
+fn full(data: impl Into<Bytes>) -> TestBody {
+    http_body_util::Full::new(data.into()).boxed()
+}
+
+async fn route(
+    req: Request<Incoming>,
+    seen: &Mutex<Vec<Seen>>,
+    release: &Arc<tokio::sync::Notify>,
+) -> Response<TestBody> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    seen.lock().unwrap().push(Seen {
+        method: req.method().to_string(),
+        target: target.clone(),
+        version: format!("{:?}", req.version()),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    });
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["status", code] => {
+            let status = code.parse().unwrap_or(500);
+            Response::builder()
+                .status(status)
+                .header("x-upstream", "yes")
+                .header("content-type", "application/json")
+                .body(if status == 204 { full(Bytes::new()) } else { full(format!("{{\"status\":{status}}}")) })
+                .unwrap()
+        }
+        ["download", size] => {
+            let total: u64 = size.parse().unwrap_or(0);
+            Response::builder()
+                .header("content-length", total.to_string())
+                .body(Pattern::new(total).boxed())
+                .unwrap()
+        }
+        ["upload"] => {
+            let mut body = req.into_body();
+            let mut hasher = Sha256::new();
+            let mut len = 0u64;
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else { break };
+                if let Ok(data) = frame.into_data() {
+                    len += data.len() as u64;
+                    hasher.update(&data);
+                }
+            }
+            let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            Response::new(full(format!("{{\"len\":{len},\"sha256\":\"{hex}\"}}")))
+        }
+        ["slow"] => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+            let release = release.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(b"first\n")).await;
+                release.notified().await;
+                let _ = tx.send(Bytes::from_static(b"second\n")).await;
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Channel(rx).boxed())
+                .unwrap()
+        }
+        ["hop"] => Response::builder()
+            .header("connection", "x-drop")
+            .header("x-drop", "1")
+            .header("keep-alive", "timeout=5")
+            .header("upgrade", "h2c")
+            .header("x-keep", "1")
+            .body(full("hop"))
+            .unwrap(),
+        ["unauthorized"] => Response::builder()
+            .status(401)
+            .body(full(r#"{"error":{"errorCode":3001,"message":"You do not have permission to access this organization account.","key":"UNAUTHORIZED_USER"}}"#))
+            .unwrap(),
+        ["delay", ms] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            Response::new(full("late"))
+        }
+        _ => Response::new(full("ok")),
+    }
+}
+
+/// The repeating byte pattern the upstream serves and tests expect: byte `i` is `i % 251`.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+/// A body of `total` pattern bytes, made chunk by chunk (never held whole).
+pub struct Pattern {
+    sent: u64,
+    total: u64,
+}
+
+impl Pattern {
+    pub fn new(total: u64) -> Self {
+        Self { sent: 0, total }
+    }
+}
+
+impl hyper::body::Body for Pattern {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.sent >= self.total {
+            return std::task::Poll::Ready(None);
+        }
+        let n = (self.total - self.sent).min(65536);
+        let start = self.sent;
+        let chunk: Vec<u8> = (start..start + n).map(pattern_byte).collect();
+        self.sent += n;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.total - self.sent)
+    }
+}
+
+/// A body fed by a channel.
+pub struct Channel(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Channel {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A proxy running in this process against `upstream`, with tokens from `accounts`.
+pub struct TestProxy {
+    pub running: Option<zoho_meeting_proxy::app::Running>,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub refresh_token: String,
+}
+
+impl TestProxy {
+    /// Starts a proxy; `extra` overrides come last.
+    pub async fn start(
+        accounts: &AccountsEmulator,
+        upstream: &str,
+        extra: &[(&str, toml::Value)],
+    ) -> Self {
+        let refresh_token = accounts.control().issue_refresh_token(&[
+            "ZohoMeeting.manageOrg.READ",
+            "ZohoMeeting.meeting.READ",
+            "ZohoMeeting.meeting.CREATE",
+            "ZohoMeeting.meeting.UPDATE",
+            "ZohoMeeting.meeting.DELETE",
+        ]);
+        let mut overrides = oauth_overrides(&accounts.url());
+        overrides.extend([
+            ("oauth.refresh_token", refresh_token.as_str().into()),
+            ("server.listen", "127.0.0.1:0".into()),
+            ("server.admin_listen", "127.0.0.1:0".into()),
+            ("upstream.url", upstream.into()),
+            ("token.store", "memory".into()),
+        ]);
+        overrides.extend(extra.iter().cloned());
+        let config = config(&overrides);
+        let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
+        let manager = zoho_meeting_proxy::cli::token_manager(&config, store)
+            .await
+            .unwrap();
+        let running = zoho_meeting_proxy::app::start(&config, manager)
+            .await
+            .unwrap();
+        let addr = running.proxy_addr().unwrap();
+        let admin = running.admin_addr().unwrap();
+        Self {
+            running: Some(running),
+            addr,
+            admin,
+            refresh_token,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub fn running(&self) -> &zoho_meeting_proxy::app::Running {
+        self.running.as_ref().unwrap()
+    }
+
+    /// Waits until the proxy holds a token (at most 5 s).
+    pub async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.running().manager().is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no token within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A reqwest client that talks to the proxy directly (no system proxy, no redirects).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sends raw bytes on a new connection and returns everything read until the server closes
+/// (or 5 s pass).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}

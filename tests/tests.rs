@@ -11,6 +11,8 @@ mod support;
 
 // The command line, run as a real binary: exit codes, login, token, revoke, check.
 mod cli;
+// The proxy over real sockets: injection, streaming, errors, admin, shutdown.
+mod proxy;
 // Configuration layering, validation and redaction (figment::Jail).
 mod config;
 // The token manager against the accounts emulator: schedule, single flight, backoff, budget.

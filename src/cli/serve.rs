@@ -36,7 +36,10 @@ pub(super) async fn run(config: &Config) -> Result<(), RunError> {
     if drained {
         tracing::info!("shutdown complete");
     } else {
-        tracing::warn!(grace_s = grace.as_secs(), "shutdown grace elapsed with requests still in flight");
+        tracing::warn!(
+            grace_s = grace.as_secs(),
+            "shutdown grace elapsed with requests still in flight"
+        );
     }
     Ok(())
 }
@@ -66,11 +69,12 @@ pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunEr
 /// `status`: prints the running proxy's `/status` for a person.
 pub(super) async fn status(config: &Config) -> Result<(), RunError> {
     let url = admin_url(config, "/status")?;
-    let response = local_client()?
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| RunError::Failed(format!("no proxy answers at {url}: {}", crate::telemetry::chain(&e))))?;
+    let response = local_client()?.get(&url).send().await.map_err(|e| {
+        RunError::Failed(format!(
+            "no proxy answers at {url}: {}",
+            crate::telemetry::chain(&e)
+        ))
+    })?;
     let json: serde_json::Value = response
         .json()
         .await
@@ -85,7 +89,11 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
     println!("token fingerprint:  {}", field("token_fingerprint"));
     println!("last refresh:       {}", field("last_refresh"));
     println!("last error:         {}", field("last_error"));
-    println!("mints in window:    {} ({} left)", field("mints_in_window"), field("mints_left"));
+    println!(
+        "mints in window:    {} ({} left)",
+        field("mints_in_window"),
+        field("mints_left")
+    );
     println!("refresh stopped:    {}", field("refresh_stopped"));
     println!("next attempt in:    {} s", field("next_attempt_in_s"));
     println!("accounts server:    {}", field("accounts_server"));

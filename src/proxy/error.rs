@@ -183,7 +183,10 @@ mod tests {
         let r = e.to_response();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "42");
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
         assert_eq!(r.headers()[&X_PROXY_ERROR], "no-token");
         let b = body(&r);
         assert_eq!(b["status"], 503);

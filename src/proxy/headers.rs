@@ -178,6 +178,8 @@ mod tests {
         assert!(is_valid_request_id(&HeaderValue::from_static("abc-123")));
         assert!(!is_valid_request_id(&HeaderValue::from_static("")));
         assert!(!is_valid_request_id(&HeaderValue::from_static("a b")));
-        assert!(!is_valid_request_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+        assert!(!is_valid_request_id(
+            &HeaderValue::from_str(&"x".repeat(129)).unwrap()
+        ));
     }
 }

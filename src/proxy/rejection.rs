@@ -67,7 +67,9 @@ mod tests {
             assert!(is_token_rejection(body.as_bytes()), "{body}");
         }
         // A truncated prefix still counts.
-        assert!(is_token_rejection(br#"{"code" : "INVALID_TOKEN", "details": {"x": "#));
+        assert!(is_token_rejection(
+            br#"{"code" : "INVALID_TOKEN", "details": {"x": "#
+        ));
     }
 
     #[test]

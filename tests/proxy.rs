@@ -1,0 +1,444 @@
+//! The proxy over real sockets: injection, transparency, streaming, errors, admin, shutdown.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::support::{self, TestProxy, TestUpstream, client, pattern_byte, raw};
+
+async fn setup(
+    extra: &[(&str, toml::Value)],
+) -> (
+    zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
+    TestUpstream,
+    TestProxy,
+) {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = TestProxy::start(&accounts, &upstream.url(), extra).await;
+    proxy.ready().await;
+    (accounts, upstream, proxy)
+}
+
+#[tokio::test]
+async fn injects_the_token_and_removes_client_credentials() {
+    let (accounts, upstream, proxy) = setup(&[]).await;
+    let response = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .header("cookie", "session=abc")
+        .header("proxy-authorization", "Bearer client-key")
+        .header("x-request-id", "req-42")
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    let seen = upstream.seen().pop().unwrap();
+    let auth = seen.headers_named("authorization");
+    assert_eq!(auth.len(), 1);
+    let token = auth[0]
+        .strip_prefix("Zoho-oauthtoken ")
+        .expect("Zoho-oauthtoken scheme");
+    assert!(accounts.control().validate_access_token(token).is_some());
+    assert!(seen.header("cookie").is_none());
+    assert!(seen.header("proxy-authorization").is_none());
+    assert_eq!(
+        seen.header("host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+    assert_eq!(seen.header("x-request-id"), Some("req-42"));
+    assert_eq!(seen.header("x-custom"), Some("kept"));
+    for added in [
+        "via",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "forwarded",
+        "accept-encoding",
+    ] {
+        assert!(seen.header(added).is_none(), "{added} must not be added");
+    }
+    // A request without an id gets one.
+    let response = client().get(proxy.url("/x")).send().await.unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        upstream.seen().pop().unwrap().header("x-request-id"),
+        Some(id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn path_and_query_reach_the_upstream_byte_for_byte() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    let targets = [
+        "/api/v2/123/sessions.json?listtype=upcoming&index=1&count=20",
+        "/api/v2/a%2Fb/x.json?q=a+b&q=c%20d&empty=&x=%E2%9C%93",
+        "/meeting/api/v2/1/recordings.json",
+        "/a//b/./c/../d?%zz&&=",
+    ];
+    for target in targets {
+        let request =
+            format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{target}: {answer}");
+        assert_eq!(upstream.seen().pop().unwrap().target, target);
+    }
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    let request = "GET /hop HTTP/1.1\r\nHost: localhost\r\nConnection: close, x-foo\r\nX-Foo: 1\r\n\
+                   Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nX-Bar: 2\r\n\r\n";
+    let answer = raw(proxy.addr, request.as_bytes())
+        .await
+        .to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    let seen = upstream.seen().pop().unwrap();
+    for gone in [
+        "x-foo",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "connection",
+    ] {
+        assert!(seen.header(gone).is_none(), "{gone} reached the upstream");
+    }
+    assert_eq!(seen.header("x-bar"), Some("2"));
+    // The upstream's hop-by-hop headers do not reach the client.
+    assert!(answer.contains("x-keep: 1"), "{answer}");
+    for gone in ["x-drop:", "keep-alive:", "upgrade:"] {
+        assert!(
+            !answer.contains(gone),
+            "{gone} reached the client: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn statuses_and_headers_pass_through() {
+    let (_accounts, _upstream, proxy) = setup(&[]).await;
+    for status in [201u16, 204, 404, 500] {
+        let response = client()
+            .get(proxy.url(&format!("/status/{status}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(response.headers()["x-upstream"], "yes");
+        assert!(response.headers().get("x-proxy-error").is_none());
+    }
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways_intact() {
+    const SIZE: u64 = 200 * 1024 * 1024;
+    let (_accounts, _upstream, proxy) = setup(&[]).await;
+
+    // Download: every byte checked against the pattern, hashed, never held whole.
+    let mut response = client()
+        .get(proxy.url(&format!("/download/{SIZE}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), Some(SIZE));
+    let mut offset = 0u64;
+    let mut mismatches = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        for (i, b) in chunk.iter().enumerate() {
+            if *b != pattern_byte(offset + i as u64) {
+                mismatches += 1;
+            }
+        }
+        offset += chunk.len() as u64;
+    }
+    assert_eq!(offset, SIZE);
+    assert_eq!(mismatches, 0);
+
+    // Upload: streamed from a generator; the upstream hashes what arrives.
+    let mut expected = Sha256::new();
+    for start in (0..SIZE).step_by(65536) {
+        let n = (SIZE - start).min(65536);
+        expected.update((start..start + n).map(pattern_byte).collect::<Vec<u8>>());
+    }
+    let expected: String = expected
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let body = reqwest::Body::wrap(support::Pattern::new(SIZE));
+    let response = client()
+        .post(proxy.url("/upload"))
+        .header("content-length", SIZE.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["len"], SIZE);
+    assert_eq!(json["sha256"], expected);
+}
+
+#[tokio::test]
+async fn chunks_of_a_slow_response_arrive_as_they_are_sent() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    let mut response = client().get(proxy.url("/slow")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .expect("the first chunk arrives while the upstream is still sending")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"first\n");
+    upstream.release();
+    let second = response.chunk().await.unwrap().unwrap();
+    assert_eq!(&second[..], b"second\n");
+    assert!(response.chunk().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn permission_errors_never_cause_a_refresh() {
+    let (accounts, _upstream, proxy) = setup(&[]).await;
+    let mints = accounts.control().mint_count();
+    for path in ["/status/403", "/unauthorized", "/status/400", "/status/401"] {
+        let response = client().get(proxy.url(path)).send().await.unwrap();
+        assert!(response.status().is_client_error());
+        assert!(response.headers().get("x-proxy-error").is_none());
+    }
+    assert_eq!(accounts.control().mint_count(), mints);
+}
+
+fn problem(body: &str, status: u16) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["status"], status, "{json}");
+    assert!(
+        json["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:zoho-meeting-proxy:problem:")
+    );
+    assert!(json["title"].is_string() && json["detail"].is_string());
+    json
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502_problem_json() {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    // A port that was just free and is closed again: connections are refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let proxy = TestProxy::start(&accounts, &format!("http://{closed}"), &[]).await;
+    proxy.ready().await;
+    let response = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(response.headers()["x-proxy-error"], "upstream-unreachable");
+    problem(&response.text().await.unwrap(), 502);
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_problem_json() {
+    let (_accounts, _upstream, proxy) = setup(&[("upstream.timeout", "1s".into())]).await;
+    let response = client().get(proxy.url("/delay/3000")).send().await.unwrap();
+    assert_eq!(response.status(), 504);
+    problem(&response.text().await.unwrap(), 504);
+}
+
+#[tokio::test]
+async fn no_token_is_503_with_retry_after_and_readiness_follows() {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    accounts.control().set_outage(Some(503));
+    let upstream = TestUpstream::start().await;
+    let proxy = TestProxy::start(
+        &accounts,
+        &upstream.url(),
+        &[("upstream.timeout", "2s".into())],
+    )
+    .await;
+    let readyz = client()
+        .get(proxy.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+    let response = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+    let json = problem(&response.text().await.unwrap(), 503);
+    assert!(json["detail"].as_str().unwrap().contains("503"), "{json}");
+    assert!(
+        upstream.seen().is_empty(),
+        "nothing is sent upstream without a token"
+    );
+
+    // Zoho recovers; SIGHUP's retry brings the token at once.
+    accounts.control().set_outage(None);
+    proxy.running().manager().retry_now();
+    proxy.ready().await;
+    let readyz = client()
+        .get(proxy.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 200);
+    let response = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Shutdown begins: readiness drops at once.
+    proxy.running().begin_shutdown();
+    let readyz = client()
+        .get(proxy.admin_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+}
+
+#[tokio::test]
+async fn connect_and_absolute_form_are_refused() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    let answer = raw(
+        proxy.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 405") || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    let answer = raw(
+        proxy.addr,
+        b"GET http://example.com/api HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("application/problem+json"));
+    assert!(upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let (_accounts, _upstream, mut proxy) = setup(&[]).await;
+    let url = proxy.url("/delay/800");
+    let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running = proxy.running.take().unwrap();
+    let addr = proxy.addr;
+    let drained = tokio::spawn(running.finish());
+    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    assert!(drained.await.unwrap(), "drained within the grace period");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .get(proxy.url("/api/v2/user.json?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    let seen = upstream.seen().pop().unwrap();
+    assert_eq!(seen.method, "GET");
+    assert_eq!(seen.version, "HTTP/1.1", "cleartext upstreams get HTTP/1.1");
+    assert_eq!(seen.target, "/api/v2/user.json?x=1");
+    assert!(
+        seen.header("authorization")
+            .unwrap()
+            .starts_with("Zoho-oauthtoken ")
+    );
+    assert_eq!(
+        seen.header("host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_report_without_secrets() {
+    let (accounts, _upstream, proxy) = setup(&[]).await;
+    client().get(proxy.url("/x")).send().await.unwrap();
+    let livez = client()
+        .get(proxy.admin_url("/livez"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(livez.status(), 200);
+    let status: serde_json::Value = client()
+        .get(proxy.admin_url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["ready"], true);
+    assert!(status["token_expires_in_s"].as_u64().unwrap() > 3000);
+    assert_eq!(status["mints_in_window"], 1);
+    assert_eq!(status["token_fingerprint"].as_str().unwrap().len(), 12);
+    for key in ["last_refresh", "last_error"] {
+        assert!(status.get(key).is_some(), "{key}");
+    }
+    let metrics = client()
+        .get(proxy.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "zoho_proxy_http_requests_total{method=\"GET\",status_class=\"2xx\"} 1",
+        "zoho_proxy_upstream_latency_seconds_bucket",
+        "zoho_proxy_http_request_duration_seconds_count",
+        "zoho_proxy_in_flight_requests",
+        "zoho_proxy_token_refreshes_total{outcome=\"ok\"} 1",
+        "zoho_proxy_token_expiry_seconds",
+        "zoho_proxy_token_mints_left 9",
+        "zoho_proxy_replays_total 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    let token = proxy.running().manager().cache().load().unwrap();
+    let secret = token.secret().expose();
+    let all = format!("{status}{metrics}");
+    assert!(!all.contains(secret.as_str()) && !all.contains(&proxy.refresh_token));
+    assert!(accounts.control().validate_access_token(secret).is_some());
+}
