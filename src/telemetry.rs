@@ -3,6 +3,8 @@
 //! Standard output belongs to command results (`token` prints only the token there, `login
 //! --no-browser` only the URL), so logs never go to it. Called once, from `main`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -20,6 +22,7 @@ pub fn init(config: &LogConfig) -> Result<(), Box<dyn std::error::Error + Send +
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_span_events(FmtSpan::NONE);
     match config.format {
         LogFormat::Pretty => builder.with_target(false).try_init(),

@@ -415,3 +415,166 @@ async fn token_mints_when_the_stored_token_is_gone_and_reports_zoho_errors() {
     );
     assert!(!stderr.contains(&other));
 }
+
+/// A `serve` process and the addresses it logged.
+struct Served {
+    child: tokio::process::Child,
+    proxy: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+/// Runs `serve` (the default command) and reads its bound addresses from the log.
+async fn serve(home: &Path, env: &[(&str, &str)]) -> Served {
+    let mut cmd = tokio::process::Command::from(bin(home));
+    cmd.envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut proxy = None;
+    let mut admin = None;
+    let mut log = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while proxy.is_none() || admin.is_none() {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no listening lines:\n{log}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("serve exited:\n{log}"));
+        log.push_str(&line);
+        log.push('\n');
+        let addr = || {
+            let rest = &line[line.find("addr=").unwrap() + 5..];
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        if line.contains("proxy listening") {
+            proxy = Some(addr());
+        } else if line.contains("admin listening") {
+            admin = Some(addr());
+        }
+    }
+    let stderr = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    Served {
+        child,
+        proxy: proxy.unwrap(),
+        admin: admin.unwrap(),
+        stderr,
+    }
+}
+
+fn kill(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_proxies_then_exits_cleanly_on_sigterm() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = support::TestUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let refresh = emu
+        .control()
+        .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!(
+            "store = \"memory\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n[upstream]\nurl = \"{}\"\n",
+            upstream.url()
+        ),
+    );
+    // The refresh token comes from the environment, as in a container.
+    let served = serve(
+        home.path(),
+        &[("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", refresh.as_str())],
+    )
+    .await;
+
+    // `wait` and `status` talk to the admin listener named in the configuration.
+    let status_config = home.path().join("status.toml");
+    std::fs::write(
+        &status_config,
+        format!("[server]\nadmin_listen = \"{}\"\n", served.admin),
+    )
+    .unwrap();
+    let out = run({
+        let mut c = bin(home.path());
+        c.args([
+            "-c",
+            status_config.to_str().unwrap(),
+            "wait",
+            "--timeout",
+            "10s",
+        ]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let response = support::client()
+        .get(format!("http://{}/api/v2/user.json", served.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = upstream.seen().pop().unwrap();
+    assert!(
+        seen.header("authorization")
+            .unwrap()
+            .starts_with("Zoho-oauthtoken 1000.")
+    );
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["-c", status_config.to_str().unwrap(), "status"]);
+        c
+    })
+    .await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout.contains("ready:              true"), "{stdout}");
+    assert!(!stdout.contains(&refresh));
+
+    kill(&served.child, "-TERM");
+    let mut child = served.child;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    let log = served.stderr.await.unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("shutdown complete"), "{log}");
+    let token = seen
+        .header("authorization")
+        .unwrap()
+        .trim_start_matches("Zoho-oauthtoken ")
+        .to_owned();
+    for secret in [refresh.as_str(), token.as_str(), CLIENT_SECRET] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+
+    // `wait` against nothing gives up with exit 1.
+    let out = run({
+        let mut c = bin(home.path());
+        c.args([
+            "-c",
+            status_config.to_str().unwrap(),
+            "wait",
+            "--timeout",
+            "1s",
+        ]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+}
