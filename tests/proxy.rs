@@ -442,3 +442,256 @@ async fn admin_endpoints_report_without_secrets() {
     assert!(!all.contains(secret.as_str()) && !all.contains(&proxy.refresh_token));
     assert!(accounts.control().validate_access_token(secret).is_some());
 }
+
+// === token rejection, against the Meeting emulator ===
+
+use zoho_meeting_proxy::sandbox::accounts::AccountsEmulator;
+use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+
+async fn with_meeting(
+    extra: &[(&str, toml::Value)],
+) -> (AccountsEmulator, MeetingEmulator, TestProxy) {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let meeting = MeetingEmulator::start(
+        support::loopback(),
+        MeetingOptions::default(),
+        accounts.control(),
+    )
+    .await
+    .unwrap();
+    let proxy = TestProxy::start(&accounts, &meeting.url(), extra).await;
+    proxy.ready().await;
+    (accounts, meeting, proxy)
+}
+
+/// Revokes the proxy's current access token at the emulated accounts server, as Zoho does
+/// when a token is invalidated early.
+async fn revoke_current(accounts: &AccountsEmulator, proxy: &TestProxy) {
+    let token = proxy.running().manager().cache().load().unwrap();
+    let response = client()
+        .post(format!("{}/oauth/v2/token/revoke", accounts.url()))
+        .form(&[("token", token.secret().expose().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+fn meeting_body(agenda: &str) -> String {
+    serde_json::json!({"session": {
+        "topic": "Replay check", "agenda": agenda, "startTime": "Jun 19, 2030 07:00 PM",
+        "duration": 3_600_000, "timezone": "Europe/Paris",
+        "participants": [{"email": "a@example.com"}]}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_refreshed_once_and_the_request_replayed_with_its_body() {
+    let (accounts, meeting, proxy) = with_meeting(&[]).await;
+    let zsoid = meeting.control().zsoid();
+    revoke_current(&accounts, &proxy).await;
+    let mints = accounts.control().mint_count();
+    let body = meeting_body("kept for the replay");
+    let response = client()
+        .post(proxy.url(&format!("/api/v2/{zsoid}/sessions.json")))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    assert_eq!(accounts.control().mint_count(), mints + 1);
+    let seen = meeting.control().requests();
+    assert_eq!(seen.len(), 2, "the original and one replay");
+    assert_eq!(seen[0].body_len, body.len());
+    assert_eq!(seen[1].body_len, body.len());
+    assert_ne!(
+        seen[0].authorization, seen[1].authorization,
+        "the replay has the new token"
+    );
+    let metrics = client()
+        .get(proxy.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("zoho_proxy_replays_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_rejections_cause_one_mint() {
+    let (accounts, meeting, proxy) = with_meeting(&[]).await;
+    revoke_current(&accounts, &proxy).await;
+    let mints = accounts.control().mint_count();
+    let url = proxy.url("/api/v2/user.json");
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    assert_eq!(
+        accounts.control().mint_count(),
+        mints + 1,
+        "one mint for fifty rejections"
+    );
+    assert!(meeting.control().request_count() >= 100);
+}
+
+#[tokio::test]
+async fn large_or_unsized_bodies_are_not_replayed_but_the_token_is_replaced() {
+    let (accounts, meeting, proxy) =
+        with_meeting(&[("upstream.replay_body_limit", 1024.into())]).await;
+    let zsoid = meeting.control().zsoid();
+    revoke_current(&accounts, &proxy).await;
+    let mints = accounts.control().mint_count();
+    let response = client()
+        .post(proxy.url(&format!("/api/v2/{zsoid}/sessions.json")))
+        .header("content-type", "application/json")
+        .body(meeting_body(&"x".repeat(4000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("INVALID_OAUTHTOKEN")
+    );
+    assert_eq!(meeting.control().request_count(), 1, "no replay");
+    assert_eq!(
+        accounts.control().mint_count(),
+        mints + 1,
+        "the token was still replaced"
+    );
+    // The client's retry goes through with the new token.
+    let response = client()
+        .post(proxy.url(&format!("/api/v2/{zsoid}/sessions.json")))
+        .header("content-type", "application/json")
+        .body(meeting_body(&"x".repeat(4000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn scope_mismatch_is_passed_through_without_a_refresh() {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let meeting = MeetingEmulator::start(
+        support::loopback(),
+        MeetingOptions::default(),
+        accounts.control(),
+    )
+    .await
+    .unwrap();
+    let read_only = accounts
+        .control()
+        .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    let proxy = TestProxy::start(
+        &accounts,
+        &meeting.url(),
+        &[("oauth.refresh_token", read_only.as_str().into())],
+    )
+    .await;
+    proxy.ready().await;
+    let mints = accounts.control().mint_count();
+    let zsoid = meeting.control().zsoid();
+    let response = client()
+        .post(proxy.url(&format!("/api/v2/{zsoid}/sessions.json")))
+        .body(meeting_body("no scope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("OAUTH_SCOPE_MISMATCH")
+    );
+    assert_eq!(accounts.control().mint_count(), mints);
+    assert_eq!(meeting.control().request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_token_refused_right_after_refresh_is_not_refreshed_again() {
+    let (accounts, meeting, proxy) = with_meeting(&[]).await;
+    meeting.control().reject_all_tokens(true);
+    let mints = accounts.control().mint_count();
+    for _ in 0..3 {
+        let response = client()
+            .get(proxy.url("/api/v2/user.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("INVALID_OAUTHTOKEN")
+        );
+    }
+    assert_eq!(
+        accounts.control().mint_count(),
+        mints + 1,
+        "one refresh, then no loop"
+    );
+    assert_eq!(
+        meeting.control().request_count(),
+        4,
+        "first request + its replay, then one each"
+    );
+}
+
+#[tokio::test]
+async fn tls_upstream_verified_with_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let (server_config, ca_pem) = support::test_ca();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let options = MeetingOptions {
+        tls: Some(server_config),
+        ..MeetingOptions::default()
+    };
+    let meeting = MeetingEmulator::start(support::loopback(), options, accounts.control())
+        .await
+        .unwrap();
+    assert!(meeting.url().starts_with("https://localhost:"));
+    let proxy = TestProxy::start(
+        &accounts,
+        &meeting.url(),
+        &[("upstream.ca_file", ca_file.to_str().unwrap().into())],
+    )
+    .await;
+    proxy.ready().await;
+    let response = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["userDetails"]["zsoid"], meeting.control().zsoid());
+
+    // Without the CA the certificate is not trusted: 502, never a plaintext fallback.
+    let untrusted = TestProxy::start(&accounts, &meeting.url(), &[]).await;
+    untrusted.ready().await;
+    let response = client()
+        .get(untrusted.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+}
