@@ -6,7 +6,10 @@
 //! error.
 
 mod login;
+mod sandbox;
 mod serve;
+
+pub use self::sandbox::SandboxArgs;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy (the default when no command is given).
     Serve,
+    /// Run the proxy against the built-in Zoho emulator: no account needed.
+    Sandbox(SandboxArgs),
     /// Block until the running proxy is ready (exit 0) or --timeout passes (exit 1).
     Wait(WaitArgs),
     /// Print the running proxy's token status (never the token itself).
@@ -163,6 +168,7 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(&config).await,
+            Command::Sandbox(args) => sandbox::run(&config, args).await,
             Command::Wait(args) => serve::wait(&config, args.timeout).await,
             Command::Status => serve::status(&config).await,
             Command::Login(args) => login::run(&config, args).await,

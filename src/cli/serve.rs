@@ -1,5 +1,6 @@
 //! `serve`, and the two commands that talk to a running proxy: `wait` and `status`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -7,12 +8,30 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{RunError, open_store, token_manager};
 use crate::app;
 use crate::config::{Config, ConfigError};
+use crate::token::refresh::TokenManager;
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains.
 pub(super) async fn run(config: &Config) -> Result<(), RunError> {
     let store = open_store(config)?;
     let manager = token_manager(config, store).await?;
     let running = app::start(config, manager.clone()).await?;
+    until_signal(Some(&manager)).await?;
+    running.begin_shutdown();
+    let grace = config.server.shutdown_grace;
+    if running.finish().await {
+        tracing::info!("shutdown complete");
+    } else {
+        tracing::warn!(
+            grace_s = grace.as_secs(),
+            "shutdown grace elapsed with requests still in flight"
+        );
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT. SIGHUP meanwhile makes `manager` retry a failed token
+/// refresh at once.
+pub(super) async fn until_signal(manager: Option<&Arc<TokenManager>>) -> Result<(), RunError> {
     let signal_error = |source| RunError::Io {
         what: "cannot install signal handlers".into(),
         source,
@@ -22,26 +41,16 @@ pub(super) async fn run(config: &Config) -> Result<(), RunError> {
     let mut hup = signal(SignalKind::hangup()).map_err(signal_error)?;
     loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); break; }
-            _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break; }
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); return Ok(()); }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); return Ok(()); }
             _ = hup.recv() => {
-                tracing::info!(signal = "SIGHUP", "retrying the token refresh now");
-                manager.retry_now();
+                if let Some(manager) = manager {
+                    tracing::info!(signal = "SIGHUP", "retrying the token refresh now");
+                    manager.retry_now();
+                }
             }
         }
     }
-    running.begin_shutdown();
-    let grace = config.server.shutdown_grace;
-    let drained = running.finish().await;
-    if drained {
-        tracing::info!("shutdown complete");
-    } else {
-        tracing::warn!(
-            grace_s = grace.as_secs(),
-            "shutdown grace elapsed with requests still in flight"
-        );
-    }
-    Ok(())
 }
 
 /// `wait`: polls `/readyz` until 200 or the timeout.
