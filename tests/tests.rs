@@ -13,6 +13,8 @@ mod support;
 mod cli;
 // The proxy over real sockets: injection, streaming, errors, admin, shutdown.
 mod proxy;
+// README's quick start, followed as written against `sandbox`.
+mod readme;
 // Configuration layering, validation and redaction (figment::Jail).
 mod config;
 // The token manager against the accounts emulator: schedule, single flight, backoff, budget.
