@@ -151,9 +151,13 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
 pub fn run(cli: Cli) -> Result<(), RunError> {
     let path = Config::resolve_path(cli.config.as_deref());
     let config = Config::load(path.as_deref())?;
-    if let Err(e) = crate::telemetry::init(&config.log) {
-        eprintln!("warning: logging not set up: {e}");
-    }
+    let _log_guard = match crate::telemetry::init(&config.log) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            eprintln!("warning: logging not set up: {e}");
+            None
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(match config.server.worker_threads {

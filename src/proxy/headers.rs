@@ -128,8 +128,9 @@ mod tests {
             ("content-type", "application/json"),
         ]);
         strip_hop_by_hop(&mut h);
-        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, vec!["x-keep", "content-type"]);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["content-type", "x-keep"]);
     }
 
     #[test]
