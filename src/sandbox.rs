@@ -15,6 +15,11 @@
 //!   organisation (`403` code `1025`). It checks tokens against an accounts emulator and can
 //!   inject latency, `500`s and forced token rejections. The proxy's tests use it as the
 //!   upstream.
+//!
+//! Both emulators share their server plumbing (binding, the accept loop, TLS, HTTP/1.1 and
+//! HTTP/2, body limits and JSON answers) through the private `http` module, so that each
+//! emulator's file holds only the Zoho behaviour it emulates.
 
 pub mod accounts;
+mod http;
 pub mod meeting;

@@ -46,28 +46,24 @@
 //! query string, codes, secrets or tokens.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::service::service_fn;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use rand::Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
+
+use super::http::{
+    self, Body, BodyError, Handler, Listener, Server, content_type, is_form, query_params,
+    read_body, with_allow,
+};
 
 /// Path of the consent (authorization) endpoint.
 pub const AUTH_PATH: &str = "/oauth/v2/auth";
@@ -92,14 +88,8 @@ pub const REQUEST_LOG_CAPACITY: usize = 10_000;
 const THROTTLE_DESCRIPTION: &str =
     "You have made too many requests continuously. Please try again after some time.";
 
-/// `Content-Type` of every JSON answer, spelled as Zoho spells it.
-const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
-
 /// `Content-Type` of every HTML answer.
 const HTML_CONTENT_TYPE: &str = "text/html;charset=UTF-8";
-
-/// How long a TLS client may take to finish its handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of an [`AccountsEmulator`].
 ///
@@ -132,9 +122,8 @@ pub struct AccountsOptions {
 ///
 /// The server task stops on [`AccountsEmulator::shutdown`] or when the emulator is dropped.
 pub struct AccountsEmulator {
-    addr: SocketAddr,
+    server: Server,
     control: AccountsControl,
-    task: Option<JoinHandle<()>>,
 }
 
 /// A handle that drives and inspects a running [`AccountsEmulator`].
@@ -240,15 +229,6 @@ struct Params {
     content_type: Option<String>,
 }
 
-/// Why a request's parameters could not be read.
-#[derive(Debug, thiserror::Error)]
-enum BodyError {
-    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
-    #[error("request body could not be read")]
-    Read,
-}
-
 /// The JSON body of a successful token response.
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -276,8 +256,6 @@ enum TokenOutcome {
         lifetime: Duration,
     },
 }
-
-type Body = Full<Bytes>;
 
 // === impl AccountsOptions ===
 
@@ -322,12 +300,8 @@ impl AccountsEmulator {
     ///
     /// Returns the error from binding the socket or reading its local address.
     pub async fn start(addr: SocketAddr, opts: AccountsOptions) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let url = match opts.tls {
-            Some(_) => format!("https://localhost:{}", addr.port()),
-            None => format!("http://{}", reachable(addr)),
-        };
+        let listener = Listener::bind(addr, opts.tls).await?;
+        let addr = listener.addr();
         let shared = Arc::new(Shared {
             client_id: opts.client_id,
             client_secret_digest: Sha256::digest(opts.client_secret.as_bytes()).into(),
@@ -335,25 +309,23 @@ impl AccountsEmulator {
             max_mints_per_10m: opts.max_mints_per_10m,
             location: opts.location,
             grant_code_lifetime: opts.grant_code_lifetime,
-            url,
+            url: listener.url(),
             state: Mutex::new(State {
                 token_lifetime: opts.token_lifetime,
                 ..State::default()
             }),
         });
-        let tls = opts.tls.map(TlsAcceptor::from);
-        let task = tokio::spawn(accept_loop(listener, tls, Arc::clone(&shared)));
+        let server = listener.serve(Arc::clone(&shared));
         tracing::debug!(%addr, "accounts emulator listening");
         Ok(Self {
-            addr,
+            server,
             control: AccountsControl { shared },
-            task: Some(task),
         })
     }
 
     /// Returns the bound socket address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Returns the base URL, without a trailing slash: `http://127.0.0.1:PORT`, or
@@ -368,27 +340,15 @@ impl AccountsEmulator {
     }
 
     /// Stops accepting connections, closes the open ones and waits for the server task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // The task was aborted on purpose; a cancellation error is the expected result.
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for AccountsEmulator {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
 impl fmt::Debug for AccountsEmulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountsEmulator")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .field("url", &self.control.shared.url)
             .finish()
     }
@@ -674,6 +634,22 @@ impl Shared {
     }
 }
 
+impl Handler for Shared {
+    /// Dispatches a request to its endpoint.
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        tracing::debug!(method = %req.method(), path = req.uri().path(), "accounts request");
+        let method = req.method().clone();
+        match (req.uri().path(), method) {
+            (AUTH_PATH, Method::GET) => handle_auth(&req, self),
+            (TOKEN_PATH, Method::POST) => handle_token(req, self).await,
+            (REVOKE_PATH, Method::POST) => handle_revoke(req, self).await,
+            (AUTH_PATH, _) => method_not_allowed("GET"),
+            (TOKEN_PATH | REVOKE_PATH, _) => method_not_allowed("POST"),
+            _ => html_page(StatusCode::NOT_FOUND, "Not found"),
+        }
+    }
+}
+
 // === impl State ===
 
 impl State {
@@ -738,79 +714,11 @@ impl Params {
     }
 }
 
-// === server ===
-
-/// Accepts connections until the task is aborted; dropping the task drops every connection.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, tls.clone(), Arc::clone(&shared)));
-                }
-                Err(error) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::debug!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// Serves one connection, after a TLS handshake when configured.
-async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    // Latency matters more than packet count for these small answers.
-    let _ = stream.set_nodelay(true);
-    match tls {
-        None => serve_io(stream, shared).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared).await,
-                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
-        }
-    }
-}
-
-/// Serves HTTP/1.1 or HTTP/2 on an established stream.
-async fn serve_io<I>(io: I, shared: Arc<Shared>)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req: Request<Incoming>| {
-        let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(route(req, &shared).await) }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder.serve_connection(TokioIo::new(io), service).await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
-}
-
-/// Dispatches a request to its endpoint.
-async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    tracing::debug!(method = %req.method(), path = req.uri().path(), "accounts request");
-    let method = req.method().clone();
-    match (req.uri().path(), method) {
-        (AUTH_PATH, Method::GET) => handle_auth(&req, shared),
-        (TOKEN_PATH, Method::POST) => handle_token(req, shared).await,
-        (REVOKE_PATH, Method::POST) => handle_revoke(req, shared).await,
-        (AUTH_PATH, _) => method_not_allowed("GET"),
-        (TOKEN_PATH | REVOKE_PATH, _) => method_not_allowed("POST"),
-        _ => html_page(StatusCode::NOT_FOUND, "Not found"),
-    }
-}
+// === endpoints ===
 
 /// `GET /oauth/v2/auth`: consents at once and redirects with a browser-flow code.
 fn handle_auth(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+    let query = query_params(req.uri().query());
     let get = |name: &str| query.get(name).map(String::as_str);
 
     if get("client_id") != Some(shared.client_id.as_str()) {
@@ -914,35 +822,21 @@ async fn handle_revoke(req: Request<Incoming>, shared: &Shared) -> Response<Body
 ///
 /// On error, also returns the request's content type so that it can still be logged.
 async fn read_params(req: Request<Incoming>) -> Result<Params, (BodyError, Option<String>)> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if declared_length(req.headers()).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err((BodyError::TooLarge, content_type));
-    }
-
+    let (parts, body) = req.into_parts();
     let mut params = Params {
-        content_type,
+        content_type: content_type(&parts.headers).map(str::to_owned),
         ..Params::default()
     };
     for (name, value) in
-        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
     {
         params.in_query = true;
         params.values.insert(name.into_owned(), value.into_owned());
     }
 
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err((BodyError::TooLarge, params.content_type));
-        }
-        Err(_) => return Err((BodyError::Read, params.content_type)),
+    let body = match read_body(&parts.headers, body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => return Err((error, params.content_type)),
     };
     if params.content_type.as_deref().is_some_and(is_form) {
         for (name, value) in url::form_urlencoded::parse(&body) {
@@ -951,26 +845,6 @@ async fn read_params(req: Request<Incoming>) -> Result<Params, (BodyError, Optio
         }
     }
     Ok(params)
-}
-
-/// The `Content-Length` a request declares, if valid.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Whether a `Content-Type` value is `application/x-www-form-urlencoded` (parameters allowed).
-fn is_form(content_type: &str) -> bool {
-    content_type.split(';').next().is_some_and(|essence| {
-        essence
-            .trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    })
 }
 
 /// Records one mint in a refresh token's rolling window, unless `max` mints were already made
@@ -1077,19 +951,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Replaces an unspecified bind address (`0.0.0.0`, `::`) by loopback, so the URL is usable.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
-    }
-}
-
 /// Zoho's throttle answer.
 fn throttle_body() -> serde_json::Value {
     serde_json::json!({
@@ -1104,11 +965,9 @@ fn error_json(code: &str) -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "error": code }))
 }
 
-/// A JSON response.
+/// A JSON response that must not be cached.
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
-    // Serializing these plain structs and `json!` values cannot fail; fall back to `{}`.
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    response(status, JSON_CONTENT_TYPE, Bytes::from(body))
+    no_store(http::json(status, value))
 }
 
 /// A small HTML page; `title` is always a static string, never request input.
@@ -1118,33 +977,28 @@ fn html_page(status: StatusCode, title: &'static str) -> Response<Body> {
         "<!DOCTYPE html>\n<html><head><title>{code} {title}</title></head>\
          <body><h1>{code} {title}</h1><hr><p>Zoho accounts sandbox</p></body></html>\n"
     );
-    response(status, HTML_CONTENT_TYPE, Bytes::from(body))
+    no_store(http::response(status, HTML_CONTENT_TYPE, Bytes::from(body)))
 }
 
 /// `405` with an `Allow` header.
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = html_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+    with_allow(
+        html_page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+        allow,
+    )
 }
 
 /// The answer to a body that could not be read.
 fn body_error_response(error: &BodyError) -> Response<Body> {
     match error {
-        BodyError::TooLarge => html_page(StatusCode::PAYLOAD_TOO_LARGE, "Request too large"),
+        BodyError::TooLarge { .. } => html_page(StatusCode::PAYLOAD_TOO_LARGE, "Request too large"),
         BodyError::Read => html_page(StatusCode::BAD_REQUEST, "Bad request"),
     }
 }
 
-/// A response with a full body.
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+/// Adds `Cache-Control: no-store`, which every answer of the accounts server carries
+/// (RFC 6749 §5.1 requires it on token responses).
+fn no_store(mut response: Response<Body>) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -1155,16 +1009,19 @@ fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp
 mod tests {
     use super::*;
 
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioExecutor;
     use reqwest::header::{CONTENT_TYPE, LOCATION};
     use serde_json::Value;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::sandbox::http::JSON_CONTENT_TYPE;
+    use crate::sandbox::http::testing::{assert_stops_serving, localhost, raw_exchange, test_tls};
 
     const SCOPE: &str = "ZohoMeeting.meeting.READ";
 
     async fn start(opts: AccountsOptions) -> AccountsEmulator {
-        AccountsEmulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), opts)
-            .await
-            .unwrap()
+        AccountsEmulator::start(localhost(), opts).await.unwrap()
     }
 
     fn client() -> reqwest::Client {
@@ -1235,51 +1092,6 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::FOUND);
         let location = url::Url::parse(resp.headers()[LOCATION].to_str().unwrap()).unwrap();
         location.query_pairs().into_owned().collect()
-    }
-
-    /// A CA and a "localhost" leaf signed by it: the server config and the CA's PEM.
-    fn test_tls() -> (Arc<rustls::ServerConfig>, String) {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "accounts sandbox test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf = leaf_params.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
-        );
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        (Arc::new(config), ca_cert.pem())
-    }
-
-    /// Sends raw bytes and returns whatever the server answers before closing.
-    async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        // The server may answer and close before reading everything: ignore write errors.
-        let _ = stream.write_all(bytes).await;
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     #[tokio::test]
@@ -2130,18 +1942,7 @@ mod tests {
         let emu = start(AccountsOptions::default()).await;
         let addr = emu.addr();
         drop(emu);
-        // The abort is processed at the task's next poll; give it a moment.
-        tokio::task::yield_now().await;
-        let client = client();
-        let mut refused = false;
-        for _ in 0..50 {
-            if client.get(format!("http://{addr}/")).send().await.is_err() {
-                refused = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(refused);
+        assert_stops_serving(addr).await;
     }
 
     #[test]

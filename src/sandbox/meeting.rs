@@ -92,29 +92,25 @@
 //! `Authorization` header, because tests assert on it; its `Debug` output redacts it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::convert::Infallible;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use rand::Rng;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
 
 use super::accounts::AccountsControl;
+use super::http::{
+    Body, BodyError, Handler, Listener, Server, content_type, is_form, json, query_params,
+    read_body, with_allow,
+};
 
 /// The main API prefix (sessions, users, participants).
 pub const API_PREFIX: &str = "/api/v2";
@@ -153,12 +149,6 @@ const DEFAULT_TIMEZONE: &str = "UTC";
 /// The public host that join and start links point to, as Zoho's answers do.
 const PUBLIC_ORIGIN: &str = "https://meeting.zoho.com";
 
-/// `Content-Type` of every JSON answer, spelled as Zoho spells it.
-const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
-
-/// How long a TLS client may take to finish its handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Milliseconds in a day.
 const MS_PER_DAY: i64 = 86_400_000;
 /// The years a start time may fall in.
@@ -193,9 +183,8 @@ pub struct MeetingOptions {
 ///
 /// The server task stops on [`MeetingEmulator::shutdown`] or when the emulator is dropped.
 pub struct MeetingEmulator {
-    addr: SocketAddr,
+    server: Server,
     control: MeetingControl,
-    task: Option<JoinHandle<()>>,
 }
 
 /// A handle that drives and inspects a running [`MeetingEmulator`].
@@ -359,15 +348,6 @@ enum ListType {
     Upcoming,
 }
 
-/// Why a request body could not be read.
-#[derive(Debug)]
-enum BodyError {
-    TooLarge { read: usize },
-    Read,
-}
-
-type Body = Full<Bytes>;
-
 const MALFORMED_JSON: Invalid = Invalid {
     code: "INVALID_JSON",
     message: "The request body is not valid JSON.",
@@ -479,18 +459,14 @@ impl MeetingEmulator {
         opts: MeetingOptions,
         accounts: AccountsControl,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let url = match opts.tls {
-            Some(_) => format!("https://localhost:{}", addr.port()),
-            None => format!("http://{}", reachable(addr)),
-        };
+        let listener = Listener::bind(addr, opts.tls).await?;
+        let addr = listener.addr();
         let shared = Arc::new(Shared {
             zsoid: opts.zsoid,
             zuid: opts.zuid,
             user_email: opts.user_email,
             user_name: opts.user_name,
-            url,
+            url: listener.url(),
             accounts,
             state: Mutex::new(State {
                 latency: opts.latency,
@@ -498,19 +474,17 @@ impl MeetingEmulator {
                 ..State::default()
             }),
         });
-        let tls = opts.tls.map(TlsAcceptor::from);
-        let task = tokio::spawn(accept_loop(listener, tls, Arc::clone(&shared)));
+        let server = listener.serve(Arc::clone(&shared));
         tracing::debug!(%addr, "meeting emulator listening");
         Ok(Self {
-            addr,
+            server,
             control: MeetingControl { shared },
-            task: Some(task),
         })
     }
 
     /// Returns the bound socket address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Returns the base URL, without a trailing slash: `http://127.0.0.1:PORT`, or
@@ -525,27 +499,15 @@ impl MeetingEmulator {
     }
 
     /// Stops accepting connections, closes the open ones and waits for the server task to end.
-    pub async fn shutdown(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // The task was aborted on purpose; a cancellation error is the expected result.
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for MeetingEmulator {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
 impl fmt::Debug for MeetingEmulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeetingEmulator")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .field("url", &self.control.shared.url)
             .finish()
     }
@@ -986,6 +948,30 @@ impl Shared {
     }
 }
 
+impl Handler for Shared {
+    /// Reads the body, logs the request, answers it and applies the latency.
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        tracing::debug!(method = %req.method(), path = req.uri().path(), "meeting request");
+        let (parts, body) = req.into_parts();
+        let body = read_body(&parts.headers, body, MAX_BODY_BYTES).await;
+        let body_len = match &body {
+            Ok(bytes) => bytes.len(),
+            Err(BodyError::TooLarge { read }) => *read,
+            Err(BodyError::Read) => 0,
+        };
+        let latency = self.record(&parts, body_len);
+        let answer = match body {
+            Ok(bytes) => self.answer(&parts, &bytes),
+            Err(BodyError::TooLarge { .. }) => Err(Reject::TooLarge),
+            Err(BodyError::Read) => Err(Reject::BadBody),
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        answer.unwrap_or_else(Reject::into_response)
+    }
+}
+
 // === impl Kind ===
 
 impl Kind {
@@ -1097,14 +1083,10 @@ impl Reject {
                 }),
             ),
             Reject::NotFound => error_code(StatusCode::NOT_FOUND, 404, "Not found"),
-            Reject::MethodNotAllowed(allow) => {
-                let mut response =
-                    error_code(StatusCode::METHOD_NOT_ALLOWED, 405, "Method not allowed");
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
-                response
-            }
+            Reject::MethodNotAllowed(allow) => with_allow(
+                error_code(StatusCode::METHOD_NOT_ALLOWED, 405, "Method not allowed"),
+                allow,
+            ),
             Reject::OrgMismatch => error_code(
                 StatusCode::FORBIDDEN,
                 1025,
@@ -1255,101 +1237,6 @@ impl ListType {
             ListType::Today => s.start_ms.div_euclid(MS_PER_DAY) == now.div_euclid(MS_PER_DAY),
         }
     }
-}
-
-// === server ===
-
-/// Accepts connections until the task is aborted; dropping the task drops every connection.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, tls.clone(), Arc::clone(&shared)));
-                }
-                Err(error) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::debug!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// Serves one connection, after a TLS handshake when configured.
-async fn serve_connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
-    // Latency matters more than packet count for these small answers.
-    let _ = stream.set_nodelay(true);
-    match tls {
-        None => serve_io(stream, shared).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, shared).await,
-                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
-        }
-    }
-}
-
-/// Serves HTTP/1.1 or HTTP/2 on an established stream.
-async fn serve_io<I>(io: I, shared: Arc<Shared>)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req: Request<Incoming>| {
-        let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder.serve_connection(TokioIo::new(io), service).await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
-}
-
-/// Reads the body, logs the request, answers it and applies the latency.
-async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    tracing::debug!(method = %req.method(), path = req.uri().path(), "meeting request");
-    let (parts, body) = req.into_parts();
-    let body = read_body(&parts.headers, body).await;
-    let body_len = match &body {
-        Ok(bytes) => bytes.len(),
-        Err(BodyError::TooLarge { read }) => *read,
-        Err(BodyError::Read) => 0,
-    };
-    let latency = shared.record(&parts, body_len);
-    let answer = match body {
-        Ok(bytes) => shared.answer(&parts, &bytes),
-        Err(BodyError::TooLarge { .. }) => Err(Reject::TooLarge),
-        Err(BodyError::Read) => Err(Reject::BadBody),
-    };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    answer.unwrap_or_else(Reject::into_response)
-}
-
-/// Reads a body of at most [`MAX_BODY_BYTES`]; a larger declared `Content-Length` is
-/// refused without reading.
-async fn read_body(headers: &HeaderMap, mut body: Incoming) -> Result<Vec<u8>, BodyError> {
-    if declared_length(headers).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(BodyError::TooLarge { read: 0 });
-    }
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| BodyError::Read)?;
-        if let Ok(data) = frame.into_data() {
-            let read = bytes.len() + data.len();
-            if read > MAX_BODY_BYTES {
-                return Err(BodyError::TooLarge { read });
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
 }
 
 // === helpers ===
@@ -1533,13 +1420,6 @@ fn is_timezone_name(s: &str) -> bool {
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+' | b':'))
-}
-
-/// Parses the query string into a map; later values win.
-fn query_params(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
 }
 
 /// Reads `index` (1-based, default 1) and `count` (default and maximum
@@ -1780,44 +1660,6 @@ fn is_secret_header(name: &str) -> bool {
     matches!(name, "authorization" | "proxy-authorization" | "cookie")
 }
 
-/// The request's `Content-Type`, when readable.
-fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::CONTENT_TYPE)?.to_str().ok()
-}
-
-/// The `Content-Length` a request declares, if valid.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Whether a `Content-Type` value is `application/x-www-form-urlencoded`.
-fn is_form(content_type: &str) -> bool {
-    content_type.split(';').next().is_some_and(|essence| {
-        essence
-            .trim()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    })
-}
-
-/// Replaces an unspecified bind address (`0.0.0.0`, `::`) by loopback, so the URL is usable.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
-    }
-}
-
 /// `{"error":{"code":code,"message":message}}`.
 fn error_code(status: StatusCode, code: u16, message: &'static str) -> Response<Body> {
     json(
@@ -1826,38 +1668,25 @@ fn error_code(status: StatusCode, code: u16, message: &'static str) -> Response<
     )
 }
 
-/// A JSON response.
-fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    // Serializing a `Value` cannot fail; fall back to `{}` all the same.
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(JSON_CONTENT_TYPE),
-    );
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use http_body_util::BodyExt;
+    use hyper_util::rt::TokioExecutor;
     use reqwest::header::CONTENT_TYPE;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tokio::time::Instant;
 
     use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, TOKEN_PATH};
+    use crate::sandbox::http::JSON_CONTENT_TYPE;
+    use crate::sandbox::http::testing::{assert_stops_serving, localhost, raw_exchange, test_tls};
 
     const ALL_SCOPES: &[&str] = &[
         "ZohoMeeting.manageOrg.READ",
         "ZohoMeeting.meeting.ALL",
         "ZohoMeeting.webinar.ALL",
     ];
-
-    fn localhost() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 0))
-    }
 
     fn client() -> reqwest::Client {
         reqwest::Client::new()
@@ -1988,51 +1817,6 @@ mod tests {
             "timezone": "Asia/Kolkata",
             "participants": [{ "email": "dummy@email.com" }, { "email": "other@example.org" }],
         })
-    }
-
-    /// A CA and a "localhost" leaf signed by it: the server config and the CA's PEM.
-    fn test_tls() -> (Arc<rustls::ServerConfig>, String) {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "meeting sandbox test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf = leaf_params.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
-        );
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        (Arc::new(config), ca_cert.pem())
-    }
-
-    /// Sends raw bytes and returns whatever the server answers before closing.
-    async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        // The server may answer and close before reading everything: ignore write errors.
-        let _ = stream.write_all(bytes).await;
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// ISO 8601 for milliseconds since the epoch, in UTC.
@@ -3054,20 +2838,7 @@ mod tests {
                 .unwrap();
         let addr = emu.addr();
         drop(emu);
-        let mut refused = false;
-        for _ in 0..50 {
-            if client()
-                .get(format!("http://{addr}/"))
-                .send()
-                .await
-                .is_err()
-            {
-                refused = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(refused);
+        assert_stops_serving(addr).await;
     }
 
     #[test]
