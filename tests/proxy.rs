@@ -695,3 +695,41 @@ async fn tls_upstream_verified_with_the_configured_ca() {
         .unwrap();
     assert_eq!(response.status(), 502);
 }
+
+#[tokio::test]
+async fn python_http_client_is_served() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        eprintln!("python3 is not installed; skipping the http.client check");
+        return;
+    }
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    let script = format!(
+        "import http.client\n\
+         c = http.client.HTTPConnection('127.0.0.1', {port})\n\
+         c.request('POST', '/api/v2/1/sessions.json?a=1', body=b'{{\"x\":1}}', headers={{'Content-Type': 'application/json'}})\n\
+         r = c.getresponse(); b = r.read()\n\
+         c.request('GET', '/status/204')\n\
+         r2 = c.getresponse(); r2.read()\n\
+         print(r.status, b.decode(), r2.status)\n",
+        port = proxy.addr.port()
+    );
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim(), "200 ok 204");
+    let seen = upstream.seen();
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].target, "/api/v2/1/sessions.json?a=1");
+    assert_eq!(seen[0].header("content-length"), Some("7"));
+}
