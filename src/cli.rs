@@ -242,7 +242,7 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
     }
     let no_token = |message: String| ConfigError::Invalid {
         key: "oauth.refresh_token".into(),
-        origin: "no source: it is empty, and the token store has none".into(),
+        origin: "the defaults: it is not set, and the token store holds none".into(),
         message,
     };
     let Some(stored) = &state.refresh_token else {

@@ -841,7 +841,7 @@ fn non_empty_path(value: &str) -> Option<PathBuf> {
 fn unset(key: &str, hint: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
-        origin: "no source: it is empty".to_owned(),
+        origin: "the defaults: it is not set".to_owned(),
         message: format!("is required for this command; {hint}"),
     }
 }
