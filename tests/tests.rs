@@ -13,9 +13,13 @@ mod support;
 mod cli;
 // The proxy over real sockets: injection, streaming, errors, admin, shutdown.
 mod proxy;
+// Request guards: hosts, origins, client keys, access rules, limits.
+mod guard;
 // README's quick start, followed as written against `sandbox`.
 mod readme;
 // Configuration layering, validation and redaction (figment::Jail).
 mod config;
+// Bad input over raw sockets, and secrets absent from a trace-level log of a whole session.
+mod security;
 // The token manager against the accounts emulator: schedule, single flight, backoff, budget.
 mod token;
