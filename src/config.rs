@@ -587,6 +587,36 @@ impl Validator<'_> {
         if s.allowed_hosts.iter().any(|h| h.trim().is_empty()) {
             return Err(self.err("server.allowed_hosts", "entries must not be empty"));
         }
+        let client_keys_file = non_empty_path(&s.client_keys_file);
+        let mut client_keys: Vec<Secret<String>> = s
+            .client_keys
+            .into_iter()
+            .map(|k| Secret::new(k.expose().trim().to_owned()))
+            .filter(|k| !k.is_empty())
+            .collect();
+        if let Some(path) = &client_keys_file {
+            let keys =
+                read_secret_file(path).map_err(|m| self.err("server.client_keys_file", m))?;
+            client_keys.extend(
+                keys.expose()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| Secret::new(l.to_owned())),
+            );
+        }
+        let remote = match &listen {
+            Listen::Tcp(addr) => !addr.ip().is_loopback(),
+            Listen::Unix(_) => false,
+        };
+        if remote && client_keys.is_empty() && !s.allow_remote_without_keys {
+            return Err(self.err(
+                "server.listen",
+                "listening beyond loopback hands the Zoho account to anyone who can reach the \
+                 port: set server.client_keys or server.client_keys_file, or set \
+                 server.allow_remote_without_keys = true if a network policy guards it",
+            ));
+        }
         Ok(ServerConfig {
             listen,
             admin_listen,
@@ -594,12 +624,8 @@ impl Validator<'_> {
             shutdown_grace: s.shutdown_grace,
             worker_threads: s.worker_threads,
             allowed_origins: s.allowed_origins,
-            client_keys_file: non_empty_path(&s.client_keys_file),
-            client_keys: s
-                .client_keys
-                .into_iter()
-                .filter(|k| !k.is_empty())
-                .collect(),
+            client_keys_file,
+            client_keys,
             allow_remote_without_keys: s.allow_remote_without_keys,
         })
     }
@@ -787,6 +813,14 @@ impl Validator<'_> {
                 "must be an origin (scheme, host and port) without a path",
             ));
         }
+        if !is_loopback_url(&url) && !is_zoho_host(url.host_str().unwrap_or("")) {
+            return Err(self.err(
+                key,
+                "must be one of Zoho's hosts (zoho.com, .eu, .in, .com.au, .jp, .sa, .uk, \
+                 .com.cn, zohocloud.ca) or a loopback host, so that a typo cannot send the \
+                 token elsewhere",
+            ));
+        }
         match url.scheme() {
             "https" => Ok(url),
             "http" if is_loopback_url(&url) => Ok(url),
@@ -816,6 +850,27 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Secret<String>, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(secret)
+}
+
+/// Zoho's registrable domains: every data centre's accounts and Meeting hosts are below one.
+const ZOHO_DOMAINS: [&str; 9] = [
+    "zoho.com",
+    "zoho.eu",
+    "zoho.in",
+    "zoho.com.au",
+    "zoho.jp",
+    "zoho.sa",
+    "zoho.uk",
+    "zoho.com.cn",
+    "zohocloud.ca",
+];
+
+/// Whether `host` is one of Zoho's domains or below one (`meeting.zoho.eu`).
+pub fn is_zoho_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    ZOHO_DOMAINS
+        .iter()
+        .any(|d| host == *d || host.strip_suffix(d).is_some_and(|rest| rest.ends_with('.')))
 }
 
 /// Whether the URL's host is loopback (`localhost`, 127.0.0.0/8, `::1`).
@@ -961,6 +1016,28 @@ mod tests {
         assert!(AccessRule::parse("GET api/v2").is_err());
         assert!(AccessRule::parse("G3T /x").is_err());
         assert!(AccessRule::parse("GET /x extra").is_err());
+    }
+
+    #[test]
+    fn zoho_hosts() {
+        for ok in [
+            "meeting.zoho.com",
+            "accounts.zoho.eu",
+            "meeting.zohocloud.ca",
+            "zoho.com.cn",
+            "MEETING.ZOHO.COM.",
+        ] {
+            assert!(is_zoho_host(ok), "{ok}");
+        }
+        for bad in [
+            "zoho.com.evil.example",
+            "evilzoho.com",
+            "meeting.zoho.co",
+            "example.com",
+            "",
+        ] {
+            assert!(!is_zoho_host(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 pub mod body;
 pub mod error;
+pub mod guard;
 pub mod headers;
 pub mod rejection;
 
@@ -57,6 +58,8 @@ pub struct Proxy {
     timeout: Duration,
     replay_limit: u64,
     metrics: Arc<Metrics>,
+    guard: guard::Guard,
+    max_in_flight: Option<usize>,
     id_prefix: String,
     next_id: AtomicU64,
     /// A token generation that was rejected right after a refresh: refreshing again will not
@@ -123,6 +126,8 @@ impl Proxy {
             timeout: config.upstream.timeout,
             replay_limit: config.upstream.replay_body_limit,
             metrics,
+            guard: guard::Guard::new(config),
+            max_in_flight: config.limits.max_in_flight,
             id_prefix,
             next_id: AtomicU64::new(1),
             refused_generation: AtomicU64::new(0),
@@ -132,11 +137,20 @@ impl Proxy {
     /// Handles one request. Never fails: errors become problem+json responses.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
-        self.metrics.in_flight().inc();
+        let before = self.metrics.in_flight().inc();
         let request_id = self.request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let forwarded = match self.forward(req, &request_id).await {
+        let cors = self.guard.cors_origin(req.headers());
+        let overloaded = self
+            .max_in_flight
+            .is_some_and(|max| usize::try_from(before).unwrap_or(usize::MAX) >= max);
+        let result = if overloaded {
+            Err(ProxyError::Overloaded)
+        } else {
+            self.forward(req, &request_id).await
+        };
+        let forwarded = match result {
             Ok(f) => f,
             Err(error) => {
                 log_proxy_error(&error);
@@ -150,6 +164,14 @@ impl Proxy {
         };
         let (mut parts, body) = forwarded.response.into_parts();
         parts.headers.insert(&X_REQUEST_ID, request_id.clone());
+        if let Some(origin) = cors {
+            parts
+                .headers
+                .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            parts
+                .headers
+                .append(http::header::VARY, HeaderValue::from_static("Origin"));
+        }
         let completion = Completion {
             started,
             method,
@@ -180,15 +202,21 @@ impl Proxy {
         req: Request<Incoming>,
         request_id: &HeaderValue,
     ) -> Result<Forwarded, ProxyError> {
+        if let Some(preflight) = self.preflight(&req)? {
+            return Ok(preflight);
+        }
         let (head, body) = self.upstream_request(req, request_id)?;
-        let kept = self.keep_for_replay(&head, body).await?;
+        let kept = self.keep_for_replay(body).await?;
         let token = self.manager.token().await.map_err(ProxyError::NoToken)?;
         let (first_body, replay) = match kept {
             Kept::Buffered(bytes) => (
                 RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
                 Some((clone_head(&head), bytes)),
             ),
-            Kept::Stream(incoming) => (RequestBody::Stream(incoming), None),
+            Kept::Stream(incoming) => (
+                RequestBody::stream(incoming, self.guard.max_body_bytes()),
+                None,
+            ),
         };
         let (response, latency) = self.send(head, first_body, &token).await?;
         if !rejection::may_reject(response.status()) {
@@ -212,6 +240,40 @@ impl Proxy {
         self.on_rejection(&token, rejected, latency, replay).await
     }
 
+    /// Answers a CORS preflight from an allowed origin itself (Zoho never sees it). Preflights
+    /// from other origins are refused by the guard like any cross-site request.
+    fn preflight(&self, req: &Request<Incoming>) -> Result<Option<Forwarded>, ProxyError> {
+        let headers = req.headers();
+        if req.method() != Method::OPTIONS
+            || !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            || !headers.contains_key(http::header::ORIGIN)
+        {
+            return Ok(None);
+        }
+        self.guard.check(req)?;
+        let mut response = Response::new(ResponseBody::full(Bytes::new()));
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let out = response.headers_mut();
+        if let Some(method) = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
+            out.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
+        }
+        if let Some(requested) = headers.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            out.insert(
+                http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                requested.clone(),
+            );
+        }
+        out.insert(
+            http::header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        Ok(Some(Forwarded {
+            response,
+            upstream_latency: None,
+            replayed: false,
+        }))
+    }
+
     /// Phase 1: the upstream request head, and the body as received.
     fn upstream_request(
         &self,
@@ -229,6 +291,7 @@ impl Proxy {
                 "absolute-form request targets are not forwarded: send origin-form (GET /path)",
             ));
         }
+        self.guard.check(&req)?;
         let (mut head, body) = req.into_parts();
         head.uri = headers::upstream_uri(&self.scheme, &self.authority, &head.uri)
             .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
@@ -243,10 +306,10 @@ impl Proxy {
 
     /// Keeps bodies of known size up to `upstream.replay_body_limit` in memory; streams
     /// the rest.
-    async fn keep_for_replay(&self, head: &Parts, body: Incoming) -> Result<Kept, ProxyError> {
+    async fn keep_for_replay(&self, body: Incoming) -> Result<Kept, ProxyError> {
         let hint = body.size_hint();
         let small = hint.exact().is_some_and(|n| n <= self.replay_limit);
-        if !small || head.method == Method::CONNECT {
+        if !small {
             return Ok(Kept::Stream(body));
         }
         match tokio::time::timeout(self.timeout, body.collect()).await {
@@ -269,7 +332,16 @@ impl Proxy {
         let sent = Instant::now();
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
-            Ok(Err(error)) => Err(ProxyError::UpstreamUnreachable(Box::new(error))),
+            Ok(Err(error)) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+                while let Some(e) = source {
+                    if let Some(too_large) = e.downcast_ref::<body::BodyTooLarge>() {
+                        return Err(ProxyError::BodyTooLarge(too_large.0));
+                    }
+                    source = e.source();
+                }
+                Err(ProxyError::UpstreamUnreachable(Box::new(error)))
+            }
             Ok(Ok(response)) => {
                 let latency = sent.elapsed();
                 self.metrics.record_upstream(latency);
@@ -444,7 +516,15 @@ fn log_proxy_error(error: &ProxyError) {
         }
         ProxyError::UpstreamTimeout(_)
         | ProxyError::BadRequest(_)
-        | ProxyError::MethodNotAllowed => {
+        | ProxyError::MethodNotAllowed
+        | ProxyError::UriTooLong(_)
+        | ProxyError::HeadersTooLarge(_)
+        | ProxyError::BodyTooLarge(_)
+        | ProxyError::ForbiddenHost
+        | ProxyError::CrossSite
+        | ProxyError::ClientKeyRequired
+        | ProxyError::Forbidden(_)
+        | ProxyError::Overloaded => {
             tracing::info!(problem = name, status = status.as_u16(), "request refused");
         }
     }

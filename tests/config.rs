@@ -256,11 +256,81 @@ fn data_center_from_env_overrides_the_file() {
 fn explicit_urls_override_the_data_center() {
     let cfg = accepted(load_file(
         "[oauth]\ndata_center = \"eu\"\naccounts_url = \"http://127.0.0.1:1234\"\n\
-         [upstream]\nurl = \"https://meeting.example.test\"\n",
+         [upstream]\nurl = \"https://meeting.zoho.com\"\n",
     ));
     assert_eq!(cfg.oauth.data_center, DataCenter::Eu);
     assert_eq!(origin(&cfg.oauth.accounts_url), "http://127.0.0.1:1234");
-    assert_eq!(origin(&cfg.upstream.url), "https://meeting.example.test");
+    assert_eq!(origin(&cfg.upstream.url), "https://meeting.zoho.com");
+}
+
+#[test]
+fn hosts_outside_zoho_are_refused_for_upstream_and_accounts() {
+    for (key, section, value) in [
+        (
+            "upstream.url",
+            "upstream",
+            "url = \"https://meeting.example.test\"",
+        ),
+        (
+            "upstream.url",
+            "upstream",
+            "url = \"https://meeting.zoho.com.evil.example\"",
+        ),
+        (
+            "oauth.accounts_url",
+            "oauth",
+            "accounts_url = \"https://accounts.zoho.co\"",
+        ),
+    ] {
+        let message = refused(
+            load_file(&format!("[{section}]\n{value}\n")),
+            key,
+            "proxy.toml",
+        );
+        assert!(message.contains("Zoho"), "{message}");
+    }
+    let cfg = accepted(load_file("[upstream]\nurl = \"https://localhost:8443\"\n"));
+    assert_eq!(origin(&cfg.upstream.url), "https://localhost:8443");
+}
+
+#[test]
+fn remote_listening_needs_client_keys_or_an_explicit_opt_out() {
+    let message = refused(
+        load_file("[server]\nlisten = \"0.0.0.0:8080\"\n"),
+        "server.listen",
+        "proxy.toml",
+    );
+    assert!(message.contains("client_keys"), "{message}");
+    let cfg = accepted(load_file(
+        "[server]\nlisten = \"0.0.0.0:8080\"\nclient_keys = [\"k1\"]\n",
+    ));
+    assert_eq!(cfg.server.client_keys.len(), 1);
+    accepted(load_file(
+        "[server]\nlisten = \"0.0.0.0:8080\"\nallow_remote_without_keys = true\n",
+    ));
+    accepted(load_file(
+        "[server]\nlisten = \"unix:/tmp/zmp-test.sock\"\n",
+    ));
+}
+
+#[test]
+fn client_keys_file_is_read_one_key_per_line() {
+    let cfg = in_jail(|jail| {
+        jail.create_file("keys.txt", "# team keys\nalpha-key\n\n  beta-key  \n")
+            .unwrap();
+        accepted(load_toml(
+            jail,
+            "[server]\nclient_keys_file = \"keys.txt\"\nclient_keys = [\"inline\"]\n",
+        ))
+    });
+    let keys: Vec<&str> = cfg
+        .server
+        .client_keys
+        .iter()
+        .map(|k| k.expose().as_str())
+        .collect();
+    assert_eq!(keys, vec!["inline", "alpha-key", "beta-key"]);
+    assert!(!format!("{cfg:?}").contains("alpha-key"));
 }
 
 #[test]

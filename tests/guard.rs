@@ -1,1 +1,295 @@
-//! See tests.rs.
+//! Request guards over real sockets: who may use the proxy and what may pass.
+
+use std::time::Duration;
+
+use crate::support::{self, TestProxy, TestUpstream, client, raw};
+
+async fn setup(
+    extra: &[(&str, toml::Value)],
+) -> (
+    zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
+    TestUpstream,
+    TestProxy,
+) {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = TestProxy::start(&accounts, &upstream.url(), extra).await;
+    proxy.ready().await;
+    (accounts, upstream, proxy)
+}
+
+fn problem_status(text: &str) -> u64 {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap();
+    json["status"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn foreign_hosts_are_refused_dns_rebinding() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    for host in ["evil.example", "evil.example:8080", "10.0.0.1"] {
+        let request =
+            format!("GET /api/v2/user.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{host}: {answer}");
+        assert!(answer.contains("forbidden-host"));
+    }
+    for host in ["localhost:1234", "127.0.0.1", "[::1]:8080"] {
+        let request = format!("GET /ok HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        assert!(
+            raw(proxy.addr, request.as_bytes())
+                .await
+                .starts_with("HTTP/1.1 200"),
+            "{host}"
+        );
+    }
+    assert_eq!(
+        upstream.seen().len(),
+        3,
+        "only the allowed requests reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn cross_site_browser_requests_are_refused_and_listed_origins_get_cors() {
+    let (_accounts, upstream, proxy) = setup(&[(
+        "server.allowed_origins",
+        vec!["http://localhost:3000"].into(),
+    )])
+    .await;
+    let evil = client()
+        .post(proxy.url("/api/v2/1/sessions.json"))
+        .header("origin", "https://evil.example")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    let fetch = client()
+        .get(proxy.url("/x"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetch.status(), 403);
+    assert!(upstream.seen().is_empty());
+
+    let allowed = client()
+        .get(proxy.url("/x"))
+        .header("origin", "http://localhost:3000")
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let preflight = client()
+        .request(
+            reqwest::Method::OPTIONS,
+            proxy.url("/api/v2/1/sessions.json"),
+        )
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-methods"], "POST");
+    assert_eq!(
+        preflight.headers()["access-control-allow-headers"],
+        "content-type"
+    );
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "the preflight is answered by the proxy"
+    );
+}
+
+#[tokio::test]
+async fn client_keys_are_required_and_never_forwarded() {
+    let (_accounts, upstream, proxy) =
+        setup(&[("server.client_keys", vec!["key-123"].into())]).await;
+    let missing = client().get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(missing.status(), 407);
+    assert!(
+        missing.headers()["proxy-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let wrong = client()
+        .get(proxy.url("/x"))
+        .header("proxy-authorization", "Bearer key-124")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 407);
+    assert_eq!(problem_status(&wrong.text().await.unwrap()), 407);
+    assert!(upstream.seen().is_empty());
+    let good = client()
+        .get(proxy.url("/x"))
+        .header("proxy-authorization", "Bearer key-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status(), 200);
+    let seen = upstream.seen().pop().unwrap();
+    assert!(seen.header("proxy-authorization").is_none());
+    assert!(
+        seen.header("authorization")
+            .unwrap()
+            .starts_with("Zoho-oauthtoken ")
+    );
+}
+
+#[tokio::test]
+async fn access_rules_and_read_only_refuse_what_is_not_allowed() {
+    let (_accounts, upstream, proxy) = setup(&[(
+        "access.rules",
+        vec!["GET /api/v2/**", "POST /api/v2/*/sessions.json"].into(),
+    )])
+    .await;
+    let ok = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok = client()
+        .post(proxy.url("/api/v2/7/sessions.json"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let refused = client()
+        .delete(proxy.url("/api/v2/7/sessions/1.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("access.rules"), "{text}");
+    assert_eq!(upstream.seen().len(), 2);
+
+    let (_accounts, upstream, proxy) = setup(&[("access.read_only", true.into())]).await;
+    assert_eq!(
+        client()
+            .head(proxy.url("/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let refused = client()
+        .put(proxy.url("/x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn size_limits_answer_414_431_413() {
+    let (_accounts, upstream, proxy) = setup(&[
+        ("limits.max_uri_bytes", 100.into()),
+        ("limits.max_header_bytes", 2048.into()),
+        ("limits.max_body_bytes", 1000.into()),
+    ])
+    .await;
+    let long = client()
+        .get(proxy.url(&format!("/{}", "a".repeat(200))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 414);
+    let big = client()
+        .get(proxy.url("/x"))
+        .header("x-big", "b".repeat(3000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 431);
+    let declared = client()
+        .post(proxy.url("/upload"))
+        .body(vec![b'x'; 1001])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 413);
+    assert!(
+        upstream.seen().is_empty(),
+        "nothing oversized was forwarded"
+    );
+    // A chunked body (no declared length) is cut off when it passes the limit.
+    let chunked = reqwest::Body::wrap(support::Pattern::new(5000));
+    let streamed = client()
+        .post(proxy.url("/upload"))
+        .body(chunked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 413);
+    let small = client()
+        .post(proxy.url("/upload"))
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_past_max_in_flight_get_503_with_retry_after() {
+    let (_accounts, _upstream, proxy) = setup(&[("limits.max_in_flight", 2.into())]).await;
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = proxy.url("/delay/1500");
+            tokio::spawn(async move { client().get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let third = client().get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(third.status(), 503);
+    assert_eq!(third.headers()["retry-after"], "1");
+    assert_eq!(third.headers()["x-proxy-error"], "overloaded");
+    for s in slow {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+    assert_eq!(
+        client().get(proxy.url("/x")).send().await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn unix_socket_listener_is_private_and_removed_on_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.sock");
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = TestUpstream::start().await;
+    let mut proxy_addr_less = TestProxy::start_unix(&accounts, &upstream.url(), &path).await;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    stream
+        .write_all(b"GET /via-unix HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(upstream.seen().pop().unwrap().target, "/via-unix");
+    proxy_addr_less.take().unwrap().finish().await;
+    assert!(!path.exists(), "the socket is removed on exit");
+}

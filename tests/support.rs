@@ -450,6 +450,40 @@ impl TestProxy {
         }
     }
 
+    /// Starts a proxy listening on a Unix socket at `path`; returns the running handle.
+    pub async fn start_unix(
+        accounts: &AccountsEmulator,
+        upstream: &str,
+        path: &Path,
+    ) -> Option<zoho_meeting_proxy::app::Running> {
+        let refresh_token = accounts
+            .control()
+            .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+        let mut overrides = oauth_overrides(&accounts.url());
+        let listen = format!("unix:{}", path.display());
+        overrides.extend([
+            ("oauth.refresh_token", refresh_token.as_str().into()),
+            ("server.listen", listen.as_str().into()),
+            ("server.admin_listen", "".into()),
+            ("upstream.url", upstream.into()),
+            ("token.store", "memory".into()),
+        ]);
+        let config = config(&overrides);
+        let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
+        let manager = zoho_meeting_proxy::cli::token_manager(&config, store)
+            .await
+            .unwrap();
+        let running = zoho_meeting_proxy::app::start(&config, manager)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !running.manager().is_ready() {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Some(running)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -21,9 +21,24 @@ use super::Completion;
 pub enum RequestBody {
     /// Kept in memory (at most `upstream.replay_body_limit`), so it can be sent twice.
     Buffered(Option<Bytes>),
-    /// Streamed from the client.
-    Stream(Incoming),
+    /// Streamed from the client, failing with [`BodyTooLarge`] past `limit` bytes.
+    Stream {
+        /// The client's body.
+        body: Incoming,
+        /// `limits.max_body_bytes`.
+        limit: Option<u64>,
+        /// Bytes forwarded so far.
+        seen: u64,
+    },
 }
+
+/// A streamed request body went past `limits.max_body_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds {0} bytes")]
+pub struct BodyTooLarge(pub u64);
+
+/// Errors of a request body on its way upstream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response body on its way to the client.
 #[derive(Debug)]
@@ -43,24 +58,50 @@ enum Inner {
 
 // === impl RequestBody ===
 
+impl RequestBody {
+    /// The client's body, streamed, limited to `limit` bytes.
+    pub fn stream(body: Incoming, limit: Option<u64>) -> Self {
+        RequestBody::Stream {
+            body,
+            limit,
+            seen: 0,
+        }
+    }
+}
+
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RequestBody::Buffered(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            RequestBody::Stream(incoming) => Pin::new(incoming).poll_frame(cx),
+            RequestBody::Stream { body, limit, seen } => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        *seen += data.len() as u64;
+                        if let Some(max) = *limit
+                            && *seen > max
+                        {
+                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge(max)))));
+                        }
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Buffered(data) => data.is_none(),
-            RequestBody::Stream(incoming) => incoming.is_end_stream(),
+            RequestBody::Stream { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -69,7 +110,7 @@ impl Body for RequestBody {
             RequestBody::Buffered(data) => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            RequestBody::Stream(incoming) => incoming.size_hint(),
+            RequestBody::Stream { body, .. } => body.size_hint(),
         }
     }
 }

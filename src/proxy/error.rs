@@ -36,6 +36,30 @@ pub enum ProxyError {
     /// `CONNECT` and other methods this reverse proxy never forwards.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request target is longer than `limits.max_uri_bytes`.
+    #[error("request target too long")]
+    UriTooLong(usize),
+    /// The request headers exceed `limits.max_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge(usize),
+    /// The request body exceeds `limits.max_body_bytes`.
+    #[error("request body too large")]
+    BodyTooLarge(u64),
+    /// `Host` is not in `server.allowed_hosts`.
+    #[error("host not allowed")]
+    ForbiddenHost,
+    /// A browser's cross-site request.
+    #[error("cross-site request")]
+    CrossSite,
+    /// Client keys are configured and the request has no valid one.
+    #[error("client key required")]
+    ClientKeyRequired,
+    /// Refused by `access.rules` or `access.read_only`.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// More than `limits.max_in_flight` requests are being served.
+    #[error("too many requests in flight")]
+    Overloaded,
 }
 
 /// The RFC 9457 document.
@@ -81,6 +105,46 @@ impl ProxyError {
                 "method-not-allowed",
                 "This method is not forwarded",
             ),
+            ProxyError::UriTooLong(_) => (
+                StatusCode::URI_TOO_LONG,
+                "uri-too-long",
+                "The request target is too long",
+            ),
+            ProxyError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "The request headers are too large",
+            ),
+            ProxyError::BodyTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The request body is too large",
+            ),
+            ProxyError::ForbiddenHost => (
+                StatusCode::FORBIDDEN,
+                "forbidden-host",
+                "This Host is not served",
+            ),
+            ProxyError::CrossSite => (
+                StatusCode::FORBIDDEN,
+                "cross-site",
+                "Cross-site browser requests are refused",
+            ),
+            ProxyError::ClientKeyRequired => (
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "client-key-required",
+                "A valid client key is required",
+            ),
+            ProxyError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Refused by the access rules",
+            ),
+            ProxyError::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Too many requests in flight",
+            ),
         }
     }
 
@@ -100,7 +164,33 @@ impl ProxyError {
             ),
             ProxyError::BadRequest(why) => (*why).to_owned(),
             ProxyError::MethodNotAllowed => {
-                "This is a reverse proxy for the Zoho Meeting API: CONNECT is not supported.".to_owned()
+                "This is a reverse proxy for the Zoho Meeting API: CONNECT is not supported."
+                    .to_owned()
+            }
+            ProxyError::UriTooLong(max) => {
+                format!("The request target exceeds {max} bytes (limits.max_uri_bytes).")
+            }
+            ProxyError::HeadersTooLarge(max) => {
+                format!("The request headers exceed {max} bytes (limits.max_header_bytes).")
+            }
+            ProxyError::BodyTooLarge(max) => {
+                format!("The request body exceeds {max} bytes (limits.max_body_bytes).")
+            }
+            ProxyError::ForbiddenHost => "The Host header names a host outside server.allowed_hosts \
+                 (a guard against DNS rebinding)."
+                .to_owned(),
+            ProxyError::CrossSite => "Requests from web pages are refused unless their Origin is \
+                 listed in server.allowed_origins."
+                .to_owned(),
+            ProxyError::ClientKeyRequired => {
+                "Send Proxy-Authorization: Bearer <key> with a key from server.client_keys or \
+                 server.client_keys_file."
+                    .to_owned()
+            }
+            ProxyError::Forbidden(why) => format!("{why}."),
+            ProxyError::Overloaded => {
+                "More requests are in flight than limits.max_in_flight allows; retry shortly."
+                    .to_owned()
             }
         }
     }
@@ -110,10 +200,18 @@ impl ProxyError {
         let (status, name, title) = self.classify();
         let retry_after = match self {
             ProxyError::NoToken(reason) => Some(retry_after_secs(reason.retry_after())),
+            ProxyError::Overloaded => Some(1),
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout(_)
             | ProxyError::BadRequest(_)
-            | ProxyError::MethodNotAllowed => None,
+            | ProxyError::MethodNotAllowed
+            | ProxyError::UriTooLong(_)
+            | ProxyError::HeadersTooLarge(_)
+            | ProxyError::BodyTooLarge(_)
+            | ProxyError::ForbiddenHost
+            | ProxyError::CrossSite
+            | ProxyError::ClientKeyRequired
+            | ProxyError::Forbidden(_) => None,
         };
         let kind = format!("urn:zoho-meeting-proxy:problem:{name}");
         let detail = self.detail();
@@ -129,6 +227,12 @@ impl ProxyError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            headers.insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"zoho-meeting-proxy\""),
+            );
         }
         if status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(

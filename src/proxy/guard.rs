@@ -1,0 +1,468 @@
+//! Who may use the proxy, and what may pass: checked before anything is forwarded.
+//!
+//! The proxy holds a credential for a whole Zoho Meeting account and lends it to whoever
+//! reaches its port, so every request passes these checks, in this order, before a token is
+//! even looked at:
+//! 1. size: URI over `limits.max_uri_bytes` → 414; headers over `limits.max_header_bytes`
+//!    → 431; a declared body over `limits.max_body_bytes` → 413;
+//! 2. `Host` outside `server.allowed_hosts` (any port) → 403. A web page can point a DNS name
+//!    it controls at 127.0.0.1 (DNS rebinding); its requests then carry that name;
+//! 3. a browser's cross-site request — an `Origin` not in `server.allowed_origins`, or
+//!    `Sec-Fetch-Site: cross-site` / `same-site` — → 403, so a page the developer visits
+//!    cannot create meetings through their proxy;
+//! 4. with client keys configured, `Proxy-Authorization: Bearer <key>` must name one (SHA-256
+//!    digests compared in constant time) → else 407;
+//! 5. `access.read_only` (GET and HEAD only) and `access.rules` → else 403.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Uri};
+use sha2::{Digest, Sha256};
+
+use super::ProxyError;
+use crate::config::{AccessRule, Config};
+
+/// The checks, built once from configuration.
+#[derive(Debug)]
+pub struct Guard {
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+    key_digests: Vec<[u8; 32]>,
+    rules: Vec<AccessRule>,
+    read_only: bool,
+    max_uri_bytes: usize,
+    max_header_bytes: usize,
+    max_body_bytes: Option<u64>,
+}
+
+// === impl Guard ===
+
+impl Guard {
+    /// The guard for this configuration.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            allowed_hosts: config
+                .server
+                .allowed_hosts
+                .iter()
+                .map(|h| host_only(h).to_ascii_lowercase())
+                .collect(),
+            allowed_origins: config
+                .server
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            key_digests: config
+                .server
+                .client_keys
+                .iter()
+                .map(|k| digest(k.expose().as_bytes()))
+                .collect(),
+            rules: config.access.rules.clone(),
+            read_only: config.access.read_only,
+            max_uri_bytes: config.limits.max_uri_bytes,
+            max_header_bytes: config.limits.max_header_bytes,
+            max_body_bytes: config.limits.max_body_bytes,
+        }
+    }
+
+    /// Whether client keys are required.
+    pub fn requires_keys(&self) -> bool {
+        !self.key_digests.is_empty()
+    }
+
+    /// The largest body allowed, if limited.
+    pub fn max_body_bytes(&self) -> Option<u64> {
+        self.max_body_bytes
+    }
+
+    /// Runs every check on a request head.
+    ///
+    /// # Errors
+    /// The [`ProxyError`] to answer with.
+    pub fn check<B>(&self, req: &Request<B>) -> Result<(), ProxyError> {
+        let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        if target_len > self.max_uri_bytes {
+            return Err(ProxyError::UriTooLong(self.max_uri_bytes));
+        }
+        if header_bytes(req.headers()) > self.max_header_bytes {
+            return Err(ProxyError::HeadersTooLarge(self.max_header_bytes));
+        }
+        if let (Some(max), Some(declared)) = (self.max_body_bytes, content_length(req.headers()))
+            && declared > max
+        {
+            return Err(ProxyError::BodyTooLarge(max));
+        }
+        self.check_host(req.headers(), req.uri())?;
+        self.check_origin(req.headers())?;
+        self.check_key(req.headers())?;
+        self.check_access(req.method(), req.uri().path())
+    }
+
+    /// The CORS headers for an allowed `Origin`, or `None` (no CORS headers otherwise).
+    pub fn cors_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let origin = headers.get(header::ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        self.origin_allowed(text).then(|| origin.clone())
+    }
+
+    fn check_host(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), ProxyError> {
+        let host = match headers.get(header::HOST) {
+            Some(value) => value.to_str().map_err(|_| ProxyError::ForbiddenHost)?,
+            // HTTP/2 carries it as :authority, which hyper puts in the URI.
+            None => uri
+                .authority()
+                .map(|a| a.as_str())
+                .ok_or(ProxyError::BadRequest("a Host header is required"))?,
+        };
+        let name = host_only(host);
+        if self
+            .allowed_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(name))
+        {
+            Ok(())
+        } else {
+            tracing::warn!(host = %truncate(host), "refused a request for a host outside server.allowed_hosts");
+            Err(ProxyError::ForbiddenHost)
+        }
+    }
+
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let allowed = origin.to_str().is_ok_and(|o| self.origin_allowed(o));
+            if allowed {
+                return Ok(());
+            }
+            tracing::warn!(origin = %truncate(origin.to_str().unwrap_or("?")), "refused a cross-site browser request");
+            return Err(ProxyError::CrossSite);
+        }
+        match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            Some(site)
+                if site.eq_ignore_ascii_case("cross-site")
+                    || site.eq_ignore_ascii_case("same-site") =>
+            {
+                tracing::warn!(
+                    sec_fetch_site = site,
+                    "refused a cross-site browser request"
+                );
+                Err(ProxyError::CrossSite)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    }
+
+    fn check_key(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+        if self.key_digests.is_empty() {
+            return Ok(());
+        }
+        let presented = headers
+            .get(header::PROXY_AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, key) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+            });
+        let Some(key) = presented else {
+            return Err(ProxyError::ClientKeyRequired);
+        };
+        let candidate = digest(key.as_bytes());
+        // Compare against every key without stopping early.
+        let matched = self
+            .key_digests
+            .iter()
+            .fold(false, |found, d| found | constant_time_eq(d, &candidate));
+        if matched {
+            Ok(())
+        } else {
+            tracing::warn!("refused a request with a wrong client key");
+            Err(ProxyError::ClientKeyRequired)
+        }
+    }
+
+    fn check_access(&self, method: &Method, path: &str) -> Result<(), ProxyError> {
+        if self.read_only && method != Method::GET && method != Method::HEAD {
+            tracing::warn!(http.method = %method, http.path = path, "refused by access.read_only");
+            return Err(ProxyError::Forbidden(
+                "access.read_only allows GET and HEAD only",
+            ));
+        }
+        if self.rules.is_empty() || self.rules.iter().any(|r| r.matches(method.as_str(), path)) {
+            return Ok(());
+        }
+        tracing::warn!(http.method = %method, http.path = path, "refused by access.rules");
+        Err(ProxyError::Forbidden(
+            "the request matches none of access.rules",
+        ))
+    }
+}
+
+/// The host part of a `Host` value: `[::1]:8080` → `[::1]`, `localhost:8080` → `localhost`.
+fn host_only(host: &str) -> &str {
+    let host = host.trim();
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Caps client-supplied text before it is logged.
+fn truncate(text: &str) -> String {
+    text.chars().take(100).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn guard(pairs: &[(&str, toml::Value)]) -> Guard {
+        let mut figment = figment::Figment::new();
+        for (k, v) in pairs {
+            figment = figment.merge((*k, v.clone()));
+        }
+        Guard::new(&Config::from_figment(&figment, None).unwrap())
+    }
+
+    fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(target);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn status(r: Result<(), ProxyError>) -> u16 {
+        match r {
+            Ok(()) => 200,
+            Err(e) => e.classify().0.as_u16(),
+        }
+    }
+
+    #[test]
+    fn hosts_match_with_any_port() {
+        let g = guard(&[]);
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:1",
+            "[::1]:8080",
+            "LOCALHOST",
+        ] {
+            assert_eq!(
+                status(g.check(&req("GET", "/", &[("host", host)]))),
+                200,
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.2",
+            "localhost.evil.example",
+            "[::2]",
+        ] {
+            assert_eq!(
+                status(g.check(&req("GET", "/", &[("host", host)]))),
+                403,
+                "{host}"
+            );
+        }
+        assert_eq!(
+            status(g.check(&req("GET", "/", &[]))),
+            400,
+            "no Host at all"
+        );
+        // HTTP/2: the authority.
+        assert_eq!(
+            status(g.check(&req("GET", "http://localhost:8080/x", &[]))),
+            200
+        );
+    }
+
+    #[test]
+    fn cross_site_browser_requests_are_refused() {
+        let g = guard(&[(
+            "server.allowed_origins",
+            vec!["http://localhost:3000"].into(),
+        )]);
+        let h = ("host", "localhost");
+        assert_eq!(
+            status(g.check(&req("POST", "/", &[h, ("origin", "https://evil.example")]))),
+            403
+        );
+        assert_eq!(
+            status(g.check(&req("POST", "/", &[h, ("origin", "null")]))),
+            403
+        );
+        assert_eq!(
+            status(g.check(&req("GET", "/", &[h, ("sec-fetch-site", "cross-site")]))),
+            403
+        );
+        assert_eq!(
+            status(g.check(&req("GET", "/", &[h, ("sec-fetch-site", "same-site")]))),
+            403
+        );
+        assert_eq!(
+            status(g.check(&req("GET", "/", &[h, ("sec-fetch-site", "none")]))),
+            200
+        );
+        assert_eq!(
+            status(g.check(&req("GET", "/", &[h, ("sec-fetch-site", "same-origin")]))),
+            200
+        );
+        let allowed = [
+            h,
+            ("origin", "http://localhost:3000"),
+            ("sec-fetch-site", "same-site"),
+        ];
+        assert_eq!(status(g.check(&req("POST", "/", &allowed))), 200);
+        assert!(
+            g.cors_origin(&req("GET", "/", &allowed).headers().clone())
+                .is_some()
+        );
+        assert!(
+            g.cors_origin(
+                &req("GET", "/", &[h, ("origin", "https://evil.example")])
+                    .headers()
+                    .clone()
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn client_keys_are_required_when_configured() {
+        let g = guard(&[("server.client_keys", vec!["k-one", "k-two"].into())]);
+        let h = ("host", "localhost");
+        assert_eq!(status(g.check(&req("GET", "/", &[h]))), 407);
+        assert_eq!(
+            status(g.check(&req(
+                "GET",
+                "/",
+                &[h, ("proxy-authorization", "Bearer nope")]
+            ))),
+            407
+        );
+        assert_eq!(
+            status(g.check(&req(
+                "GET",
+                "/",
+                &[h, ("proxy-authorization", "Basic k-one")]
+            ))),
+            407
+        );
+        assert_eq!(
+            status(g.check(&req(
+                "GET",
+                "/",
+                &[h, ("proxy-authorization", "Bearer k-two")]
+            ))),
+            200
+        );
+        assert_eq!(
+            status(g.check(&req(
+                "GET",
+                "/",
+                &[h, ("proxy-authorization", "bearer  k-one ")]
+            ))),
+            200
+        );
+    }
+
+    #[test]
+    fn access_rules_and_read_only() {
+        let g = guard(&[(
+            "access.rules",
+            vec!["GET /api/v2/**", "POST /api/v2/*/sessions.json"].into(),
+        )]);
+        let h = ("host", "localhost");
+        assert_eq!(status(g.check(&req("GET", "/api/v2/user.json", &[h]))), 200);
+        assert_eq!(
+            status(g.check(&req("POST", "/api/v2/1/sessions.json", &[h]))),
+            200
+        );
+        assert_eq!(
+            status(g.check(&req("DELETE", "/api/v2/1/sessions/2.json", &[h]))),
+            403
+        );
+        assert_eq!(
+            status(g.check(&req("GET", "/meeting/api/v2/1/recordings.json", &[h]))),
+            403
+        );
+        let g = guard(&[("access.read_only", true.into())]);
+        assert_eq!(status(g.check(&req("HEAD", "/x", &[h]))), 200);
+        assert_eq!(status(g.check(&req("PUT", "/x", &[h]))), 403);
+    }
+
+    #[test]
+    fn limits() {
+        let g = guard(&[
+            ("limits.max_uri_bytes", 20.into()),
+            ("limits.max_header_bytes", 200.into()),
+            ("limits.max_body_bytes", 10.into()),
+        ]);
+        let h = ("host", "localhost");
+        assert_eq!(
+            status(g.check(&req("GET", "/0123456789012345678901", &[h]))),
+            414
+        );
+        let big = "x".repeat(300);
+        assert_eq!(
+            status(g.check(&req("GET", "/", &[h, ("x-big", &big)]))),
+            431
+        );
+        assert_eq!(
+            status(g.check(&req("POST", "/", &[h, ("content-length", "11")]))),
+            413
+        );
+        assert_eq!(
+            status(g.check(&req("POST", "/", &[h, ("content-length", "10")]))),
+            200
+        );
+    }
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(host_only("[::1]:80"), "[::1]");
+        assert_eq!(host_only("[::1]"), "[::1]");
+        assert_eq!(host_only("a.b:80"), "a.b");
+        assert_eq!(host_only("a.b"), "a.b");
+        assert_eq!(host_only("a.b:x"), "a.b:x");
+    }
+}
