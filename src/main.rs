@@ -7,6 +7,7 @@ use clap::Parser;
 use zoho_meeting_proxy::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    zoho_meeting_proxy::telemetry::install_panic_hook();
     let cli = Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,3 +61,19 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// Replaces the default panic message, which would print the panic's payload — text that
+/// could, through some future bug, include request data or a secret — with the location
+/// only. The process (or the task) still fails as it would.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map_or_else(
+            || "an unknown place".to_owned(),
+            |l| format!("{}:{}", l.file(), l.line()),
+        );
+        eprintln!(
+            "internal error: zoho-meeting-proxy panicked at {location} (message withheld: it could \
+             contain request data); please report this"
+        );
+    }));
+}
