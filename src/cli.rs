@@ -158,12 +158,21 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
             None
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let threads = match config.server.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    // One thread: a current-thread runtime runs the I/O driver, timers and every task on
+    // the same thread, with no work-stealing or cross-thread wake-ups (nginx's model).
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    let runtime = builder
         .enable_all()
-        .worker_threads(match config.server.worker_threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        })
         .build()
         .map_err(|source| RunError::Io {
             what: "cannot start the async runtime".into(),

@@ -1,0 +1,707 @@
+//! `cargo bench --bench load`: the proxy under a real load generator, next to nginx doing the
+//! same job and to no proxy at all, on this machine, in one run.
+//!
+//! It starts a fast loopback upstream and the Zoho accounts emulator in this process, the
+//! release binary (`serve`, token from the emulator, `log.level = "warn"` like nginx's
+//! `access_log off`) at `worker_threads = 1` and at the default, and — when installed —
+//! nginx as the equivalent header-injecting reverse proxy (one worker, keep-alive upstream,
+//! `proxy_set_header Authorization`, buffering off). `wrk` drives each in turn, alternating,
+//! for 1 and 64 keep-alive connections; then it measures a 1 GiB streamed download and
+//! upload through the proxy (GB/s, peak RSS growth), RSS idle and with 1,000 idle keep-alive
+//! connections, the time to the first byte of a chunked response, and the request path
+//! against a TLS upstream (nginx terminating TLS with an rcgen certificate).
+//!
+//! Missing tools are named with their install command; what can be measured still is.
+//! `ZMP_BENCH_SECS` sets each wrk run's length (default 5).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
+
+const GIB: u64 = 1 << 30;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("load: bench");
+        return;
+    }
+    // cargo bench passes --bench; a plain `cargo test --benches` passes nothing: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let secs: u64 = std::env::var("ZMP_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, accounts) = runtime.block_on(async {
+        let upstream = start_upstream().await;
+        let accounts =
+            AccountsEmulator::start(([127, 0, 0, 1], 0).into(), AccountsOptions::default())
+                .await
+                .unwrap();
+        (upstream, accounts)
+    });
+    machine();
+    let wrk = have("wrk");
+    let nginx = nginx_binary();
+    if !wrk {
+        println!(
+            "wrk is not installed: `apt-get update && apt-get install -y wrk` (throughput rows skipped)"
+        );
+    }
+    if nginx.is_none() {
+        println!(
+            "nginx is not installed: `apt-get update && apt-get install -y nginx-light` (nginx rows skipped)"
+        );
+    }
+
+    let up_url = format!("http://{upstream}");
+    let ours1 = Proxy::start(&runtime, &accounts, &up_url, None, 1, dir.path());
+    let ours = Proxy::start(&runtime, &accounts, &up_url, None, 0, dir.path());
+    let nginx_proxy = nginx
+        .as_ref()
+        .map(|bin| Nginx::proxy(bin, dir.path(), &up_url, None));
+
+    if wrk {
+        println!(
+            "\n## Throughput and latency (wrk, {secs} s per run, 2 rounds alternating; small GET)\n"
+        );
+        println!(
+            "| connections | target | requests/s | p50 | p99 | vs nginx (rps) | vs direct (rps) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for conns in [1u32, 64] {
+            let mut targets: Vec<(&str, SocketAddr)> = vec![("direct", upstream)];
+            if let Some(n) = &nginx_proxy {
+                targets.push(("nginx (1 worker)", n.addr));
+            }
+            targets.push(("ours (worker_threads = 1)", ours1.addr));
+            targets.push(("ours (default threads)", ours.addr));
+            let mut results: Vec<Vec<Wrk>> = vec![Vec::new(); targets.len()];
+            for _round in 0..2 {
+                for (i, (_, addr)) in targets.iter().enumerate() {
+                    results[i].push(run_wrk(*addr, "/x", conns, secs));
+                }
+            }
+            let best: Vec<Wrk> = results.iter().map(|r| Wrk::median(r)).collect();
+            let direct = best[0].rps;
+            let nginx_rps = nginx_proxy.as_ref().map(|_| best[1].rps);
+            for ((name, _), w) in targets.iter().zip(&best) {
+                println!(
+                    "| {conns} | {name} | {:.0} | {:.0} µs | {:.0} µs | {} | {:.2} |",
+                    w.rps,
+                    w.p50_us,
+                    w.p99_us,
+                    nginx_rps.map_or("-".to_owned(), |n| format!("{:.2}", w.rps / n)),
+                    w.rps / direct
+                );
+            }
+        }
+        println!("\nAdded latency at 1 connection = target p50 − direct p50 (table above).");
+    }
+
+    println!("\n## Streaming through the proxy (default threads)\n");
+    runtime.block_on(async {
+        let idle = rss_kib(ours.pid());
+        let sampler = RssSampler::start(ours.pid());
+        let t = Instant::now();
+        let got = download(ours.addr, GIB).await;
+        let dl = t.elapsed();
+        let peak_dl = sampler.stop();
+        assert_eq!(got, GIB);
+        let sampler = RssSampler::start(ours.pid());
+        let t = Instant::now();
+        let sent = upload(ours.addr, GIB).await;
+        let ul = t.elapsed();
+        let peak_ul = sampler.stop();
+        assert_eq!(sent, GIB);
+        println!("| transfer | GB/s | peak RSS growth |");
+        println!("|---|---|---|");
+        println!("| 1 GiB download | {:.2} | {:.1} MB |", GIB as f64 / dl.as_secs_f64() / 1e9, (peak_dl.saturating_sub(idle)) as f64 / 1024.0);
+        println!("| 1 GiB upload | {:.2} | {:.1} MB |", GIB as f64 / ul.as_secs_f64() / 1e9, (peak_ul.saturating_sub(idle)) as f64 / 1024.0);
+
+        println!("\n## Memory\n");
+        let fresh = Proxy::start_in(&accounts, &up_url, None, 0, dir.path()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = rss_kib(fresh.pid());
+        let conns = hold_idle_connections(fresh.addr, 1000).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held = rss_kib(fresh.pid());
+        println!("| state | RSS |");
+        println!("|---|---|");
+        println!("| idle (token held) | {:.1} MB |", idle as f64 / 1024.0);
+        println!("| 1,000 idle keep-alive connections | {:.1} MB |", held as f64 / 1024.0);
+        drop(conns);
+        drop(fresh);
+
+        println!("\n## Time to first byte of a chunked response (upstream sends a chunk, then waits 200 ms)\n");
+        let direct = ttfb(upstream).await;
+        let proxied = ttfb(ours.addr).await;
+        println!("| target | first byte |");
+        println!("|---|---|");
+        println!("| direct | {:.0} µs |", direct.as_secs_f64() * 1e6);
+        println!("| ours | {:.0} µs |", proxied.as_secs_f64() * 1e6);
+    });
+
+    match (&nginx, wrk) {
+        (Some(bin), true) => {
+            println!(
+                "\n## TLS upstream (nginx terminates TLS with an rcgen certificate in front of the upstream)\n"
+            );
+            let (cert, key, ca) = tls_files(dir.path());
+            let tls = Nginx::tls_terminator(bin, dir.path(), upstream, &cert, &key);
+            let tls_url = format!("https://localhost:{}", tls.addr.port());
+            let ours_tls = Proxy::start(&runtime, &accounts, &tls_url, Some(&ca), 0, dir.path());
+            let nginx_tls = Nginx::proxy(bin, dir.path(), &tls_url, Some(&ca));
+            println!("| connections | target | requests/s | p50 | p99 |");
+            println!("|---|---|---|---|---|");
+            for conns in [1u32, 64] {
+                for (name, addr) in [
+                    ("nginx → TLS", nginx_tls.addr),
+                    ("ours → TLS", ours_tls.addr),
+                ] {
+                    let w = run_wrk(addr, "/x", conns, secs);
+                    println!(
+                        "| {conns} | {name} | {:.0} | {:.0} µs | {:.0} µs |",
+                        w.rps, w.p50_us, w.p99_us
+                    );
+                }
+            }
+        }
+        _ => println!("\n(TLS rows need nginx and wrk.)"),
+    }
+}
+
+// === the upstream ===
+
+type Body = BoxBody<Bytes, Infallible>;
+
+async fn start_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req| async move {
+                    Ok::<_, Infallible>(route(req).await)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn route(req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: u64 = n.parse().unwrap_or(0);
+        return Response::builder()
+            .header("content-length", total.to_string())
+            .body(Zeros { left: total }.boxed())
+            .unwrap();
+    }
+    if path == "/upload" {
+        let mut body = req.into_body();
+        let mut n = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(d) = frame.into_data() {
+                n += d.len() as u64;
+            }
+        }
+        return Response::new(Full::new(Bytes::from(n.to_string())).boxed());
+    }
+    if path == "/chunked" {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Bytes::from_static(b"data: first\n\n")).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = tx.send(Bytes::from_static(b"data: second\n\n")).await;
+        });
+        return Response::new(Chan(rx).boxed());
+    }
+    Response::new(Full::new(Bytes::from_static(b"ok\n")).boxed())
+}
+
+struct Zeros {
+    left: u64,
+}
+
+static ZEROS: [u8; 256 * 1024] = [0; 256 * 1024];
+
+impl hyper::body::Body for Zeros {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(ZEROS.len() as u64) as usize;
+        self.left -= n as u64;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&ZEROS[..n])))))
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+struct Chan(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Chan {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+// === our proxy, as a process ===
+
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        accounts: &AccountsEmulator,
+        upstream: &str,
+        ca: Option<&Path>,
+        threads: usize,
+        dir: &Path,
+    ) -> Self {
+        runtime.block_on(Self::start_in(accounts, upstream, ca, threads, dir))
+    }
+
+    async fn start_in(
+        accounts: &AccountsEmulator,
+        upstream: &str,
+        ca: Option<&Path>,
+        threads: usize,
+        dir: &Path,
+    ) -> Self {
+        let refresh = accounts
+            .control()
+            .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+        let opts = AccountsOptions::default();
+        let config = dir.join(format!("proxy-{}.toml", rand::random::<u32>()));
+        let ca_line = ca.map_or(String::new(), |c| {
+            format!("ca_file = {:?}\n", c.display().to_string())
+        });
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\nworker_threads = {threads}\n\
+                 [oauth]\nclient_id = {:?}\nclient_secret = {:?}\nrefresh_token = {refresh:?}\naccounts_url = {:?}\n\
+                 [upstream]\nurl = {upstream:?}\n{ca_line}\
+                 [token]\nstore = \"memory\"\n[log]\nlevel = \"warn,zoho_meeting_proxy=info\"\n",
+                opts.client_id,
+                opts.client_secret,
+                accounts.url()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zoho-meeting-proxy"))
+            .args(["-c", config.to_str().unwrap(), "serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("proxy listening") {
+                    let addr = line[line.find("addr=").unwrap() + 5..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr: SocketAddr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the proxy starts")
+            .parse()
+            .unwrap();
+        // Wait for the first token.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            if let Ok(r) = client.get(format!("http://{addr}/x")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the proxy serves");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, addr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// === nginx ===
+
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Nginx {
+    fn proxy(bin: &Path, dir: &Path, upstream: &str, ca: Option<&Path>) -> Self {
+        let port = free_port();
+        let url = url::Url::parse(upstream).unwrap();
+        let server = format!(
+            "{}:{}",
+            url.host_str().unwrap().replace("localhost", "127.0.0.1"),
+            url.port().unwrap()
+        );
+        let tls = match ca {
+            Some(ca) => format!(
+                "proxy_ssl_trusted_certificate {}; proxy_ssl_verify on; proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on;",
+                ca.display()
+            ),
+            None => String::new(),
+        };
+        let scheme = url.scheme();
+        let conf = format!(
+            "upstream up {{ server {server}; keepalive 128; }}\n\
+             server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;\n\
+               location / {{ proxy_pass {scheme}://up; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+                 proxy_set_header Host {host}; proxy_set_header Authorization \"Zoho-oauthtoken 1000.0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef\";\n\
+                 proxy_buffering off; proxy_request_buffering off; {tls} }} }}",
+            host = url.host_str().unwrap(),
+        );
+        Self::run(bin, dir, &conf, port)
+    }
+
+    fn tls_terminator(
+        bin: &Path,
+        dir: &Path,
+        upstream: SocketAddr,
+        cert: &Path,
+        key: &Path,
+    ) -> Self {
+        let port = free_port();
+        let conf = format!(
+            "upstream plain {{ server {upstream}; keepalive 128; }}\n\
+             server {{ listen 127.0.0.1:{port} ssl; keepalive_requests 1000000;\n\
+               ssl_certificate {}; ssl_certificate_key {};\n\
+               location / {{ proxy_pass http://plain; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }} }}",
+            cert.display(),
+            key.display()
+        );
+        Self::run(bin, dir, &conf, port)
+    }
+
+    fn run(bin: &Path, dir: &Path, server: &str, port: u16) -> Self {
+        let name = format!("nginx-{port}");
+        let path = dir.join(format!("{name}.conf"));
+        let mut f = std::fs::File::create(&path).unwrap();
+        write!(
+            f,
+            "worker_processes 1; daemon off; pid {d}/{name}.pid; error_log {d}/{name}.err;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; {server} }}\n",
+            d = dir.display()
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .args([
+                "-c",
+                path.to_str().unwrap(),
+                "-e",
+                dir.join(format!("{name}.err")).to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx starts ({})",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, addr }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A port that was free a moment ago (nginx needs one in its configuration).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let (c, k, a) = (
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+        dir.join("ca.pem"),
+    );
+    std::fs::write(&c, leaf.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    std::fs::write(&a, ca.pem()).unwrap();
+    (c, k, a)
+}
+
+// === wrk ===
+
+#[derive(Clone, Debug, Default)]
+struct Wrk {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+impl Wrk {
+    fn median(runs: &[Wrk]) -> Wrk {
+        let mut sorted = runs.to_vec();
+        sorted.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        sorted[sorted.len() / 2].clone()
+    }
+}
+
+fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
+    let threads = if conns == 1 { 1 } else { 2 };
+    let out = Command::new("wrk")
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            &format!("http://{addr}{path}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut w = Wrk::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            w.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = line.strip_prefix("50%") {
+            w.p50_us = micros(v.trim());
+        } else if let Some(v) = line.strip_prefix("99%") {
+            w.p99_us = micros(v.trim());
+        }
+    }
+    if text.contains("Non-2xx") {
+        eprintln!("warning: non-2xx answers from {addr}:\n{text}");
+    }
+    w
+}
+
+fn micros(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(0.0);
+    match unit {
+        "us" => n,
+        "ms" => n * 1e3,
+        "s" => n * 1e6,
+        _ => n,
+    }
+}
+
+// === streaming, memory, TTFB ===
+
+async fn download(addr: SocketAddr, size: u64) -> u64 {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut r = client
+        .get(format!("http://{addr}/bytes/{size}"))
+        .send()
+        .await
+        .unwrap();
+    let mut n = 0u64;
+    while let Some(c) = r.chunk().await.unwrap() {
+        n += c.len() as u64;
+    }
+    n
+}
+
+async fn upload(addr: SocketAddr, size: u64) -> u64 {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let body = reqwest::Body::wrap(Zeros { left: size });
+    let r = client
+        .post(format!("http://{addr}/upload"))
+        .header("content-length", size.to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap().trim().parse().unwrap()
+}
+
+async fn hold_idle_connections(addr: SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf).await;
+        held.push(s);
+    }
+    held
+}
+
+async fn ttfb(addr: SocketAddr) -> Duration {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Warm the connection pools on both sides.
+    let _ = client
+        .get(format!("http://{addr}/x"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await;
+    let mut best = Duration::MAX;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let mut r = client
+            .get(format!("http://{addr}/chunked"))
+            .send()
+            .await
+            .unwrap();
+        let _first = r.chunk().await.unwrap();
+        best = best.min(t.elapsed());
+        while r.chunk().await.unwrap().is_some() {}
+    }
+    best
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        Self { stop, handle }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn machine() {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "# zoho-meeting-proxy load bench\n\nMachine: {cpus} CPUs ({model}); upstream, emulator, load generator and proxies share them."
+    );
+}
