@@ -516,25 +516,16 @@ fn clone_head(head: &Parts) -> Parts {
 
 fn log_proxy_error(error: &ProxyError) {
     let (status, name, _) = error.classify();
+    let status = status.as_u16();
     match error {
         ProxyError::NoToken(reason) => {
-            tracing::warn!(problem = name, status = status.as_u16(), error = %reason, "no token for request");
+            tracing::warn!(problem = name, status, error = %reason, "no token for request");
         }
         ProxyError::UpstreamUnreachable(source) => {
-            tracing::warn!(problem = name, status = status.as_u16(), error = %crate::telemetry::chain(source.as_ref()), "upstream unreachable");
+            let error = crate::telemetry::chain(source.as_ref());
+            tracing::warn!(problem = name, status, error = %error, "upstream unreachable");
         }
-        ProxyError::UpstreamTimeout(_)
-        | ProxyError::BadRequest(_)
-        | ProxyError::MethodNotAllowed
-        | ProxyError::UriTooLong(_)
-        | ProxyError::HeadersTooLarge(_)
-        | ProxyError::BodyTooLarge(_)
-        | ProxyError::ForbiddenHost
-        | ProxyError::CrossSite
-        | ProxyError::ClientKeyRequired
-        | ProxyError::Forbidden(_)
-        | ProxyError::Overloaded => {
-            tracing::info!(problem = name, status = status.as_u16(), "request refused");
-        }
+        // Refusals of the client's request, and timeouts: the status says it all.
+        _ => tracing::info!(problem = name, status, "request refused"),
     }
 }

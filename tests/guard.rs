@@ -11,11 +11,7 @@ async fn setup(
     TestUpstream,
     TestProxy,
 ) {
-    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = TestProxy::start(&accounts, &upstream.url(), extra).await;
-    proxy.ready().await;
-    (accounts, upstream, proxy)
+    support::proxy_with_upstream(extra).await
 }
 
 fn problem_status(text: &str) -> u64 {

@@ -528,3 +528,14 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The accounts emulator, a [`TestUpstream`] and a ready proxy between them.
+pub async fn proxy_with_upstream(
+    extra: &[(&str, toml::Value)],
+) -> (AccountsEmulator, TestUpstream, TestProxy) {
+    let accounts = emulator(options(Duration::from_secs(3600))).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = TestProxy::start(&accounts, &upstream.url(), extra).await;
+    proxy.ready().await;
+    (accounts, upstream, proxy)
+}
