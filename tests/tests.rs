@@ -25,3 +25,5 @@ mod security;
 mod token;
 // Hot reload through the real binary: SIGHUP, watched secret files, kept connections.
 mod reload;
+// The Dockerfile and deploy/ manifests: parsed, cross-checked, linted where linters exist.
+mod deploy;

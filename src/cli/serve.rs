@@ -144,7 +144,16 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
 
 fn admin_url(config: &Config, path: &str) -> Result<String, RunError> {
     match config.server.admin_listen {
-        Some(addr) => Ok(format!("http://{addr}{path}")),
+        Some(mut addr) => {
+            // Listening on every address (a container's `0.0.0.0:9090`): ask over loopback.
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            Ok(format!("http://{addr}{path}"))
+        }
         None => Err(ConfigError::Invalid {
             key: "server.admin_listen".into(),
             origin: "the configuration".into(),
