@@ -397,3 +397,72 @@ fn hadolint_and_yamllint_pass_where_installed() {
         ],
     );
 }
+
+/// The image's log settings through the real binary: `serve` writes JSON lines on standard
+/// output, and standard error stays empty.
+#[tokio::test]
+async fn serve_logs_json_on_stdout_with_the_image_settings() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    let emu = crate::support::emulator(crate::support::options(Duration::from_secs(3600))).await;
+    let refresh = emu
+        .control()
+        .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::from(crate::support::bin(home.path()));
+    cmd.env("ZOHO_PROXY_LOG__FORMAT", "json")
+        .env("ZOHO_PROXY_LOG__OUTPUT", "stdout")
+        .env("ZOHO_PROXY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("ZOHO_PROXY_SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+        .env("ZOHO_PROXY_TOKEN__STORE", "memory")
+        .env("ZOHO_PROXY_OAUTH__CLIENT_ID", crate::support::CLIENT_ID)
+        .env(
+            "ZOHO_PROXY_OAUTH__CLIENT_SECRET",
+            crate::support::CLIENT_SECRET,
+        )
+        .env("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", &refresh)
+        .env("ZOHO_PROXY_OAUTH__ACCOUNTS_URL", emu.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &serde_json::Value| l["message"] == "access token refreshed")
+    {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("log lines on stdout")
+            .unwrap()
+            .expect("serve is running");
+        seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l["message"] == "proxy listening" && l["level"] == "INFO")
+    );
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.is_empty(), "{stderr}");
+}
