@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Listen, StoreConfig};
+use crate::config::{Config, ConfigError, Listen, StoreConfig};
 use crate::proxy::{Guard, Proxy};
 use crate::secret::Secret;
 use crate::telemetry::{LevelChange, Logging};
@@ -149,6 +149,7 @@ impl<'a> Reloader<'a> {
         let before = SecretFiles::stamp(self.files.paths());
         let loaded = Config::load(self.path.as_deref()).and_then(|config| {
             config.require_client()?;
+            fits_running(&self.started, &config)?;
             Ok(config)
         });
         let new = match loaded {
@@ -285,6 +286,27 @@ impl SecretFiles {
                 .collect(),
         }
     }
+}
+
+/// Refuses what validation alone cannot see: a reload that would take every client key away
+/// from a listener that is already bound beyond loopback (`server.listen` itself changes only
+/// at a restart, so validating the new file's `listen` is not enough).
+fn fits_running(started: &Config, new: &Config) -> Result<(), ConfigError> {
+    let remote = match &started.server.listen {
+        Listen::Tcp(addr) => !addr.ip().is_loopback(),
+        Listen::Unix(_) => false,
+    };
+    if remote && new.server.client_keys.is_empty() && !new.server.allow_remote_without_keys {
+        return Err(ConfigError::Invalid {
+            key: "server.client_keys".into(),
+            origin: "the reloaded configuration".into(),
+            message: "the running proxy listens beyond loopback: a reload cannot remove every \
+                      client key (set server.allow_remote_without_keys = true if a network \
+                      policy guards the port)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Compares configurations key by key: live keys against the one last applied, restart-only
@@ -522,6 +544,22 @@ mod tests {
         assert!(c.applied.is_empty());
         assert_eq!(c.restart, ["upstream.timeout", "limits.max_header_bytes"]);
         assert_eq!(changes(&started, &started, &started), Changes::default());
+    }
+
+    #[test]
+    fn a_remote_listener_keeps_its_client_keys() {
+        let remote = config(&[
+            ("server.listen", "0.0.0.0:8080".into()),
+            ("server.client_keys", vec!["k"].into()),
+        ]);
+        // The new file says loopback (a restart-only change) and has no keys.
+        let keyless = config(&[]);
+        let err = fits_running(&remote, &keyless).unwrap_err();
+        assert!(err.to_string().contains("server.client_keys"), "{err}");
+        assert!(fits_running(&remote, &remote).is_ok());
+        let allowed = config(&[("server.allow_remote_without_keys", true.into())]);
+        assert!(fits_running(&remote, &allowed).is_ok());
+        assert!(fits_running(&keyless, &keyless).is_ok());
     }
 
     #[test]

@@ -170,3 +170,22 @@ fn local_client() -> Result<reqwest::Client, RunError> {
         .build()
         .map_err(|e| RunError::Failed(format!("cannot build an HTTP client: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_reach_an_admin_listener_on_every_address_over_loopback() {
+        let mut config = Config::from_figment(&figment::Figment::new(), None).unwrap();
+        config.server.admin_listen = Some("0.0.0.0:9090".parse().unwrap());
+        assert_eq!(
+            admin_url(&config, "/readyz").unwrap(),
+            "http://127.0.0.1:9090/readyz"
+        );
+        config.server.admin_listen = Some("[::]:9090".parse().unwrap());
+        assert_eq!(admin_url(&config, "/x").unwrap(), "http://[::1]:9090/x");
+        config.server.admin_listen = Some("10.1.2.3:9090".parse().unwrap());
+        assert_eq!(admin_url(&config, "/x").unwrap(), "http://10.1.2.3:9090/x");
+    }
+}
