@@ -51,6 +51,7 @@ pub struct Running {
     proxy_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     admin: Arc<Admin>,
+    proxy: Arc<Proxy>,
     manager: Arc<TokenManager>,
     stop: watch::Sender<bool>,
     stop_admin: watch::Sender<bool>,
@@ -103,7 +104,7 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
     };
     let proxy_task = tokio::spawn(server::serve(
         listener,
-        proxy,
+        proxy.clone(),
         settings,
         stop_rx,
         config.server.shutdown_grace,
@@ -114,6 +115,7 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
         proxy_addr,
         admin_addr,
         admin,
+        proxy,
         manager,
         stop,
         stop_admin,
@@ -134,6 +136,11 @@ impl Running {
     /// The admin listener's address, when enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The forwarding service (its guard is replaced on reload).
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
     }
 
     /// The token manager.

@@ -3,9 +3,10 @@
 //! Exit codes: 0 ok; 1 runtime failure; 2 usage error (clap); 78 (`EX_CONFIG`) bad
 //! configuration, with the key and its source named. Standard output carries only command
 //! results (`token` prints the token and nothing else); messages and logs go to standard
-//! error.
+//! error (`serve` and `sandbox` log to standard output instead with `log.output = "stdout"`).
 
 mod login;
+mod reload;
 mod sandbox;
 mod serve;
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
+use crate::config::{Config, ConfigError, DataCenter, LogOutput, StoreConfig, origin};
 use crate::secret::Secret;
 use crate::token::TokenCache;
 use crate::token::client::{OAuthClient, TokenError};
@@ -151,8 +152,20 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
 pub fn run(cli: Cli) -> Result<(), RunError> {
     let path = Config::resolve_path(cli.config.as_deref());
     let config = Config::load(path.as_deref())?;
-    let _log_guard = match crate::telemetry::init(&config.log) {
-        Ok(guard) => Some(guard),
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only the long-running commands may log to standard output: for the others it carries
+    // the result.
+    let output = match command {
+        Command::Serve | Command::Sandbox(_) => config.log.output,
+        Command::Wait(_)
+        | Command::Status
+        | Command::Login(_)
+        | Command::Token
+        | Command::Revoke
+        | Command::Check(_) => LogOutput::Stderr,
+    };
+    let logging = match crate::telemetry::init(&config.log, output) {
+        Ok(logging) => Some(logging),
         Err(e) => {
             eprintln!("warning: logging not set up: {e}");
             None
@@ -178,9 +191,10 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
             what: "cannot start the async runtime".into(),
             source,
         })?;
+    let logging = logging.as_ref();
     runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve::run(&config).await,
+        match command {
+            Command::Serve => serve::run(&config, path, logging).await,
             Command::Sandbox(args) => sandbox::run(&config, args).await,
             Command::Wait(args) => serve::wait(&config, args.timeout).await,
             Command::Status => serve::status(&config).await,

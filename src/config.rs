@@ -211,6 +211,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where `serve` and `sandbox` write their logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogOutput {
+    /// Standard error: standard output stays free for command results.
+    Stderr,
+    /// Standard output, as container runtimes collect it. Other commands still log to
+    /// standard error, since their standard output is their result (`token`).
+    Stdout,
+}
+
 /// `[log]`
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -218,6 +228,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// An `EnvFilter` directive, e.g. `info` or `zoho_meeting_proxy=debug` **(default: `info`)**.
     pub level: String,
+    /// Where `serve` and `sandbox` log **(default: `stderr`)**.
+    pub output: LogOutput,
 }
 
 /// A configuration that cannot be used. Its message names the key and the source at fault.
@@ -433,6 +445,11 @@ impl Config {
         let _ = writeln!(out, "\n[log]");
         let _ = writeln!(out, "format = {}", quote(format));
         let _ = writeln!(out, "level = {}", quote(&self.log.level));
+        let output = match self.log.output {
+            LogOutput::Stderr => "stderr",
+            LogOutput::Stdout => "stdout",
+        };
+        let _ = writeln!(out, "output = {}", quote(output));
         out
     }
 }
@@ -543,6 +560,13 @@ impl Validator<'_> {
             "json" => LogFormat::Json,
             other => return Err(self.err("log.format", format!("{other:?} is not pretty or json"))),
         };
+        let output = match raw.log.output.to_ascii_lowercase().as_str() {
+            "stderr" => LogOutput::Stderr,
+            "stdout" => LogOutput::Stdout,
+            other => {
+                return Err(self.err("log.output", format!("{other:?} is not stderr or stdout")));
+            }
+        };
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
             .map_err(|e| self.err("log.level", format!("not a valid log filter: {e}")))?;
         Ok(Config {
@@ -555,6 +579,7 @@ impl Validator<'_> {
             log: LogConfig {
                 format,
                 level: raw.log.level,
+                output,
             },
             file: None,
         })

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::request::Parts;
@@ -41,6 +42,7 @@ use tokio::time::Instant;
 
 use self::body::{RequestBody, ResponseBody};
 pub use self::error::ProxyError;
+pub use self::guard::Guard;
 use self::headers::X_REQUEST_ID;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -58,8 +60,8 @@ pub struct Proxy {
     timeout: Duration,
     replay_limit: u64,
     metrics: Arc<Metrics>,
-    guard: guard::Guard,
-    max_in_flight: Option<usize>,
+    /// Replaced whole on reload; each request loads it once.
+    guard: ArcSwap<Guard>,
     id_prefix: String,
     next_id: AtomicU64,
     /// A token generation that was rejected right after a refresh: refreshing again will not
@@ -126,12 +128,17 @@ impl Proxy {
             timeout: config.upstream.timeout,
             replay_limit: config.upstream.replay_body_limit,
             metrics,
-            guard: guard::Guard::new(config),
-            max_in_flight: config.limits.max_in_flight,
+            guard: ArcSwap::from_pointee(Guard::new(config)),
             id_prefix,
             next_id: AtomicU64::new(1),
             refused_generation: AtomicU64::new(0),
         })
+    }
+
+    /// Puts a guard built from a reloaded configuration in place: requests that start from
+    /// now on are checked by it; requests in flight keep the one they started with.
+    pub fn set_guard(&self, guard: Guard) {
+        self.guard.store(Arc::new(guard));
     }
 
     /// Handles one request. Never fails: errors become problem+json responses.
@@ -141,14 +148,17 @@ impl Proxy {
         let request_id = self.request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let cors = self.guard.cors_origin(req.headers());
-        let overloaded = self
-            .max_in_flight
+        // One atomic load: this request sees one guard from start to end, whatever a
+        // reload does meanwhile.
+        let guard = self.guard.load_full();
+        let cors = guard.cors_origin(req.headers());
+        let overloaded = guard
+            .max_in_flight()
             .is_some_and(|max| usize::try_from(before).unwrap_or(usize::MAX) >= max);
         let result = if overloaded {
             Err(ProxyError::Overloaded)
         } else {
-            self.forward(req, &request_id).await
+            self.forward(req, &request_id, &guard).await
         };
         let forwarded = match result {
             Ok(f) => f,
@@ -201,11 +211,12 @@ impl Proxy {
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
+        guard: &Guard,
     ) -> Result<Forwarded, ProxyError> {
-        if let Some(preflight) = self.preflight(&req)? {
+        if let Some(preflight) = preflight(&req, guard)? {
             return Ok(preflight);
         }
-        let (head, body) = self.upstream_request(req, request_id)?;
+        let (head, body) = self.upstream_request(req, request_id, guard)?;
         let kept = self.keep_for_replay(body).await?;
         let token = self.manager.token().await.map_err(ProxyError::NoToken)?;
         let (first_body, replay) = match kept {
@@ -213,10 +224,7 @@ impl Proxy {
                 RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
                 Some((clone_head(&head), bytes)),
             ),
-            Kept::Stream(incoming) => (
-                RequestBody::stream(incoming, self.guard.max_body_bytes()),
-                None,
-            ),
+            Kept::Stream(incoming) => (RequestBody::stream(incoming, guard.max_body_bytes()), None),
         };
         let (response, latency) = self.send(head, first_body, &token).await?;
         if !rejection::may_reject(response.status()) {
@@ -240,45 +248,12 @@ impl Proxy {
         self.on_rejection(&token, rejected, latency, replay).await
     }
 
-    /// Answers a CORS preflight from an allowed origin itself (Zoho never sees it). Preflights
-    /// from other origins are refused by the guard like any cross-site request.
-    fn preflight(&self, req: &Request<Incoming>) -> Result<Option<Forwarded>, ProxyError> {
-        let headers = req.headers();
-        if req.method() != Method::OPTIONS
-            || !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-            || !headers.contains_key(http::header::ORIGIN)
-        {
-            return Ok(None);
-        }
-        self.guard.check(req)?;
-        let mut response = Response::new(ResponseBody::full(Bytes::new()));
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        let out = response.headers_mut();
-        if let Some(method) = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
-            out.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
-        }
-        if let Some(requested) = headers.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
-            out.insert(
-                http::header::ACCESS_CONTROL_ALLOW_HEADERS,
-                requested.clone(),
-            );
-        }
-        out.insert(
-            http::header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        Ok(Some(Forwarded {
-            response,
-            upstream_latency: None,
-            replayed: false,
-        }))
-    }
-
     /// Phase 1: the upstream request head, and the body as received.
     fn upstream_request(
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
+        guard: &Guard,
     ) -> Result<(Parts, Incoming), ProxyError> {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
@@ -291,7 +266,7 @@ impl Proxy {
                 "absolute-form request targets are not forwarded: send origin-form (GET /path)",
             ));
         }
-        self.guard.check(&req)?;
+        guard.check(&req)?;
         let (mut head, body) = req.into_parts();
         head.uri = headers::upstream_uri(&self.scheme, &self.authority, &head.uri)
             .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
@@ -496,6 +471,40 @@ impl Completion {
             "request"
         );
     }
+}
+
+/// Answers a CORS preflight from an allowed origin itself (Zoho never sees it). Preflights
+/// from other origins are refused by the guard like any cross-site request.
+fn preflight(req: &Request<Incoming>, guard: &Guard) -> Result<Option<Forwarded>, ProxyError> {
+    let headers = req.headers();
+    if req.method() != Method::OPTIONS
+        || !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        || !headers.contains_key(http::header::ORIGIN)
+    {
+        return Ok(None);
+    }
+    guard.check(req)?;
+    let mut response = Response::new(ResponseBody::full(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let out = response.headers_mut();
+    if let Some(method) = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
+        out.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
+    }
+    if let Some(requested) = headers.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.insert(
+            http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+            requested.clone(),
+        );
+    }
+    out.insert(
+        http::header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    Ok(Some(Forwarded {
+        response,
+        upstream_latency: None,
+        replayed: false,
+    }))
 }
 
 /// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.

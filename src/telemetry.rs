@@ -1,49 +1,121 @@
-//! Logging setup: one `tracing` subscriber, human-readable or JSON, always on standard error.
+//! Logging setup: one `tracing` subscriber, human-readable or JSON, on standard error (or
+//! standard output for `serve` in a container, with `log.output = "stdout"`).
 //!
 //! Standard output belongs to command results (`token` prints only the token there, `login
-//! --no-browser` only the URL), so logs never go to it. Lines are handed to a writer thread
-//! (tracing-appender's non-blocking writer), so a request never waits on the stderr lock;
-//! when its buffer is full the writer applies back-pressure rather than dropping lines.
-//! Called once, from the command line's entry.
+//! --no-browser` only the URL), so only the long-running commands may log to it. Lines are
+//! handed to a writer thread (tracing-appender's non-blocking writer), so a request never
+//! waits on the output lock; when its buffer is full the writer applies back-pressure rather
+//! than dropping lines. The level filter sits in a `reload` layer, so SIGHUP can change
+//! `log.level` without a restart ([`Logging::set_level`]). Called once, from the command
+//! line's entry.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, Registry, reload};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, LogOutput};
 
 /// Keeps the log writer thread alive; dropping it flushes what is buffered.
 pub type Guard = tracing_appender::non_blocking::WorkerGuard;
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`. Keep the
-/// returned guard until the process ends.
+/// The installed subscriber: the writer thread's guard and the handle that changes the
+/// level filter. Keep it until the process ends.
+pub struct Logging {
+    _guard: Guard,
+    filter: reload::Handle<EnvFilter, Registry>,
+    /// `RUST_LOG` was set at start: it wins over `log.level`, on reload too.
+    from_env: bool,
+}
+
+/// What [`Logging::set_level`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelChange {
+    /// The new filter is in force.
+    Applied,
+    /// `RUST_LOG` overrides `log.level`; nothing changed.
+    OverriddenByEnv,
+}
+
+// === impl Logging ===
+
+impl Logging {
+    /// Replaces the level filter with `level` (an `EnvFilter` directive), unless `RUST_LOG`
+    /// was set at start.
+    ///
+    /// # Errors
+    /// When the directive does not parse (validation prevents it) or the subscriber is gone.
+    pub fn set_level(
+        &self,
+        level: &str,
+    ) -> Result<LevelChange, Box<dyn std::error::Error + Send + Sync>> {
+        if self.from_env {
+            return Ok(LevelChange::OverriddenByEnv);
+        }
+        let filter = EnvFilter::try_new(level)?;
+        self.filter.reload(filter)?;
+        Ok(LevelChange::Applied)
+    }
+}
+
+impl std::fmt::Debug for Logging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logging")
+            .field("from_env", &self.from_env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs the global subscriber, writing to `output`. `RUST_LOG`, when set, overrides
+/// `log.level`. Keep the returned [`Logging`] until the process ends.
 ///
 /// # Errors
 /// When a subscriber is already installed or the filter does not parse.
-pub fn init(config: &LogConfig) -> Result<Guard, Box<dyn std::error::Error + Send + Sync>> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives)?,
-        _ => EnvFilter::try_new(&config.level)?,
+pub fn init(
+    config: &LogConfig,
+    output: LogOutput,
+) -> Result<Logging, Box<dyn std::error::Error + Send + Sync>> {
+    let (filter, from_env) = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => (EnvFilter::try_new(directives)?, true),
+        _ => (EnvFilter::try_new(&config.level)?, false),
     };
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+    let (filter, handle) = reload::Layer::new(filter);
+    let builder = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .thread_name("log-writer")
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .thread_name("log-writer");
+    let (writer, guard, terminal) = match output {
+        LogOutput::Stderr => {
+            let (w, g) = builder.finish(std::io::stderr());
+            (w, g, std::io::stderr().is_terminal())
+        }
+        LogOutput::Stdout => {
+            let (w, g) = builder.finish(std::io::stdout());
+            (w, g, std::io::stdout().is_terminal())
+        }
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none())
         .with_span_events(FmtSpan::NONE);
-    match config.format {
-        LogFormat::Pretty => builder.with_target(false).try_init()?,
-        LogFormat::Json => builder
+    let fmt = match config.format {
+        LogFormat::Pretty => fmt.with_target(false).boxed(),
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init()?,
-    }
-    Ok(guard)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()?;
+    Ok(Logging {
+        _guard: guard,
+        filter: handle,
+        from_env,
+    })
 }
 
 /// Formats an error with its causes, `top: cause: cause`, skipping a cause whose text the

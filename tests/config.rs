@@ -7,7 +7,7 @@ use std::time::Duration;
 use figment::Jail;
 use zoho_meeting_proxy::config::{
     AuthScheme, CONFIG_ENV, Config, ConfigError, DATA_CENTERS, DataCenter, Listen, LogFormat,
-    StoreConfig, origin,
+    LogOutput, StoreConfig, origin,
 };
 
 /// The file every test writes in its jail.
@@ -171,6 +171,7 @@ fn assert_defaults(cfg: &Config) {
 
     assert_eq!(cfg.log.format, LogFormat::Pretty);
     assert_eq!(cfg.log.level, "info");
+    assert_eq!(cfg.log.output, LogOutput::Stderr);
 }
 
 /// A file setting every secret, inline, to the distinctive values above.
@@ -691,6 +692,24 @@ fn bad_auth_scheme_is_refused() {
 #[test]
 fn bad_log_format_is_refused() {
     refused_file("[log]\nformat = \"xml\"\n", "log.format");
+}
+
+#[test]
+fn log_output_is_stderr_or_stdout_from_file_or_env() {
+    let cfg = accepted(load_file("[log]\noutput = \"stdout\"\n"));
+    assert_eq!(cfg.log.output, LogOutput::Stdout);
+    let cfg = in_jail(|jail| {
+        jail.set_env("ZOHO_PROXY_LOG__OUTPUT", "STDOUT");
+        accepted(Config::load(None))
+    });
+    assert_eq!(cfg.log.output, LogOutput::Stdout);
+    assert!(cfg.redacted().contains("output = \"stdout\""));
+    refused_file("[log]\noutput = \"syslog\"\n", "log.output");
+    let message = in_jail(|jail| {
+        jail.set_env("ZOHO_PROXY_LOG__OUTPUT", "file");
+        refused(Config::load(None), "log.output", "ZOHO_PROXY_LOG__OUTPUT")
+    });
+    assert!(message.contains("stderr or stdout"), "{message}");
 }
 
 #[test]

@@ -23,3 +23,7 @@ mod config;
 mod security;
 // The token manager against the accounts emulator: schedule, single flight, backoff, budget.
 mod token;
+// Hot reload through the real binary: SIGHUP, watched secret files, kept connections.
+mod reload;
+// The Dockerfile and deploy/ manifests: parsed, cross-checked, linted where linters exist.
+mod deploy;

@@ -119,7 +119,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
                 &refresh_token
             )
         );
-        until_signal(None).await?;
+        until_signal(None, None).await?;
         return Ok(());
     }
 
@@ -150,7 +150,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             args.token_lifetime
         )
     );
-    until_signal(Some(&manager)).await?;
+    until_signal(Some(&manager), None).await?;
     running.begin_shutdown();
     if running.finish().await {
         tracing::info!("shutdown complete");

@@ -1,21 +1,37 @@
 //! `serve`, and the two commands that talk to a running proxy: `wait` and `status`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::reload::{self, Cause, Reloader};
 use super::{RunError, open_store, token_manager};
 use crate::app;
 use crate::config::{Config, ConfigError};
+use crate::telemetry::Logging;
 use crate::token::refresh::TokenManager;
 
-/// Runs the proxy until SIGTERM or SIGINT, then drains.
-pub(super) async fn run(config: &Config) -> Result<(), RunError> {
+/// Runs the proxy until SIGTERM or SIGINT, then drains. SIGHUP (and a change to a `*_file`
+/// secret) reloads the configuration from `path` and the environment: see
+/// [`reload`](super::reload).
+pub(super) async fn run(
+    config: &Config,
+    path: Option<PathBuf>,
+    logging: Option<&Logging>,
+) -> Result<(), RunError> {
     let store = open_store(config)?;
     let manager = token_manager(config, store).await?;
     let running = app::start(config, manager.clone()).await?;
-    until_signal(Some(&manager)).await?;
+    let mut reloader = Reloader::new(
+        config,
+        path,
+        running.proxy().clone(),
+        manager.clone(),
+        logging,
+    );
+    until_signal(Some(&manager), Some(&mut reloader)).await?;
     running.begin_shutdown();
     let grace = config.server.shutdown_grace;
     if running.finish().await {
@@ -29,9 +45,14 @@ pub(super) async fn run(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT. SIGHUP meanwhile makes `manager` retry a failed token
-/// refresh at once.
-pub(super) async fn until_signal(manager: Option<&Arc<TokenManager>>) -> Result<(), RunError> {
+/// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP reloads the configuration through
+/// `reloader` (which also retries a failed token refresh at once), or, without one, makes
+/// `manager` retry a failed token refresh at once; and the `*_file` secrets are watched for
+/// changes, which reload as SIGHUP does.
+pub(super) async fn until_signal(
+    manager: Option<&Arc<TokenManager>>,
+    mut reloader: Option<&mut Reloader<'_>>,
+) -> Result<(), RunError> {
     let signal_error = |source| RunError::Io {
         what: "cannot install signal handlers".into(),
         source,
@@ -39,14 +60,26 @@ pub(super) async fn until_signal(manager: Option<&Arc<TokenManager>>) -> Result<
     let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut hup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let mut watch = tokio::time::interval(reload::WATCH_INTERVAL);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); return Ok(()); }
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); return Ok(()); }
             _ = hup.recv() => {
-                if let Some(manager) = manager {
+                if let Some(reloader) = reloader.as_deref_mut() {
+                    tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                    reloader.reload(Cause::Signal).await;
+                } else if let Some(manager) = manager {
                     tracing::info!(signal = "SIGHUP", "retrying the token refresh now");
                     manager.retry_now();
+                }
+            }
+            _ = watch.tick(), if reloader.is_some() => {
+                if let Some(reloader) = reloader.as_deref_mut()
+                    && reloader.secret_files_changed()
+                {
+                    reloader.reload(Cause::SecretFile).await;
                 }
             }
         }
@@ -111,7 +144,16 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
 
 fn admin_url(config: &Config, path: &str) -> Result<String, RunError> {
     match config.server.admin_listen {
-        Some(addr) => Ok(format!("http://{addr}{path}")),
+        Some(mut addr) => {
+            // Listening on every address (a container's `0.0.0.0:9090`): ask over loopback.
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            Ok(format!("http://{addr}{path}"))
+        }
         None => Err(ConfigError::Invalid {
             key: "server.admin_listen".into(),
             origin: "the configuration".into(),
@@ -127,4 +169,23 @@ fn local_client() -> Result<reqwest::Client, RunError> {
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| RunError::Failed(format!("cannot build an HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_reach_an_admin_listener_on_every_address_over_loopback() {
+        let mut config = Config::from_figment(&figment::Figment::new(), None).unwrap();
+        config.server.admin_listen = Some("0.0.0.0:9090".parse().unwrap());
+        assert_eq!(
+            admin_url(&config, "/readyz").unwrap(),
+            "http://127.0.0.1:9090/readyz"
+        );
+        config.server.admin_listen = Some("[::]:9090".parse().unwrap());
+        assert_eq!(admin_url(&config, "/x").unwrap(), "http://[::1]:9090/x");
+        config.server.admin_listen = Some("10.1.2.3:9090".parse().unwrap());
+        assert_eq!(admin_url(&config, "/x").unwrap(), "http://10.1.2.3:9090/x");
+    }
 }

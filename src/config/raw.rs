@@ -126,6 +126,8 @@ pub(crate) struct RawLog {
     pub(crate) format: String,
     #[serde(deserialize_with = "lenient_string")]
     pub(crate) level: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) output: String,
 }
 
 // === defaults (interface.md is the source of every value) ===
@@ -208,6 +210,7 @@ impl Default for RawLog {
         Self {
             format: "pretty".into(),
             level: "info".into(),
+            output: "stderr".into(),
         }
     }
 }

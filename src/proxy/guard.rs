@@ -13,6 +13,10 @@
 //! 4. with client keys configured, `Proxy-Authorization: Bearer <key>` must name one (SHA-256
 //!    digests compared in constant time) → else 407;
 //! 5. `access.read_only` (GET and HEAD only) and `access.rules` → else 403.
+//!
+//! The proxy holds the guard behind an `ArcSwap` and loads it once per request, so SIGHUP
+//! can put a new one in place (new keys, rules, hosts, origins, limits) without a lock and
+//! without touching a request in flight.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Uri};
@@ -32,6 +36,7 @@ pub struct Guard {
     max_uri_bytes: usize,
     max_header_bytes: usize,
     max_body_bytes: Option<u64>,
+    max_in_flight: Option<usize>,
 }
 
 // === impl Guard ===
@@ -63,6 +68,7 @@ impl Guard {
             max_uri_bytes: config.limits.max_uri_bytes,
             max_header_bytes: config.limits.max_header_bytes,
             max_body_bytes: config.limits.max_body_bytes,
+            max_in_flight: config.limits.max_in_flight,
         }
     }
 
@@ -74,6 +80,11 @@ impl Guard {
     /// The largest body allowed, if limited.
     pub fn max_body_bytes(&self) -> Option<u64> {
         self.max_body_bytes
+    }
+
+    /// The most requests in flight before 503, if limited.
+    pub fn max_in_flight(&self) -> Option<usize> {
+        self.max_in_flight
     }
 
     /// Runs every check on a request head.

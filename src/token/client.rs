@@ -15,6 +15,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 use url::Url;
 
@@ -90,11 +91,14 @@ pub enum TokenError {
 }
 
 /// The OAuth client: one registered Zoho client talking to accounts servers.
-#[derive(Clone)]
+///
+/// The client secret can be replaced while the client is in use
+/// ([`OAuthClient::set_client_secret`], on SIGHUP): every exchange reads it once, so an
+/// exchange in flight finishes with the secret it started with.
 pub struct OAuthClient {
     http: reqwest::Client,
     client_id: String,
-    client_secret: Secret<String>,
+    client_secret: ArcSwap<Secret<String>>,
 }
 
 // === impl TokenError ===
@@ -183,13 +187,21 @@ impl OAuthClient {
         Ok(Self {
             http,
             client_id: client_id.to_owned(),
-            client_secret: client_secret.clone(),
+            client_secret: ArcSwap::from_pointee(client_secret.clone()),
         })
     }
 
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// Replaces the client secret for the exchanges that start from now on (a rotated
+    /// secret, reloaded on SIGHUP). Returns whether it differs from the one in use.
+    pub fn set_client_secret(&self, secret: Secret<String>) -> bool {
+        let changed = **self.client_secret.load() != secret;
+        self.client_secret.store(std::sync::Arc::new(secret));
+        changed
     }
 
     /// Mints an access token from a refresh token (`grant_type=refresh_token`).
@@ -201,10 +213,11 @@ impl OAuthClient {
         accounts: &Url,
         refresh_token: &Secret<String>,
     ) -> Result<Grant, TokenError> {
+        let secret = self.client_secret.load_full();
         let form = [
             ("grant_type", "refresh_token"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose().as_str()),
+            ("client_secret", secret.expose().as_str()),
             ("refresh_token", refresh_token.expose().as_str()),
         ];
         self.grant(accounts, &form).await
@@ -221,10 +234,11 @@ impl OAuthClient {
         code: &Secret<String>,
         redirect_uri: Option<&str>,
     ) -> Result<Grant, TokenError> {
+        let secret = self.client_secret.load_full();
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose().as_str()),
+            ("client_secret", secret.expose().as_str()),
             ("code", code.expose().as_str()),
         ];
         if let Some(uri) = redirect_uri {
@@ -286,11 +300,23 @@ impl OAuthClient {
     }
 }
 
+impl Clone for OAuthClient {
+    /// A client with the same connection pool and the secret in use now; later
+    /// [`OAuthClient::set_client_secret`] calls on either do not reach the other.
+    fn clone(&self) -> Self {
+        Self {
+            http: self.http.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: ArcSwap::new(self.client_secret.load_full()),
+        }
+    }
+}
+
 impl std::fmt::Debug for OAuthClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuthClient")
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
+            .field("client_secret", &self.client_secret.load_full())
             .finish_non_exhaustive()
     }
 }

@@ -716,6 +716,39 @@ impl TokenManager {
     }
 }
 
+// === impl TokenManager: hot reload (SIGHUP, secret files) ===
+
+impl TokenManager {
+    /// Uses `secret` as the client secret for the mints that start from now on; a mint in
+    /// flight finishes with the old one. Returns whether it changed.
+    pub fn set_client_secret(&self, secret: Secret<String>) -> bool {
+        self.client.set_client_secret(secret)
+    }
+
+    /// Uses `credentials` for the mints that start from now on. When the refresh token
+    /// changed, the mint history is cleared here and in the store: Zoho's budget is per
+    /// refresh token, so a new one starts with a full budget (as after `login`). The cached
+    /// access token stays in use until it expires or the upstream rejects it. Returns whether
+    /// the refresh token changed.
+    pub async fn set_credentials(&self, credentials: Credentials) -> bool {
+        let old = self.credentials.load_full();
+        let changed = old.refresh_token != credentials.refresh_token;
+        self.credentials.store(Arc::new(credentials));
+        if !changed {
+            return false;
+        }
+        self.lock_state().governor = MintGovernor::new(self.settings.max_mints_per_10m);
+        let cleared = self
+            .store
+            .update(Box::new(|s: &mut StoredState| s.mints.clear()))
+            .await;
+        if let Err(e) = cleared {
+            tracing::warn!(error = %e, "cannot clear the mint history in the token store");
+        }
+        true
+    }
+}
+
 impl std::fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenManager")

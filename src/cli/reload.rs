@@ -1,0 +1,574 @@
+//! Hot reload for `serve`: SIGHUP, or a change to a `*_file` secret, re-reads the
+//! configuration (the same file and environment as at start) and swaps what can change
+//! while connections stay open.
+//!
+//! Applied at once, with no connection or request dropped:
+//! - the client secret (`oauth.client_secret[_file]`): the next mint uses it;
+//! - the refresh token (`oauth.refresh_token[_file]`): new credentials for the next mint, and
+//!   a fresh mint budget when it really changed (Zoho counts mints per refresh token);
+//! - `log.level` (unless `RUST_LOG` overrides it);
+//! - everything the request [`Guard`] checks: `server.allowed_hosts`,
+//!   `server.allowed_origins`, `server.client_keys[_file]`, `access.*`, and the
+//!   `limits.max_uri_bytes` / `max_header_bytes` / `max_body_bytes` / `max_in_flight` checks.
+//!   Requests in flight finish under the guard they started with.
+//!
+//! Every other key (listeners, worker threads, the upstream, the token store, the accounts
+//! server, the log format and output, …) takes effect only after a restart; a reload that
+//! changes one says so in the log. After a reload the token manager retries at once
+//! ([`TokenManager::retry_now`]), so fixed credentials need no restart. A configuration that
+//! fails to load is logged with the key at fault, and the running one stays.
+//!
+//! The secret files are watched by polling their size, modification time and inode every
+//! [`WATCH_INTERVAL`]: a Kubernetes secret volume replaces files through a symlink swap,
+//! which changes the inode, and no extra dependency is needed for three files.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, ConfigError, Listen, StoreConfig};
+use crate::proxy::{Guard, Proxy};
+use crate::secret::Secret;
+use crate::telemetry::{LevelChange, Logging};
+use crate::token::refresh::{Credentials, TokenManager};
+
+/// How often the `*_file` secrets are checked for changes.
+pub(super) const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What set off a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cause {
+    /// SIGHUP.
+    Signal,
+    /// A watched secret file changed.
+    SecretFile,
+}
+
+/// Re-reads the configuration and applies it to the running proxy.
+pub(super) struct Reloader<'a> {
+    path: Option<PathBuf>,
+    /// The configuration the process started with: what restart-only keys are compared to.
+    started: Config,
+    /// The configuration last applied.
+    current: Config,
+    proxy: Arc<Proxy>,
+    manager: Arc<TokenManager>,
+    logging: Option<&'a Logging>,
+    files: SecretFiles,
+    /// The refresh token in use came from the configuration (not the token store).
+    refresh_token_from_config: bool,
+}
+
+/// How a key is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Applied at once.
+    Live,
+    /// Takes effect after a restart.
+    Restart,
+    /// Partly both: `limits.max_header_bytes` is checked by the guard at once, but sizes
+    /// the connections' read buffers only at start.
+    Both,
+}
+
+/// The keys a reload changed, by what happens to them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Changes {
+    /// Changed since the last reload and applied now.
+    pub(super) applied: Vec<&'static str>,
+    /// Differ from the running process's start and wait for a restart.
+    pub(super) restart: Vec<&'static str>,
+}
+
+/// Size, modification time and inode of each watched secret file (`None`: unreadable).
+#[derive(Debug, Default)]
+struct SecretFiles {
+    stamps: Vec<(PathBuf, Option<Stamp>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    dev: u64,
+    ino: u64,
+}
+
+// === impl Reloader ===
+
+impl<'a> Reloader<'a> {
+    /// A reloader for a proxy started from `config`, read from `path`.
+    pub(super) fn new(
+        config: &Config,
+        path: Option<PathBuf>,
+        proxy: Arc<Proxy>,
+        manager: Arc<TokenManager>,
+        logging: Option<&'a Logging>,
+    ) -> Self {
+        Self {
+            path,
+            started: config.clone(),
+            current: config.clone(),
+            proxy,
+            manager,
+            logging,
+            files: SecretFiles::watch(config),
+            refresh_token_from_config: config.oauth.refresh_token.is_some(),
+        }
+    }
+
+    /// Whether a watched secret file changed since the last look (or the last reload).
+    pub(super) fn secret_files_changed(&mut self) -> bool {
+        let now = SecretFiles::stamp(self.files.paths());
+        let changed = now.stamps != self.files.stamps;
+        if changed {
+            let names: Vec<String> = now
+                .stamps
+                .iter()
+                .zip(&self.files.stamps)
+                .filter(|(a, b)| a != b)
+                .map(|((path, _), _)| path.display().to_string())
+                .collect();
+            tracing::info!(files = %names.join(", "), "secret file changed");
+        }
+        self.files = now;
+        changed
+    }
+
+    /// Re-reads the configuration and applies what can change live; logs what changed, what
+    /// needs a restart, or why the configuration was refused.
+    pub(super) async fn reload(&mut self, cause: Cause) {
+        let cause_name = match cause {
+            Cause::Signal => "SIGHUP",
+            Cause::SecretFile => "secret file",
+        };
+        // Stamp the files before reading them: a change while loading is seen next time.
+        let before = SecretFiles::stamp(self.files.paths());
+        let loaded = Config::load(self.path.as_deref()).and_then(|config| {
+            config.require_client()?;
+            fits_running(&self.started, &config)?;
+            Ok(config)
+        });
+        let new = match loaded {
+            Ok(config) => config,
+            Err(error) => {
+                self.files = before;
+                tracing::error!(
+                    cause = cause_name,
+                    error = %crate::telemetry::chain(&error),
+                    "configuration reload failed; keeping the running configuration"
+                );
+                if cause == Cause::Signal {
+                    self.manager.retry_now();
+                }
+                return;
+            }
+        };
+        let mut changes = changes(&self.started, &self.current, &new);
+        let credentials_changed = self.apply(&new, &mut changes).await;
+        self.files = if before.paths().eq(SecretFiles::watch_paths(&new).iter()) {
+            before
+        } else {
+            SecretFiles::watch(&new)
+        };
+        self.current = new;
+        if cause == Cause::Signal || credentials_changed {
+            self.manager.retry_now();
+        }
+        if changes.applied.is_empty() && changes.restart.is_empty() {
+            tracing::info!(
+                cause = cause_name,
+                "configuration reloaded; nothing changed"
+            );
+            return;
+        }
+        tracing::info!(
+            cause = cause_name,
+            applied = %changes.applied.join(", "),
+            "configuration reloaded"
+        );
+        if !changes.restart.is_empty() {
+            tracing::warn!(
+                keys = %changes.restart.join(", "),
+                "these settings changed but take effect only after a restart"
+            );
+        }
+    }
+
+    /// Applies `new` to the running parts. Returns whether the client secret or the refresh
+    /// token changed.
+    async fn apply(&mut self, new: &Config, changes: &mut Changes) -> bool {
+        self.proxy.set_guard(Guard::new(new));
+
+        let mut credentials_changed = false;
+        if let Some(secret) = &new.oauth.client_secret {
+            credentials_changed |= self.manager.set_client_secret(secret.clone());
+        }
+        match &new.oauth.refresh_token {
+            Some(token) => {
+                // The accounts server and client id are restart-only: keep the running ones.
+                let credentials = Credentials::new(
+                    &self.started.oauth.client_id,
+                    token.clone(),
+                    self.manager.credentials().accounts_url().clone(),
+                );
+                if self.manager.set_credentials(credentials).await {
+                    credentials_changed = true;
+                    tracing::info!(
+                        "refresh token replaced; the mint budget starts afresh for the new one"
+                    );
+                }
+                self.refresh_token_from_config = true;
+            }
+            None if self.refresh_token_from_config => {
+                // Going back to the token store's refresh token means reading the store as
+                // at start.
+                changes.restart.push("oauth.refresh_token");
+            }
+            None => {}
+        }
+
+        if new.log.level != self.current.log.level
+            && let Some(logging) = self.logging
+        {
+            match logging.set_level(&new.log.level) {
+                Ok(LevelChange::Applied) => {}
+                Ok(LevelChange::OverriddenByEnv) => {
+                    tracing::info!("log.level changed, but RUST_LOG overrides it");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+            }
+        }
+        credentials_changed
+    }
+}
+
+// === impl SecretFiles ===
+
+impl SecretFiles {
+    fn watch_paths(config: &Config) -> Vec<PathBuf> {
+        [
+            &config.oauth.client_secret_file,
+            &config.oauth.refresh_token_file,
+            &config.server.client_keys_file,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+
+    fn watch(config: &Config) -> Self {
+        Self::stamp(Self::watch_paths(config).iter())
+    }
+
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.stamps.iter().map(|(path, _)| path)
+    }
+
+    fn stamp<'p>(paths: impl Iterator<Item = &'p PathBuf>) -> Self {
+        Self {
+            stamps: paths
+                .map(|path| {
+                    // `metadata` follows symlinks: a secret volume's swapped `..data` link
+                    // shows as a new inode.
+                    let stamp = std::fs::metadata(path).ok().map(|m| Stamp {
+                        len: m.len(),
+                        modified: m.modified().ok(),
+                        dev: m.dev(),
+                        ino: m.ino(),
+                    });
+                    (path.clone(), stamp)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Refuses what validation alone cannot see: a reload that would take every client key away
+/// from a listener that is already bound beyond loopback (`server.listen` itself changes only
+/// at a restart, so validating the new file's `listen` is not enough).
+fn fits_running(started: &Config, new: &Config) -> Result<(), ConfigError> {
+    let remote = match &started.server.listen {
+        Listen::Tcp(addr) => !addr.ip().is_loopback(),
+        Listen::Unix(_) => false,
+    };
+    if remote && new.server.client_keys.is_empty() && !new.server.allow_remote_without_keys {
+        return Err(ConfigError::Invalid {
+            key: "server.client_keys".into(),
+            origin: "the reloaded configuration".into(),
+            message: "the running proxy listens beyond loopback: a reload cannot remove every \
+                      client key (set server.allow_remote_without_keys = true if a network \
+                      policy guards the port)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Compares configurations key by key: live keys against the one last applied, restart-only
+/// keys against the one the process started with (so a pending restart is mentioned on every
+/// reload until it happens).
+pub(super) fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
+    let (started, current, new) = (settings(started), settings(current), settings(new));
+    let mut out = Changes::default();
+    for (((key, s), (_, c)), (_, n)) in started.iter().zip(&current).zip(&new) {
+        let class = class(key);
+        if matches!(class, Class::Live | Class::Both) && c != n {
+            out.applied.push(key);
+        }
+        if matches!(class, Class::Restart | Class::Both) && s != n {
+            out.restart.push(key);
+        }
+    }
+    out
+}
+
+fn class(key: &str) -> Class {
+    match key {
+        "server.allowed_hosts"
+        | "server.allowed_origins"
+        | "server.client_keys_file"
+        | "server.client_keys"
+        | "server.allow_remote_without_keys"
+        | "oauth.client_secret"
+        | "oauth.client_secret_file"
+        | "oauth.refresh_token"
+        | "oauth.refresh_token_file"
+        // Read by `login` only: nothing running uses them.
+        | "oauth.scopes"
+        | "oauth.redirect_uri"
+        | "access.rules"
+        | "access.read_only"
+        | "limits.max_uri_bytes"
+        | "limits.max_body_bytes"
+        | "limits.max_in_flight"
+        | "log.level" => Class::Live,
+        "limits.max_header_bytes" => Class::Both,
+        _ => Class::Restart,
+    }
+}
+
+/// Every key with a comparable rendering of its value; secrets as their SHA-256, so no
+/// secret is copied into a plain string.
+fn settings(c: &Config) -> Vec<(&'static str, String)> {
+    let secret = |s: &Option<Secret<String>>| {
+        s.as_ref()
+            .map_or_else(String::new, |s| digest(s.expose().as_bytes()))
+    };
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let listen = match &c.server.listen {
+        Listen::Tcp(addr) => addr.to_string(),
+        Listen::Unix(path) => format!("unix:{}", path.display()),
+    };
+    let (store, store_path, redis_url, redis_key_prefix) = match &c.token.store {
+        StoreConfig::File(p) => ("file", path(p), String::new(), String::new()),
+        StoreConfig::Memory => ("memory", None, String::new(), String::new()),
+        StoreConfig::Redis { url, key_prefix } => (
+            "redis",
+            None,
+            digest(url.expose().as_bytes()),
+            key_prefix.clone(),
+        ),
+    };
+    let mut keys = Sha256::new();
+    for key in &c.server.client_keys {
+        keys.update(Sha256::digest(key.expose().as_bytes()));
+    }
+    let rules: Vec<&str> = c.access.rules.iter().map(|r| r.text.as_str()).collect();
+    vec![
+        ("server.listen", listen),
+        (
+            "server.admin_listen",
+            format!("{:?}", c.server.admin_listen),
+        ),
+        (
+            "server.allowed_hosts",
+            format!("{:?}", c.server.allowed_hosts),
+        ),
+        (
+            "server.shutdown_grace",
+            format!("{:?}", c.server.shutdown_grace),
+        ),
+        ("server.worker_threads", c.server.worker_threads.to_string()),
+        (
+            "server.allowed_origins",
+            format!("{:?}", c.server.allowed_origins),
+        ),
+        (
+            "server.client_keys_file",
+            format!("{:?}", path(&c.server.client_keys_file)),
+        ),
+        ("server.client_keys", hex(&keys.finalize())),
+        (
+            "server.allow_remote_without_keys",
+            c.server.allow_remote_without_keys.to_string(),
+        ),
+        ("oauth.data_center", c.oauth.data_center.name().to_owned()),
+        ("oauth.client_id", c.oauth.client_id.clone()),
+        ("oauth.client_secret", secret(&c.oauth.client_secret)),
+        (
+            "oauth.client_secret_file",
+            format!("{:?}", path(&c.oauth.client_secret_file)),
+        ),
+        ("oauth.refresh_token", secret(&c.oauth.refresh_token)),
+        (
+            "oauth.refresh_token_file",
+            format!("{:?}", path(&c.oauth.refresh_token_file)),
+        ),
+        ("oauth.scopes", format!("{:?}", c.oauth.scopes)),
+        ("oauth.redirect_uri", c.oauth.redirect_uri.to_string()),
+        ("oauth.accounts_url", c.oauth.accounts_url.to_string()),
+        (
+            "oauth.max_mints_per_10m",
+            c.oauth.max_mints_per_10m.to_string(),
+        ),
+        ("upstream.url", c.upstream.url.to_string()),
+        (
+            "upstream.auth_scheme",
+            format!("{:?}", c.upstream.auth_scheme),
+        ),
+        (
+            "upstream.ca_file",
+            format!("{:?}", path(&c.upstream.ca_file)),
+        ),
+        (
+            "upstream.connect_timeout",
+            format!("{:?}", c.upstream.connect_timeout),
+        ),
+        ("upstream.timeout", format!("{:?}", c.upstream.timeout)),
+        (
+            "upstream.replay_body_limit",
+            c.upstream.replay_body_limit.to_string(),
+        ),
+        ("token.store", store.to_owned()),
+        ("token.path", format!("{store_path:?}")),
+        (
+            "token.refresh_margin",
+            format!("{:?}", c.token.refresh_margin),
+        ),
+        ("token.redis_url", redis_url),
+        ("token.redis_key_prefix", redis_key_prefix),
+        ("access.rules", format!("{rules:?}")),
+        ("access.read_only", c.access.read_only.to_string()),
+        (
+            "limits.max_header_bytes",
+            c.limits.max_header_bytes.to_string(),
+        ),
+        ("limits.max_uri_bytes", c.limits.max_uri_bytes.to_string()),
+        (
+            "limits.max_body_bytes",
+            format!("{:?}", c.limits.max_body_bytes),
+        ),
+        (
+            "limits.max_connections",
+            c.limits.max_connections.to_string(),
+        ),
+        (
+            "limits.max_in_flight",
+            format!("{:?}", c.limits.max_in_flight),
+        ),
+        ("log.format", format!("{:?}", c.log.format)),
+        ("log.level", c.log.level.clone()),
+        ("log.output", format!("{:?}", c.log.output)),
+    ]
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, toml::Value)]) -> Config {
+        let mut figment = figment::Figment::new();
+        for (k, v) in pairs {
+            figment = figment.merge((*k, v.clone()));
+        }
+        Config::from_figment(&figment, None).unwrap()
+    }
+
+    #[test]
+    fn every_key_is_compared() {
+        // One entry per key of proxy.toml.example.
+        let example: toml::Table =
+            toml::from_str(include_str!("../../proxy.toml.example")).unwrap();
+        let mut expected: Vec<String> = example
+            .iter()
+            .flat_map(|(section, keys)| {
+                let keys = keys.as_table().unwrap();
+                keys.keys().map(move |k| format!("{section}.{k}"))
+            })
+            .collect();
+        let mut compared: Vec<String> = settings(&config(&[]))
+            .into_iter()
+            .map(|(k, _)| k.to_owned())
+            .collect();
+        expected.sort();
+        compared.sort();
+        assert_eq!(compared, expected);
+    }
+
+    #[test]
+    fn live_keys_are_applied_and_the_rest_wait_for_a_restart() {
+        let started = config(&[]);
+        let new = config(&[
+            ("access.rules", vec!["GET /api/v2/**"].into()),
+            ("oauth.client_secret", "rotated".into()),
+            ("log.level", "debug".into()),
+            ("upstream.timeout", "5s".into()),
+            ("limits.max_header_bytes", 1000.into()),
+        ]);
+        let c = changes(&started, &started, &new);
+        assert_eq!(
+            c.applied,
+            [
+                "oauth.client_secret",
+                "access.rules",
+                "limits.max_header_bytes",
+                "log.level"
+            ]
+        );
+        assert_eq!(c.restart, ["upstream.timeout", "limits.max_header_bytes"]);
+        // Applied once; a later reload with the same file reports only the pending restart.
+        let c = changes(&started, &new, &new);
+        assert!(c.applied.is_empty());
+        assert_eq!(c.restart, ["upstream.timeout", "limits.max_header_bytes"]);
+        assert_eq!(changes(&started, &started, &started), Changes::default());
+    }
+
+    #[test]
+    fn a_remote_listener_keeps_its_client_keys() {
+        let remote = config(&[
+            ("server.listen", "0.0.0.0:8080".into()),
+            ("server.client_keys", vec!["k"].into()),
+        ]);
+        // The new file says loopback (a restart-only change) and has no keys.
+        let keyless = config(&[]);
+        let err = fits_running(&remote, &keyless).unwrap_err();
+        assert!(err.to_string().contains("server.client_keys"), "{err}");
+        assert!(fits_running(&remote, &remote).is_ok());
+        let allowed = config(&[("server.allow_remote_without_keys", true.into())]);
+        assert!(fits_running(&remote, &allowed).is_ok());
+        assert!(fits_running(&keyless, &keyless).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_compared_by_digest() {
+        let a = config(&[("oauth.refresh_token", "1000.aaa".into())]);
+        let b = config(&[("oauth.refresh_token", "1000.bbb".into())]);
+        assert_eq!(changes(&a, &a, &b).applied, ["oauth.refresh_token"]);
+        for (_, value) in settings(&b) {
+            assert!(!value.contains("1000.bbb"));
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! Hot reload through the real binary: SIGHUP and watched `*_file` secrets swap the client
+//! secret, the refresh token, access rules and client keys while a client keeps one
+//! keep-alive connection open. See issue 7.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::time::Instant;
+
+use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin};
+
+const SCOPES: &[&str] = &["ZohoMeeting.meeting.READ"];
+
+/// A `serve` process whose log can be read while it runs.
+struct Served {
+    child: tokio::process::Child,
+    proxy: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Runs `serve` in `home` (its `proxy.toml`) and reads the bound addresses from the log.
+    async fn start(home: &Path) -> Self {
+        let mut cmd = tokio::process::Command::from(bin(home));
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (mut proxy, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while proxy.is_none() || admin.is_none() {
+            let line = tokio::time::timeout_at(deadline, lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no listening lines:\n{}", log.lock().unwrap()))
+                .unwrap()
+                .unwrap_or_else(|| panic!("serve exited:\n{}", log.lock().unwrap()));
+            let addr = || {
+                let rest = &line[line.find("addr=").unwrap() + 5..];
+                rest.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+            };
+            if line.contains("proxy listening") {
+                proxy = Some(addr());
+            } else if line.contains("admin listening") {
+                admin = Some(addr());
+            }
+            push(&log, &line);
+        }
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                push(&sink, &line);
+            }
+        });
+        Self {
+            child,
+            proxy: proxy.unwrap(),
+            admin: admin.unwrap(),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `count` lines containing all of `needles`.
+    async fn wait_log(&self, needles: &[&str], count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self
+                .log()
+                .lines()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .count();
+            if found >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needles:?} (wanted {count}):\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn admin(&self, path: &str) -> (u16, String) {
+        let response = support::client()
+            .get(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Waits until `/readyz` answers `status`.
+    async fn wait_ready(&self, status: u16) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.admin("/readyz").await.0 != status {
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered {status}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, a clean exit, and the whole log, checked for secrets.
+    async fn stop(mut self, secrets: &[&str]) -> String {
+        self.signal("-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .unwrap();
+        let log = self.log();
+        assert_eq!(status.code(), Some(0), "{log}");
+        for secret in secrets {
+            assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+        }
+        log
+    }
+}
+
+fn push(log: &Mutex<String>, line: &str) {
+    let mut log = log.lock().unwrap();
+    log.push_str(line);
+    log.push('\n');
+}
+
+/// One HTTP/1.1 keep-alive connection to the proxy: if the proxy closed it, the next
+/// request fails at the transport level.
+struct KeepAlive {
+    sender: SendRequest<Empty<Bytes>>,
+}
+
+impl KeepAlive {
+    async fn connect(addr: std::net::SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Self { sender }
+    }
+
+    /// GET `path`; the status, or the transport error in words.
+    async fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<u16, String> {
+        let mut request = hyper::Request::get(path).header("host", "localhost");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::new()).unwrap();
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(status)
+    }
+}
+
+/// Writes a secret file with mode 0600, atomically (temporary file + rename), as a secret
+/// volume updates.
+fn write_secret(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A `proxy.toml` for the emulator at `accounts` and `upstream`, with a memory store and
+/// ephemeral ports; `oauth` and `tail` (later sections) are added as given.
+fn write_config(
+    home: &Path,
+    accounts: &str,
+    upstream: &str,
+    server: &str,
+    oauth: &str,
+    tail: &str,
+) {
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+{server}
+
+[oauth]
+client_id = "{CLIENT_ID}"
+accounts_url = "{accounts}"
+{oauth}
+
+[upstream]
+url = "{upstream}"
+
+[token]
+store = "memory"
+
+{tail}
+"#
+    );
+    std::fs::write(home.join("proxy.toml"), config).unwrap();
+}
+
+#[tokio::test]
+async fn sighup_swaps_a_rotated_client_secret_without_dropping_a_connection() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let upstream = support::TestUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let secret_file = home.path().join("client_secret");
+    let refresh_file = home.path().join("refresh_token");
+    let refresh = control.issue_refresh_token(SCOPES);
+    write_secret(&secret_file, "wrong-secret-0000\n");
+    write_secret(&refresh_file, &refresh);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &upstream.url(),
+        "",
+        &format!(
+            "client_secret_file = \"{}\"\nrefresh_token_file = \"{}\"",
+            secret_file.display(),
+            refresh_file.display()
+        ),
+        "",
+    );
+    let served = Served::start(home.path()).await;
+
+    // The wrong secret is refused terminally: not ready, background refresh stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = served.admin("/status").await;
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        if status["refresh_stopped"] == true {
+            assert!(
+                status["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("invalid_client"),
+                "{status}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", served.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served.admin("/readyz").await.0, 503);
+
+    // A client on one keep-alive connection, throughout.
+    let mut conn = KeepAlive::connect(served.proxy).await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let outcomes = Arc::new(Mutex::new(Vec::<Result<u16, String>>::new()));
+    let client = {
+        let (stop, outcomes) = (stop.clone(), outcomes.clone());
+        tokio::spawn(async move {
+            loop {
+                let outcome = conn.get("/api/v2/user.json", &[]).await;
+                let failed = outcome.is_err();
+                outcomes.lock().unwrap().push(outcome);
+                if failed {
+                    return;
+                }
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        })
+    };
+    let count = || outcomes.lock().unwrap().len();
+    while count() < 5 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    write_secret(&secret_file, &format!("{CLIENT_SECRET}\n"));
+    served.signal("-HUP");
+    served.wait_ready(200).await;
+    served
+        .wait_log(&["configuration reloaded", "oauth.client_secret"], 1)
+        .await;
+    let at_fix = count();
+    while count() < at_fix + 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.notify_one();
+    client.await.unwrap();
+
+    let outcomes = outcomes.lock().unwrap().clone();
+    let statuses: Vec<u16> = outcomes
+        .iter()
+        .map(|o| {
+            *o.as_ref()
+                .unwrap_or_else(|e| panic!("transport failure: {e}"))
+        })
+        .collect();
+    assert_eq!(statuses[0], 503, "no token before the fix: {statuses:?}");
+    let first_ok = statuses.iter().position(|&s| s == 200).unwrap();
+    assert!(
+        statuses[..first_ok].iter().all(|&s| s == 503)
+            && statuses[first_ok..].iter().all(|&s| s == 200),
+        "503 until the fix, 200 after: {statuses:?}"
+    );
+    assert_eq!(control.mint_count(), 1, "one mint, with the right secret");
+    let seen = upstream.seen();
+    assert!(seen.len() >= 20);
+    served.stop(&[CLIENT_SECRET, &refresh]).await;
+}
+
+#[tokio::test]
+async fn sighup_applies_changed_access_rules_to_the_next_request() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = support::TestUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let refresh = emu.control().issue_refresh_token(SCOPES);
+    let oauth = format!("client_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{refresh}\"");
+    let config = |tail: &str| {
+        write_config(home.path(), &emu.url(), &upstream.url(), "", &oauth, tail);
+    };
+    config("[access]\nrules = [\"GET /api/v2/user.json\"]\n");
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    let mut conn = KeepAlive::connect(served.proxy).await;
+    assert_eq!(conn.get("/api/v2/user.json", &[]).await, Ok(200));
+    assert_eq!(conn.get("/api/v2/1/sessions.json", &[]).await, Ok(403));
+
+    // Wider rules, and a key that needs a restart.
+    config("[access]\nrules = [\"GET /api/v2/**\"]\n\n[limits]\nmax_connections = 5\n");
+    served.signal("-HUP");
+    served
+        .wait_log(&["configuration reloaded", "access.rules"], 1)
+        .await;
+    assert_eq!(conn.get("/api/v2/1/sessions.json", &[]).await, Ok(200));
+    served
+        .wait_log(
+            &["take effect only after a restart", "limits.max_connections"],
+            1,
+        )
+        .await;
+    let log = served.log();
+    let reloaded = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(
+        !reloaded.contains("limits.max_connections"),
+        "not applied: {reloaded}"
+    );
+
+    // Narrower again, on the same connection.
+    config("[access]\nrules = [\"GET /api/v2/user.json\"]\nread_only = true\n");
+    served.signal("-HUP");
+    served
+        .wait_log(&["configuration reloaded", "access.rules"], 2)
+        .await;
+    assert_eq!(conn.get("/api/v2/1/sessions.json", &[]).await, Ok(403));
+    assert_eq!(conn.get("/api/v2/user.json", &[]).await, Ok(200));
+    served.stop(&[CLIENT_SECRET, &refresh]).await;
+}
+
+#[tokio::test]
+async fn a_broken_configuration_on_sighup_keeps_the_running_one() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = support::TestUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let refresh = emu.control().issue_refresh_token(SCOPES);
+    let oauth = format!("client_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{refresh}\"");
+    let config = |tail: &str| {
+        write_config(home.path(), &emu.url(), &upstream.url(), "", &oauth, tail);
+    };
+    config("[access]\nrules = [\"GET /api/v2/user.json\"]\n");
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    let mut conn = KeepAlive::connect(served.proxy).await;
+
+    // A bad rule: refused, naming the key; the old rules stay.
+    config("[access]\nrules = [\"GET api/v2/**\"]\n");
+    served.signal("-HUP");
+    served
+        .wait_log(&["configuration reload failed", "access.rules"], 1)
+        .await;
+    assert_eq!(conn.get("/api/v2/user.json", &[]).await, Ok(200));
+    assert_eq!(conn.get("/api/v2/1/sessions.json", &[]).await, Ok(403));
+
+    // An unknown key: the same.
+    config("[access]\nrules = [\"GET /api/v2/**\"]\nrulez = []\n");
+    served.signal("-HUP");
+    served
+        .wait_log(&["configuration reload failed", "access.rulez"], 1)
+        .await;
+    assert_eq!(conn.get("/api/v2/1/sessions.json", &[]).await, Ok(403));
+    assert!(!served.log().contains("configuration reloaded"));
+    assert_eq!(served.admin("/readyz").await.0, 200);
+    served.stop(&[CLIENT_SECRET, &refresh]).await;
+}
+
+#[tokio::test]
+async fn a_changed_client_keys_file_is_picked_up_without_sighup() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = support::TestUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let keys = home.path().join("client_keys");
+    // Written in place (not renamed), as an editor would.
+    std::fs::write(&keys, "key-one\n").unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let refresh = emu.control().issue_refresh_token(SCOPES);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &upstream.url(),
+        &format!("client_keys_file = \"{}\"", keys.display()),
+        &format!("client_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{refresh}\""),
+        "",
+    );
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    let mut conn = KeepAlive::connect(served.proxy).await;
+    let one = [("proxy-authorization", "Bearer key-one")];
+    let two = [("proxy-authorization", "Bearer key-two")];
+    assert_eq!(conn.get("/api/v2/user.json", &one).await, Ok(200));
+    assert_eq!(conn.get("/api/v2/user.json", &two).await, Ok(407));
+
+    std::fs::write(&keys, "# rotated\nkey-two\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while conn.get("/api/v2/user.json", &two).await != Ok(200) {
+        assert!(Instant::now() < deadline, "{}", served.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(conn.get("/api/v2/user.json", &one).await, Ok(407));
+    served.wait_log(&["secret file changed"], 1).await;
+    served
+        .wait_log(&["configuration reloaded", "server.client_keys"], 1)
+        .await;
+    let log = served
+        .stop(&[CLIENT_SECRET, &refresh, "key-one", "key-two"])
+        .await;
+    assert!(!log.contains("SIGHUP"), "no signal was sent:\n{log}");
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_file_is_picked_up_without_sighup() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let upstream = support::TestUpstream::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let refresh_file = home.path().join("refresh_token");
+    let revoked = control.issue_refresh_token(SCOPES);
+    control.revoke_refresh_token(&revoked);
+    write_secret(&refresh_file, &revoked);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &upstream.url(),
+        "",
+        &format!(
+            "client_secret = \"{CLIENT_SECRET}\"\nrefresh_token_file = \"{}\"",
+            refresh_file.display()
+        ),
+        "",
+    );
+    let served = Served::start(home.path()).await;
+    served.wait_log(&["token refresh refused"], 1).await;
+    assert_eq!(served.admin("/readyz").await.0, 503);
+
+    let fresh = control.issue_refresh_token(SCOPES);
+    write_secret(&refresh_file, &fresh);
+    served.wait_ready(200).await;
+    served.wait_log(&["refresh token replaced"], 1).await;
+    served
+        .wait_log(&["configuration reloaded", "oauth.refresh_token"], 1)
+        .await;
+    let response = support::client()
+        .get(format!("http://{}/api/v2/user.json", served.proxy))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(control.mint_count(), 1);
+    served.stop(&[CLIENT_SECRET, &revoked, &fresh]).await;
+}
