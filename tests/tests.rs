@@ -23,3 +23,5 @@ mod config;
 mod security;
 // The token manager against the accounts emulator: schedule, single flight, backoff, budget.
 mod token;
+// A fleet sharing one token through a real redis-server: one mint per lifetime, outages.
+mod fleet;

@@ -807,7 +807,9 @@ impl TokenManager {
                     tracing::debug!("another replica holds the lease; waiting for its token");
                     waiting = true;
                 }
-                self.store.changed(seen, LEASE_POLL.min(give_up - now)).await;
+                self.store
+                    .changed(seen, LEASE_POLL.min(give_up - now))
+                    .await;
                 continue;
             };
             let held = Held {
@@ -854,10 +856,9 @@ impl TokenManager {
             (Some(t), _) => Instant::now() >= self.alone_at(&t),
         };
         if !alone {
-            let retry_after = self
-                .lock_state()
-                .store_retry_at
-                .map_or(BACKOFF_MIN, |at| at.saturating_duration_since(Instant::now()));
+            let retry_after = self.lock_state().store_retry_at.map_or(BACKOFF_MIN, |at| {
+                at.saturating_duration_since(Instant::now())
+            });
             return Err(Unavailable::Pending { retry_after });
         }
         if !self.lock_state().alone {

@@ -147,7 +147,7 @@ impl RedisStore {
             detail: scrubbed(&e.to_string(), &scrub),
             unreachable: false,
         })?;
-        let location = describe(&client.get_connection_info().addr(), prefix);
+        let location = describe(client.get_connection_info().addr(), prefix);
         let key = |name: &str| format!("{prefix}:{name}");
         Ok(Self {
             client,
@@ -229,7 +229,20 @@ impl RedisStore {
         }
     }
 
+    /// Reads the shared state. After an outage the first command fails at once on the dead
+    /// connection while the client reconnects, so a read that fails that fast is tried once
+    /// more (reads are safe to repeat; writes and the lease are not).
     async fn read(&self) -> Result<StoredState, StoreError> {
+        let started = tokio::time::Instant::now();
+        match self.read_once().await {
+            Err(e) if e.is_unreachable() && started.elapsed() < Duration::from_millis(100) => {
+                self.read_once().await
+            }
+            result => result,
+        }
+    }
+
+    async fn read_once(&self) -> Result<StoredState, StoreError> {
         let mut conn = self.conn().await?;
         let horizon = super::super::refresh::unix_ms().saturating_sub(window_ms());
         let (token, mints): (Option<String>, Vec<String>) = self
@@ -556,7 +569,10 @@ mod tests {
         assert!(!text.contains("SENTINEL"), "{text}");
 
         let scrub = credentials_in(url.expose());
-        let message = scrubbed("WRONGPASS for pw-SENTINEL-1 at rediss://app:pw-SENTINEL-1@redis.internal:6380/0", &scrub);
+        let message = scrubbed(
+            "WRONGPASS for pw-SENTINEL-1 at rediss://app:pw-SENTINEL-1@redis.internal:6380/0",
+            &scrub,
+        );
         assert!(!message.contains("SENTINEL"), "{message}");
     }
 
@@ -571,7 +587,8 @@ mod tests {
 
     #[test]
     fn keys_carry_the_prefix() {
-        let store = RedisStore::new(&Secret::from("redis://127.0.0.1:1".to_owned()), "zmp-a").unwrap();
+        let store =
+            RedisStore::new(&Secret::from("redis://127.0.0.1:1".to_owned()), "zmp-a").unwrap();
         for key in [
             &store.keys.token,
             &store.keys.mints,
