@@ -545,3 +545,48 @@ async fn redis_never_holds_the_refresh_token_or_client_secret() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_redis_at_start_is_survived_and_a_wrong_password_is_not() {
+    let zoho = Zoho::start(Duration::from_secs(3600)).await;
+    // Nothing listens there: the replica starts anyway, mints on its own and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("redis+unix://{}", dir.path().join("none.sock").display());
+    let replica = Replica::start(&zoho, &missing, "fleet-e").await;
+    ready(std::slice::from_ref(&replica)).await;
+    load(
+        std::slice::from_ref(&replica),
+        1,
+        Duration::from_millis(100),
+    )
+    .await
+    .assert_all_ok();
+    let status = replica.status();
+    assert!(status.minting_alone, "{status:?}");
+    let error = status.store_error.unwrap();
+    assert!(error.contains("token.redis_url"), "{error}");
+    assert_eq!(zoho.control().mint_count(), 1);
+
+    // A server that answers but refuses the credentials is a configuration error at start,
+    // and the message names the key without the password.
+    let redis = RedisServer::start();
+    let url = format!(
+        "redis+unix://{}?user=app&pass=pw-SENTINEL-9",
+        redis.socket().display()
+    );
+    let mut overrides = support::oauth_overrides(&zoho.accounts.url());
+    overrides.extend([
+        ("oauth.refresh_token", zoho.refresh_token.as_str().into()),
+        ("token.store", "redis".into()),
+        ("token.redis_url", url.as_str().into()),
+    ]);
+    let config = support::config(&overrides);
+    let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
+    let err = zoho_meeting_proxy::cli::token_manager(&config, store)
+        .await
+        .unwrap_err();
+    let text = zoho_meeting_proxy::cli::report(&err);
+    println!("wrong password: {text}");
+    assert!(text.contains("token.redis_url"), "{text}");
+    assert!(!text.contains("SENTINEL"), "{text}");
+}
