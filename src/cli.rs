@@ -22,6 +22,7 @@ use crate::secret::Secret;
 use crate::token::TokenCache;
 use crate::token::client::{OAuthClient, TokenError};
 use crate::token::refresh::{Credentials, Settings, TokenManager, Unavailable};
+use crate::token::store::redis::RedisStore;
 use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
 
 /// `EX_CONFIG` from sysexits.h.
@@ -206,10 +207,11 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
     })
 }
 
-/// Opens the configured token store.
+/// Opens the configured token store. The redis store connects on first use.
 ///
 /// # Errors
-/// [`ConfigError`] when the default path cannot be determined.
+/// [`ConfigError`] when the default path cannot be determined, or `token.redis_url` cannot
+/// be used (the message never quotes it).
 pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, RunError> {
     Ok(match &config.token.store {
         StoreConfig::File(Some(path)) => Arc::new(FileStore::new(path.clone())),
@@ -225,12 +227,17 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, RunError> {
             }
         },
         StoreConfig::Memory => Arc::new(MemoryStore::new()),
-        // Refused by validation until the redis backend exists.
-        StoreConfig::Redis { .. } => {
-            return Err(RunError::Failed(
-                "the redis token store is not available in this version".into(),
-            ));
-        }
+        StoreConfig::Redis { url, key_prefix } => match RedisStore::new(url, key_prefix) {
+            Ok(store) => Arc::new(store),
+            Err(e) => {
+                return Err(ConfigError::Invalid {
+                    key: "token.redis_url".into(),
+                    origin: "the configuration".into(),
+                    message: crate::telemetry::chain(&e),
+                }
+                .into());
+            }
+        },
     })
 }
 
@@ -268,6 +275,12 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
         origin: "the defaults: it is not set, and the token store holds none".into(),
         message,
     };
+    if matches!(config.token.store, StoreConfig::Redis { .. }) {
+        return Err(no_token(
+            "token.store = \"redis\" never holds refresh tokens: give every replica the refresh token with oauth.refresh_token_file (or oauth.refresh_token)".into(),
+        )
+        .into());
+    }
     let Some(stored) = &state.refresh_token else {
         return Err(no_token(
             "no refresh token: run `zoho-meeting-proxy login` (or set oauth.refresh_token / oauth.refresh_token_file)".into(),
@@ -292,6 +305,10 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
 
 /// Builds the token manager from configuration and store, reusing a stored token.
 ///
+/// A shared (redis) store that cannot be reached does not stop the start: the replica
+/// starts without the shared state, as during an outage (see [`TokenManager`]). One that
+/// answers with an error (a wrong password, say) does.
+///
 /// # Errors
 /// As [`oauth_client`], [`credentials`], and a store that cannot be read.
 pub async fn token_manager(
@@ -299,7 +316,18 @@ pub async fn token_manager(
     store: Arc<dyn TokenStore>,
 ) -> Result<Arc<TokenManager>, RunError> {
     let client = oauth_client(config)?;
-    let state = store.load().await?;
+    let state = match store.load().await {
+        Ok(state) => state,
+        Err(e) if store.is_shared() && e.is_unreachable() => {
+            tracing::warn!(
+                error = %crate::telemetry::chain(&e),
+                store = %store.describe(),
+                "shared token store unreachable at start; starting without it and retrying"
+            );
+            StoredState::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let creds = credentials(config, &state)?;
     let cache = Arc::new(TokenCache::new(config.upstream.auth_scheme));
     let settings = Settings {
@@ -447,6 +475,7 @@ async fn save_login(
         expires_at: now + u64::try_from(grant.lifetime.as_millis()).unwrap_or(u64::MAX / 2),
         accounts_server: accounts_server.clone(),
         minted_by: creds.minted_by().to_owned(),
+        lifetime: Some(grant.lifetime),
     };
     let refresh = StoredRefreshToken {
         token: refresh_token,

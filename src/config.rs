@@ -34,6 +34,9 @@ pub const ENV_PREFIX: &str = "ZOHO_PROXY_";
 pub const DEFAULT_FILE: &str = "proxy.toml";
 
 /// Keys whose values are secrets: errors about them never quote the value.
+/// The URL schemes `token.redis_url` accepts: TCP, TLS, and a local Unix socket.
+const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
+
 const SECRET_KEYS: &[&str] = &["client_secret", "refresh_token", "client_keys", "redis_url"];
 
 /// The validated configuration. Only this type travels past start-up.
@@ -151,7 +154,7 @@ pub enum StoreConfig {
     Memory,
     /// A Redis server shared by replicas.
     Redis {
-        /// `redis://` or `rediss://` URL (may carry a password).
+        /// `redis://`, `rediss://` or `redis+unix://` URL (may carry a user and password).
         url: Secret<String>,
         /// Prefix of every key.
         key_prefix: String,
@@ -767,16 +770,16 @@ impl Validator<'_> {
             "memory" => StoreConfig::Memory,
             "redis" => {
                 let url = t.redis_url.expose();
-                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                if !REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
                     return Err(self.err(
                         "token.redis_url",
-                        "store = \"redis\" needs a redis:// or rediss:// URL",
+                        "store = \"redis\" needs a redis:// or rediss:// URL (or redis+unix:///path for a local socket)",
                     ));
                 }
-                return Err(self.err(
-                    "token.store",
-                    "the redis store is not available in this version; use \"file\" or \"memory\"",
-                ));
+                StoreConfig::Redis {
+                    url: t.redis_url.clone(),
+                    key_prefix: t.redis_key_prefix.clone(),
+                }
             }
             other => {
                 return Err(self.err(

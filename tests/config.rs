@@ -755,21 +755,40 @@ fn non_loopback_redirect_uri_is_refused() {
 }
 
 #[test]
-fn redis_store_is_refused_clearly() {
-    let text = refused_file(
-        &format!("[token]\nstore = \"redis\"\nredis_url = \"{REDIS_URL}\"\n"),
-        "token.store",
-    );
-    assert!(text.contains("not available"), "{text}");
-    assert!(text.contains("file") && text.contains("memory"), "{text}");
-    assert_no_secrets(&text);
-    // No URL anywhere: the URL is named, and it comes from the defaults.
+fn redis_store_needs_a_redis_url_and_keeps_it_secret() {
+    let cfg = accepted(load_file(&format!(
+        "[token]\nstore = \"redis\"\nredis_url = \"{REDIS_URL}\"\nredis_key_prefix = \"team-a\"\n"
+    )));
+    let StoreConfig::Redis { url, key_prefix } = &cfg.token.store else {
+        panic!("not the redis store: {:?}", cfg.token.store);
+    };
+    assert_eq!(url.expose(), REDIS_URL);
+    assert_eq!(key_prefix, "team-a");
+    assert_no_secrets(&format!("{cfg:?}\n{}", cfg.redacted()));
+    for local in [
+        "redis://127.0.0.1:6379",
+        "redis+unix:///run/redis/redis.sock",
+    ] {
+        let cfg = accepted(load_file(&format!(
+            "[token]\nstore = \"redis\"\nredis_url = \"{local}\"\n"
+        )));
+        assert!(matches!(cfg.token.store, StoreConfig::Redis { .. }));
+    }
+    // No URL, or one of another scheme: the key is named and the value never printed.
     let text = refused(
         load_file("[token]\nstore = \"redis\"\n"),
         "token.redis_url",
         "defaults",
     );
-    assert!(text.contains("redis://"), "{text}");
+    assert!(
+        text.contains("redis://") && text.contains("rediss://"),
+        "{text}"
+    );
+    let text = refused_file(
+        "[token]\nstore = \"redis\"\nredis_url = \"http://:pw-SENTINEL@h\"\n",
+        "token.redis_url",
+    );
+    assert_no_secrets(&text);
 }
 
 #[test]

@@ -27,3 +27,5 @@ mod token;
 mod reload;
 // The Dockerfile and deploy/ manifests: parsed, cross-checked, linted where linters exist.
 mod deploy;
+// A fleet sharing one token through a real redis-server: one mint per lifetime, outages.
+mod fleet;

@@ -556,6 +556,7 @@ async fn fresh_mints_when_the_token_is_within_the_refresh_margin() {
             expires_at: now_ms + 200_000,
             accounts_server: emu.url(),
             minted_by: creds.minted_by().to_owned(),
+            lifetime: None,
         }),
         ..StoredState::default()
     };

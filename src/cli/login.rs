@@ -47,6 +47,11 @@ enum Outcome {
 /// Runs `login`.
 pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError> {
     let client = oauth_client(config)?;
+    if matches!(config.token.store, crate::config::StoreConfig::Redis { .. }) {
+        return Err(RunError::Failed(
+            "token.store = \"redis\" never keeps refresh tokens: log in with token.store = \"file\", then give every replica the refresh token with oauth.refresh_token_file".into(),
+        ));
+    }
     let store = open_store(config)?;
     if !store.is_persistent() {
         return Err(RunError::Failed(

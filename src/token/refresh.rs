@@ -18,6 +18,27 @@
 //! may trigger a new attempt at most every ten seconds and [`TokenManager::retry_now`]
 //! (SIGHUP) one at once. The [`MintGovernor`] refuses any mint past
 //! `oauth.max_mints_per_10m`, with a "retry after" answer.
+//!
+//! # Fleets (a shared store)
+//!
+//! With a shared store (`token.store = "redis"`) the replicas behave as one client of
+//! Zoho. A replica that needs a token first loads the shared one and adopts it, without
+//! minting, when the same client and refresh token minted it and it satisfies the caller
+//! (for the schedule: it is not due yet). Otherwise it takes the store's lease: if another
+//! replica holds it, it waits for that replica's token (notified through the store, and
+//! polling) and adopts it; if it gets the lease, it loads again (another replica may have
+//! finished just before), and only then mints, counting the fleet's mint window from the
+//! store, saves the token (which notifies the others) and releases the lease. After a failed
+//! mint the lease is kept for the backoff, so the whole fleet backs off. The schedule gets
+//! a small per-replica jitter so that replicas do not all look at once; the replica with
+//! the earliest schedule normally mints and the others adopt its token.
+//!
+//! A replica that cannot reach the store keeps serving its valid token, retries the store
+//! with backoff (up to [`STORE_RETRY_MAX`]), and mints on its own only when the store is
+//! still unreachable once its token is about to enter the refresh margin (or when it has no
+//! usable token at all), counted against its own copy of the mint window. It says so in the
+//! log and in [`TokenStatus::store_error`] and [`TokenStatus::minting_alone`], and writes its
+//! token and mint times to the store when the store answers again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,7 +53,7 @@ use url::Url;
 
 use super::client::{ErrorClass, OAuthClient, TokenError};
 use super::governor::MintGovernor;
-use super::store::{StoredAccessToken, StoredState, TokenStore};
+use super::store::{Lease, StoreError, StoredAccessToken, StoredState, TokenStore};
 use super::{AccessToken, EXPIRY_SKEW, TokenCache, fingerprint};
 use crate::secret::Secret;
 
@@ -46,6 +67,16 @@ pub const THROTTLE_MIN: Duration = Duration::from_secs(60);
 pub const TERMINAL_RETRY: Duration = Duration::from_secs(10);
 /// Lifetime assumed for a token restored from the store (Zoho's is one hour).
 const RESTORED_LIFETIME: Duration = Duration::from_secs(3600);
+/// Shared stores: how long one replica may mint under the lease (a token request may take
+/// 30 s); the lease of a replica that died mid-mint expires after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(35);
+/// Shared stores: how often a replica waiting for another's token looks again, should a
+/// notification be lost.
+pub const LEASE_POLL: Duration = Duration::from_millis(500);
+/// Shared stores: the longest wait between attempts to reach a store that is down.
+pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Shared stores: the largest schedule jitter.
+const JITTER_MAX: Duration = Duration::from_secs(30);
 
 /// Tunables, from `[token]`, `[oauth]` and `[upstream]`.
 #[derive(Clone, Debug)]
@@ -123,6 +154,11 @@ pub struct TokenStatus {
     pub next_attempt_in_s: Option<u64>,
     /// The accounts server tokens come from.
     pub accounts_server: String,
+    /// Shared stores: why the store cannot be used right now (cleared when it answers).
+    pub store_error: Option<String>,
+    /// Shared stores: this replica minted on its own because the store stayed unreachable
+    /// into its token's refresh margin; cleared once the store has its token and mints.
+    pub minting_alone: bool,
 }
 
 /// Refresh attempts by outcome, since start.
@@ -133,18 +169,21 @@ pub struct RefreshCounts {
     throttled: AtomicU64,
     terminal: AtomicU64,
     budget: AtomicU64,
+    adopted: AtomicU64,
 }
 
 impl RefreshCounts {
     /// `(outcome, count)` pairs: ok, failed, throttled, terminal, budget (refused by the
-    /// mint governor without asking Zoho).
-    pub fn by_outcome(&self) -> [(&'static str, u64); 5] {
+    /// mint governor without asking Zoho), adopted (a token another replica of a fleet
+    /// minted, taken from the shared store instead of minting).
+    pub fn by_outcome(&self) -> [(&'static str, u64); 6] {
         [
             ("ok", self.ok.load(Ordering::Relaxed)),
             ("failed", self.failed.load(Ordering::Relaxed)),
             ("throttled", self.throttled.load(Ordering::Relaxed)),
             ("terminal", self.terminal.load(Ordering::Relaxed)),
             ("budget", self.budget.load(Ordering::Relaxed)),
+            ("adopted", self.adopted.load(Ordering::Relaxed)),
         ]
     }
 }
@@ -160,6 +199,8 @@ pub struct TokenManager {
     state: Mutex<State>,
     mint_lock: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Shared stores: this replica's fixed share of the schedule jitter, in `[0, 1)`.
+    jitter: f64,
 }
 
 #[derive(Debug)]
@@ -175,6 +216,32 @@ struct State {
     last_error: Option<String>,
     /// What callers are told while `not_before` holds.
     unavailable: Option<Unavailable>,
+    /// Shared stores: the store's last error while it cannot be used.
+    store_error: Option<String>,
+    /// Shared stores: failed store calls in a row.
+    store_failures: u32,
+    /// Shared stores: when to try the store again while it is failing.
+    store_retry_at: Option<Instant>,
+    /// Shared stores: minted alone during an outage; the token and mint times have yet to
+    /// reach the store.
+    alone: bool,
+}
+
+/// How a mint talks to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MintMode {
+    /// A store of this process alone: learn mints made by other commands first, save after.
+    Local,
+    /// A shared store, under its lease, just loaded: save after (which notifies the fleet).
+    Leased,
+    /// A shared store that cannot be reached: neither load nor save.
+    Alone,
+}
+
+/// A lease on a shared store, released when dropped (should the mint be cancelled).
+struct Held {
+    store: Arc<dyn TokenStore>,
+    lease: Option<Lease>,
 }
 
 /// Who asks for a mint: decides whether gates apply.
@@ -259,7 +326,6 @@ impl TokenManager {
         Arc::new(Self {
             cache,
             client,
-            store,
             credentials: ArcSwap::from_pointee(credentials),
             state: Mutex::new(State {
                 governor: MintGovernor::new(settings.max_mints_per_10m),
@@ -270,11 +336,21 @@ impl TokenManager {
                 last_refresh: None,
                 last_error: None,
                 unavailable: None,
+                store_error: None,
+                store_failures: 0,
+                store_retry_at: None,
+                alone: false,
             }),
             settings,
             mint_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             counts: RefreshCounts::default(),
+            jitter: if store.is_shared() {
+                rand::random::<f64>()
+            } else {
+                0.0
+            },
+            store,
         })
     }
 
@@ -314,7 +390,9 @@ impl TokenManager {
         if remaining <= EXPIRY_SKEW {
             return;
         }
-        let lifetime = remaining.max(RESTORED_LIFETIME);
+        let lifetime = stored
+            .lifetime
+            .unwrap_or_else(|| remaining.max(RESTORED_LIFETIME));
         match AccessToken::new(
             stored.token.clone(),
             self.cache.scheme(),
@@ -427,6 +505,9 @@ impl TokenManager {
             if self.due() {
                 // Errors are logged and recorded by `mint`; the schedule below handles them.
                 let _ = self.single_flight(Trigger::Schedule).await;
+            } else if self.store_retry_due() {
+                // A shared store that failed: look again, and hand it what was kept meanwhile.
+                let _ = self.load_shared().await;
             }
             let wake = self.wake.notified();
             tokio::pin!(wake);
@@ -466,6 +547,8 @@ impl TokenManager {
                 .map(|at| at.saturating_duration_since(now).as_secs()),
             accounts_server: crate::config::origin(&self.credentials.load().accounts_url)
                 .to_owned(),
+            store_error: state.store_error.clone(),
+            minting_alone: state.alone,
         }
     }
 
@@ -485,21 +568,63 @@ impl TokenManager {
     }
 
     fn next_wakeup_locked(&self, state: &State) -> Option<Instant> {
+        match (self.refresh_due_locked(state), state.store_retry_at) {
+            (Some(due), Some(retry)) => Some(due.min(retry)),
+            (due, retry) => due.or(retry),
+        }
+    }
+
+    /// When the schedule next refreshes, or `None` while stopped after a terminal error.
+    fn refresh_due_locked(&self, state: &State) -> Option<Instant> {
         if state.terminal.is_some() {
             return None;
         }
-        let due = match self.cache.load() {
-            Some(t) => refresh_at(t.expires_at(), self.margin_for(t.lifetime())),
+        let token = self.cache.load();
+        let due = match &token {
+            Some(t) => self.refresh_due_at(t),
             None => Instant::now(),
         };
-        Some(match state.not_before {
+        let mut at = match state.not_before {
             Some(nb) => nb.max(due),
             None => due,
-        })
+        };
+        // A shared store that is failing is tried again with backoff, but never past the
+        // moment this replica has to mint alone.
+        if let (Some(retry), Some(t)) = (state.store_retry_at, token.filter(|t| t.is_usable())) {
+            at = at.max(retry.min(self.alone_at(&t)));
+        }
+        Some(at)
+    }
+
+    /// When a token should be replaced: [`refresh_at`], minus this replica's jitter when the
+    /// store is shared.
+    fn refresh_due_at(&self, token: &AccessToken) -> Instant {
+        let margin = self.margin_for(token.lifetime());
+        let at = refresh_at(token.expires_at(), margin);
+        let jitter = (margin / 5).min(JITTER_MAX).mul_f64(self.jitter);
+        at.checked_sub(jitter).unwrap_or(at)
+    }
+
+    /// Shared stores: when a replica that cannot reach the store mints alone: halfway
+    /// through the lead [`refresh_at`] keeps before the margin, so that the new token
+    /// arrives before readiness would drop.
+    fn alone_at(&self, token: &AccessToken) -> Instant {
+        let margin = self.margin_for(token.lifetime());
+        let lead = (margin / 10).min(Duration::from_secs(30));
+        let expires = token.expires_at();
+        expires.checked_sub(margin + lead / 2).unwrap_or(expires)
     }
 
     fn due(&self) -> bool {
-        self.next_wakeup().is_some_and(|at| at <= Instant::now())
+        let state = self.lock_state();
+        self.refresh_due_locked(&state)
+            .is_some_and(|at| at <= Instant::now())
+    }
+
+    fn store_retry_due(&self) -> bool {
+        self.lock_state()
+            .store_retry_at
+            .is_some_and(|at| at <= Instant::now())
     }
 
     async fn bounded(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
@@ -527,7 +652,11 @@ impl TokenManager {
             }
         }
         self.gate(trigger)?;
-        self.mint().await
+        if self.store.is_shared() {
+            self.mint_shared(trigger).await
+        } else {
+            self.mint(MintMode::Local).await
+        }
     }
 
     /// Refuses an attempt during backoff, throttling, a spent budget or a terminal stop.
@@ -565,8 +694,10 @@ impl TokenManager {
         Ok(())
     }
 
-    async fn mint(&self) -> Result<Arc<AccessToken>, Unavailable> {
-        self.sync_mints().await;
+    async fn mint(&self, mode: MintMode) -> Result<Arc<AccessToken>, Unavailable> {
+        if mode == MintMode::Local {
+            self.sync_mints().await;
+        }
         let creds = self.credentials.load_full();
         let now_ms = unix_ms();
         {
@@ -627,11 +758,248 @@ impl TokenManager {
                     // schedule now that the credentials work again.
                     self.wake.notify_one();
                 }
-                self.persist(&token, &creds, mints).await;
+                match mode {
+                    MintMode::Local => self.persist(&token, &creds, mints).await,
+                    MintMode::Leased => {
+                        if let Err(e) = self.save(Some(&token), &creds, mints).await {
+                            self.store_failed(&e);
+                        }
+                    }
+                    // Handed to the store when it answers again (`load_shared`).
+                    MintMode::Alone => {}
+                }
                 Ok(token)
             }
             Err(e) => Err(self.failed(e)),
         }
+    }
+
+    /// A mint for a fleet: adopt the shared token, or mint under the lease, or wait for the
+    /// replica that holds it. See the [module docs](self).
+    async fn mint_shared(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
+        let creds = self.credentials.load_full();
+        let give_up = Instant::now() + LEASE_TTL;
+        let mut waiting = false;
+        loop {
+            let seen = self.store.change_count();
+            let shared = match self.load_shared().await {
+                Ok(shared) => shared,
+                Err(reason) => return self.store_down(trigger, &reason).await,
+            };
+            if let Some(token) = self.adoptable(&shared, trigger, &creds) {
+                return Ok(self.adopt(token));
+            }
+            let lease = match self.store.try_lease(LEASE_TTL).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    let reason = self.store_failed(&e);
+                    return self.store_down(trigger, &reason).await;
+                }
+            };
+            let Some(lease) = lease else {
+                let now = Instant::now();
+                if now >= give_up {
+                    return Err(Unavailable::Pending {
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+                if !waiting {
+                    tracing::debug!("another replica holds the lease; waiting for its token");
+                    waiting = true;
+                }
+                self.store
+                    .changed(seen, LEASE_POLL.min(give_up - now))
+                    .await;
+                continue;
+            };
+            let held = Held {
+                store: self.store.clone(),
+                lease: Some(lease),
+            };
+            // Another replica may have saved its token just before the lease came free.
+            let shared = match self.load_shared().await {
+                Ok(shared) => shared,
+                Err(reason) => {
+                    drop(held);
+                    return self.store_down(trigger, &reason).await;
+                }
+            };
+            if let Some(token) = self.adoptable(&shared, trigger, &creds) {
+                held.release(Duration::ZERO).await;
+                return Ok(self.adopt(token));
+            }
+            let result = self.mint(MintMode::Leased).await;
+            // After a failure the lease is kept for the backoff: the fleet backs off too.
+            let linger = match &result {
+                Err(Unavailable::Failing { retry_after, .. }) => {
+                    retry_after.saturating_sub(LEASE_POLL)
+                }
+                _ => Duration::ZERO,
+            };
+            held.release(linger).await;
+            return result;
+        }
+    }
+
+    /// Shared stores: the store cannot be used. Keeps the current token and lets the
+    /// schedule retry the store, unless this replica must mint alone: it holds no usable
+    /// token (or the one it holds was rejected), its token is about to enter the refresh
+    /// margin, or a person asked (`check --online`).
+    async fn store_down(
+        &self,
+        trigger: Trigger,
+        reason: &str,
+    ) -> Result<Arc<AccessToken>, Unavailable> {
+        let alone = match (self.cache.usable(), trigger) {
+            (_, Trigger::Manual) | (None, _) => true,
+            (Some(t), Trigger::Rejected(generation)) if t.generation() == generation => true,
+            (Some(t), _) => Instant::now() >= self.alone_at(&t),
+        };
+        if !alone {
+            let retry_after = self.lock_state().store_retry_at.map_or(BACKOFF_MIN, |at| {
+                at.saturating_duration_since(Instant::now())
+            });
+            return Err(Unavailable::Pending { retry_after });
+        }
+        if !self.lock_state().alone {
+            tracing::warn!(
+                error = %reason,
+                "shared token store unreachable and this replica's token is about to need replacing (or it has none): minting on this replica alone, counted against its own copy of the mint window"
+            );
+        }
+        let result = self.mint(MintMode::Alone).await;
+        if result.is_ok() {
+            self.lock_state().alone = true;
+        }
+        result
+    }
+
+    /// Shared stores: loads the shared state and learns its mint times. The first success
+    /// after a failure says so, and hands the store the token and mint times this replica
+    /// kept meanwhile.
+    async fn load_shared(&self) -> Result<StoredState, String> {
+        match self.store.load().await {
+            Ok(shared) => {
+                let resync = {
+                    let mut state = self.lock_state();
+                    state.governor.merge(&shared.mints);
+                    state.store_failures = 0;
+                    state.store_retry_at = None;
+                    if let Some(error) = state.store_error.take() {
+                        tracing::info!(previous_error = %error, "shared token store reachable again");
+                    }
+                    state.alone
+                };
+                if resync {
+                    self.resync().await;
+                }
+                Ok(shared)
+            }
+            Err(e) => Err(self.store_failed(&e)),
+        }
+    }
+
+    /// Shared stores: gives the store the token and mint times of a replica that minted
+    /// alone. A token the store already has a newer one of is not written (see the store).
+    async fn resync(&self) {
+        let token = self.cache.load();
+        let creds = self.credentials.load_full();
+        let mints = self.lock_state().governor.times();
+        match self.save(token.as_deref(), &creds, mints).await {
+            Ok(_) => {
+                self.lock_state().alone = false;
+                tracing::info!(
+                    "handed the shared token store the token and mint times kept while it was unreachable"
+                );
+            }
+            Err(e) => {
+                self.store_failed(&e);
+            }
+        }
+    }
+
+    /// Shared stores: records a store failure and when to try again; returns the reason.
+    fn store_failed(&self, error: &StoreError) -> String {
+        let reason = crate::telemetry::chain(error);
+        let mut state = self.lock_state();
+        state.store_failures = state.store_failures.saturating_add(1);
+        let delay = backoff(state.store_failures, rand::random::<f64>()).min(STORE_RETRY_MAX);
+        state.store_retry_at = Some(Instant::now() + delay);
+        let first = state.store_error.is_none();
+        state.store_error = Some(reason.clone());
+        drop(state);
+        if first {
+            tracing::warn!(
+                error = %reason,
+                retry_in_s = delay.as_secs_f32(),
+                "shared token store unreachable; serving the current token while it is valid and retrying"
+            );
+            // The background task may be asleep until the next refresh: let it retry.
+            self.wake.notify_one();
+        } else {
+            tracing::debug!(error = %reason, retry_in_s = delay.as_secs_f32(), "shared token store still unreachable");
+        }
+        reason
+    }
+
+    /// Shared stores: the shared token, if this replica should use it rather than mint for
+    /// `trigger`: the same client and refresh token minted it, it is not the token held
+    /// (nor older), and it satisfies the caller.
+    fn adoptable(
+        &self,
+        shared: &StoredState,
+        trigger: Trigger,
+        creds: &Credentials,
+    ) -> Option<Arc<AccessToken>> {
+        let stored = shared.access_token.as_ref()?;
+        if stored.minted_by != creds.minted_by || trigger == Trigger::Manual {
+            return None;
+        }
+        if let Some(current) = self.cache.load()
+            && (current.secret().expose() == stored.token.expose()
+                || stored.expires_at <= unix_ms_of(current.expires_at_wall()))
+        {
+            return None;
+        }
+        let remaining = Duration::from_millis(stored.expires_at.saturating_sub(unix_ms()));
+        let lifetime = stored
+            .lifetime
+            .unwrap_or_else(|| remaining.max(RESTORED_LIFETIME));
+        let token = AccessToken::new(
+            stored.token.clone(),
+            self.cache.scheme(),
+            remaining,
+            lifetime,
+            self.cache.generation() + 1,
+        )
+        .ok()
+        .filter(AccessToken::is_usable)?;
+        let satisfies = match trigger {
+            Trigger::Request | Trigger::Rejected(_) => true,
+            Trigger::Schedule => self.refresh_due_at(&token) > Instant::now(),
+            Trigger::Fresh => token.remaining() > self.margin_for(lifetime),
+            Trigger::Manual => false,
+        };
+        satisfies.then(|| Arc::new(token))
+    }
+
+    /// Shared stores: makes another replica's token this replica's.
+    fn adopt(&self, token: Arc<AccessToken>) -> Arc<AccessToken> {
+        self.cache.store(token.clone());
+        let mut state = self.lock_state();
+        state.failures = 0;
+        state.not_before = None;
+        state.unavailable = None;
+        state.last_error = None;
+        state.last_refresh = Some(SystemTime::now());
+        self.counts.adopted.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            outcome = "adopted",
+            expires_in_s = token.remaining().as_secs(),
+            token.fingerprint = token.fingerprint(),
+            "adopted the access token another replica minted"
+        );
+        token
     }
 
     /// Records a failed attempt, schedules the next, and says what callers get meanwhile.
@@ -691,14 +1059,26 @@ impl TokenManager {
     }
 
     async fn persist(&self, token: &AccessToken, creds: &Credentials, mints: Vec<u64>) {
-        let stored = StoredAccessToken {
+        if let Err(e) = self.save(Some(token), creds, mints).await {
+            tracing::warn!(error = %crate::telemetry::chain(&e), "cannot save the access token to the store; it stays in memory");
+        }
+    }
+
+    /// Saves `token` (if any) and adds `mints` to the store's mint history.
+    async fn save(
+        &self,
+        token: Option<&AccessToken>,
+        creds: &Credentials,
+        mints: Vec<u64>,
+    ) -> Result<StoredState, StoreError> {
+        let stored = token.map(|token| StoredAccessToken {
             token: token.secret().clone(),
             expires_at: unix_ms_of(token.expires_at_wall()),
             accounts_server: crate::config::origin(&creds.accounts_url).to_owned(),
             minted_by: creds.minted_by.clone(),
-        };
-        let result = self
-            .store
+            lifetime: Some(token.lifetime()),
+        });
+        self.store
             .update(Box::new(move |s: &mut StoredState| {
                 let mut all = std::mem::take(&mut s.mints);
                 all.extend(mints);
@@ -707,12 +1087,11 @@ impl TokenManager {
                 let horizon = unix_ms().saturating_sub(super::governor::WINDOW.as_millis() as u64);
                 all.retain(|&t| t > horizon);
                 s.mints = all;
-                s.access_token = Some(stored);
+                if let Some(stored) = stored {
+                    s.access_token = Some(stored);
+                }
             }))
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot save the access token to the store; it stays in memory");
-        }
+            .await
     }
 }
 
@@ -773,6 +1152,33 @@ pub fn backoff(failures: u32, unit: f64) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     let base = BACKOFF_MIN.saturating_mul(1 << exp).min(BACKOFF_MAX);
     base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+// === impl Held ===
+
+impl Held {
+    /// Releases the lease (or keeps it `linger` longer). A store that cannot be reached lets
+    /// it expire by itself.
+    async fn release(mut self, linger: Duration) {
+        if let Some(lease) = self.lease.take()
+            && let Err(e) = self.store.release(lease, linger).await
+        {
+            tracing::debug!(error = %crate::telemetry::chain(&e), "cannot release the lease; it expires by itself");
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = self.store.clone();
+            runtime.spawn(async move {
+                let _ = store.release(lease, Duration::ZERO).await;
+            });
+        }
+    }
 }
 
 fn with_retry_after(u: Unavailable, retry_after: Duration) -> Unavailable {

@@ -18,6 +18,15 @@
 //! and a `token` command) never lose each other's mints. A corrupt file is reported, never
 //! overwritten. [`MemoryStore`] keeps the state in the process, for tests and for deployments
 //! that accept minting again after every restart.
+//!
+//! [`redis::RedisStore`] is shared by the replicas of a fleet, so that they behave as one
+//! client of Zoho: it keeps the current access token and the mint window (never a refresh
+//! token), and adds what a shared store needs on top of the trait's load and update: a
+//! lease that lets one replica mint at a time ([`TokenStore::try_lease`]) and a way to wait
+//! for another replica's token ([`TokenStore::changed`]). The local backends keep the
+//! trait's default methods, which grant the lease at once and never notify.
+
+pub mod redis;
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -26,6 +35,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -77,6 +87,16 @@ pub struct StoredAccessToken {
     /// computed by the caller), so a stored access token is only reused with the credentials
     /// that made it.
     pub minted_by: String,
+    /// Its whole lifetime as minted, where the backend keeps it (redis does; the file format
+    /// does not, and a restored token is then assumed to have Zoho's one hour).
+    pub lifetime: Option<Duration>,
+}
+
+/// The right to mint for a fleet sharing a store, held by one process at a time; see
+/// [`TokenStore::try_lease`].
+#[derive(Debug)]
+pub struct Lease {
+    fence: String,
 }
 
 /// Why the token store could not be read or written.
@@ -145,6 +165,18 @@ pub enum StoreError {
     /// The runtime shut down while a store operation was running.
     #[error("token store operation was cancelled")]
     Cancelled,
+    /// The redis server could not be reached or refused a command. The detail never holds
+    /// the URL or its password.
+    #[error("redis token store (token.redis_url): cannot {what}: {detail}")]
+    Redis {
+        /// What was being done.
+        what: &'static str,
+        /// The client's error, with any credential removed.
+        detail: String,
+        /// Whether the server could not be reached (or did not answer in time), as opposed
+        /// to a refusal such as a wrong password.
+        unreachable: bool,
+    },
 }
 
 /// Where a token store file failed to parse.
@@ -191,6 +223,48 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Returns whether the state survives the process. `login` refuses a non-persistent store.
     fn is_persistent(&self) -> bool;
+
+    /// Returns whether other processes share this store to coordinate minting (redis). The
+    /// token manager then adopts tokens other processes minted and mints only under a lease.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Tries to take the minting lease for `ttl`; `Ok(None)` when another process holds it.
+    /// A store that is not shared grants it at once: the token manager's lock is enough.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached.
+    fn try_lease(&self, ttl: Duration) -> BoxFuture<'_, Result<Option<Lease>, StoreError>> {
+        let _ = ttl;
+        Box::pin(async { Ok(Some(Lease::new(String::new()))) })
+    }
+
+    /// Gives the lease up if it is still ours. A non-zero `linger` keeps it that much longer
+    /// instead, which holds the other processes off (after a failed mint, for the backoff).
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached (the lease then expires by itself).
+    fn release(&self, lease: Lease, linger: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (lease, linger);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A number that grows whenever another process may have saved a token (a
+    /// notification): read it before [`load`](Self::load), then pass it to
+    /// [`changed`](Self::changed) so that no notification is missed.
+    fn change_count(&self) -> u64 {
+        0
+    }
+
+    /// Waits until [`change_count`](Self::change_count) passes `seen`, or for `timeout`;
+    /// without notifications, just waits (the caller polls).
+    fn changed(&self, seen: u64, timeout: Duration) -> BoxFuture<'_, ()> {
+        let _ = seen;
+        Box::pin(tokio::time::sleep(timeout))
+    }
 }
 
 /// A [`TokenStore`] kept in one JSON file. See the [module docs](self).
@@ -230,6 +304,36 @@ pub fn default_path_from(
         }
     };
     Some(state_dir.join("zoho-meeting-proxy").join("token.json"))
+}
+
+// === impl Lease ===
+
+impl Lease {
+    /// A lease identified by `fence`, a value only its holder knows.
+    pub fn new(fence: String) -> Self {
+        Self { fence }
+    }
+
+    /// The fencing value.
+    pub fn fence(&self) -> &str {
+        &self.fence
+    }
+}
+
+// === impl StoreError ===
+
+impl StoreError {
+    /// Whether the store could not be reached (a redis outage), as opposed to a store that
+    /// answered with a problem.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Redis {
+                unreachable: true,
+                ..
+            }
+        )
+    }
 }
 
 // === impl ParseError ===
@@ -444,6 +548,7 @@ impl From<DiskState> for StoredState {
                 expires_at: a.expires_at,
                 accounts_server: a.accounts_server,
                 minted_by: a.minted_by,
+                lifetime: None,
             }),
             mints: disk.mints,
         }
@@ -657,6 +762,7 @@ mod tests {
                 expires_at: 1_700_000_360_000,
                 accounts_server: "https://accounts.zoho.eu".to_owned(),
                 minted_by: "3f2a9c0d1e4b5a67".to_owned(),
+                lifetime: None,
             }),
             mints: vec![1_700_000_000_000, 1_700_000_060_000],
         }
