@@ -245,7 +245,8 @@ impl Proxy {
         }
         self.metrics.record_rejection();
         let rejected = Response::from_parts(parts, peeked.into_body());
-        self.on_rejection(&token, rejected, latency, replay).await
+        // Rare: boxed, so that the common path's future stays small.
+        Box::pin(self.on_rejection(&token, rejected, latency, replay)).await
     }
 
     /// Phase 1: the upstream request head, and the body as received.
