@@ -498,17 +498,34 @@ impl AccessRule {
 }
 
 /// Segment glob: `*` one segment, `**` zero or more.
+///
+/// Dynamic programming over (pattern suffix, path suffix), one row at a time: O(pattern ×
+/// path) time, O(path) memory. A backtracking matcher is exponential in the number of `**`
+/// (`/**/**/**/**/**/**/**/**/x` against a long path took seconds; found by the
+/// `access_rules` fuzz target).
 fn glob(pattern: &[String], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=path.len()).any(|skip| glob(rest, &path[skip..]))
+    let n = path.len();
+    // `next[j]`: whether the pattern after the current segment matches `path[j..]`.
+    // Before any segment, the empty pattern matches only the empty path.
+    let mut next = vec![false; n + 1];
+    next[n] = true;
+    let mut row = vec![false; n + 1];
+    for segment in pattern.iter().rev() {
+        if segment == "**" {
+            // `**` then the rest matches path[j..] when the rest matches some path[k..], k >= j.
+            row[n] = next[n];
+            for j in (0..n).rev() {
+                row[j] = next[j] || row[j + 1];
+            }
+        } else {
+            row[n] = false;
+            for j in 0..n {
+                row[j] = (segment == "*" || segment == path[j]) && next[j + 1];
+            }
         }
-        Some((first, rest)) => match path.split_first() {
-            Some((seg, path_rest)) => (first == "*" || first == seg) && glob(rest, path_rest),
-            None => false,
-        },
+        std::mem::swap(&mut row, &mut next);
     }
+    next[0]
 }
 
 // === validation ===
@@ -1036,6 +1053,37 @@ mod tests {
         assert!(!r.matches("POST", "/api/v2/123/456/sessions.json"));
         assert!(!r.matches("POST", "/api/v2/sessions.json"));
         assert!(rule("* /**").matches("DELETE", "/anything/at/all"));
+    }
+
+    #[test]
+    fn double_star_glob_is_not_exponential() {
+        // Regression, fuzz target `access_rules` (timeout): the backtracking matcher took
+        // seconds on eight `**` and ~40 segments, and doubled with each further `**`.
+        let r = rule(&format!("* {}/x", "/**".repeat(12)));
+        let long = "/a".repeat(2000);
+        let start = std::time::Instant::now();
+        assert!(!r.matches("GET", &long));
+        assert!(r.matches("GET", &format!("{long}/x")));
+        assert!(r.matches("GET", "/x"));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn glob_edge_cases() {
+        assert!(rule("GET /**").matches("GET", "/"));
+        assert!(rule("GET /").matches("GET", "/"));
+        assert!(!rule("GET /").matches("GET", "/a"));
+        assert!(rule("GET /*").matches("GET", "/"));
+        assert!(!rule("GET /*").matches("GET", "/a/b"));
+        assert!(rule("GET /a/**/b/**").matches("GET", "/a/x/y/b"));
+        assert!(rule("GET /a/**/b/*").matches("GET", "/a/b/c"));
+        assert!(!rule("GET /a/**/b/*").matches("GET", "/a/x/b"));
+        assert!(rule("GET /**/**").matches("GET", "/a//b/"));
+        assert!(!rule("GET /api/**").matches("GET", "api/v2"));
     }
 
     #[test]
