@@ -31,6 +31,8 @@ use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
 
 const GIB: u64 = 1 << 30;
 
+static BENCH_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("load: bench");
@@ -50,6 +52,8 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // run_wrk shows nginx's error log from here when answers are not 2xx.
+    let _ = BENCH_DIR.set(dir.path().to_owned());
     let (upstream, accounts) = runtime.block_on(async {
         let upstream = start_upstream().await;
         let accounts =
@@ -504,12 +508,13 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Distinct names: with rcgen's default for both, OpenSSL takes the leaf for self-signed.
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "zoho-meeting-proxy bench CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
+    let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let leaf = leaf_params.signed_by(&key, &ca, &ca_key).unwrap();
     let (c, k, a) = (
         dir.join("leaf.pem"),
         dir.join("leaf.key"),
@@ -563,7 +568,16 @@ fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
         }
     }
     if text.contains("Non-2xx") {
-        eprintln!("warning: non-2xx answers from {addr}:\n{text}");
+        eprintln!("warning: non-2xx answers from {addr}");
+        if let Some(dir) = BENCH_DIR.get() {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "err") {
+                    let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                    eprintln!("{}: {tail:?}", entry.path().display());
+                }
+            }
+        }
     }
     w
 }
