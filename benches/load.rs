@@ -509,11 +509,15 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     // Distinct names: with rcgen's default for both, OpenSSL takes the leaf for self-signed.
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "zoho-meeting-proxy bench CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "zoho-meeting-proxy bench CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf_params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    leaf_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     let leaf = leaf_params.signed_by(&key, &ca, &ca_key).unwrap();
     let (c, k, a) = (
         dir.join("leaf.pem"),
