@@ -97,6 +97,11 @@ struct Peeked {
 
 // === impl Proxy ===
 
+/// A request extension: the request carried both `Content-Length` and `Transfer-Encoding`
+/// (hyper dropped the former; the connection's sniffer saw it). [`Proxy::handle`] refuses it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConflictingFraming;
+
 impl Proxy {
     /// A proxy to `config.upstream.url` with tokens from `manager`.
     ///
@@ -155,7 +160,11 @@ impl Proxy {
         let overloaded = guard
             .max_in_flight()
             .is_some_and(|max| usize::try_from(before).unwrap_or(usize::MAX) >= max);
-        let result = if overloaded {
+        let result = if req.extensions().get::<ConflictingFraming>().is_some() {
+            Err(ProxyError::BadRequest(
+                "a request may not carry both Content-Length and Transfer-Encoding",
+            ))
+        } else if overloaded {
             Err(ProxyError::Overloaded)
         } else {
             self.forward(req, &request_id, &guard).await

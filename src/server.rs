@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -24,8 +25,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
-use crate::proxy::Proxy;
+use self::sniff::Sniffer;
 use crate::proxy::body::ResponseBody;
+use crate::proxy::{ConflictingFraming, Proxy};
+
+mod sniff;
 
 /// How long a client may take to send request headers, and how long an idle keep-alive
 /// connection is kept.
@@ -108,12 +112,22 @@ pub async fn serve(
         let Some(io) = accepted else {
             continue;
         };
+        // HTTP/1 requests are served in order: the n-th call is the connection's request n,
+        // the index the sniffer flags a request carrying both framings by.
+        let sniffer = Sniffer::new(io);
+        let flagged = sniffer.flagged();
+        let count = Arc::new(AtomicU64::new(0));
         let proxy = proxy.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let proxy = proxy.clone();
+            if flagged.is(count.fetch_add(1, Ordering::Relaxed)) {
+                req.extensions_mut().insert(ConflictingFraming);
+            }
             async move { Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req).await) }
         });
-        let connection = builder.serve_connection(io, service).into_owned();
+        let connection = builder
+            .serve_connection(TokioIo::new(sniffer), service)
+            .into_owned();
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = watched.await {
@@ -159,7 +173,7 @@ pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
 
 /// Accepts one connection; transient accept errors (too many open files) back off instead
 /// of spinning.
-async fn accept(listener: &Listener) -> Option<TokioIo<Box<dyn Io>>> {
+async fn accept(listener: &Listener) -> Option<Box<dyn Io>> {
     let result: std::io::Result<Box<dyn Io>> = match listener {
         Listener::Tcp(l) => l.accept().await.map(|(stream, _)| {
             let _ = stream.set_nodelay(true);
@@ -171,7 +185,7 @@ async fn accept(listener: &Listener) -> Option<TokioIo<Box<dyn Io>>> {
             .map(|(stream, _)| Box::new(stream) as Box<dyn Io>),
     };
     match result {
-        Ok(io) => Some(TokioIo::new(io)),
+        Ok(io) => Some(io),
         Err(error) => {
             tracing::warn!(error = %error, "accept failed; retrying shortly");
             tokio::time::sleep(Duration::from_millis(50)).await;

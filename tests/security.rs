@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::raw;
 use crate::support::{self, TestProxy, TestUpstream, client};
 
 async fn setup() -> (
@@ -174,40 +173,80 @@ async fn connect_method() {
     assert_eq!(a.status, Some(405), "{a:?}");
 }
 
+/// Asserts `answer` is the problem+json 400 for a request carrying both framings.
+fn both_framings_refused(case: &str, answer: &Answer) {
+    assert_eq!(answer.status, Some(400), "{case}: {answer:?}");
+    let lower = answer.text.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: application/problem+json"),
+        "{case}: {answer:?}"
+    );
+    assert!(
+        answer
+            .text
+            .contains("may not carry both Content-Length and Transfer-Encoding"),
+        "{case}: {answer:?}"
+    );
+}
+
 #[tokio::test]
 async fn content_length_and_chunked_together() {
-    // hyper's parser frames this by Transfer-Encoding (RFC 9112 §6.3), drops the
-    // Content-Length before the proxy sees the request, and closes the connection after the
-    // response; the proxy strips Transfer-Encoding and hyper's client frames the body anew.
-    // So the upstream receives exactly one request whose body is the five chunked bytes, with
-    // no Content-Length/Transfer-Encoding disagreement, and nothing can ride behind it.
-    // (The interface asks for a refusal; the parser removes the evidence before any service
-    // code runs, so this test pins the safe normalisation instead — see README, Security.)
-    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
-    let upstream = TestUpstream::start().await;
-    let proxy = TestProxy::start(&accounts, &upstream.url(), &[]).await;
-    proxy.ready().await;
-    let answer = raw(
-        proxy.addr,
+    // hyper's parser frames this by Transfer-Encoding and drops the Content-Length before
+    // the proxy sees the request; the connection's sniffer saw both, so it is refused: 400,
+    // nothing forwarded, and nothing rides behind it (hyper closes after the response).
+    let a = refused(
+        "Content-Length then Transfer-Encoding",
         b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\
           Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
           GET /smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        answer.contains("\"len\":5"),
-        "the body is the chunked one: {answer}"
-    );
-    assert_eq!(
-        answer.matches("HTTP/1.1").count(),
-        1,
-        "the connection closes after one response"
-    );
+    both_framings_refused("CL first", &a);
+    assert_eq!(a.text.matches("HTTP/1.1").count(), 1, "{a:?}");
+}
+
+#[tokio::test]
+async fn chunked_and_content_length_together() {
+    let a = refused(
+        "Transfer-Encoding then Content-Length",
+        b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\
+          content-length: 4\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    both_framings_refused("TE first", &a);
+}
+
+#[tokio::test]
+async fn both_framings_behind_a_pipelined_normal_request() {
+    let (_accounts, upstream, proxy) = setup().await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /first HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+              3\r\nabc\r\n0\r\n\r\n\
+              POST /second HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\
+              Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| text.get(at + 9..at + 12))
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let seen = upstream.seen();
-    assert_eq!(seen.len(), 1, "nothing rode behind the request: {seen:?}");
-    assert_eq!(seen[0].target, "/upload");
-    assert!(seen[0].header("content-length").is_none_or(|l| l == "5"));
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        ["/first"],
+        "the upstream saw only the first request"
+    );
+    normal_request_succeeds(&proxy, "after the pipelined pair").await;
 }
 
 #[tokio::test]

@@ -1,0 +1,451 @@
+//! Spots HTTP/1 requests that carry both `Content-Length` and `Transfer-Encoding`.
+//!
+//! hyper frames such a request by `Transfer-Encoding` and drops the `Content-Length` before
+//! the service sees it, so the proxy cannot tell from the request. [`Sniffer`] wraps the
+//! connection's stream and scans the bytes hyper reads, request by request: it parses each
+//! head, then skips the body (chunked framing, or `Content-Length` bytes). When a head has
+//! both headers it records that request's 0-based index on the connection in a shared
+//! [`Flagged`]; the service refuses the request with that index. hyper turns keep-alive off
+//! for such a request, so it is the last one on its connection and sniffing stops there.
+//!
+//! Sniffing also stops, for good, on anything it cannot follow (bad framing, a head over
+//! [`MAX_HEAD`], an HTTP/2 preface): hyper refuses the garbage itself, and HTTP/2 passes
+//! through untouched.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The longest request head accumulated; past it sniffing stops (hyper refuses the head).
+pub(super) const MAX_HEAD: usize = 128 * 1024;
+
+/// The start of the HTTP/2 connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// As many headers as hyper accepts by default.
+const MAX_HEADERS: usize = 100;
+
+const NONE: u64 = u64::MAX;
+
+/// The index of the request on a connection that carried both framings, if any.
+#[derive(Clone, Debug)]
+pub(super) struct Flagged(Arc<AtomicU64>);
+
+impl Flagged {
+    /// Whether the request with this 0-based index on the connection is the flagged one.
+    pub(super) fn is(&self, index: u64) -> bool {
+        index != NONE && self.0.load(Ordering::Acquire) == index
+    }
+}
+
+/// Where the scan is.
+#[derive(Debug)]
+enum State {
+    /// Accumulating a request head.
+    Head,
+    /// Skipping `n` more body bytes.
+    Length(u64),
+    /// Skipping a chunked body.
+    Chunked(Chunk),
+    /// Not sniffing any more.
+    Off,
+}
+
+/// The chunked decoder's states, as hyper's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size(u64),
+    SizeLws(u64),
+    Extension(u64),
+    SizeLf(u64),
+    Body(u64),
+    BodyCr,
+    BodyLf,
+    EndCr,
+    Trailer,
+    TrailerLf,
+    EndLf,
+}
+
+/// What a chunk step produced.
+enum Step {
+    /// Still in the body.
+    More(Chunk),
+    /// The body ended.
+    Done,
+    /// Bad framing.
+    Bad,
+}
+
+/// The byte scanner, apart from any IO.
+#[derive(Debug)]
+struct Scanner {
+    state: State,
+    head: Vec<u8>,
+    /// The index of the request whose head or body is being read.
+    index: u64,
+    flagged: Arc<AtomicU64>,
+}
+
+impl Scanner {
+    fn new() -> Self {
+        Self {
+            state: State::Head,
+            head: Vec::new(),
+            index: 0,
+            flagged: Arc::new(AtomicU64::new(NONE)),
+        }
+    }
+
+    fn off(&mut self) {
+        self.state = State::Off;
+        self.head = Vec::new();
+    }
+
+    /// Scans bytes hyper just read.
+    fn feed(&mut self, mut input: &[u8]) {
+        while !input.is_empty() {
+            match &mut self.state {
+                State::Off => return,
+                State::Length(n) => {
+                    let take = usize::try_from(*n).unwrap_or(usize::MAX).min(input.len());
+                    *n -= take as u64;
+                    input = &input[take..];
+                    if *n == 0 {
+                        self.state = State::Head;
+                    }
+                }
+                State::Chunked(chunk) => {
+                    let mut chunk = *chunk;
+                    loop {
+                        if let Chunk::Body(n) = chunk {
+                            let take = usize::try_from(n).unwrap_or(usize::MAX).min(input.len());
+                            input = &input[take..];
+                            let left = n - take as u64;
+                            chunk = if left == 0 {
+                                Chunk::BodyCr
+                            } else {
+                                Chunk::Body(left)
+                            };
+                            if input.is_empty() {
+                                break;
+                            }
+                            continue;
+                        }
+                        let Some((&byte, rest)) = input.split_first() else {
+                            break;
+                        };
+                        input = rest;
+                        match step(chunk, byte) {
+                            Step::More(next) => chunk = next,
+                            Step::Done => {
+                                self.state = State::Head;
+                                break;
+                            }
+                            Step::Bad => {
+                                self.off();
+                                return;
+                            }
+                        }
+                    }
+                    if let State::Chunked(_) = self.state {
+                        self.state = State::Chunked(chunk);
+                    }
+                }
+                State::Head => {
+                    // One line at a time, so the head never takes bytes past its end.
+                    let (line, rest) = match memchr_nl(input) {
+                        Some(at) => input.split_at(at + 1),
+                        None => (input, &[][..]),
+                    };
+                    input = rest;
+                    if self.head.len() + line.len() > MAX_HEAD {
+                        self.off();
+                        return;
+                    }
+                    self.head.extend_from_slice(line);
+                    if self.index == 0
+                        && self.head.len() >= H2_PREFACE.len()
+                        && self.head.starts_with(H2_PREFACE)
+                    {
+                        self.off();
+                        return;
+                    }
+                    if line.last() == Some(&b'\n')
+                        && (self.head.ends_with(b"\n\n")
+                            || self.head.ends_with(b"\n\r\n")
+                            || self.head == b"\r\n"
+                            || self.head == b"\n")
+                    {
+                        self.head_line_blank();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The head ends with a blank line: parse it.
+    fn head_line_blank(&mut self) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let len = match req.parse(&self.head) {
+            Ok(httparse::Status::Complete(len)) => len,
+            // Leading blank lines: keep reading.
+            Ok(httparse::Status::Partial) => return,
+            Err(_) => return self.off(),
+        };
+        if len != self.head.len() {
+            return self.off();
+        }
+        let mut length: Option<u64> = None;
+        let mut has_length = false;
+        let mut has_encoding = false;
+        let mut bad_length = false;
+        for header in req.headers.iter() {
+            if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                has_encoding = true;
+            } else if header.name.eq_ignore_ascii_case("content-length") {
+                has_length = true;
+                for part in header.value.split(|&b| b == b',') {
+                    let n = std::str::from_utf8(part)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok());
+                    match (n, length) {
+                        (Some(n), None) => length = Some(n),
+                        (Some(n), Some(m)) if n == m => {}
+                        _ => bad_length = true,
+                    }
+                }
+            }
+        }
+        if has_length && has_encoding {
+            self.flagged.store(self.index, Ordering::Release);
+            return self.off();
+        }
+        self.head.clear();
+        self.index += 1;
+        self.state = if has_encoding {
+            State::Chunked(Chunk::Size(0))
+        } else if bad_length {
+            State::Off
+        } else {
+            match length {
+                Some(n) if n > 0 => State::Length(n),
+                _ => State::Head,
+            }
+        };
+    }
+}
+
+fn memchr_nl(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// One byte of chunked framing outside chunk data (hyper's `ChunkedState`).
+fn step(chunk: Chunk, byte: u8) -> Step {
+    let hex = |size: u64, digit: u8| {
+        size.checked_mul(16)
+            .and_then(|s| s.checked_add(u64::from(digit)))
+            .map_or(Step::Bad, |s| Step::More(Chunk::Size(s)))
+    };
+    match (chunk, byte) {
+        (Chunk::Size(size), b @ b'0'..=b'9') => hex(size, b - b'0'),
+        (Chunk::Size(size), b @ b'a'..=b'f') => hex(size, b - b'a' + 10),
+        (Chunk::Size(size), b @ b'A'..=b'F') => hex(size, b - b'A' + 10),
+        (Chunk::Size(size) | Chunk::SizeLws(size), b'\t' | b' ') => {
+            Step::More(Chunk::SizeLws(size))
+        }
+        (Chunk::Size(size) | Chunk::SizeLws(size) | Chunk::Extension(size), b';') => {
+            Step::More(Chunk::Extension(size))
+        }
+        (Chunk::Size(size) | Chunk::SizeLws(size) | Chunk::Extension(size), b'\r') => {
+            Step::More(Chunk::SizeLf(size))
+        }
+        (Chunk::Extension(_), b'\n') => Step::Bad,
+        (Chunk::Extension(size), _) => Step::More(Chunk::Extension(size)),
+        (Chunk::SizeLf(0), b'\n') => Step::More(Chunk::EndCr),
+        (Chunk::SizeLf(size), b'\n') => Step::More(Chunk::Body(size)),
+        (Chunk::BodyCr, b'\r') => Step::More(Chunk::BodyLf),
+        (Chunk::BodyLf, b'\n') => Step::More(Chunk::Size(0)),
+        (Chunk::EndCr, b'\r') => Step::More(Chunk::EndLf),
+        (Chunk::Trailer, b'\r') => Step::More(Chunk::TrailerLf),
+        (Chunk::EndCr | Chunk::Trailer, _) => Step::More(Chunk::Trailer),
+        (Chunk::TrailerLf, b'\n') => Step::More(Chunk::EndCr),
+        (Chunk::EndLf, b'\n') => Step::Done,
+        _ => Step::Bad,
+    }
+}
+
+/// A connection's stream, scanned on the way in.
+#[derive(Debug)]
+pub(super) struct Sniffer<T> {
+    inner: T,
+    scanner: Scanner,
+}
+
+impl<T> Sniffer<T> {
+    /// Wraps an accepted stream.
+    pub(super) fn new(inner: T) -> Self {
+        Self {
+            inner,
+            scanner: Scanner::new(),
+        }
+    }
+
+    /// Where the connection's flagged request index is recorded.
+    pub(super) fn flagged(&self) -> Flagged {
+        Flagged(self.scanner.flagged.clone())
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Sniffer<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if !matches!(this.scanner.state, State::Off) {
+            this.scanner.feed(&buf.filled()[before..]);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Sniffer<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flagged(s: &Scanner) -> Option<u64> {
+        match s.flagged.load(Ordering::Acquire) {
+            NONE => None,
+            n => Some(n),
+        }
+    }
+
+    /// Feeds `bytes` whole, then one byte at a time, and checks both agree.
+    fn scan(bytes: &[u8]) -> (Option<u64>, u64, bool) {
+        let mut whole = Scanner::new();
+        whole.feed(bytes);
+        let mut split = Scanner::new();
+        for b in bytes {
+            split.feed(std::slice::from_ref(b));
+        }
+        let a = (
+            flagged(&whole),
+            whole.index,
+            matches!(whole.state, State::Off),
+        );
+        let b = (
+            flagged(&split),
+            split.index,
+            matches!(split.state, State::Off),
+        );
+        assert_eq!(a, b, "whole vs byte-at-a-time");
+        a
+    }
+
+    #[test]
+    fn flags_both_framings_in_either_order() {
+        let cl_first = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\
+                         Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        assert_eq!(scan(cl_first), (Some(0), 0, true));
+        let te_first = b"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\
+                         CONTENT-LENGTH: 4\r\n\r\n";
+        assert_eq!(scan(te_first), (Some(0), 0, true));
+    }
+
+    #[test]
+    fn skips_chunked_bodies_across_split_reads() {
+        let mut bytes = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+                          5;name=value\r\nhel\nl\r\n\r\nA \r\n0123456789\r\n0\r\n\
+                          X-Trailer: 1\r\nY: 2\r\n\r\n"
+            .to_vec();
+        // The chunk data contains a fake head with both framings: it must not be parsed.
+        bytes.extend_from_slice(b"GET /two HTTP/1.1\r\nHost: a\r\n\r\n");
+        let fake = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: x\r\n\r\n";
+        bytes.extend_from_slice(
+            format!(
+                "POST /three HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+                fake.len()
+            )
+            .as_bytes(),
+        );
+        bytes.extend_from_slice(fake);
+        bytes.extend_from_slice(b"\r\n0\r\n\r\n");
+        bytes.extend_from_slice(
+            b"POST /four HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        );
+        assert_eq!(scan(&bytes), (Some(3), 3, true));
+    }
+
+    #[test]
+    fn skips_content_length_bodies() {
+        let body = b"GET / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut bytes = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(b"\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(scan(&bytes), (None, 2, false));
+    }
+
+    #[test]
+    fn stops_on_http2_and_garbage() {
+        assert_eq!(
+            scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0"),
+            (None, 0, true)
+        );
+        assert_eq!(scan(b"HELLO\x01 WORLD\r\n\r\n"), (None, 0, true));
+        let bad_chunk = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(scan(bad_chunk), (None, 1, true));
+    }
+
+    #[test]
+    fn stops_past_the_head_cap() {
+        let mut s = Scanner::new();
+        s.feed(b"GET / HTTP/1.1\r\nX: ");
+        s.feed(&vec![b'a'; MAX_HEAD]);
+        assert!(matches!(s.state, State::Off));
+        assert!(s.head.is_empty());
+    }
+}
