@@ -293,6 +293,10 @@ impl Proxy {
     /// the rest.
     async fn keep_for_replay(&self, body: Incoming) -> Result<Kept, ProxyError> {
         let hint = body.size_hint();
+        // No body (most GETs): nothing to read, no timer to arm.
+        if hint.exact() == Some(0) && body.is_end_stream() {
+            return Ok(Kept::Buffered(Bytes::new()));
+        }
         let small = hint.exact().is_some_and(|n| n <= self.replay_limit);
         if !small {
             return Ok(Kept::Stream(body));
