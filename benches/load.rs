@@ -12,7 +12,8 @@
 //! against a TLS upstream (nginx terminating TLS with an rcgen certificate).
 //!
 //! Missing tools are named with their install command; what can be measured still is.
-//! `ZMP_BENCH_SECS` sets each wrk run's length (default 5).
+//! `ZMP_BENCH_SECS` sets each wrk run's length (default 5); `ZMP_BENCH_PARTS` picks parts
+//! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`; default all).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -46,6 +47,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let parts = std::env::var("ZMP_BENCH_PARTS").unwrap_or_default();
+    let part = |name: &str| parts.is_empty() || parts.split(',').any(|p| p.trim() == name);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -83,7 +86,7 @@ fn main() {
         .as_ref()
         .map(|bin| Nginx::proxy(bin, dir.path(), &up_url, None));
 
-    if wrk {
+    if wrk && part("throughput") {
         println!(
             "\n## Throughput and latency (wrk, {secs} s per run, 2 rounds alternating; small GET)\n"
         );
@@ -121,8 +124,11 @@ fn main() {
         println!("\nAdded latency at 1 connection = target p50 − direct p50 (table above).");
     }
 
-    println!("\n## Streaming through the proxy (default threads)\n");
     runtime.block_on(async {
+        if !part("streaming") {
+            return;
+        }
+        println!("\n## Streaming through the proxy (default threads)\n");
         let idle = rss_kib(ours.pid());
         let sampler = RssSampler::start(ours.pid());
         let t = Instant::now();
@@ -138,9 +144,21 @@ fn main() {
         assert_eq!(sent, GIB);
         println!("| transfer | GB/s | peak RSS growth |");
         println!("|---|---|---|");
-        println!("| 1 GiB download | {:.2} | {:.1} MB |", GIB as f64 / dl.as_secs_f64() / 1e9, (peak_dl.saturating_sub(idle)) as f64 / 1024.0);
-        println!("| 1 GiB upload | {:.2} | {:.1} MB |", GIB as f64 / ul.as_secs_f64() / 1e9, (peak_ul.saturating_sub(idle)) as f64 / 1024.0);
-
+        println!(
+            "| 1 GiB download | {:.2} | {:.1} MB |",
+            GIB as f64 / dl.as_secs_f64() / 1e9,
+            (peak_dl.saturating_sub(idle)) as f64 / 1024.0
+        );
+        println!(
+            "| 1 GiB upload | {:.2} | {:.1} MB |",
+            GIB as f64 / ul.as_secs_f64() / 1e9,
+            (peak_ul.saturating_sub(idle)) as f64 / 1024.0
+        );
+    });
+    runtime.block_on(async {
+        if !part("memory") {
+            return;
+        }
         println!("\n## Memory\n");
         let fresh = Proxy::start_in(&accounts, &up_url, None, 0, dir.path()).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -151,10 +169,17 @@ fn main() {
         println!("| state | RSS |");
         println!("|---|---|");
         println!("| idle (token held) | {:.1} MB |", idle as f64 / 1024.0);
-        println!("| 1,000 idle keep-alive connections | {:.1} MB |", held as f64 / 1024.0);
+        println!(
+            "| 1,000 idle keep-alive connections | {:.1} MB |",
+            held as f64 / 1024.0
+        );
         drop(conns);
         drop(fresh);
-
+    });
+    runtime.block_on(async {
+        if !part("ttfb") {
+            return;
+        }
         println!("\n## Time to first byte of a chunked response (upstream sends a chunk, then waits 200 ms)\n");
         let direct = ttfb(upstream).await;
         let proxied = ttfb(ours.addr).await;
@@ -165,6 +190,7 @@ fn main() {
     });
 
     match (&nginx, wrk) {
+        _ if !part("tls") => {}
         (Some(bin), true) => {
             println!(
                 "\n## TLS upstream (nginx terminates TLS with an rcgen certificate in front of the upstream)\n"
@@ -328,7 +354,7 @@ impl Proxy {
                 "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\nworker_threads = {threads}\n\
                  [oauth]\nclient_id = {:?}\nclient_secret = {:?}\nrefresh_token = {refresh:?}\naccounts_url = {:?}\n\
                  [upstream]\nurl = {upstream:?}\n{ca_line}\
-                 [token]\nstore = \"memory\"\n[log]\nlevel = \"warn,zoho_meeting_proxy=info\"\n",
+                 [token]\nstore = \"memory\"\n[log]\nlevel = \"warn,zoho_meeting_proxy=info,zoho_meeting_proxy::proxy=warn\"\n",
                 opts.client_id,
                 opts.client_secret,
                 accounts.url()
