@@ -227,7 +227,14 @@ impl Proxy {
         }
         let (head, body) = self.upstream_request(req, request_id, guard)?;
         let kept = self.keep_for_replay(body).await?;
-        let token = self.manager.token().await.map_err(ProxyError::NoToken)?;
+        let token = match self.manager.cached() {
+            Some(token) => token,
+            // Rare (no token yet, or it expired during an outage): boxed, so that the common
+            // path's future stays small.
+            None => Box::pin(self.manager.token())
+                .await
+                .map_err(ProxyError::NoToken)?,
+        };
         let (first_body, replay) = match kept {
             Kept::Buffered(bytes) => (
                 RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),

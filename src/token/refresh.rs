@@ -446,10 +446,16 @@ impl TokenManager {
     /// # Errors
     /// [`Unavailable`] with the reason and when to retry.
     pub async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
-        if let Some(token) = self.cache.usable() {
+        if let Some(token) = self.cached() {
             return Ok(token);
         }
         self.bounded(Trigger::Request).await
+    }
+
+    /// The cached token when it is still usable: one atomic load, no await (the request
+    /// path's fast path; [`TokenManager::token`] is the slow one).
+    pub fn cached(&self) -> Option<Arc<AccessToken>> {
+        self.cache.usable()
     }
 
     /// Replaces a token that the upstream rejected. Concurrent callers that pass the same
