@@ -65,12 +65,12 @@ pub struct Running {
 /// # Errors
 /// [`StartupError`] when a listener cannot be bound or the upstream client cannot be built.
 pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Running, StartupError> {
-    let client = upstream::client(&config.upstream)?;
+    let upstream = Arc::new(upstream::Upstream::new(&config.upstream)?);
     let metrics = Arc::new(Metrics::new(manager.clone()));
     let proxy = Arc::new(Proxy::new(
         config,
         manager.clone(),
-        client,
+        upstream,
         metrics.clone(),
     )?);
     let admin = Arc::new(Admin::new(manager.clone(), metrics));

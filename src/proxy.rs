@@ -48,12 +48,12 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::token::AccessToken;
 use crate::token::refresh::TokenManager;
-use crate::upstream::UpstreamClient;
+use crate::upstream::{Affinity, Upstream};
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
     manager: Arc<TokenManager>,
-    client: UpstreamClient,
+    upstream: Arc<Upstream>,
     scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
@@ -110,7 +110,7 @@ impl Proxy {
     pub fn new(
         config: &Config,
         manager: Arc<TokenManager>,
-        client: UpstreamClient,
+        upstream: Arc<Upstream>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ProxyError> {
         let url = &config.upstream.url;
@@ -126,7 +126,7 @@ impl Proxy {
         let id_prefix = format!("{:08x}", rand::random::<u32>());
         Ok(Self {
             manager,
-            client,
+            upstream,
             scheme,
             authority,
             host,
@@ -146,8 +146,20 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
+    /// The upstream connection slot for a new client connection.
+    pub fn affinity(&self) -> Affinity {
+        Affinity::new(self.upstream.clone())
+    }
+
     /// Handles one request. Never fails: errors become problem+json responses.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    ///
+    /// `affinity` is the client connection's upstream connection slot: HTTP/1 requests go
+    /// out on it; without one (and for HTTP/2 clients) the pooled client is used.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        affinity: Option<&Affinity>,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
         let before = self.metrics.in_flight().inc();
         let request_id = self.request_id(req.headers());
@@ -167,7 +179,9 @@ impl Proxy {
         } else if overloaded {
             Err(ProxyError::Overloaded)
         } else {
-            self.forward(req, &request_id, &guard).await
+            // HTTP/2 clients multiplex: their requests share the pool.
+            let affinity = affinity.filter(|_| req.version() <= Version::HTTP_11);
+            self.forward(req, &request_id, &guard, affinity).await
         };
         let forwarded = match result {
             Ok(f) => f,
@@ -221,11 +235,12 @@ impl Proxy {
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
+        affinity: Option<&Affinity>,
     ) -> Result<Forwarded, ProxyError> {
         if let Some(preflight) = preflight(&req, guard)? {
             return Ok(preflight);
         }
-        let (head, body) = self.upstream_request(req, request_id, guard)?;
+        let (head, body) = self.upstream_request(req, request_id, guard, affinity.is_some())?;
         let kept = self.keep_for_replay(body).await?;
         let token = match self.manager.cached() {
             Some(token) => token,
@@ -242,7 +257,7 @@ impl Proxy {
             ),
             Kept::Stream(incoming) => (RequestBody::stream(incoming, guard.max_body_bytes()), None),
         };
-        let (response, latency) = self.send(head, first_body, &token).await?;
+        let (response, latency) = self.send(head, first_body, &token, affinity).await?;
         if !rejection::may_reject(response.status()) {
             return Ok(Forwarded {
                 response: downstream_response(response.map(ResponseBody::stream)),
@@ -262,15 +277,18 @@ impl Proxy {
         self.metrics.record_rejection();
         let rejected = Response::from_parts(parts, peeked.into_body());
         // Rare: boxed, so that the common path's future stays small.
-        Box::pin(self.on_rejection(&token, rejected, latency, replay)).await
+        Box::pin(self.on_rejection(&token, rejected, latency, replay, affinity)).await
     }
 
-    /// Phase 1: the upstream request head, and the body as received.
+    /// Phase 1: the upstream request head, and the body as received. The target stays in
+    /// origin-form for a pinned HTTP/1.1 connection (`pinned`), else becomes absolute for
+    /// the pooled client.
     fn upstream_request(
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
+        pinned: bool,
     ) -> Result<(Parts, Incoming), ProxyError> {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
@@ -285,8 +303,16 @@ impl Proxy {
         }
         guard.check(&req)?;
         let (mut head, body) = req.into_parts();
-        head.uri = headers::upstream_uri(&self.scheme, &self.authority, &head.uri)
-            .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+        if !pinned || head.uri.path_and_query().is_none() {
+            head.uri = headers::upstream_uri(&self.scheme, &self.authority, &head.uri)
+                .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
+            if pinned {
+                head.uri = head
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+            }
+        }
         head.version = Version::HTTP_11;
         head.extensions = http::Extensions::new();
         headers::strip_hop_by_hop(&mut head.headers);
@@ -322,14 +348,15 @@ impl Proxy {
         mut head: Parts,
         body: RequestBody,
         token: &AccessToken,
+        affinity: Option<&Affinity>,
     ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         headers::override_authorization(&mut head.headers, token.header().clone());
         let request = Request::from_parts(head, body);
         let sent = Instant::now();
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.timeout, self.upstream.send(affinity, request)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
             Ok(Err(error)) => {
-                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
                 while let Some(e) = source {
                     if let Some(too_large) = e.downcast_ref::<body::BodyTooLarge>() {
                         return Err(ProxyError::BodyTooLarge(too_large.0));
@@ -345,7 +372,7 @@ impl Proxy {
                     }
                     source = e.source();
                 }
-                Err(ProxyError::UpstreamUnreachable(Box::new(error)))
+                Err(ProxyError::UpstreamUnreachable(error))
             }
             Ok(Ok(response)) => {
                 let latency = sent.elapsed();
@@ -388,6 +415,7 @@ impl Proxy {
         rejected: Response<ResponseBody>,
         latency: Duration,
         replay: Option<(Parts, Bytes)>,
+        affinity: Option<&Affinity>,
     ) -> Result<Forwarded, ProxyError> {
         let pass = |response: Response<ResponseBody>| Forwarded {
             response: downstream_response(response),
@@ -417,7 +445,7 @@ impl Proxy {
         drop(rejected);
         self.metrics.record_replay();
         let replay_body = RequestBody::Buffered((!body.is_empty()).then_some(body));
-        let (response, latency) = self.send(head, replay_body, &fresh).await?;
+        let (response, latency) = self.send(head, replay_body, &fresh, affinity).await?;
         if !rejection::may_reject(response.status()) {
             return Ok(Forwarded {
                 response: downstream_response(response.map(ResponseBody::stream)),

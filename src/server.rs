@@ -117,13 +117,17 @@ pub async fn serve(
         let sniffer = Sniffer::new(io);
         let flagged = sniffer.flagged();
         let count = Arc::new(AtomicU64::new(0));
+        let affinity = Arc::new(proxy.affinity());
         let proxy = proxy.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             let proxy = proxy.clone();
+            let affinity = affinity.clone();
             if flagged.is(count.fetch_add(1, Ordering::Relaxed)) {
                 req.extensions_mut().insert(ConflictingFraming);
             }
-            async move { Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req).await) }
+            async move {
+                Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req, Some(&affinity)).await)
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(sniffer), service)

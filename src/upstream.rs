@@ -1,14 +1,25 @@
-//! The outbound HTTP client to the Zoho Meeting API, built once and shared.
+//! The outbound side: connections to the Zoho Meeting API, built once and shared.
 //!
-//! hyper-util's pooled client over hyper-rustls: TLS 1.2+ always verified against the
-//! Mozilla roots (webpki-roots, so a scratch container needs no CA bundle) plus any
-//! certificates in `upstream.ca_file`; HTTP/2 when the server offers it by ALPN, HTTP/1.1
-//! otherwise; `http://` only for the loopback hosts configuration validation allows. The
-//! client never follows redirects (hyper's never does).
-
-use std::sync::Arc;
+//! TLS 1.2+ is always verified against the Mozilla roots (webpki-roots, so a scratch
+//! container needs no CA bundle) plus any certificates in `upstream.ca_file`; `http://` only
+//! for the loopback hosts configuration validation allows. Nothing here follows redirects.
+//!
+//! Requests from an HTTP/1 client connection go out on an upstream HTTP/1.1 connection
+//! pinned to that client connection ([`Affinity`]), as nginx's upstream keep-alive does: the
+//! request path takes it from an atomic slot and puts it back, with no pool lookup, no hash,
+//! no lock and no task spawned per request. When the client connection closes, its upstream
+//! connection is parked for the next client connection (a short list touched once per client
+//! connection, not per request). Requests from HTTP/2 clients, which multiplex, share
+//! hyper-util's pooled client, which may speak HTTP/2 upstream when the server offers it by
+//! ALPN.
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,15 +27,237 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use tokio::time::Instant;
 
 use crate::config::UpstreamConfig;
-use crate::proxy::body::RequestBody;
+use crate::proxy::body::{BoxError, RequestBody};
 
-/// The shared upstream client type.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+/// The pooled client, for requests of HTTP/2 clients.
+pub type PooledClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
-/// How long an idle pooled connection is kept.
+/// How long an idle connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// At most this many parked upstream connections wait for a client connection.
+const MAX_PARKED: usize = 256;
+
+/// The upstream: where requests go and the connections they go on.
+pub struct Upstream {
+    pooled: PooledClient,
+    /// Offers only `http/1.1` by ALPN: pinned connections are HTTP/1.1.
+    connector: HttpsConnector<HttpConnector>,
+    origin: Uri,
+    parked: Mutex<Vec<Parked>>,
+}
+
+/// An upstream connection waiting for a client connection.
+struct Parked {
+    sender: SendRequest<RequestBody>,
+    since: Instant,
+}
+
+/// The upstream connection of one HTTP/1 client connection, kept between its requests.
+///
+/// HTTP/1 serves a connection's requests one after another, so the slot is uncontended: a
+/// request swaps the connection out, sends, and swaps it back when the response head has
+/// arrived (the next request waits, in `ready`, for this response's body to be read).
+pub struct Affinity {
+    upstream: Arc<Upstream>,
+    held: ArcSwapOption<Held>,
+}
+
+/// `Arc` so that the slot can hold it; unique whenever it is out of the slot, so
+/// [`Arc::get_mut`] always succeeds and no allocation is made per request.
+struct Held(SendRequest<RequestBody>);
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// The upstream of `config`.
+    ///
+    /// # Errors
+    /// [`UpstreamError`] for a bad CA file or TLS configuration, or a URL without a host
+    /// (validation prevents it).
+    pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
+        let tls = tls_config(config)?;
+        let http = http_connector(config);
+        let pooled_connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http.clone());
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let pooled = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(pooled_connector);
+        Ok(Self {
+            pooled,
+            connector,
+            origin: origin(&config.url).ok_or(UpstreamError::Url)?,
+            parked: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sends `req`: on the client connection's pinned connection when `affinity` is given
+    /// (the URI is then origin-form), else on the pooled client (absolute URI).
+    ///
+    /// # Errors
+    /// The connection or the exchange failed; the chain holds hyper's error.
+    pub async fn send(
+        &self,
+        affinity: Option<&Affinity>,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let Some(affinity) = affinity else {
+            return Ok(self.pooled.request(req).await?);
+        };
+        let mut held = match affinity.held.swap(None) {
+            Some(held) => held,
+            None => Arc::new(Held(self.checkout().await?)),
+        };
+        let Some(Held(sender)) = Arc::get_mut(&mut held) else {
+            // Never: the slot is the only other owner, and it was emptied.
+            return Err("upstream connection shared unexpectedly".into());
+        };
+        if sender.ready().await.is_err() {
+            // Closed since the last request (the server ended the keep-alive).
+            *sender = self.connect().await?;
+        }
+        let response = match sender.try_send_request(req).await {
+            Ok(response) => response,
+            Err(mut error) => match error.take_message() {
+                // Closed just as the request was handed over, before a byte of it was
+                // written: safe to send again, once, on a new connection.
+                Some(req) => {
+                    *sender = self.connect().await?;
+                    sender.ready().await?;
+                    sender.send_request(req).await?
+                }
+                None => return Err(error.into_error().into()),
+            },
+        };
+        affinity.held.store(Some(held));
+        Ok(response)
+    }
+
+    /// A parked connection that is still open, or a new one.
+    async fn checkout(&self) -> Result<SendRequest<RequestBody>, BoxError> {
+        let found = {
+            let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut found = None;
+            while let Some(p) = parked.pop() {
+                if !p.sender.is_closed() && p.since.elapsed() < POOL_IDLE {
+                    found = Some(p.sender);
+                    break;
+                }
+            }
+            found
+        };
+        match found {
+            Some(sender) => Ok(sender),
+            None => self.connect().await,
+        }
+    }
+
+    /// Opens a connection; its driver runs as a task until either side closes it.
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, BoxError> {
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx)).await?;
+        let io = tower_service::Service::call(&mut connector, self.origin.clone()).await?;
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Keeps a client connection's upstream connection for the next client connection.
+    fn park(&self, sender: SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+        parked.retain(|p| !p.sender.is_closed() && p.since.elapsed() < POOL_IDLE);
+        if parked.len() < MAX_PARKED {
+            parked.push(Parked {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Connections parked now (for tests).
+    #[doc(hidden)]
+    pub fn parked(&self) -> usize {
+        self.parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Affinity ===
+
+impl Affinity {
+    /// An empty slot for a new client connection.
+    pub fn new(upstream: Arc<Upstream>) -> Self {
+        Self {
+            upstream,
+            held: ArcSwapOption::empty(),
+        }
+    }
+}
+
+impl Drop for Affinity {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.swap(None)
+            && let Ok(Held(sender)) = Arc::try_unwrap(held)
+        {
+            self.upstream.park(sender);
+        }
+    }
+}
+
+impl std::fmt::Debug for Affinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Affinity").finish_non_exhaustive()
+    }
+}
+
+/// `scheme://authority/` of the upstream URL: what the connector connects to.
+fn origin(url: &url::Url) -> Option<Uri> {
+    let scheme: Scheme = url.scheme().parse().ok()?;
+    let host = url.host_str()?;
+    let authority: Authority = match url.port() {
+        Some(port) => format!("{host}:{port}").parse().ok()?,
+        None => host.parse().ok()?,
+    };
+    Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query("/")
+        .build()
+        .ok()
+}
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +273,9 @@ pub enum UpstreamError {
     /// rustls refused the configuration.
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    /// `upstream.url` has no host.
+    #[error("upstream.url has no host")]
+    Url,
 }
 
 /// The trust roots: Mozilla's plus `ca_file`'s.
@@ -69,30 +305,19 @@ pub fn root_store(config: &UpstreamConfig) -> Result<RootCertStore, UpstreamErro
     Ok(roots)
 }
 
-/// Builds the pooled client.
-///
-/// # Errors
-/// [`UpstreamError`] for a bad CA file or TLS configuration.
-pub fn client(config: &UpstreamConfig) -> Result<UpstreamClient, UpstreamError> {
+fn tls_config(config: &UpstreamConfig) -> Result<rustls::ClientConfig, UpstreamError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(root_store(config)?)
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+fn http_connector(config: &UpstreamConfig) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(config.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector))
+    http
 }

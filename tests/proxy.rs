@@ -729,3 +729,157 @@ async fn python_http_client_is_served() {
     assert_eq!(seen[0].target, "/api/v2/1/sessions.json?a=1");
     assert_eq!(seen[0].header("content-length"), Some("7"));
 }
+
+/// How the raw upstream below treats its connections after each response.
+#[derive(Clone, Copy, PartialEq)]
+enum AfterResponse {
+    KeepAlive,
+    /// `Connection: close`, then close.
+    AnnounceClose,
+    /// Close 30 ms later without a word, as an idle timeout does.
+    SilentClose,
+}
+
+/// A raw HTTP/1.1 upstream that answers every request with the number of the connection it
+/// came on (1, 2, …); returns its URL and the count of connections accepted.
+async fn numbering_upstream(
+    after: AfterResponse,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                        continue;
+                    };
+                    buf.drain(..end + 4);
+                    let body = n.to_string();
+                    let close = if after == AfterResponse::AnnounceClose {
+                        "Connection: close\r\n"
+                    } else {
+                        ""
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    match after {
+                        AfterResponse::KeepAlive => {}
+                        AfterResponse::AnnounceClose => return,
+                        AfterResponse::SilentClose => {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// One keep-alive client connection through the proxy: sends `GET /n` `count` times,
+/// `pause` apart, and returns the bodies (upstream connection numbers).
+async fn sequential_gets(
+    proxy: std::net::SocketAddr,
+    count: usize,
+    pause: Duration,
+) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut bodies = Vec::new();
+    for _ in 0..count {
+        stream
+            .get_mut()
+            .write_all(b"GET /n HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut length = 0usize;
+        let mut status = String::new();
+        stream.read_line(&mut status).await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        bodies.push(String::from_utf8(body).unwrap());
+        tokio::time::sleep(pause).await;
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn each_client_connection_keeps_one_upstream_connection_and_hands_it_on() {
+    use std::sync::atomic::Ordering;
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let (url, accepted) = numbering_upstream(AfterResponse::KeepAlive).await;
+    let proxy = TestProxy::start(&accounts, &url, &[]).await;
+    proxy.ready().await;
+
+    // Three client connections at once: three upstream connections, each client's requests
+    // all on its own.
+    let runs = futures_util::future::join_all(
+        (0..3).map(|_| sequential_gets(proxy.addr, 4, Duration::from_millis(20))),
+    )
+    .await;
+    let mut used: Vec<&String> = runs.iter().map(|bodies| &bodies[0]).collect();
+    for bodies in &runs {
+        assert!(bodies.iter().all(|b| b == &bodies[0]), "{bodies:?}");
+    }
+    used.sort();
+    used.dedup();
+    assert_eq!(used.len(), 3, "{runs:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+
+    // Those client connections are closed: the next ones reuse the parked upstream
+    // connections instead of opening new ones.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let bodies = sequential_gets(proxy.addr, 2, Duration::ZERO).await;
+        assert_eq!(bodies[0], bodies[1]);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "parked upstream connections are reused"
+    );
+}
+
+#[tokio::test]
+async fn upstream_connections_closed_between_requests_are_replaced() {
+    use std::sync::atomic::Ordering;
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    for after in [AfterResponse::AnnounceClose, AfterResponse::SilentClose] {
+        let (url, accepted) = numbering_upstream(after).await;
+        let proxy = TestProxy::start(&accounts, &url, &[]).await;
+        proxy.ready().await;
+        let bodies = sequential_gets(proxy.addr, 4, Duration::from_millis(100)).await;
+        assert_eq!(bodies, ["1", "2", "3", "4"], "a new connection each time");
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+}
