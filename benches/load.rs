@@ -91,37 +91,47 @@ fn main() {
             "\n## Throughput and latency (wrk, {secs} s per run, 2 rounds alternating; small GET)\n"
         );
         println!(
-            "| connections | target | requests/s | p50 | p99 | vs nginx (rps) | vs direct (rps) |"
+            "| connections | target | requests/s | p50 | p99 | vs nginx (rps) | vs direct (rps) | proxy CPU per request (user + sys) |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
         for conns in [1u32, 64] {
-            let mut targets: Vec<(&str, SocketAddr)> = vec![("direct", upstream)];
+            // The direct upstream lives in this process: its CPU is not told apart.
+            let mut targets: Vec<(&str, SocketAddr, Option<u32>)> =
+                vec![("direct", upstream, None)];
             if let Some(n) = &nginx_proxy {
-                targets.push(("nginx (1 worker)", n.addr));
+                targets.push(("nginx (1 worker)", n.addr, Some(n.worker_pid())));
             }
-            targets.push(("ours (worker_threads = 1)", ours1.addr));
-            targets.push(("ours (default threads)", ours.addr));
+            targets.push(("ours (worker_threads = 1)", ours1.addr, Some(ours1.pid())));
+            targets.push(("ours (default threads)", ours.addr, Some(ours.pid())));
             let mut results: Vec<Vec<Wrk>> = vec![Vec::new(); targets.len()];
             for _round in 0..2 {
-                for (i, (_, addr)) in targets.iter().enumerate() {
-                    results[i].push(run_wrk(*addr, "/x", conns, secs));
+                for (i, (_, addr, pid)) in targets.iter().enumerate() {
+                    results[i].push(run_wrk_cpu(*addr, "/x", conns, secs, *pid));
                 }
             }
             let best: Vec<Wrk> = results.iter().map(|r| Wrk::median(r)).collect();
             let direct = best[0].rps;
             let nginx_rps = nginx_proxy.as_ref().map(|_| best[1].rps);
-            for ((name, _), w) in targets.iter().zip(&best) {
+            for ((name, _, _), w) in targets.iter().zip(&best) {
                 println!(
-                    "| {conns} | {name} | {:.0} | {:.0} µs | {:.0} µs | {} | {:.2} |",
+                    "| {conns} | {name} | {:.0} | {:.0} µs | {:.0} µs | {} | {:.2} | {} |",
                     w.rps,
                     w.p50_us,
                     w.p99_us,
                     nginx_rps.map_or("-".to_owned(), |n| format!("{:.2}", w.rps / n)),
-                    w.rps / direct
+                    w.rps / direct,
+                    w.cpu.map_or("-".to_owned(), |(u, s)| format!(
+                        "{:.1} µs ({u:.1} + {s:.1})",
+                        u + s
+                    )),
                 );
             }
         }
-        println!("\nAdded latency at 1 connection = target p50 − direct p50 (table above).");
+        println!(
+            "\nAdded latency at 1 connection = target p50 − direct p50 (table above). Proxy CPU per \
+             request: the proxy process's (nginx: its worker's) user and system CPU time over the \
+             run, from /proc, divided by the requests wrk completed."
+        );
     }
 
     runtime.block_on(async {
@@ -507,6 +517,28 @@ impl Nginx {
     }
 }
 
+impl Nginx {
+    /// The worker process (nginx runs a master and, here, one worker).
+    fn worker_pid(&self) -> u32 {
+        let master = self.child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+                    .unwrap_or_default();
+            if let Some(pid) = children
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+            {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "nginx starts a worker");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -563,6 +595,9 @@ struct Wrk {
     rps: f64,
     p50_us: f64,
     p99_us: f64,
+    requests: f64,
+    /// CPU µs per request of the process measured: (user, system).
+    cpu: Option<(f64, f64)>,
 }
 
 impl Wrk {
@@ -571,6 +606,43 @@ impl Wrk {
         sorted.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         sorted[sorted.len() / 2].clone()
     }
+}
+
+/// [`run_wrk`], with the CPU time `pid` spent during the run.
+fn run_wrk_cpu(addr: SocketAddr, path: &str, conns: u32, secs: u64, pid: Option<u32>) -> Wrk {
+    let before = pid.map(cpu_ticks);
+    let mut w = run_wrk(addr, path, conns, secs);
+    if let (Some(pid), Some((u0, s0))) = (pid, before)
+        && w.requests > 0.0
+    {
+        let (u1, s1) = cpu_ticks(pid);
+        let per = |ticks: u64| ticks as f64 / clock_ticks_per_second() * 1e6 / w.requests;
+        w.cpu = Some((per(u1.saturating_sub(u0)), per(s1.saturating_sub(s0))));
+    }
+    w
+}
+
+/// User and system CPU time of a process so far, in clock ticks (`/proc/<pid>/stat`).
+fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (field(14), field(15))
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
@@ -589,7 +661,13 @@ fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
     let mut w = Wrk::default();
     for line in text.lines() {
         let line = line.trim();
-        if let Some(v) = line.strip_prefix("Requests/sec:") {
+        if line.contains(" requests in ") {
+            w.requests = line
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0.0);
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
             w.rps = v.trim().parse().unwrap_or(0.0);
         } else if let Some(v) = line.strip_prefix("50%") {
             w.p50_us = micros(v.trim());
