@@ -25,6 +25,7 @@ pub mod guard;
 pub mod headers;
 pub mod rejection;
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -226,8 +227,13 @@ impl Proxy {
             return id.clone();
         }
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.id_prefix))
-            .unwrap_or_else(|_| HeaderValue::from_static("0"))
+        // `<8 hex digits>-<hex counter>`, written on the stack: one allocation, the value's.
+        const MAX: usize = 8 + 1 + 16;
+        let mut buf = [0u8; MAX];
+        let mut out = &mut buf[..];
+        let _ = write!(out, "{}-{n:x}", self.id_prefix);
+        let len = MAX - out.len();
+        HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("0"))
     }
 
     async fn forward(

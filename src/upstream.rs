@@ -196,15 +196,6 @@ impl Upstream {
             });
         }
     }
-
-    /// Connections parked now (for tests).
-    #[doc(hidden)]
-    pub fn parked(&self) -> usize {
-        self.parked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
 }
 
 impl std::fmt::Debug for Upstream {
