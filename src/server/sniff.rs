@@ -441,6 +441,53 @@ mod tests {
     }
 
     #[test]
+    fn whole_and_split_reads_agree_on_odd_line_ends() {
+        // `scan` feeds each whole and byte by byte; these are the cases where finding the
+        // head's end is subtle.
+        let bare_lf = b"GET / HTTP/1.1\nHost: a\n\nGET /2 HTTP/1.1\nHost: a\n\n";
+        assert_eq!(scan(bare_lf), (None, 2, false));
+        let leading_blank_lines = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(scan(leading_blank_lines), (None, 1, false));
+        let mixed = b"GET / HTTP/1.1\r\nHost: a\r\n\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(scan(mixed), (None, 2, false));
+        let both_bare_lf = b"GET / HTTP/1.1\nHost: a\n\nPOST / HTTP/1.1\nContent-Length: 2\n\
+                             Transfer-Encoding: chunked\n\n";
+        assert_eq!(scan(both_bare_lf), (Some(1), 1, true));
+        let pipelined_with_bodies = b"POST /1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
+                                      GET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n";
+        assert_eq!(scan(pipelined_with_bodies), (None, 3, false));
+    }
+
+    #[test]
+    fn whole_and_split_reads_agree_on_random_streams() {
+        use rand::{Rng, SeedableRng};
+        const PIECES: [&[u8]; 14] = [
+            b"GET / HTTP/1.1\r\n",
+            b"POST /x HTTP/1.1\n",
+            b"Host: a\r\n",
+            b"Host: a\n",
+            b"Content-Length: 3\r\n",
+            b"content-length: 0\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"\r\n",
+            b"\n",
+            b"abc",
+            b"3\r\nabc\r\n0\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n",
+            b"X: \r\n\r\n",
+            b"\x01",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        for _ in 0..5_000 {
+            let mut bytes = Vec::new();
+            for _ in 0..rng.random_range(1..12) {
+                bytes.extend_from_slice(PIECES[rng.random_range(0..PIECES.len())]);
+            }
+            scan(&bytes);
+        }
+    }
+
+    #[test]
     fn stops_past_the_head_cap() {
         let mut s = Scanner::new();
         s.feed(b"GET / HTTP/1.1\r\nX: ");
