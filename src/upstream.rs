@@ -106,7 +106,9 @@ impl Upstream {
     }
 
     /// Sends `req`: on the client connection's pinned connection when `affinity` is given
-    /// (the URI is then origin-form), else on the pooled client (absolute URI).
+    /// (the URI is then origin-form), else on the pooled client (absolute URI). Connecting
+    /// is boxed: it is rare, and its future would otherwise make every request's state
+    /// larger.
     ///
     /// # Errors
     /// The connection or the exchange failed; the chain holds hyper's error.
@@ -120,31 +122,50 @@ impl Upstream {
         };
         let mut held = match affinity.held.swap(None) {
             Some(held) => held,
-            None => Arc::new(Held(self.checkout().await?)),
+            None => Arc::new(Held(Box::pin(self.checkout()).await?)),
         };
         let Some(Held(sender)) = Arc::get_mut(&mut held) else {
             // Never: the slot is the only other owner, and it was emptied.
             return Err("upstream connection shared unexpectedly".into());
         };
-        if sender.ready().await.is_err() {
-            // Closed since the last request (the server ended the keep-alive).
-            *sender = self.connect().await?;
+        if !sender.is_ready() {
+            Box::pin(self.make_ready(sender)).await?;
         }
-        let response = match sender.try_send_request(req).await {
-            Ok(response) => response,
+        let unsent = match sender.try_send_request(req).await {
+            Ok(response) => {
+                affinity.held.store(Some(held));
+                return Ok(response);
+            }
             Err(mut error) => match error.take_message() {
-                // Closed just as the request was handed over, before a byte of it was
-                // written: safe to send again, once, on a new connection.
-                Some(req) => {
-                    *sender = self.connect().await?;
-                    sender.ready().await?;
-                    sender.send_request(req).await?
-                }
+                Some(req) => req,
                 None => return Err(error.into_error().into()),
             },
         };
+        // Closed just as the request was handed over, before a byte of it was written: safe
+        // to send again, once, on a new connection.
+        let response = Box::pin(self.resend(sender, unsent)).await?;
         affinity.held.store(Some(held));
         Ok(response)
+    }
+
+    /// Waits for the connection to finish the previous exchange, or replaces it when the
+    /// server has closed it (the end of a keep-alive) since the last request.
+    async fn make_ready(&self, sender: &mut SendRequest<RequestBody>) -> Result<(), BoxError> {
+        if sender.ready().await.is_err() {
+            *sender = self.connect().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `req` on a new connection, which replaces `sender`.
+    async fn resend(
+        &self,
+        sender: &mut SendRequest<RequestBody>,
+        req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        *sender = self.connect().await?;
+        sender.ready().await?;
+        Ok(sender.send_request(req).await?)
     }
 
     /// A parked connection that is still open, or a new one.
