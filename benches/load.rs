@@ -550,7 +550,19 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// A graceful stop, so that the master takes its worker along (SIGKILL would leave the
+    /// worker running, orphaned).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
