@@ -80,6 +80,7 @@ fn main() {
     }
 
     let up_url = format!("http://{upstream}");
+    let floor = Floor::start(upstream);
     let ours1 = Proxy::start(&runtime, &accounts, &up_url, None, 1, dir.path());
     let ours = Proxy::start(&runtime, &accounts, &up_url, None, 0, dir.path());
     let nginx_proxy = nginx
@@ -96,17 +97,30 @@ fn main() {
         println!("|---|---|---|---|---|---|---|---|");
         for conns in [1u32, 64] {
             // The direct upstream lives in this process: its CPU is not told apart.
-            let mut targets: Vec<(&str, SocketAddr, Option<u32>)> =
+            let mut targets: Vec<(&str, SocketAddr, Option<PathBuf>)> =
                 vec![("direct", upstream, None)];
             if let Some(n) = &nginx_proxy {
-                targets.push(("nginx (1 worker)", n.addr, Some(n.worker_pid())));
+                targets.push(("nginx (1 worker)", n.addr, Some(stat_path(n.worker_pid()))));
             }
-            targets.push(("ours (worker_threads = 1)", ours1.addr, Some(ours1.pid())));
-            targets.push(("ours (default threads)", ours.addr, Some(ours.pid())));
+            targets.push((
+                "hyper floor (1 thread)",
+                floor.addr,
+                Some(floor.stat.clone()),
+            ));
+            targets.push((
+                "ours (worker_threads = 1)",
+                ours1.addr,
+                Some(stat_path(ours1.pid())),
+            ));
+            targets.push((
+                "ours (default threads)",
+                ours.addr,
+                Some(stat_path(ours.pid())),
+            ));
             let mut results: Vec<Vec<Wrk>> = vec![Vec::new(); targets.len()];
             for _round in 0..2 {
-                for (i, (_, addr, pid)) in targets.iter().enumerate() {
-                    results[i].push(run_wrk_cpu(*addr, "/x", conns, secs, *pid));
+                for (i, (_, addr, stat)) in targets.iter().enumerate() {
+                    results[i].push(run_wrk_cpu(*addr, "/x", conns, secs, stat.as_deref()));
                 }
             }
             let best: Vec<Wrk> = results.iter().map(|r| Wrk::median(r)).collect();
@@ -331,6 +345,81 @@ impl hyper::body::Body for Chan {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+// === the hyper floor ===
+
+/// The least a hyper-based proxy does, for scale: on its own thread and current-thread
+/// runtime, hyper's HTTP/1 server and one pinned hyper client connection per client
+/// connection, setting `Host` and `Authorization`; no checks, timeouts, logs or metrics.
+struct Floor {
+    addr: SocketAddr,
+    /// The thread's `/proc/self/task/<tid>/stat`.
+    stat: PathBuf,
+}
+
+impl Floor {
+    fn start(upstream: SocketAddr) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let tid = std::fs::read_to_string("/proc/thread-self/stat")
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let stat = PathBuf::from(format!("/proc/self/task/{tid}/stat"));
+                tx.send((listener.local_addr().unwrap(), stat)).unwrap();
+                let auth = hyper::header::HeaderValue::from_static(
+                    "Zoho-oauthtoken 1000.0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef",
+                );
+                let host = hyper::header::HeaderValue::from_str(&upstream.to_string()).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
+                        continue;
+                    };
+                    let _ = up.set_nodelay(true);
+                    let Ok((sender, conn)) =
+                        hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(up))
+                            .await
+                    else {
+                        continue;
+                    };
+                    tokio::spawn(conn);
+                    let sender = std::sync::Arc::new(tokio::sync::Mutex::new(sender));
+                    let (auth, host) = (auth.clone(), host.clone());
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                            let sender = sender.clone();
+                            let (auth, host) = (auth.clone(), host.clone());
+                            async move {
+                                req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
+                                req.headers_mut().insert(hyper::header::HOST, host);
+                                let mut sender = sender.lock().await;
+                                sender.ready().await?;
+                                sender.send_request(req).await
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        let (addr, stat) = rx.recv().unwrap();
+        Self { addr, stat }
     }
 }
 
@@ -630,23 +719,28 @@ impl Wrk {
     }
 }
 
-/// [`run_wrk`], with the CPU time `pid` spent during the run.
-fn run_wrk_cpu(addr: SocketAddr, path: &str, conns: u32, secs: u64, pid: Option<u32>) -> Wrk {
-    let before = pid.map(cpu_ticks);
+/// [`run_wrk`], with the CPU time spent during the run by the process or thread whose
+/// `/proc/…/stat` is `stat`.
+fn run_wrk_cpu(addr: SocketAddr, path: &str, conns: u32, secs: u64, stat: Option<&Path>) -> Wrk {
+    let before = stat.map(cpu_ticks);
     let mut w = run_wrk(addr, path, conns, secs);
-    if let (Some(pid), Some((u0, s0))) = (pid, before)
+    if let (Some(stat), Some((u0, s0))) = (stat, before)
         && w.requests > 0.0
     {
-        let (u1, s1) = cpu_ticks(pid);
+        let (u1, s1) = cpu_ticks(stat);
         let per = |ticks: u64| ticks as f64 / clock_ticks_per_second() * 1e6 / w.requests;
         w.cpu = Some((per(u1.saturating_sub(u0)), per(s1.saturating_sub(s0))));
     }
     w
 }
 
-/// User and system CPU time of a process so far, in clock ticks (`/proc/<pid>/stat`).
-fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+fn stat_path(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/stat"))
+}
+
+/// User and system CPU time of a process or thread so far, in clock ticks.
+fn cpu_ticks(stat: &Path) -> (u64, u64) {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();

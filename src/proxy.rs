@@ -25,7 +25,6 @@ pub mod guard;
 pub mod headers;
 pub mod rejection;
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,7 +62,8 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     /// Replaced whole on reload; each request loads it once.
     guard: ArcSwap<Guard>,
-    id_prefix: String,
+    /// 8 random hex digits, this process's prefix of generated request ids.
+    id_prefix: [u8; 8],
     next_id: AtomicU64,
     /// A token generation that was rejected right after a refresh: refreshing again will not
     /// help (wrong data centre, revoked access), so its rejections pass straight through.
@@ -124,7 +124,8 @@ impl Proxy {
         };
         let authority: Authority = authority_text.parse().map_err(|_| bad())?;
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
-        let id_prefix = format!("{:08x}", rand::random::<u32>());
+        let mut id_prefix = [0u8; 8];
+        id_prefix.copy_from_slice(format!("{:08x}", rand::random::<u32>()).as_bytes());
         Ok(Self {
             manager,
             upstream,
@@ -226,14 +227,10 @@ impl Proxy {
         {
             return id.clone();
         }
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        // `<8 hex digits>-<hex counter>`, written on the stack: one allocation, the value's.
-        const MAX: usize = 8 + 1 + 16;
-        let mut buf = [0u8; MAX];
-        let mut out = &mut buf[..];
-        let _ = write!(out, "{}-{n:x}", self.id_prefix);
-        let len = MAX - out.len();
-        HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("0"))
+        generated_request_id(
+            &self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+        )
     }
 
     async fn forward(
@@ -578,6 +575,19 @@ fn clone_head(head: &Parts) -> Parts {
     parts
 }
 
+/// `<prefix>-<n in hex>`, written on the stack: one allocation, the value's.
+fn generated_request_id(prefix: &[u8; 8], n: u64) -> HeaderValue {
+    let mut buf = [0u8; 8 + 1 + 16];
+    buf[..8].copy_from_slice(prefix);
+    buf[8] = b'-';
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, out) in buf[9..9 + digits].iter_mut().enumerate() {
+        let nibble = (n >> (4 * (digits - 1 - i))) & 0xf;
+        *out = b"0123456789abcdef"[nibble as usize];
+    }
+    HeaderValue::from_bytes(&buf[..9 + digits]).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
 fn log_proxy_error(error: &ProxyError) {
     let (status, name, _) = error.classify();
     let status = status.as_u16();
@@ -591,5 +601,30 @@ fn log_proxy_error(error: &ProxyError) {
         }
         // Refusals of the client's request, and timeouts: the status says it all.
         _ => tracing::info!(problem = name, status, "request refused"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_are_prefix_dash_hex() {
+        let prefix = *b"0a1b2c3d";
+        for (n, hex) in [
+            (0, "0"),
+            (1, "1"),
+            (15, "f"),
+            (16, "10"),
+            (255, "ff"),
+            (0x1234_5678_9abc, "123456789abc"),
+            (u64::MAX, "ffffffffffffffff"),
+        ] {
+            assert_eq!(
+                generated_request_id(&prefix, n).to_str().unwrap(),
+                format!("0a1b2c3d-{hex}")
+            );
+            assert_eq!(format!("{n:x}"), hex);
+        }
     }
 }

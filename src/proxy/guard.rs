@@ -18,8 +18,11 @@
 //! can put a new one in place (new keys, rules, hosts, origins, limits) without a lock and
 //! without touching a request in flight.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
+
+/// Sent by browsers; `cross-site` / `same-site` requests are refused.
+static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 use sha2::{Digest, Sha256};
 
 use super::ProxyError;
@@ -160,7 +163,7 @@ impl Guard {
             tracing::warn!(origin = %truncate(origin.to_str().unwrap_or("?")), "refused a cross-site browser request");
             return Err(ProxyError::CrossSite);
         }
-        match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        match headers.get(&SEC_FETCH_SITE).and_then(|v| v.to_str().ok()) {
             Some(site)
                 if site.eq_ignore_ascii_case("cross-site")
                     || site.eq_ignore_ascii_case("same-site") =>

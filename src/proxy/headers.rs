@@ -19,7 +19,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// with the same name as the connection-option, and then remove the Connection header field
 /// itself". `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding` and
 /// `Upgrade` are removed too: hyper frames each hop's message itself.
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOPS: usize = 7;
+const HOP_BY_HOP: [HeaderName; HOPS] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -32,14 +33,21 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// Removes hop-by-hop headers, including every header named in `Connection`
 /// (RFC 9110 §7.6.1). Used on requests and on responses.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none (or only `Connection`): one pass over the names finds out,
+    // Most messages carry none (or only `Connection`): one pass over the names finds which,
     // cheaper than seven hashed removals.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    let mut present = [false; HOPS];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if present == [false; HOPS] {
         return;
     }
-    // Names listed in Connection, e.g. `Connection: close, x-foo`. Only names present in
-    // the map are collected, so the usual `keep-alive` / `close` allocate nothing.
-    if headers.contains_key(header::CONNECTION) {
+    // Names listed in Connection (`HOP_BY_HOP[0]`), e.g. `Connection: close, x-foo`. Only
+    // names present in the map are collected, so the usual `keep-alive` / `close` allocate
+    // nothing.
+    if present[0] {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -53,8 +61,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
     }
 }
 

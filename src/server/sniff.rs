@@ -190,9 +190,11 @@ impl Scanner {
 
     /// The head ends with a blank line: parse it.
     fn head_line_blank(&mut self) {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(&self.head) {
+        // Left uninitialised for httparse to fill: no 3 KB of zeroes per request.
+        let mut headers =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(&self.head, &mut headers) {
             Ok(httparse::Status::Complete(len)) => len,
             // Leading blank lines: keep reading.
             Ok(httparse::Status::Partial) => return,
