@@ -5,7 +5,8 @@
 //! release binary (`serve`, token from the emulator, `log.level = "warn"` like nginx's
 //! `access_log off`) at `worker_threads = 1` and at the default, and — when installed —
 //! nginx as the equivalent header-injecting reverse proxy (one worker, keep-alive upstream,
-//! `proxy_set_header Authorization`, buffering off). `wrk` drives each in turn, alternating,
+//! `proxy_set_header Authorization`, buffering off), and a bare hyper proxy in-process (the
+//! "hyper floor": what any hyper-based proxy costs before it does anything else). `wrk` drives each in turn, alternating,
 //! for 1 and 64 keep-alive connections; then it measures a 1 GiB streamed download and
 //! upload through the proxy (GB/s, peak RSS growth), RSS idle and with 1,000 idle keep-alive
 //! connections, the time to the first byte of a chunked response, and the request path
