@@ -12,6 +12,7 @@
 //! connection, not per request). Requests from HTTP/2 clients, which multiplex, share
 //! hyper-util's pooled client, which may speak HTTP/2 upstream when the server offers it by
 //! ALPN.
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
