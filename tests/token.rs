@@ -474,7 +474,8 @@ async fn mint_budget_is_enforced_and_persisted() {
         Unavailable::Budget { max, retry_after } => {
             assert_eq!(*max, 3);
             assert!(
-                *retry_after > Duration::from_secs(540) && *retry_after <= Duration::from_secs(600),
+                // Mint records may sit up to a second late (`mint_record_time`).
+                *retry_after > Duration::from_secs(540) && *retry_after <= Duration::from_secs(601),
                 "{retry_after:?}"
             );
         }

@@ -16,7 +16,8 @@ pub const WINDOW: Duration = Duration::from_secs(600);
 #[derive(Clone, Debug)]
 pub struct MintGovernor {
     max: u32,
-    /// Unix milliseconds of mints, oldest first.
+    /// Unix milliseconds of mints, oldest first, as recorded (a process's own mints are
+    /// recorded up to a second late, on its residue: see `refresh::mint_record_time`).
     mints: VecDeque<u64>,
 }
 

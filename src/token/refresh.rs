@@ -75,6 +75,9 @@ pub const LEASE_TTL: Duration = Duration::from_secs(35);
 pub const LEASE_POLL: Duration = Duration::from_millis(500);
 /// Shared stores: the longest wait between attempts to reach a store that is down.
 pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+/// Mint records of one process fall on one residue modulo this many milliseconds.
+const MINT_SPREAD_MS: u64 = 1000;
+
 /// Shared stores: the largest schedule jitter.
 const JITTER_MAX: Duration = Duration::from_secs(30);
 
@@ -201,6 +204,8 @@ pub struct TokenManager {
     wake: Notify,
     /// Shared stores: this replica's fixed share of the schedule jitter, in `[0, 1)`.
     jitter: f64,
+    /// This process's residue for mint record times (see [`mint_record_time`]).
+    mint_residue: u64,
 }
 
 #[derive(Debug)]
@@ -225,6 +230,8 @@ struct State {
     /// Shared stores: minted alone during an outage; the token and mint times have yet to
     /// reach the store.
     alone: bool,
+    /// The record time of this process's last mint.
+    last_own_mint: u64,
 }
 
 /// How a mint talks to the store.
@@ -340,6 +347,7 @@ impl TokenManager {
                 store_failures: 0,
                 store_retry_at: None,
                 alone: false,
+                last_own_mint: 0,
             }),
             settings,
             mint_lock: tokio::sync::Mutex::new(()),
@@ -350,6 +358,7 @@ impl TokenManager {
             } else {
                 0.0
             },
+            mint_residue: rand::random::<u64>() % MINT_SPREAD_MS,
             store,
         })
     }
@@ -742,7 +751,9 @@ impl TokenManager {
                 self.cache.store(token.clone());
                 let (mints, resumed) = {
                     let mut state = self.lock_state();
-                    state.governor.record(now_ms);
+                    let at = mint_record_time(now_ms, self.mint_residue, state.last_own_mint);
+                    state.last_own_mint = at;
+                    state.governor.record(at);
                     state.failures = 0;
                     state.not_before = None;
                     let resumed = state.terminal.take().is_some();
@@ -1152,6 +1163,29 @@ pub fn refresh_at(expires_at: Instant, margin: Duration) -> Instant {
     expires_at.checked_sub(margin + lead).unwrap_or(expires_at)
 }
 
+/// The time a mint is recorded at: `now_ms` rounded up to this process's `residue` modulo
+/// [`MINT_SPREAD_MS`], and later than its `previous` record. Mint records are unix
+/// milliseconds, merged by value across the fleet; replicas that mint in the same
+/// millisecond (they do, when the shared store is down and each mints alone) would become one
+/// record and the fleet would undercount its mints. With distinct residues their records
+/// always differ. A record is at most [`MINT_SPREAD_MS`] late, so the budget counts it that
+/// much longer: on the safe side.
+fn mint_record_time(now_ms: u64, residue: u64, previous: u64) -> u64 {
+    let residue = residue % MINT_SPREAD_MS;
+    let floor = now_ms - now_ms % MINT_SPREAD_MS + residue;
+    let at = if floor < now_ms {
+        floor + MINT_SPREAD_MS
+    } else {
+        floor
+    };
+    if at > previous {
+        at
+    } else {
+        // Same residue, first spread step past `previous`.
+        at + (previous - at) / MINT_SPREAD_MS * MINT_SPREAD_MS + MINT_SPREAD_MS
+    }
+}
+
 /// Delay before retry number `failures` (1-based): 1 s doubling to 5 min, with "equal
 /// jitter" (between half and all of it) from `unit`, a random number in `[0, 1)`.
 pub fn backoff(failures: u32, unit: f64) -> Duration {
@@ -1215,6 +1249,37 @@ fn unix_ms_of(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mint_records_of_different_processes_never_coincide() {
+        let now = 1_795_891_303_085;
+        let records: Vec<u64> = [0, 1, 999]
+            .iter()
+            .map(|&residue| mint_record_time(now, residue, 0))
+            .collect();
+        for (&at, residue) in records.iter().zip([0, 1, 999]) {
+            assert!(at >= now && at < now + MINT_SPREAD_MS, "{at}");
+            assert_eq!(at % MINT_SPREAD_MS, residue);
+        }
+        assert_eq!(records, [now - 85 + 1000, now - 85 + 1001, now - 85 + 999]);
+        // The same millisecond in three processes: three records.
+        let mut distinct = records.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+    }
+
+    #[test]
+    fn mint_records_of_one_process_always_increase() {
+        let residue = 400;
+        let mut previous = 0;
+        for now in [10_000, 10_001, 10_500, 10_401, 12_000, 12_399, 12_400] {
+            let at = mint_record_time(now, residue, previous);
+            assert!(at > previous && at >= now, "{now} -> {at} after {previous}");
+            assert_eq!(at % MINT_SPREAD_MS, residue);
+            previous = at;
+        }
+        assert_eq!(mint_record_time(10_400, residue, 0), 10_400);
+    }
 
     #[test]
     fn backoff_doubles_from_about_a_second_to_five_minutes() {
