@@ -33,7 +33,7 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::request::Parts;
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -54,7 +54,6 @@ use crate::upstream::{Affinity, Upstream};
 pub struct Proxy {
     manager: Arc<TokenManager>,
     upstream: Arc<Upstream>,
-    scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
     timeout: Duration,
@@ -116,7 +115,6 @@ impl Proxy {
     ) -> Result<Self, ProxyError> {
         let url = &config.upstream.url;
         let bad = || ProxyError::BadRequest("upstream.url has no host");
-        let scheme: Scheme = url.scheme().parse().map_err(|_| bad())?;
         let host = url.host_str().ok_or_else(bad)?;
         let authority_text = match url.port() {
             Some(port) => format!("{host}:{port}"),
@@ -129,7 +127,6 @@ impl Proxy {
         Ok(Self {
             manager,
             upstream,
-            scheme,
             authority,
             host,
             timeout: config.upstream.timeout,
@@ -148,19 +145,18 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
-    /// The upstream connection slot for a new client connection.
+    /// The upstream connection slots for a new client connection.
     pub fn affinity(&self) -> Affinity {
         Affinity::new(self.upstream.clone())
     }
 
     /// Handles one request. Never fails: errors become problem+json responses.
     ///
-    /// `affinity` is the client connection's upstream connection slot: HTTP/1 requests go
-    /// out on it; without one (and for HTTP/2 clients) the pooled client is used.
+    /// `affinity` holds the client connection's upstream connections.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
-        affinity: Option<&Affinity>,
+        affinity: &Affinity,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let before = self.metrics.in_flight().inc();
@@ -181,8 +177,6 @@ impl Proxy {
         } else if overloaded {
             Err(ProxyError::Overloaded)
         } else {
-            // HTTP/2 clients multiplex: their requests share the pool.
-            let affinity = affinity.filter(|_| req.version() <= Version::HTTP_11);
             self.forward(req, &request_id, &guard, affinity).await
         };
         let forwarded = match result {
@@ -238,12 +232,12 @@ impl Proxy {
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
-        affinity: Option<&Affinity>,
+        affinity: &Affinity,
     ) -> Result<Forwarded, ProxyError> {
         if let Some(preflight) = preflight(&req, guard)? {
             return Ok(preflight);
         }
-        let (head, body) = self.upstream_request(req, request_id, guard, affinity.is_some())?;
+        let (head, body) = self.upstream_request(req, request_id, guard)?;
         let kept = self.keep_for_replay(body).await?;
         let token = match self.manager.cached() {
             Some(token) => token,
@@ -283,15 +277,14 @@ impl Proxy {
         Box::pin(self.on_rejection(&token, rejected, latency, replay, affinity)).await
     }
 
-    /// Phase 1: the upstream request head, and the body as received. The target stays in
-    /// origin-form for a pinned HTTP/1.1 connection (`pinned`), else becomes absolute for
-    /// the pooled client.
+    /// Phase 1: the upstream request head, and the body as received. The target is sent in
+    /// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
+    /// authority, which go).
     fn upstream_request(
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
-        pinned: bool,
     ) -> Result<(Parts, Incoming), ProxyError> {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
@@ -306,15 +299,9 @@ impl Proxy {
         }
         guard.check(&req)?;
         let (mut head, body) = req.into_parts();
-        if !pinned || head.uri.path_and_query().is_none() {
-            head.uri = headers::upstream_uri(&self.scheme, &self.authority, &head.uri)
-                .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded"))?;
-            if pinned {
-                head.uri = head
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-            }
+        // HTTP/1 targets are origin-form already (the common case: no copy).
+        if head.uri.authority().is_some() || head.uri.path_and_query().is_none() {
+            head.uri = headers::origin_form(&head.uri);
         }
         head.version = Version::HTTP_11;
         head.extensions = http::Extensions::new();
@@ -351,7 +338,7 @@ impl Proxy {
         mut head: Parts,
         body: RequestBody,
         token: &AccessToken,
-        affinity: Option<&Affinity>,
+        affinity: &Affinity,
     ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         headers::override_authorization(&mut head.headers, token.header().clone());
         let request = Request::from_parts(head, body);
@@ -418,7 +405,7 @@ impl Proxy {
         rejected: Response<ResponseBody>,
         latency: Duration,
         replay: Option<(Parts, Bytes)>,
-        affinity: Option<&Affinity>,
+        affinity: &Affinity,
     ) -> Result<Forwarded, ProxyError> {
         let pass = |response: Response<ResponseBody>| Forwarded {
             response: downstream_response(response),

@@ -125,9 +125,7 @@ pub async fn serve(
             if flagged.is(count.fetch_add(1, Ordering::Relaxed)) {
                 req.extensions_mut().insert(ConflictingFraming);
             }
-            async move {
-                Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req, Some(&affinity)).await)
-            }
+            async move { Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req, &affinity).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(sniffer), service)

@@ -4,15 +4,20 @@
 //! container needs no CA bundle) plus any certificates in `upstream.ca_file`; `http://` only
 //! for the loopback hosts configuration validation allows. Nothing here follows redirects.
 //!
-//! Requests from an HTTP/1 client connection go out on an upstream HTTP/1.1 connection
-//! pinned to that client connection ([`Affinity`]), as nginx's upstream keep-alive does: the
-//! request path takes it from an atomic slot and puts it back, with no pool lookup, no hash,
-//! no lock and no task spawned per request. When the client connection closes, its upstream
-//! connection is parked for the next client connection (a short list touched once per client
-//! connection, not per request). Requests from HTTP/2 clients, which multiplex, share
-//! hyper-util's pooled client, which may speak HTTP/2 upstream when the server offers it by
-//! ALPN.
+//! Requests go out on upstream HTTP/1.1 keep-alive connections kept by the client
+//! connection they came on ([`Affinity`]), as nginx's upstream keep-alive does: the request
+//! path takes one from an atomic slot and puts it back, with no pool lookup, no hash, no lock
+//! and no task spawned per request. An HTTP/1 client connection, whose requests come one
+//! after another, keeps one; an HTTP/2 client connection keeps up to [`SLOTS`] for its
+//! concurrent streams. When the client connection closes (or more are idle than it keeps),
+//! upstream connections are parked for other client connections (a short list touched when
+//! a client connection starts and ends, not per request).
+//!
+//! Connections offer HTTP/2 by ALPN. An upstream that chooses it gets every request from
+//! then on over hyper-util's pooled client, which multiplexes them on one HTTP/2
+//! connection; the HTTP/1.1 path above serves upstreams that do not (and `http://` ones).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -23,7 +28,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -33,20 +38,29 @@ use tokio::time::Instant;
 use crate::config::UpstreamConfig;
 use crate::proxy::body::{BoxError, RequestBody};
 
-/// The pooled client, for requests of HTTP/2 clients.
-pub type PooledClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
-
 /// How long an idle connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// A reconnect found the upstream had switched to HTTP/2; the next request uses it.
+const SWITCHED: &str = "the upstream switched to HTTP/2";
 
 /// At most this many parked upstream connections wait for a client connection.
 const MAX_PARKED: usize = 256;
 
+/// Idle upstream connections one client connection keeps (an HTTP/1 one uses the first).
+pub const SLOTS: usize = 8;
+
+/// The pooled client, for an upstream that speaks HTTP/2.
+type PooledClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
 /// The upstream: where requests go and the connections they go on.
 pub struct Upstream {
-    pooled: PooledClient,
-    /// Offers only `http/1.1` by ALPN: pinned connections are HTTP/1.1.
+    /// Offers `h2` and `http/1.1` by ALPN.
     connector: HttpsConnector<HttpConnector>,
+    /// For an upstream that chose HTTP/2.
+    pooled: PooledClient,
+    /// The upstream chose HTTP/2 by ALPN: requests go over `pooled`.
+    speaks_h2: AtomicBool,
     origin: Uri,
     parked: Mutex<Vec<Parked>>,
 }
@@ -57,18 +71,20 @@ struct Parked {
     since: Instant,
 }
 
-/// The upstream connection of one HTTP/1 client connection, kept between its requests.
+/// The upstream connections of one client connection, kept between its requests.
 ///
-/// HTTP/1 serves a connection's requests one after another, so the slot is uncontended: a
-/// request swaps the connection out, sends, and swaps it back when the response head has
-/// arrived (the next request waits, in `ready`, for this response's body to be read).
+/// A request swaps a connection out of the first occupied slot, sends, and swaps it back
+/// into the first empty one when the response head has arrived (a next request on it waits,
+/// in `ready`, for this response's body to be read). HTTP/1 serves a connection's requests
+/// one after another, so its connection stays in the first slot.
 pub struct Affinity {
     upstream: Arc<Upstream>,
-    held: ArcSwapOption<Held>,
+    slots: [ArcSwapOption<Held>; SLOTS],
 }
 
-/// `Arc` so that the slot can hold it; unique whenever it is out of the slot, so
-/// [`Arc::get_mut`] always succeeds and no allocation is made per request.
+/// `Arc` so that a slot can hold it; unique whenever it is out of the slots (nothing else
+/// ever loads them), so [`Arc::get_mut`] always succeeds and no allocation is made per
+/// request.
 struct Held(SendRequest<RequestBody>);
 
 // === impl Upstream ===
@@ -80,50 +96,46 @@ impl Upstream {
     /// [`UpstreamError`] for a bad CA file or TLS configuration, or a URL without a host
     /// (validation prevents it).
     pub fn new(config: &UpstreamConfig) -> Result<Self, UpstreamError> {
-        let tls = tls_config(config)?;
-        let http = http_connector(config);
-        let pooled_connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config)?)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http.clone());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(http_connector(config));
         let pooled = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(pooled_connector);
+            .build(connector.clone());
         Ok(Self {
-            pooled,
             connector,
+            pooled,
+            speaks_h2: AtomicBool::new(false),
             origin: origin(&config.url).ok_or(UpstreamError::Url)?,
             parked: Mutex::new(Vec::new()),
         })
     }
 
-    /// Sends `req`: on the client connection's pinned connection when `affinity` is given
-    /// (the URI is then origin-form), else on the pooled client (absolute URI). Connecting
-    /// is boxed: it is rare, and its future would otherwise make every request's state
-    /// larger.
+    /// Sends `req` (origin-form URI, `Host` set) on one of the client connection's upstream
+    /// connections, or a parked or new one. Connecting is boxed: it is rare, and its future
+    /// would otherwise make every request's state larger.
     ///
     /// # Errors
     /// The connection or the exchange failed; the chain holds hyper's error.
     pub async fn send(
         &self,
-        affinity: Option<&Affinity>,
+        affinity: &Affinity,
         req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, BoxError> {
-        let Some(affinity) = affinity else {
-            return Ok(self.pooled.request(req).await?);
-        };
-        let mut held = match affinity.held.swap(None) {
+        if self.speaks_h2.load(Ordering::Relaxed) {
+            return Box::pin(self.send_pooled(req)).await;
+        }
+        let mut held = match affinity.take() {
             Some(held) => held,
-            None => Arc::new(Held(Box::pin(self.checkout()).await?)),
+            None => match Box::pin(self.checkout()).await? {
+                Some(sender) => Arc::new(Held(sender)),
+                None => return Box::pin(self.send_pooled(req)).await,
+            },
         };
         let Some(Held(sender)) = Arc::get_mut(&mut held) else {
             // Never: the slot is the only other owner, and it was emptied.
@@ -134,7 +146,7 @@ impl Upstream {
         }
         let unsent = match sender.try_send_request(req).await {
             Ok(response) => {
-                affinity.held.store(Some(held));
+                affinity.put(held);
                 return Ok(response);
             }
             Err(mut error) => match error.take_message() {
@@ -145,7 +157,7 @@ impl Upstream {
         // Closed just as the request was handed over, before a byte of it was written: safe
         // to send again, once, on a new connection.
         let response = Box::pin(self.resend(sender, unsent)).await?;
-        affinity.held.store(Some(held));
+        affinity.put(held);
         Ok(response)
     }
 
@@ -153,7 +165,7 @@ impl Upstream {
     /// server has closed it (the end of a keep-alive) since the last request.
     async fn make_ready(&self, sender: &mut SendRequest<RequestBody>) -> Result<(), BoxError> {
         if sender.ready().await.is_err() {
-            *sender = self.connect().await?;
+            *sender = self.connect().await?.ok_or(SWITCHED)?;
         }
         Ok(())
     }
@@ -164,13 +176,24 @@ impl Upstream {
         sender: &mut SendRequest<RequestBody>,
         req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, BoxError> {
-        *sender = self.connect().await?;
+        *sender = self.connect().await?.ok_or(SWITCHED)?;
         sender.ready().await?;
         Ok(sender.send_request(req).await?)
     }
 
+    /// Sends `req` over the pooled client, with the absolute URI it needs.
+    async fn send_pooled(
+        &self,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let mut parts = self.origin.clone().into_parts();
+        parts.path_and_query = req.uri().path_and_query().cloned();
+        *req.uri_mut() = Uri::from_parts(parts)?;
+        Ok(self.pooled.request(req).await?)
+    }
+
     /// A parked connection that is still open, or a new one.
-    async fn checkout(&self) -> Result<SendRequest<RequestBody>, BoxError> {
+    async fn checkout(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
         let found = {
             let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
             let mut found = None;
@@ -183,16 +206,23 @@ impl Upstream {
             found
         };
         match found {
-            Some(sender) => Ok(sender),
+            Some(sender) => Ok(Some(sender)),
             None => self.connect().await,
         }
     }
 
-    /// Opens a connection; its driver runs as a task until either side closes it.
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, BoxError> {
+    /// Opens an HTTP/1.1 connection; its driver runs as a task until either side closes it.
+    /// `None` when the upstream chose HTTP/2 by ALPN: from then on requests go over the
+    /// pooled client.
+    async fn connect(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx)).await?;
         let io = tower_service::Service::call(&mut connector, self.origin.clone()).await?;
+        if io.connected().is_negotiated_h2() {
+            self.speaks_h2.store(true, Ordering::Relaxed);
+            tracing::debug!("the upstream chose HTTP/2: requests share its pooled connection");
+            return Ok(None);
+        }
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await?;
@@ -201,7 +231,7 @@ impl Upstream {
                 tracing::debug!(error = %error, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Some(sender))
     }
 
     /// Keeps a client connection's upstream connection for the next client connection.
@@ -235,17 +265,39 @@ impl Affinity {
     pub fn new(upstream: Arc<Upstream>) -> Self {
         Self {
             upstream,
-            held: ArcSwapOption::empty(),
+            slots: std::array::from_fn(|_| ArcSwapOption::empty()),
+        }
+    }
+
+    /// An idle connection of this client connection, if it keeps one.
+    fn take(&self) -> Option<Arc<Held>> {
+        self.slots.iter().find_map(|slot| slot.swap(None))
+    }
+
+    /// Keeps `held` in the first empty slot. A slot filled meanwhile by a concurrent
+    /// request hands its connection on to the next slot; one left over is parked.
+    fn put(&self, held: Arc<Held>) {
+        let mut item = held;
+        for slot in &self.slots {
+            match slot.swap(Some(item)) {
+                None => return,
+                Some(displaced) => item = displaced,
+            }
+        }
+        if let Ok(Held(sender)) = Arc::try_unwrap(item) {
+            self.upstream.park(sender);
         }
     }
 }
 
 impl Drop for Affinity {
     fn drop(&mut self) {
-        if let Some(held) = self.held.swap(None)
-            && let Ok(Held(sender)) = Arc::try_unwrap(held)
-        {
-            self.upstream.park(sender);
+        for slot in &self.slots {
+            if let Some(held) = slot.swap(None)
+                && let Ok(Held(sender)) = Arc::try_unwrap(held)
+            {
+                self.upstream.park(sender);
+            }
         }
     }
 }

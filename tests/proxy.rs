@@ -883,3 +883,128 @@ async fn upstream_connections_closed_between_requests_are_replaced() {
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
     }
 }
+
+#[tokio::test]
+async fn http2_streams_share_the_client_connections_upstream_connections() {
+    use std::sync::atomic::Ordering;
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let (url, accepted) = numbering_upstream(AfterResponse::KeepAlive).await;
+    let proxy = TestProxy::start(&accounts, &url, &[]).await;
+    proxy.ready().await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let batch = || {
+        futures_util::future::join_all((0..24).map(|_| {
+            let h2 = h2.clone();
+            let url = proxy.url("/n?from=h2");
+            async move {
+                let r = h2.get(url).send().await.unwrap();
+                assert_eq!(r.version(), reqwest::Version::HTTP_2);
+                assert_eq!(r.status(), 200);
+                r.text().await.unwrap()
+            }
+        }))
+    };
+    let first = batch().await;
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!((1..=24).contains(&opened), "{opened}");
+    // The connections are kept (by the client connection, or parked): the second batch
+    // opens one only where it runs more streams at once than the first did.
+    let second = batch().await;
+    let reopened = accepted.load(Ordering::SeqCst) - opened;
+    println!("h2: {opened} upstream connections, then {reopened} more");
+    assert!(opened + reopened <= 24, "{opened} then {reopened} more");
+    assert_eq!(first.len() + second.len(), 48);
+    assert!(
+        first
+            .iter()
+            .chain(&second)
+            .all(|b| b.parse::<usize>().is_ok())
+    );
+}
+
+/// A TLS upstream with `config` that answers 200 and records each request's HTTP version.
+async fn version_recording_tls_upstream(
+    config: rustls::ServerConfig,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = versions.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        seen.lock().unwrap().push(req.version());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    (url, versions)
+}
+
+#[tokio::test]
+async fn tls_upstreams_get_http2_when_they_choose_it_and_http1_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let (server_config, ca_pem) = support::test_ca();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    for (alpn, expected) in [
+        (
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            http::Version::HTTP_2,
+        ),
+        (vec![b"http/1.1".to_vec()], http::Version::HTTP_11),
+    ] {
+        let mut config = (*server_config).clone();
+        config.alpn_protocols = alpn;
+        let (url, versions) = version_recording_tls_upstream(config).await;
+        let proxy = TestProxy::start(
+            &accounts,
+            &url,
+            &[("upstream.ca_file", ca_file.to_str().unwrap().into())],
+        )
+        .await;
+        proxy.ready().await;
+        let client = client();
+        for _ in 0..3 {
+            let response = client
+                .get(proxy.url("/api/v2/user.json"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().await.unwrap(), "ok");
+        }
+        let seen = versions.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![expected; 3],
+            "interface: HTTP/2 upstream when ALPN offers it"
+        );
+    }
+}

@@ -4,9 +4,8 @@
 //! strips, overrides or builds. None of them allocates per request except where a new map
 //! entry is unavoidable; the token header arrives prebuilt from the token cache.
 
+use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
-use http::{Uri, uri::Authority};
 
 /// `X-Request-Id`, kept from the client or created.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -87,25 +86,17 @@ pub fn override_host(headers: &mut HeaderMap, host: &HeaderValue) {
     headers.insert(header::HOST, host.clone());
 }
 
-/// The upstream URI: the upstream's scheme and authority, with the request's path and query
-/// exactly as received (no decoding, re-encoding or normalisation).
-///
-/// # Errors
-/// When the parts do not form a URI (cannot happen for parts that parsed on their own).
-pub fn upstream_uri(
-    scheme: &Scheme,
-    authority: &Authority,
-    original: &Uri,
-) -> Result<Uri, http::Error> {
-    let path_and_query = original
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    Uri::builder()
-        .scheme(scheme.clone())
-        .authority(authority.clone())
-        .path_and_query(path_and_query)
-        .build()
+/// The upstream request target: the request's path and query exactly as received (no
+/// decoding, re-encoding or normalisation), in origin-form. The scheme and authority an
+/// HTTP/2 request carries go: the connection and `Host` say where the request goes.
+pub fn origin_form(original: &Uri) -> Uri {
+    match original.path_and_query() {
+        Some(_) if original.scheme().is_none() && original.authority().is_none() => {
+            original.clone()
+        }
+        Some(path_and_query) => Uri::from(path_and_query.clone()),
+        None => Uri::from_static("/"),
+    }
 }
 
 /// Whether a client's `X-Request-Id` is fit to forward and log: 1–128 visible ASCII bytes.
@@ -170,8 +161,6 @@ mod tests {
 
     #[test]
     fn path_and_query_are_kept_byte_for_byte() {
-        let scheme = Scheme::HTTPS;
-        let authority = Authority::from_static("meeting.zoho.eu");
         for target in [
             "/api/v2/123/sessions.json?listtype=upcoming&index=1&count=20",
             "/api/v2/a%2Fb/x.json?q=a+b&q=c%20d&empty=&=v",
@@ -180,9 +169,12 @@ mod tests {
             "/a//b/../c?%zz",
         ] {
             let original: Uri = target.parse().unwrap();
-            let up = upstream_uri(&scheme, &authority, &original).unwrap();
-            assert_eq!(up.to_string(), format!("https://meeting.zoho.eu{target}"));
+            assert_eq!(origin_form(&original).to_string(), target);
+            // An HTTP/2 request's scheme and authority go; path and query stay.
+            let h2: Uri = format!("https://localhost:8080{target}").parse().unwrap();
+            assert_eq!(origin_form(&h2).to_string(), target);
         }
+        assert_eq!(origin_form(&"https://localhost".parse().unwrap()), "/");
     }
 
     #[test]
