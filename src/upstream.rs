@@ -14,8 +14,10 @@
 //! a client connection starts and ends, not per request).
 //!
 //! Connections offer HTTP/2 by ALPN. An upstream that chooses it gets every request from
-//! then on over hyper-util's pooled client, which multiplexes them on one HTTP/2
-//! connection; the HTTP/1.1 path above serves upstreams that do not (and `http://` ones).
+//! then on over one shared HTTP/2 connection, multiplexed: its sender is cloned from an
+//! atomic slot per request (no lock either); only opening a new one, when it has closed, is
+//! serialised. The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and
+//! `http://` ones).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,10 +28,11 @@ use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -41,6 +44,9 @@ use crate::proxy::body::{BoxError, RequestBody};
 /// How long an idle connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
+/// A connection to the upstream, TLS or not.
+type UpstreamIo = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
 /// A reconnect found the upstream had switched to HTTP/2; the next request uses it.
 const SWITCHED: &str = "the upstream switched to HTTP/2";
 
@@ -50,17 +56,16 @@ const MAX_PARKED: usize = 256;
 /// Idle upstream connections one client connection keeps (an HTTP/1 one uses the first).
 pub const SLOTS: usize = 8;
 
-/// The pooled client, for an upstream that speaks HTTP/2.
-type PooledClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
-
 /// The upstream: where requests go and the connections they go on.
 pub struct Upstream {
     /// Offers `h2` and `http/1.1` by ALPN.
     connector: HttpsConnector<HttpConnector>,
-    /// For an upstream that chose HTTP/2.
-    pooled: PooledClient,
-    /// The upstream chose HTTP/2 by ALPN: requests go over `pooled`.
+    /// The upstream chose HTTP/2 by ALPN: requests go over `h2`.
     speaks_h2: AtomicBool,
+    /// The shared HTTP/2 connection, once there is one.
+    h2: ArcSwapOption<http2::SendRequest<RequestBody>>,
+    /// Serialises opening a new HTTP/2 connection (not sending on one).
+    h2_opening: tokio::sync::Mutex<()>,
     origin: Uri,
     parked: Mutex<Vec<Parked>>,
 }
@@ -102,15 +107,11 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http_connector(config));
-        let pooled = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector.clone());
         Ok(Self {
             connector,
-            pooled,
             speaks_h2: AtomicBool::new(false),
+            h2: ArcSwapOption::empty(),
+            h2_opening: tokio::sync::Mutex::new(()),
             origin: origin(&config.url).ok_or(UpstreamError::Url)?,
             parked: Mutex::new(Vec::new()),
         })
@@ -128,13 +129,13 @@ impl Upstream {
         req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, BoxError> {
         if self.speaks_h2.load(Ordering::Relaxed) {
-            return Box::pin(self.send_pooled(req)).await;
+            return Box::pin(self.send_h2(req)).await;
         }
         let mut held = match affinity.take() {
             Some(held) => held,
             None => match Box::pin(self.checkout()).await? {
                 Some(sender) => Arc::new(Held(sender)),
-                None => return Box::pin(self.send_pooled(req)).await,
+                None => return Box::pin(self.send_h2(req)).await,
             },
         };
         let Some(Held(sender)) = Arc::get_mut(&mut held) else {
@@ -181,15 +182,62 @@ impl Upstream {
         Ok(sender.send_request(req).await?)
     }
 
-    /// Sends `req` over the pooled client, with the absolute URI it needs.
-    async fn send_pooled(
-        &self,
-        mut req: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, BoxError> {
+    /// Sends `req` on the shared HTTP/2 connection, with the absolute URI HTTP/2 needs;
+    /// once more on a new connection when the first one had closed before taking it.
+    async fn send_h2(&self, mut req: Request<RequestBody>) -> Result<Response<Incoming>, BoxError> {
         let mut parts = self.origin.clone().into_parts();
         parts.path_and_query = req.uri().path_and_query().cloned();
         *req.uri_mut() = Uri::from_parts(parts)?;
-        Ok(self.pooled.request(req).await?)
+        let mut sender = self.h2_sender().await?;
+        sender.ready().await?;
+        match sender.try_send_request(req).await {
+            Ok(response) => Ok(response),
+            Err(mut error) => match error.take_message() {
+                Some(req) => {
+                    let mut sender = self.h2_sender().await?;
+                    sender.ready().await?;
+                    Ok(sender.send_request(req).await?)
+                }
+                None => Err(error.into_error().into()),
+            },
+        }
+    }
+
+    /// A clone of the shared HTTP/2 sender, opening a connection when none is open.
+    async fn h2_sender(&self) -> Result<http2::SendRequest<RequestBody>, BoxError> {
+        if let Some(sender) = self.h2.load_full()
+            && !sender.is_closed()
+        {
+            return Ok((*sender).clone());
+        }
+        let _opening = self.h2_opening.lock().await;
+        // Another request may have opened one meanwhile.
+        if let Some(sender) = self.h2.load_full()
+            && !sender.is_closed()
+        {
+            return Ok((*sender).clone());
+        }
+        let io = self.open().await?;
+        self.handshake_h2(io).await
+    }
+
+    /// The HTTP/2 handshake on `io`; the sender becomes the shared one.
+    async fn handshake_h2(
+        &self,
+        io: UpstreamIo,
+    ) -> Result<http2::SendRequest<RequestBody>, BoxError> {
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(60)))
+            .handshake(io)
+            .await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "upstream HTTP/2 connection ended with an error");
+            }
+        });
+        self.h2.store(Some(Arc::new(sender.clone())));
+        Ok(sender)
     }
 
     /// A parked connection that is still open, or a new one.
@@ -215,12 +263,12 @@ impl Upstream {
     /// `None` when the upstream chose HTTP/2 by ALPN: from then on requests go over the
     /// pooled client.
     async fn connect(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx)).await?;
-        let io = tower_service::Service::call(&mut connector, self.origin.clone()).await?;
+        let io = self.open().await?;
         if io.connected().is_negotiated_h2() {
             self.speaks_h2.store(true, Ordering::Relaxed);
-            tracing::debug!("the upstream chose HTTP/2: requests share its pooled connection");
+            tracing::debug!("the upstream chose HTTP/2: requests share one connection");
+            let _opening = self.h2_opening.lock().await;
+            self.handshake_h2(io).await?;
             return Ok(None);
         }
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
@@ -232,6 +280,13 @@ impl Upstream {
             }
         });
         Ok(Some(sender))
+    }
+
+    /// A TCP (and TLS) connection to the upstream.
+    async fn open(&self) -> Result<UpstreamIo, BoxError> {
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx)).await?;
+        tower_service::Service::call(&mut connector, self.origin.clone()).await
     }
 
     /// Keeps a client connection's upstream connection for the next client connection.

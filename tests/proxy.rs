@@ -926,10 +926,15 @@ async fn http2_streams_share_the_client_connections_upstream_connections() {
     );
 }
 
-/// A TLS upstream with `config` that answers 200 and records each request's HTTP version.
+/// A TLS upstream with `config` that answers 200 and records each request's HTTP version;
+/// returns its URL, the versions and the count of TLS connections accepted.
 async fn version_recording_tls_upstream(
     config: rustls::ServerConfig,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>) {
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://localhost:{}",
@@ -938,8 +943,11 @@ async fn version_recording_tls_upstream(
     let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = versions.clone();
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let seen = seen.clone();
             tokio::spawn(async move {
@@ -963,7 +971,7 @@ async fn version_recording_tls_upstream(
             });
         }
     });
-    (url, versions)
+    (url, versions, connections)
 }
 
 #[tokio::test]
@@ -982,7 +990,7 @@ async fn tls_upstreams_get_http2_when_they_choose_it_and_http1_otherwise() {
     ] {
         let mut config = (*server_config).clone();
         config.alpn_protocols = alpn;
-        let (url, versions) = version_recording_tls_upstream(config).await;
+        let (url, versions, connections) = version_recording_tls_upstream(config).await;
         let proxy = TestProxy::start(
             &accounts,
             &url,
@@ -1006,5 +1014,20 @@ async fn tls_upstreams_get_http2_when_they_choose_it_and_http1_otherwise() {
             vec![expected; 3],
             "interface: HTTP/2 upstream when ALPN offers it"
         );
+        if expected == http::Version::HTTP_2 {
+            // Concurrent requests from many client connections share the one HTTP/2
+            // connection.
+            let all = futures_util::future::join_all((0..20).map(|_| {
+                let url = proxy.url("/api/v2/user.json");
+                async move { support::client().get(url).send().await.unwrap().status() }
+            }))
+            .await;
+            assert!(all.iter().all(|s| *s == 200));
+            assert_eq!(
+                connections.load(std::sync::atomic::Ordering::SeqCst),
+                1,
+                "one multiplexed connection"
+            );
+        }
     }
 }
