@@ -260,8 +260,8 @@ impl Upstream {
     }
 
     /// Opens an HTTP/1.1 connection; its driver runs as a task until either side closes it.
-    /// `None` when the upstream chose HTTP/2 by ALPN: from then on requests go over the
-    /// pooled client.
+    /// `None` when the upstream chose HTTP/2 by ALPN: the connection becomes the shared
+    /// HTTP/2 one, and from then on requests go over it.
     async fn connect(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
         let io = self.open().await?;
         if io.connected().is_negotiated_h2() {
