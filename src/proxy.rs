@@ -33,7 +33,6 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::request::Parts;
-use http::uri::Authority;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -54,7 +53,7 @@ use crate::upstream::{Affinity, Upstream};
 pub struct Proxy {
     manager: Arc<TokenManager>,
     upstream: Arc<Upstream>,
-    authority: Authority,
+    /// The upstream's `host[:port]`, for `Host`.
     host: HeaderValue,
     timeout: Duration,
     replay_limit: u64,
@@ -113,21 +112,15 @@ impl Proxy {
         upstream: Arc<Upstream>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ProxyError> {
-        let url = &config.upstream.url;
-        let bad = || ProxyError::BadRequest("upstream.url has no host");
-        let host = url.host_str().ok_or_else(bad)?;
-        let authority_text = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        let authority: Authority = authority_text.parse().map_err(|_| bad())?;
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
+        let host = upstream
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            .ok_or(ProxyError::BadRequest("upstream.url has no host"))?;
         let mut id_prefix = [0u8; 8];
         id_prefix.copy_from_slice(format!("{:08x}", rand::random::<u32>()).as_bytes());
         Ok(Self {
             manager,
             upstream,
-            authority,
             host,
             timeout: config.upstream.timeout,
             replay_limit: config.upstream.replay_body_limit,
@@ -466,7 +459,7 @@ impl Proxy {
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
-            .field("upstream", &self.authority)
+            .field("upstream", &self.upstream)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }

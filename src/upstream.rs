@@ -117,6 +117,11 @@ impl Upstream {
         })
     }
 
+    /// The upstream's `host[:port]` (the `Host` requests carry).
+    pub fn authority(&self) -> Option<&Authority> {
+        self.origin.authority()
+    }
+
     /// Sends `req` (origin-form URI, `Host` set) on one of the client connection's upstream
     /// connections, or a parked or new one. Connecting is boxed: it is rare, and its future
     /// would otherwise make every request's state larger.
@@ -231,11 +236,7 @@ impl Upstream {
             .keep_alive_interval(Some(Duration::from_secs(60)))
             .handshake(io)
             .await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "upstream HTTP/2 connection ended with an error");
-            }
-        });
+        drive(connection);
         self.h2.store(Some(Arc::new(sender.clone())));
         Ok(sender)
     }
@@ -244,17 +245,10 @@ impl Upstream {
     async fn checkout(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
         let found = {
             let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut found = None;
-            while let Some(p) = parked.pop() {
-                if !p.sender.is_closed() && p.since.elapsed() < POOL_IDLE {
-                    found = Some(p.sender);
-                    break;
-                }
-            }
-            found
+            std::iter::from_fn(|| parked.pop()).find(Parked::usable)
         };
         match found {
-            Some(sender) => Ok(Some(sender)),
+            Some(p) => Ok(Some(p.sender)),
             None => self.connect().await,
         }
     }
@@ -274,11 +268,7 @@ impl Upstream {
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "upstream connection ended with an error");
-            }
-        });
+        drive(connection);
         Ok(Some(sender))
     }
 
@@ -295,7 +285,7 @@ impl Upstream {
             return;
         }
         let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-        parked.retain(|p| !p.sender.is_closed() && p.since.elapsed() < POOL_IDLE);
+        parked.retain(Parked::usable);
         if parked.len() < MAX_PARKED {
             parked.push(Parked {
                 sender,
@@ -310,6 +300,15 @@ impl std::fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("origin", &self.origin)
             .finish_non_exhaustive()
+    }
+}
+
+// === impl Parked ===
+
+impl Parked {
+    /// Still open, and not idle for longer than [`POOL_IDLE`].
+    fn usable(&self) -> bool {
+        !self.sender.is_closed() && self.since.elapsed() < POOL_IDLE
     }
 }
 
@@ -361,6 +360,18 @@ impl std::fmt::Debug for Affinity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Affinity").finish_non_exhaustive()
     }
+}
+
+/// Runs a connection's driver as a task until either side closes it.
+fn drive<C>(connection: C)
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %error, "upstream connection ended with an error");
+        }
+    });
 }
 
 /// `scheme://authority/` of the upstream URL: what the connector connects to.

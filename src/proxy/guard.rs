@@ -20,13 +20,13 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri};
-
-/// Sent by browsers; `cross-site` / `same-site` requests are refused.
-static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 use sha2::{Digest, Sha256};
 
 use super::ProxyError;
 use crate::config::{AccessRule, Config};
+
+/// Sent by browsers; `cross-site` / `same-site` requests are refused.
+static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// The checks, built once from configuration.
 #[derive(Debug)]

@@ -1264,6 +1264,7 @@ mod tests {
         assert_eq!(records, [now - 85 + 1000, now - 85 + 1001, now - 85 + 999]);
         // The same millisecond in three processes: three records.
         let mut distinct = records.clone();
+        distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 3);
     }
