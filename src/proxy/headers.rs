@@ -32,14 +32,7 @@ const HOP_BY_HOP: [HeaderName; HOPS] = [
 /// Removes hop-by-hop headers, including every header named in `Connection`
 /// (RFC 9110 §7.6.1). Used on requests and on responses.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none (or only `Connection`): one pass over the names finds which,
-    // cheaper than seven hashed removals.
-    let mut present = [false; HOPS];
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present[i] = true;
-        }
-    }
+    let present = present(headers, &HOP_BY_HOP);
     if present == [false; HOPS] {
         return;
     }
@@ -53,26 +46,60 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|name| !name.is_empty() && headers.contains_key(*name))
+            .filter(|name| !is_plain_connection_option(name) && headers.contains_key(*name))
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in listed {
             headers.remove(name);
         }
     }
-    for (name, present) in HOP_BY_HOP.iter().zip(present) {
-        if present {
-            headers.remove(name);
-        }
-    }
+    remove_present(headers, &HOP_BY_HOP, present);
 }
+
+/// Whether a `Connection` option names nothing to remove besides what [`HOP_BY_HOP`] covers:
+/// an empty one, or `keep-alive` (which nearly every HTTP/1.1 response carries; looking it up
+/// in the map would parse and hash a name that is removed anyway).
+fn is_plain_connection_option(name: &str) -> bool {
+    name.is_empty() || name.eq_ignore_ascii_case("keep-alive")
+}
+
+/// The client credentials this proxy removes.
+const CREDENTIALS: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::PROXY_AUTHORIZATION,
+];
 
 /// Removes the client's credentials: `Authorization` (replaced by ours), `Cookie` and
 /// `Proxy-Authorization` (meant for this proxy, never for Zoho).
 pub fn strip_client_credentials(headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(header::COOKIE);
-    headers.remove(header::PROXY_AUTHORIZATION);
+    let present = present(headers, &CREDENTIALS);
+    remove_present(headers, &CREDENTIALS, present);
+}
+
+/// Which of `names` the map holds. Most messages hold few or none of the names this module
+/// removes: one pass over the map's names is cheaper than a hashed removal for each.
+fn present<const N: usize>(headers: &HeaderMap, names: &[HeaderName; N]) -> [bool; N] {
+    let mut present = [false; N];
+    for name in headers.keys() {
+        if let Some(i) = names.iter().position(|n| n == name) {
+            present[i] = true;
+        }
+    }
+    present
+}
+
+/// Removes each of `names` that [`present`] found.
+fn remove_present<const N: usize>(
+    headers: &mut HeaderMap,
+    names: &[HeaderName; N],
+    present: [bool; N],
+) {
+    for (name, present) in names.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
 }
 
 /// Sets `Authorization` to the token's prebuilt, sensitive value, replacing any other.
@@ -143,6 +170,25 @@ mod tests {
     }
 
     #[test]
+    fn connection_options_in_any_case_remove_their_headers() {
+        let mut h = map(&[
+            ("connection", "Keep-Alive, CLOSE,, x-Foo"),
+            ("keep-alive", "timeout=5"),
+            ("close", "named by the close option"),
+            ("x-foo", "1"),
+            ("x-keep", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-keep"]);
+        // `keep-alive` alone: only the hop-by-hop headers go.
+        let mut h = map(&[("connection", "keep-alive"), ("keep-alive", "timeout=5")]);
+        h.append("x-keep", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-keep"]);
+    }
+
+    #[test]
     fn credentials_are_removed_and_authorization_overridden() {
         let mut h = map(&[
             ("authorization", "Basic dXNlcjpwYXNz"),
@@ -150,7 +196,10 @@ mod tests {
             ("cookie", "session=1"),
             ("proxy-authorization", "Bearer key"),
         ]);
+        h.append("x-keep", HeaderValue::from_static("yes"));
         strip_client_credentials(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-keep"]);
+        h.clear();
         let mut token = HeaderValue::from_static("Zoho-oauthtoken 1000.x");
         token.set_sensitive(true);
         override_authorization(&mut h, token);
