@@ -10,11 +10,14 @@
 //! for 1 and 64 keep-alive connections; then it measures a 1 GiB streamed download and
 //! upload through the proxy (GB/s, peak RSS growth), RSS idle and with 1,000 idle keep-alive
 //! connections, the time to the first byte of a chunked response, and the request path
-//! against a TLS upstream (nginx terminating TLS with an rcgen certificate).
+//! against a TLS upstream (nginx terminating TLS with an rcgen certificate). Last, under
+//! `valgrind --tool=callgrind`, the instructions each proxy executes per request: a count
+//! the machine's noise does not change, to tell where time goes.
 //!
 //! Missing tools are named with their install command; what can be measured still is.
 //! `ZMP_BENCH_SECS` sets each wrk run's length (default 5); `ZMP_BENCH_PARTS` picks parts
-//! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`; default all).
+//! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `instructions`;
+//! default all).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -36,6 +39,14 @@ const GIB: u64 = 1 << 30;
 static BENCH_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 fn main() {
+    // The hyper floor alone, as its own process: how the instructions part profiles it.
+    if let Ok(upstream) = std::env::var(FLOOR_ENV) {
+        let floor = Floor::start(upstream.parse().unwrap());
+        println!("floor listening {}", floor.addr);
+        loop {
+            std::thread::park();
+        }
+    }
     if std::env::args().any(|a| a == "--list") {
         println!("load: bench");
         return;
@@ -84,6 +95,12 @@ fn main() {
     let floor = Floor::start(upstream);
     let ours1 = Proxy::start(&runtime, &accounts, &up_url, None, 1, dir.path());
     let ours = Proxy::start(&runtime, &accounts, &up_url, None, 0, dir.path());
+    let valgrind = have("valgrind");
+    if !valgrind {
+        println!(
+            "valgrind is not installed: `apt-get update && apt-get install -y valgrind` (instruction counts skipped)"
+        );
+    }
     let nginx_proxy = nginx
         .as_ref()
         .map(|bin| Nginx::proxy(bin, dir.path(), &up_url, None));
@@ -252,6 +269,64 @@ fn main() {
         }
         _ => println!("\n(TLS rows need nginx and wrk.)"),
     }
+
+    if valgrind && part("instructions") {
+        println!(
+            "\n## Instructions per proxied GET (valgrind --tool=callgrind, one keep-alive connection)\n"
+        );
+        println!("| target | instructions per request | vs nginx |");
+        println!("|---|---|---|");
+        let mut rows: Vec<(&str, f64)> = Vec::new();
+        if let Some(bin) = &nginx {
+            let count = callgrind_per_request(dir.path(), "nginx", |wrapper| {
+                let n = Nginx::proxy_under(wrapper, bin, dir.path(), &up_url, None);
+                let addr = n.addr;
+                (Box::new(n) as Box<dyn std::any::Any>, addr)
+            });
+            rows.push(("nginx (1 worker)", count));
+        }
+        let count = callgrind_per_request(dir.path(), "floor", |wrapper| {
+            let mut child = wrapped(wrapper, &std::env::current_exe().unwrap())
+                .env(FLOOR_ENV, upstream.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+            (Box::new(Terminated(child)) as Box<dyn std::any::Any>, addr)
+        });
+        rows.push(("hyper floor (1 thread)", count));
+        let count = callgrind_per_request(dir.path(), "ours", |wrapper| {
+            let p = runtime.block_on(Proxy::start_under(
+                wrapper,
+                &accounts,
+                &up_url,
+                None,
+                1,
+                dir.path(),
+            ));
+            let addr = p.addr;
+            (Box::new(p) as Box<dyn std::any::Any>, addr)
+        });
+        rows.push(("ours (worker_threads = 1)", count));
+        let nginx_count = nginx.as_ref().map(|_| rows[0].1);
+        for (name, count) in rows {
+            println!(
+                "| {name} | {count:.0} | {} |",
+                nginx_count.map_or("-".to_owned(), |n| format!("{:.2}", count / n))
+            );
+        }
+        println!(
+            "\nEach target is started twice under callgrind and sent {FEW} then {MANY} requests \
+             (`GET /x` with three headers) on one keep-alive connection; (instructions of the \
+             second run − the first) / {}. Start-up and shutdown cancel out.",
+            MANY - FEW
+        );
+    }
 }
 
 // === the upstream ===
@@ -346,6 +421,114 @@ impl hyper::body::Body for Chan {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+// === instructions (callgrind) ===
+
+/// The variable that makes this binary run the hyper floor alone (its value: the upstream).
+const FLOOR_ENV: &str = "ZMP_BENCH_FLOOR";
+const FEW: usize = 500;
+const MANY: usize = 2_500;
+
+/// `program`, run by `wrapper` (a command and its arguments) when one is given.
+fn wrapped(wrapper: &[&str], program: &Path) -> Command {
+    match wrapper.split_first() {
+        Some((first, args)) => {
+            let mut c = Command::new(first);
+            c.args(args).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A process stopped by SIGTERM when dropped (callgrind writes its counts on the way out).
+struct Terminated(Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        terminate(&mut self.0);
+    }
+}
+
+/// Stops a process gracefully: SIGTERM, up to 10 s to exit, then SIGKILL.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Instructions per request of the target `start` launches under the given wrapper
+/// command (`valgrind --tool=callgrind …`): the counts for [`MANY`] and for [`FEW`] requests
+/// on one keep-alive connection, differenced.
+fn callgrind_per_request(
+    dir: &Path,
+    label: &str,
+    mut start: impl FnMut(&[&str]) -> (Box<dyn std::any::Any>, SocketAddr),
+) -> f64 {
+    let mut totals = Vec::new();
+    for n in [FEW, MANY] {
+        let out = dir.join(format!("callgrind.{label}.{n}"));
+        let out_arg = format!("--callgrind-out-file={}", out.display());
+        let (target, addr) = start(&["valgrind", "--tool=callgrind", &out_arg]);
+        send_requests(addr, n);
+        // Dropping the target stops it (SIGTERM): callgrind writes the file then.
+        drop(target);
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let total: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("summary:").or(l.strip_prefix("totals:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("callgrind wrote no count to {}", out.display()));
+        totals.push(total);
+    }
+    (totals[1] - totals[0]) / (MANY - FEW) as f64
+}
+
+/// `n` small GETs, one after another, on one connection (a raw socket: no client library's
+/// work is counted, and it is not profiled anyway).
+fn send_requests(addr: SocketAddr, n: usize) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..n {
+        s.write_all(
+            b"GET /x HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n",
+        )
+        .unwrap();
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                assert!(
+                    head.starts_with("http/1.1 200"),
+                    "{addr} answers 200: {head}"
+                );
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("a Content-Length");
+                if buf.len() >= end + 4 + length {
+                    buf.drain(..end + 4 + length);
+                    break;
+                }
+            }
+            let got = s.read(&mut chunk).unwrap();
+            assert!(got > 0, "{addr} keeps the connection open");
+            buf.extend_from_slice(&chunk[..got]);
+        }
     }
 }
 
@@ -450,6 +633,19 @@ impl Proxy {
         threads: usize,
         dir: &Path,
     ) -> Self {
+        Self::start_under(&[], accounts, upstream, ca, threads, dir).await
+    }
+
+    /// [`Proxy::start_in`], the binary run by `wrapper` (a command and its arguments) when
+    /// one is given.
+    async fn start_under(
+        wrapper: &[&str],
+        accounts: &AccountsEmulator,
+        upstream: &str,
+        ca: Option<&Path>,
+        threads: usize,
+        dir: &Path,
+    ) -> Self {
         let refresh = accounts
             .control()
             .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
@@ -471,7 +667,8 @@ impl Proxy {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zoho-meeting-proxy"))
+        let bin = env!("CARGO_BIN_EXE_zoho-meeting-proxy");
+        let mut child = wrapped(wrapper, Path::new(bin))
             .args(["-c", config.to_str().unwrap(), "serve"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -520,9 +717,9 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// A graceful stop (SIGTERM), as a supervisor would.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 }
 
@@ -535,6 +732,17 @@ struct Nginx {
 
 impl Nginx {
     fn proxy(bin: &Path, dir: &Path, upstream: &str, ca: Option<&Path>) -> Self {
+        Self::proxy_under(&[], bin, dir, upstream, ca)
+    }
+
+    /// [`Nginx::proxy`], run by `wrapper` (a command and its arguments) when one is given.
+    fn proxy_under(
+        wrapper: &[&str],
+        bin: &Path,
+        dir: &Path,
+        upstream: &str,
+        ca: Option<&Path>,
+    ) -> Self {
         let port = free_port();
         let url = url::Url::parse(upstream).unwrap();
         let server = format!(
@@ -558,7 +766,7 @@ impl Nginx {
                  proxy_buffering off; proxy_request_buffering off; {tls} }} }}",
             host = url.host_str().unwrap(),
         );
-        Self::run(bin, dir, &conf, port)
+        Self::run(wrapper, bin, dir, &conf, port)
     }
 
     fn tls_terminator(
@@ -577,22 +785,29 @@ impl Nginx {
             cert.display(),
             key.display()
         );
-        Self::run(bin, dir, &conf, port)
+        Self::run(&[], bin, dir, &conf, port)
     }
 
-    fn run(bin: &Path, dir: &Path, server: &str, port: u16) -> Self {
+    /// Under a `wrapper`, nginx runs without its master process, so that the wrapped
+    /// process is the one serving.
+    fn run(wrapper: &[&str], bin: &Path, dir: &Path, server: &str, port: u16) -> Self {
         let name = format!("nginx-{port}");
         let path = dir.join(format!("{name}.conf"));
         let mut f = std::fs::File::create(&path).unwrap();
         write!(
             f,
             "worker_processes 1; daemon off; pid {d}/{name}.pid; error_log {d}/{name}.err;\n\
-             events {{ worker_connections 4096; }}\n\
+             {master}events {{ worker_connections 4096; }}\n\
              http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; {server} }}\n",
-            d = dir.display()
+            d = dir.display(),
+            master = if wrapper.is_empty() {
+                ""
+            } else {
+                "master_process off;\n"
+            },
         )
         .unwrap();
-        let child = Command::new(bin)
+        let child = wrapped(wrapper, bin)
             .args([
                 "-c",
                 path.to_str().unwrap(),
@@ -643,18 +858,7 @@ impl Drop for Nginx {
     /// A graceful stop, so that the master takes its worker along (SIGKILL would leave the
     /// worker running, orphaned).
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 }
 
