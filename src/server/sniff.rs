@@ -3,14 +3,16 @@
 //! hyper frames such a request by `Transfer-Encoding` and drops the `Content-Length` before
 //! the service sees it, so the proxy cannot tell from the request. [`Sniffer`] wraps the
 //! connection's stream and scans the bytes hyper reads, request by request: it parses each
-//! head, then skips the body (chunked framing, or `Content-Length` bytes). When a head has
-//! both headers it records that request's 0-based index on the connection in a shared
-//! [`Flagged`]; the service refuses the request with that index. hyper turns keep-alive off
-//! for such a request, so it is the last one on its connection and sniffing stops there.
+//! head that has a line naming `Content-Length` or `Transfer-Encoding` (any other head is a
+//! request without a body), then skips the body (chunked framing, or `Content-Length`
+//! bytes). When a head has both headers it records that request's 0-based index on the
+//! connection in a shared [`Flagged`]; the service refuses the request with that index. hyper
+//! turns keep-alive off for such a request, so it is the last one on its connection and
+//! sniffing stops there.
 //!
-//! Sniffing also stops, for good, on anything it cannot follow (bad framing, a head over
-//! [`MAX_HEAD`], an HTTP/2 preface): hyper refuses the garbage itself, and HTTP/2 passes
-//! through untouched.
+//! Sniffing also stops, for good, on anything it cannot follow (bad framing, a parsed head
+//! httparse refuses, a head over [`MAX_HEAD`], an HTTP/2 preface): hyper refuses the garbage
+//! itself, and HTTP/2 passes through untouched.
 
 use std::io;
 use std::pin::Pin;
