@@ -293,7 +293,7 @@ impl Proxy {
         guard.check(&req)?;
         let (mut head, body) = req.into_parts();
         // HTTP/1 targets are origin-form already (the common case: no copy).
-        if head.uri.authority().is_some() || head.uri.path_and_query().is_none() {
+        if !headers::is_origin_form(&head.uri) {
             head.uri = headers::origin_form(&head.uri);
         }
         head.version = Version::HTTP_11;

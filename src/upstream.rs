@@ -338,7 +338,12 @@ impl Affinity {
                 Some(displaced) => item = displaced,
             }
         }
-        if let Ok(Held(sender)) = Arc::try_unwrap(item) {
+        self.park(item);
+    }
+
+    /// Parks a connection this client connection no longer keeps.
+    fn park(&self, held: Arc<Held>) {
+        if let Ok(Held(sender)) = Arc::try_unwrap(held) {
             self.upstream.park(sender);
         }
     }
@@ -347,10 +352,8 @@ impl Affinity {
 impl Drop for Affinity {
     fn drop(&mut self) {
         for slot in &self.slots {
-            if let Some(held) = slot.swap(None)
-                && let Ok(Held(sender)) = Arc::try_unwrap(held)
-            {
-                self.upstream.park(sender);
+            if let Some(held) = slot.swap(None) {
+                self.park(held);
             }
         }
     }

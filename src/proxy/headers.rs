@@ -117,13 +117,18 @@ pub fn override_host(headers: &mut HeaderMap, host: &HeaderValue) {
 /// decoding, re-encoding or normalisation), in origin-form. The scheme and authority an
 /// HTTP/2 request carries go: the connection and `Host` say where the request goes.
 pub fn origin_form(original: &Uri) -> Uri {
-    match original.path_and_query() {
-        Some(_) if original.scheme().is_none() && original.authority().is_none() => {
-            original.clone()
-        }
-        Some(path_and_query) => Uri::from(path_and_query.clone()),
-        None => Uri::from_static("/"),
+    if is_origin_form(original) {
+        return original.clone();
     }
+    original
+        .path_and_query()
+        .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
+}
+
+/// Whether a target is origin-form already (a path and query, no scheme or authority), as
+/// every HTTP/1 target that is forwarded is: [`origin_form`] would only copy it.
+pub fn is_origin_form(uri: &Uri) -> bool {
+    uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some()
 }
 
 /// Whether a client's `X-Request-Id` is fit to forward and log: 1–128 visible ASCII bytes.
