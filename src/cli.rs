@@ -481,6 +481,7 @@ async fn save_login(
         token: refresh_token,
         accounts_server,
         client_id,
+        data_center: None,
         scopes,
         obtained_at: now,
     };

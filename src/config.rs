@@ -97,6 +97,9 @@ pub struct ServerConfig {
 pub struct OAuthConfig {
     /// The data centre of the Zoho account **(default: `us`)**.
     pub data_center: DataCenter,
+    /// Whether `oauth.data_center` was set (file or environment) rather than defaulted: a
+    /// data centre stored by `login` overrides only the default.
+    pub data_center_explicit: bool,
     /// The OAuth client id; empty when not configured.
     pub client_id: String,
     /// The client secret, from `client_secret` or `client_secret_file`.
@@ -132,6 +135,8 @@ pub enum AuthScheme {
 pub struct UpstreamConfig {
     /// The Meeting API origin: `url`, else the data centre's.
     pub url: Url,
+    /// Whether `upstream.url` was set rather than derived from the data centre.
+    pub url_explicit: bool,
     /// The `Authorization` scheme **(default: `Zoho-oauthtoken`)**.
     pub auth_scheme: AuthScheme,
     /// Extra PEM trust roots, also trusted for the accounts server.
@@ -730,6 +735,7 @@ impl Validator<'_> {
         }
         Ok(OAuthConfig {
             data_center,
+            data_center_explicit: self.figment.find_value("oauth.data_center").is_ok(),
             client_id: o.client_id.trim().to_owned(),
             client_secret,
             client_secret_file,
@@ -773,6 +779,7 @@ impl Validator<'_> {
         }
         Ok(UpstreamConfig {
             url,
+            url_explicit: !u.url.trim().is_empty(),
             auth_scheme,
             ca_file,
             connect_timeout: u.connect_timeout,

@@ -68,6 +68,9 @@ pub struct StoredRefreshToken {
     pub accounts_server: String,
     /// The OAuth client it was issued to.
     pub client_id: String,
+    /// The account's data centre (`us`, `eu`, …) as the login redirect's `location` (or its
+    /// accounts server) named it; `None` in stores written before it was recorded.
+    pub data_center: Option<String>,
     /// The scopes granted.
     pub scopes: Vec<String>,
     /// When it was obtained, in unix milliseconds.
@@ -494,6 +497,8 @@ struct DiskRefreshToken {
     accounts_server: String,
     client_id: String,
     #[serde(default)]
+    data_center: Option<String>,
+    #[serde(default)]
     scopes: Vec<String>,
     obtained_at: u64,
 }
@@ -521,6 +526,8 @@ struct DiskRefreshTokenOut<'a> {
     token: &'a str,
     accounts_server: &'a str,
     client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_center: Option<&'a str>,
     scopes: &'a [String],
     obtained_at: u64,
 }
@@ -540,6 +547,7 @@ impl From<DiskState> for StoredState {
                 token: r.token,
                 accounts_server: r.accounts_server,
                 client_id: r.client_id,
+                data_center: r.data_center,
                 scopes: r.scopes,
                 obtained_at: r.obtained_at,
             }),
@@ -563,6 +571,7 @@ impl<'a> From<&'a StoredState> for DiskStateOut<'a> {
                 token: r.token.expose(),
                 accounts_server: &r.accounts_server,
                 client_id: &r.client_id,
+                data_center: r.data_center.as_deref(),
                 scopes: &r.scopes,
                 obtained_at: r.obtained_at,
             }),
@@ -751,6 +760,7 @@ mod tests {
                 token: Secret::from(REFRESH),
                 accounts_server: "https://accounts.zoho.eu".to_owned(),
                 client_id: "1000.CLIENTID".to_owned(),
+                data_center: Some("eu".into()),
                 scopes: vec![
                     "ZohoMeeting.meeting.ALL".to_owned(),
                     "ZohoMeeting.manageOrg.READ".to_owned(),
