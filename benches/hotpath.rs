@@ -16,7 +16,7 @@ use zoho_meeting_proxy::proxy::ProxyError;
 use zoho_meeting_proxy::proxy::headers;
 use zoho_meeting_proxy::proxy::rejection::is_token_rejection;
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::refresh::Unavailable;
+use zoho_meeting_proxy::token::Unavailable;
 use zoho_meeting_proxy::token::{AccessToken, TokenCache};
 
 /// A realistic client request: what curl, Python requests and browsers' fetch send.

@@ -27,12 +27,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::token::refresh::{TokenManager, TokenStatus};
+use crate::token::status::{TokenStatus, TokenStatusView};
 
 /// What the admin endpoints read.
 #[derive(Debug)]
 pub struct Admin {
-    manager: Arc<TokenManager>,
+    tokens: Arc<dyn TokenStatusView>,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
 }
@@ -49,10 +49,10 @@ struct Status<'a> {
 // === impl Admin ===
 
 impl Admin {
-    /// Endpoints over this manager's tokens and these metrics.
-    pub fn new(manager: Arc<TokenManager>, metrics: Arc<Metrics>) -> Self {
+    /// Endpoints over these tokens and these metrics.
+    pub fn new(tokens: Arc<dyn TokenStatusView>, metrics: Arc<Metrics>) -> Self {
         Self {
-            manager,
+            tokens,
             metrics,
             draining: AtomicBool::new(false),
         }
@@ -65,7 +65,7 @@ impl Admin {
 
     /// Whether `/readyz` would answer 200.
     pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Relaxed) && self.manager.is_ready()
+        !self.draining.load(Ordering::Relaxed) && self.tokens.is_ready()
     }
 
     /// Answers one admin request.
@@ -99,7 +99,7 @@ impl Admin {
                 r
             }
             "/status" => {
-                let mut token = self.manager.status();
+                let mut token = self.tokens.status();
                 token.ready = self.is_ready();
                 let status = Status {
                     token: &token,

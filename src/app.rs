@@ -20,7 +20,7 @@ use crate::config::{Config, Listen};
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyError};
 use crate::server::{self, ConnSettings, Listener};
-use crate::token::refresh::TokenManager;
+use crate::token::manager::TokenManager;
 use crate::upstream::{self, UpstreamError};
 
 /// Why the proxy could not start.

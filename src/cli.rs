@@ -20,8 +20,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ConfigError, DataCenter, LogOutput, StoreConfig, origin};
 use crate::secret::Secret;
 use crate::token::TokenCache;
+use crate::token::Unavailable;
 use crate::token::client::{OAuthClient, TokenError};
-use crate::token::refresh::{Credentials, Settings, TokenManager, Unavailable};
+use crate::token::manager::{Credentials, Settings, TokenManager};
 use crate::token::store::redis::RedisStore;
 use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
 
@@ -318,7 +319,7 @@ pub async fn token_manager(
     let client = oauth_client(config)?;
     let state = match store.load().await {
         Ok(state) => state,
-        Err(e) if store.is_shared() && e.is_unreachable() => {
+        Err(e) if store.clone().into_shared().is_some() && e.is_unreachable() => {
             tracing::warn!(
                 error = %crate::telemetry::chain(&e),
                 store = %store.describe(),
@@ -456,8 +457,8 @@ async fn save_login(
     refresh_token: Secret<String>,
     grant: crate::token::client::Grant,
 ) -> Result<(), RunError> {
-    use crate::token::refresh::unix_ms;
     use crate::token::store::{StoredAccessToken, StoredRefreshToken};
+    use crate::token::unix_ms;
     let client_id = config.oauth.client_id.clone();
     let creds = Credentials::new(&client_id, refresh_token.clone(), accounts.clone());
     let now = unix_ms();

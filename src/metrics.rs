@@ -20,7 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::token::refresh::TokenManager;
+use crate::token::status::TokenStatusView;
 
 /// Methods with their own label value; the rest count as `OTHER`.
 const METHODS: [&str; 8] = [
@@ -62,14 +62,14 @@ struct HistogramInner {
 /// Token metrics read at scrape time.
 #[derive(Debug)]
 struct TokenCollector {
-    manager: Arc<TokenManager>,
+    tokens: Arc<dyn TokenStatusView>,
 }
 
 // === impl Metrics ===
 
 impl Metrics {
-    /// Registers every metric; `manager` provides the token metrics.
-    pub fn new(manager: Arc<TokenManager>) -> Self {
+    /// Registers every metric; `tokens` provides the token metrics.
+    pub fn new(tokens: Arc<dyn TokenStatusView>) -> Self {
         let mut registry = Registry::with_prefix("zoho_proxy");
         let family = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         let mut requests = Vec::with_capacity(METHODS.len() * CLASSES.len());
@@ -117,7 +117,7 @@ impl Metrics {
             "Upstream answers that rejected the access token",
             rejections.clone(),
         );
-        registry.register_collector(Box::new(TokenCollector { manager }));
+        registry.register_collector(Box::new(TokenCollector { tokens }));
         Self {
             registry,
             requests,
@@ -249,8 +249,8 @@ impl EncodeMetric for AtomicHistogram {
 
 impl Collector for TokenCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-        let status = self.manager.status();
-        let counts = self.manager.refresh_counts();
+        let status = self.tokens.status();
+        let counts = self.tokens.refresh_counts();
         let refreshes = encoder.encode_descriptor(
             "zoho_proxy_token_refreshes",
             "Access-token refresh attempts by outcome",
@@ -263,7 +263,7 @@ impl Collector for TokenCollector {
                 .encode_family(&vec![("outcome", outcome)])?
                 .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)?;
         }
-        let gauges: [(&str, &str, i64); 4] = [
+        let gauges: [(&str, &str, i64); 6] = [
             (
                 "zoho_proxy_token_expiry_seconds",
                 "Seconds until the current access token expires",
@@ -285,6 +285,16 @@ impl Collector for TokenCollector {
                 "zoho_proxy_ready",
                 "1 while a token with more than the refresh margin left is held",
                 i64::from(status.ready),
+            ),
+            (
+                "zoho_proxy_token_rejected_by_upstream",
+                "1 while Zoho rejected the access token held and no replacement can be had (no request is sent with it)",
+                i64::from(status.reason == Some("rejected_by_upstream")),
+            ),
+            (
+                "zoho_proxy_upstream_rejects_fresh_tokens",
+                "1 once Zoho rejected a token minted to replace a rejected one (wrong data centre or revoked access?)",
+                i64::from(status.upstream_rejects_fresh_tokens),
             ),
         ];
         for (name, help, value) in gauges {

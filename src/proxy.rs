@@ -9,10 +9,13 @@
 //!    no lock, no allocation for the token).
 //! 2. send, bounded by `upstream.timeout` until the response head.
 //! 3. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
-//!    for a token rejection; on one, the token is refreshed once — single-flight, so fifty
-//!    rejected requests cause one mint — and the request replayed once if its body was kept
-//!    (bodies up to `upstream.replay_body_limit`). Everything else streams back untouched
-//!    apart from hop-by-hop headers.
+//!    for a token rejection; on one, the rejection is reported to the [`TokenSource`]: the
+//!    token is refreshed once — single-flight, so fifty rejected requests cause one mint —
+//!    and the request replayed once if its body was kept (bodies up to
+//!    `upstream.replay_body_limit`). When no replacement can be had the token is dead and the
+//!    request gets 503 with `Retry-After`; when the rejected token was itself a replacement,
+//!    Zoho's answer passes through. Everything else streams back untouched apart from
+//!    hop-by-hop headers.
 //! 4. `log_completion`: one event per request when the response body ends, with method,
 //!    path (never the query), status, bytes, latencies, request id and whether it was
 //!    replayed.
@@ -45,13 +48,12 @@ pub use self::guard::Guard;
 use self::headers::X_REQUEST_ID;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::token::AccessToken;
-use crate::token::refresh::TokenManager;
+use crate::token::{AccessToken, Rejection, TokenSource};
 use crate::upstream::{Affinity, Upstream};
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
-    manager: Arc<TokenManager>,
+    tokens: Arc<dyn TokenSource>,
     upstream: Arc<Upstream>,
     /// The upstream's `host[:port]`, for `Host`.
     host: HeaderValue,
@@ -63,9 +65,6 @@ pub struct Proxy {
     /// 8 random hex digits, this process's prefix of generated request ids.
     id_prefix: [u8; 8],
     next_id: AtomicU64,
-    /// A token generation that was rejected right after a refresh: refreshing again will not
-    /// help (wrong data centre, revoked access), so its rejections pass straight through.
-    refused_generation: AtomicU64,
 }
 
 /// What the completion of one request reports.
@@ -102,13 +101,13 @@ struct Peeked {
 pub struct ConflictingFraming;
 
 impl Proxy {
-    /// A proxy to `config.upstream.url` with tokens from `manager`.
+    /// A proxy to `config.upstream.url` with tokens from `tokens`.
     ///
     /// # Errors
     /// When the upstream URL has no host (validation prevents it).
     pub fn new(
         config: &Config,
-        manager: Arc<TokenManager>,
+        tokens: Arc<dyn TokenSource>,
         upstream: Arc<Upstream>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ProxyError> {
@@ -119,7 +118,7 @@ impl Proxy {
         let mut id_prefix = [0u8; 8];
         id_prefix.copy_from_slice(format!("{:08x}", rand::random::<u32>()).as_bytes());
         Ok(Self {
-            manager,
+            tokens,
             upstream,
             host,
             timeout: config.upstream.timeout,
@@ -128,7 +127,6 @@ impl Proxy {
             guard: ArcSwap::from_pointee(Guard::new(config)),
             id_prefix,
             next_id: AtomicU64::new(1),
-            refused_generation: AtomicU64::new(0),
         })
     }
 
@@ -232,13 +230,10 @@ impl Proxy {
         }
         let (head, body) = self.upstream_request(req, request_id, guard)?;
         let kept = self.keep_for_replay(body).await?;
-        let token = match self.manager.cached() {
+        let token = match self.tokens.current() {
             Some(token) => token,
-            // Rare (no token yet, or it expired during an outage): boxed, so that the common
-            // path's future stays small.
-            None => Box::pin(self.manager.token())
-                .await
-                .map_err(ProxyError::NoToken)?,
+            // Rare (no token yet, or it expired or died during an outage).
+            None => self.tokens.wait().await.map_err(ProxyError::NoToken)?,
         };
         let (first_body, replay) = match kept {
             Kept::Buffered(bytes) => (
@@ -391,10 +386,11 @@ impl Proxy {
         }
     }
 
-    /// The upstream rejected `token`: refresh once (single flight) and replay once.
+    /// The upstream rejected `token`: report it, then replay once with its replacement,
+    /// answer 503 when it cannot be replaced, or pass Zoho's answer through.
     async fn on_rejection(
         &self,
-        token: &AccessToken,
+        token: &Arc<AccessToken>,
         rejected: Response<ResponseBody>,
         latency: Duration,
         replay: Option<(Parts, Bytes)>,
@@ -405,20 +401,10 @@ impl Proxy {
             upstream_latency: Some(latency),
             replayed: false,
         };
-        let generation = token.generation();
-        if self.refused_generation.load(Ordering::Relaxed) == generation {
-            return Ok(pass(rejected));
-        }
-        tracing::info!(
-            token.fingerprint = token.fingerprint(),
-            "upstream rejected the access token; refreshing"
-        );
-        let fresh = match self.manager.force_refresh(generation).await {
-            Ok(fresh) => fresh,
-            Err(unavailable) => {
-                tracing::warn!(error = %unavailable, "cannot replace the rejected token");
-                return Ok(pass(rejected));
-            }
+        let fresh = match self.tokens.report_rejected(token).await {
+            Rejection::Replaced(fresh) => fresh,
+            Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
+            Rejection::Repeated => return Ok(pass(rejected)),
         };
         let Some((head, body)) = replay else {
             // Too large to have been kept: the client retries; the next request has the new
@@ -439,14 +425,9 @@ impl Proxy {
         let (parts, body) = response.into_parts();
         let peeked = self.peek(body).await;
         if rejection::is_token_rejection(&peeked.head) {
-            self.refused_generation
-                .store(fresh.generation(), Ordering::Relaxed);
-            tracing::error!(
-                token.fingerprint = fresh.fingerprint(),
-                "Zoho refused a freshly minted token: the data centre is probably wrong \
-                 (oauth.data_center / upstream.url must match the account's), or the app's \
-                 access was revoked; passing Zoho's answer through"
-            );
+            // The replacement was rejected too: the source records it (and answers
+            // `Repeated`); Zoho's answer goes to the client.
+            let _ = self.tokens.report_rejected(&fresh).await;
         }
         Ok(Forwarded {
             response: downstream_response(Response::from_parts(parts, peeked.into_body())),

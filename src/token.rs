@@ -6,17 +6,34 @@
 //! `HeaderValue` built from shared [`Bytes`] only bumps a reference count. The value is marked
 //! sensitive, so `Debug` prints `Sensitive` and HTTP/2 never indexes it.
 //!
-//! Submodules: [`client`] talks to Zoho's token endpoint, [`governor`] keeps the mint
-//! budget, [`store`] persists tokens, [`refresh`] runs the background refresher.
+//! The request path sees only a [`TokenSource`]: the current token, a wait for one, and a
+//! way to report that Zoho rejected one. A token that Zoho rejected and that cannot be
+//! replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
+//!
+//! Submodules, from the bottom up:
+//! - [`client`]: one exchange with Zoho's token endpoint;
+//! - [`governor`]: the mint budget (10 per 10 minutes per refresh token);
+//! - [`store`]: what survives a restart (file, memory and redis backends);
+//! - [`policy`]: the pure refresh policy — when to attempt, what a trigger may do, backoff;
+//! - [`manager`]: the [`TokenManager`](manager::TokenManager): single flight, the dead-token
+//!   state, minting, and the background refresher;
+//! - [`coordinator`]: how a mint meets the store — alone, or as one replica of a fleet;
+//! - [`status`]: what `/status`, `/readyz` and `/metrics` see.
 
 pub mod client;
+pub mod coordinator;
 pub mod governor;
-pub mod refresh;
+pub mod manager;
+pub mod policy;
+pub mod status;
 pub mod store;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -42,6 +59,8 @@ pub struct AccessToken {
     lifetime: Duration,
     generation: u64,
     fingerprint: String,
+    /// Zoho rejected it and no replacement could be had: never sent again.
+    dead: AtomicBool,
 }
 
 /// The current access token, swapped atomically by the refresher.
@@ -85,6 +104,7 @@ impl AccessToken {
             expires_at_wall: SystemTime::now() + remaining,
             lifetime,
             generation,
+            dead: AtomicBool::new(false),
         })
     }
 
@@ -129,11 +149,22 @@ impl AccessToken {
         &self.fingerprint
     }
 
-    /// Whether it may still be sent upstream (more than [`EXPIRY_SKEW`], or a tenth of its
-    /// lifetime if less, left).
+    /// Whether it may still be sent upstream: not dead, and more than [`EXPIRY_SKEW`] (or a
+    /// tenth of its lifetime if less) left.
     pub fn is_usable(&self) -> bool {
-        self.expires_at.saturating_duration_since(Instant::now())
-            > EXPIRY_SKEW.min(self.lifetime / 10)
+        !self.is_dead()
+            && self.expires_at.saturating_duration_since(Instant::now())
+                > EXPIRY_SKEW.min(self.lifetime / 10)
+    }
+
+    /// Whether Zoho rejected it and no replacement could be had (see the [module docs](self)).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    /// Marks it dead: from now on it is never handed out.
+    pub fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Relaxed);
     }
 }
 
@@ -143,6 +174,7 @@ impl fmt::Debug for AccessToken {
             .field("fingerprint", &self.fingerprint)
             .field("remaining", &self.remaining())
             .field("generation", &self.generation)
+            .field("dead", &self.is_dead())
             .finish_non_exhaustive()
     }
 }
@@ -208,6 +240,115 @@ impl fmt::Debug for TokenCache {
             .field("current", &self.current.load().as_deref())
             .finish()
     }
+}
+
+/// A boxed, `Send` future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the request path needs of tokens, and nothing more.
+pub trait TokenSource: Send + Sync {
+    /// The token to send now, when one is held that may be sent: one atomic load, no await.
+    fn current(&self) -> Option<Arc<AccessToken>>;
+
+    /// The token to send, waiting (at most `upstream.timeout`) for the fetch in progress or
+    /// starting one.
+    ///
+    /// # Errors
+    /// [`Unavailable`]: why no token can be had, and when to retry.
+    fn wait(&self) -> BoxFuture<'_, Result<Arc<AccessToken>, Unavailable>>;
+
+    /// Zoho rejected `token`: replaces it (one mint for every caller that reports the same
+    /// token), or says why it cannot be, in which case the token is dead.
+    fn report_rejected<'a>(&'a self, token: &'a Arc<AccessToken>) -> BoxFuture<'a, Rejection>;
+}
+
+/// The answer to [`TokenSource::report_rejected`].
+#[derive(Debug)]
+pub enum Rejection {
+    /// A newer token to replay with.
+    Replaced(Arc<AccessToken>),
+    /// No replacement can be had: the token is dead; answer 503.
+    Dead(Unavailable),
+    /// The rejected token was itself minted to replace a rejected one: refreshing again will
+    /// not help (wrong data centre, revoked access). Pass Zoho's answer through.
+    Repeated,
+}
+
+/// Why no access token can be had right now. Every variant says when to try again.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// The first token (or a replacement) is still being fetched.
+    #[error("no access token yet: one is being fetched")]
+    Pending {
+        /// Suggested wait.
+        retry_after: Duration,
+    },
+    /// Refreshing is failing for a reason that may pass (network, Zoho errors, throttling).
+    #[error("token refresh is failing: {reason}")]
+    Failing {
+        /// The last error.
+        reason: String,
+        /// When the next attempt is due.
+        retry_after: Duration,
+    },
+    /// `oauth.max_mints_per_10m` mints were made in the last ten minutes.
+    #[error("the access-token budget ({max} per 10 minutes) is spent")]
+    Budget {
+        /// The configured maximum.
+        max: u32,
+        /// When the oldest mint leaves the window.
+        retry_after: Duration,
+    },
+    /// Zoho refused the credentials; someone has to fix them.
+    #[error("{reason}")]
+    Terminal {
+        /// Zoho's refusal.
+        reason: String,
+        /// When a request may trigger the next attempt.
+        retry_after: Duration,
+    },
+    /// Zoho rejected the access token held, and no replacement can be had, for `cause`.
+    #[error("Zoho rejected the access token and no replacement can be had: {cause}")]
+    Rejected {
+        /// Why no replacement can be had.
+        cause: Box<Unavailable>,
+    },
+}
+
+// === impl Unavailable ===
+
+impl Unavailable {
+    /// When the caller should try again (the `Retry-After` of a 503).
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Unavailable::Pending { retry_after }
+            | Unavailable::Failing { retry_after, .. }
+            | Unavailable::Budget { retry_after, .. }
+            | Unavailable::Terminal { retry_after, .. } => *retry_after,
+            Unavailable::Rejected { cause } => cause.retry_after(),
+        }
+    }
+
+    /// The same refusal, because the token held was rejected by Zoho.
+    pub fn after_rejection(self) -> Unavailable {
+        match self {
+            already @ Unavailable::Rejected { .. } => already,
+            cause => Unavailable::Rejected {
+                cause: Box::new(cause),
+            },
+        }
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    unix_ms_of(SystemTime::now())
+}
+
+/// A wall-clock time in Unix milliseconds (0 before the epoch).
+pub fn unix_ms_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A short, stable, non-reversible identifier of a secret: the first 12 hex digits of its
@@ -280,6 +421,18 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn dead_tokens_are_never_handed_out() {
+        let cache = TokenCache::new(AuthScheme::ZohoOauthtoken);
+        let t = token(3600);
+        cache.store(t.clone());
+        assert!(cache.usable().is_some());
+        t.mark_dead();
+        assert!(cache.current().is_none());
+        assert!(cache.usable().is_none());
+        assert!(cache.load().is_some_and(|t| t.is_dead()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use zoho_meeting_proxy::app::Running;
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
 use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
-use zoho_meeting_proxy::token::refresh::TokenStatus;
+use zoho_meeting_proxy::token::status::TokenStatus;
 
 use crate::support::{self, CLIENT_SECRET};
 
@@ -174,7 +174,7 @@ impl Replica {
         ]);
         let config = support::config(&overrides);
         let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
-        assert!(store.is_shared());
+        assert!(store.clone().into_shared().is_some());
         let manager = zoho_meeting_proxy::cli::token_manager(&config, store)
             .await
             .unwrap();

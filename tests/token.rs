@@ -17,10 +17,10 @@ use zoho_meeting_proxy::config::{AuthScheme, Config};
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator, Failure};
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::TokenCache;
+use zoho_meeting_proxy::token::Unavailable;
 use zoho_meeting_proxy::token::client::{ErrorClass, OAuthClient};
-use zoho_meeting_proxy::token::refresh::{
-    Credentials, Settings, THROTTLE_MIN, TokenManager, Unavailable,
-};
+use zoho_meeting_proxy::token::manager::{Credentials, Settings, TokenManager};
+use zoho_meeting_proxy::token::policy::THROTTLE_MIN;
 use zoho_meeting_proxy::token::store::{
     FileStore, MemoryStore, StoredAccessToken, StoredState, TokenStore,
 };
@@ -183,7 +183,7 @@ async fn first_token_is_fetched_at_start_and_is_valid() {
         .expect("the emulator knows the token");
     assert!(info.expires_in > Duration::from_secs(3500));
     assert!(m.is_ready());
-    assert_eq!(m.get().await.unwrap(), header);
+    assert_eq!(m.token().await.map(|t| t.header().clone()).unwrap(), header);
     assert_eq!(ctl.mint_count(), 1);
 
     let status = m.status();
@@ -279,7 +279,7 @@ async fn requests_without_a_token_wait_for_the_fetch_in_progress() {
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let m = m.clone();
-            tokio::spawn(async move { m.get().await })
+            tokio::spawn(async move { m.token().await.map(|t| t.header().clone()) })
         })
         .collect();
     let mut headers = std::collections::HashSet::new();
@@ -306,7 +306,7 @@ async fn failing_endpoint_backs_off_exponentially() {
     assert!(eventually(Duration::from_secs(2), || ctl.token_requests() >= 1).await);
     assert!(eventually(Duration::from_secs(2), || m.status().last_error.is_some()).await);
     // While backing off, requests are told why and when to come back.
-    match m.get().await {
+    match m.token().await.map(|t| t.header().clone()) {
         Err(Unavailable::Failing {
             reason,
             retry_after,
@@ -330,7 +330,7 @@ async fn failing_endpoint_backs_off_exponentially() {
     assert!(!status.ready);
     assert!(!status.refresh_stopped);
     assert!(status.next_attempt_in_s.is_some());
-    let err = m.get().await.unwrap_err();
+    let err = m.token().await.map(|t| t.header().clone()).unwrap_err();
     assert!(matches!(err, Unavailable::Failing { .. }), "{err:?}");
     assert!(err.retry_after() > Duration::ZERO);
 
@@ -382,7 +382,7 @@ async fn terminal_error_stops_the_background_task() {
     assert_eq!(ctl.token_requests(), 1);
 
     // A request within 10 s of the last attempt does not trigger one either.
-    match m.get().await {
+    match m.token().await.map(|t| t.header().clone()) {
         Err(Unavailable::Terminal {
             reason,
             retry_after,
@@ -436,7 +436,7 @@ async fn throttling_waits_at_least_a_minute() {
     let bg = Background::start(&m);
     assert!(eventually(Duration::from_secs(3), || m.status().last_error.is_some()).await);
 
-    match m.get().await {
+    match m.token().await.map(|t| t.header().clone()) {
         Err(Unavailable::Failing {
             reason,
             retry_after,
@@ -525,7 +525,7 @@ async fn stored_token_is_reused_only_with_the_same_credentials() {
     let fresh = b.fresh().await.unwrap();
     assert_eq!(fresh.fingerprint(), minted.fingerprint());
     assert_eq!(
-        b.get().await.unwrap(),
+        b.token().await.map(|t| t.header().clone()).unwrap(),
         format!("Zoho-oauthtoken {}", minted.secret().expose()).as_str()
     );
     assert_eq!(ctl.mint_count(), 1);
@@ -550,7 +550,7 @@ async fn fresh_mints_when_the_token_is_within_the_refresh_margin() {
         Secret::from(rt.as_str()),
         Url::parse(&emu.url()).unwrap(),
     );
-    let now_ms = zoho_meeting_proxy::token::refresh::unix_ms();
+    let now_ms = zoho_meeting_proxy::token::unix_ms();
     let state = StoredState {
         access_token: Some(StoredAccessToken {
             token: Secret::from("1000.stored.token"),
@@ -614,7 +614,11 @@ async fn expired_tokens_are_never_handed_out() {
     assert!(m.cache().current().is_none());
     assert!(m.cache().usable().is_none());
     assert!(!m.is_ready());
-    let err = m.get().await.expect_err("no token once it expired");
+    let err = m
+        .token()
+        .await
+        .map(|t| t.header().clone())
+        .expect_err("no token once it expired");
     assert!(
         matches!(
             err,

@@ -33,7 +33,7 @@ use crate::config::{Config, ConfigError, Listen, StoreConfig};
 use crate::proxy::{Guard, Proxy};
 use crate::secret::Secret;
 use crate::telemetry::{LevelChange, Logging};
-use crate::token::refresh::{Credentials, TokenManager};
+use crate::token::manager::{Credentials, TokenManager};
 
 /// How often the `*_file` secrets are checked for changes.
 pub(super) const WATCH_INTERVAL: Duration = Duration::from_secs(2);

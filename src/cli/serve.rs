@@ -11,7 +11,7 @@ use super::{RunError, open_store, token_manager};
 use crate::app;
 use crate::config::{Config, ConfigError};
 use crate::telemetry::Logging;
-use crate::token::refresh::TokenManager;
+use crate::token::manager::TokenManager;
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains. SIGHUP (and a change to a `*_file`
 /// secret) reloads the configuration from `path` and the environment: see

@@ -13,7 +13,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::token::refresh::Unavailable;
+use crate::token::Unavailable;
 
 /// Header naming the proxy's own problem.
 pub static X_PROXY_ERROR: http::HeaderName = http::HeaderName::from_static("x-proxy-error");

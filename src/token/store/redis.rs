@@ -41,7 +41,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, watch};
 use tokio::task::JoinHandle;
 
-use super::{BoxFuture, Lease, StoreError, StoredAccessToken, StoredState, TokenStore};
+use super::{
+    BoxFuture, Lease, SharedStore, StoreError, StoredAccessToken, StoredState, TokenStore,
+};
 use crate::secret::Secret;
 use crate::token::governor::WINDOW;
 
@@ -244,7 +246,7 @@ impl RedisStore {
 
     async fn read_once(&self) -> Result<StoredState, StoreError> {
         let mut conn = self.conn().await?;
-        let horizon = super::super::refresh::unix_ms().saturating_sub(window_ms());
+        let horizon = crate::token::unix_ms().saturating_sub(window_ms());
         let (token, mints): (Option<String>, Vec<String>) = self
             .run(
                 "read",
@@ -289,7 +291,7 @@ impl RedisStore {
     /// (keep|set|del), token JSON, expires_at, minted_by, PX, number of mints to add, the
     /// mints to add..., the mints to remove...]`.
     async fn write(&self, before: &StoredState, after: &StoredState) -> Result<(), StoreError> {
-        let now = super::super::refresh::unix_ms();
+        let now = crate::token::unix_ms();
         let mut invocation = self.save.key(&self.keys.token);
         invocation.key(&self.keys.mints);
         invocation
@@ -379,10 +381,12 @@ impl TokenStore for RedisStore {
         true
     }
 
-    fn is_shared(&self) -> bool {
-        true
+    fn into_shared(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn SharedStore>> {
+        Some(self)
     }
+}
 
+impl SharedStore for RedisStore {
     fn try_lease(&self, ttl: Duration) -> BoxFuture<'_, Result<Option<Lease>, StoreError>> {
         Box::pin(async move {
             let fence = format!("{:032x}", rand::random::<u128>());

@@ -1,0 +1,809 @@
+//! The token manager: single-flight minting, the dead-token state, and the background
+//! refresher.
+//!
+//! Every mint goes through [`TokenManager`], whoever asks for it, and every ask is a
+//! [`Trigger`] that the pure [`policy`](super::policy) judges:
+//! - the background task ([`TokenManager::run`]) refreshes ahead of expiry, at
+//!   [`refresh_at`](super::policy::refresh_at);
+//! - a request that saw its token rejected reports it ([`TokenSource::report_rejected`]):
+//!   any number of such callers cause one mint, and all get its result. When no replacement
+//!   can be had (budget spent, terminal error, token endpoint failing), the rejected token
+//!   is **dead**: it is never handed out again, requests get 503 with `Retry-After`,
+//!   `/readyz` turns 503 and `/status` says why, until a new token is held;
+//! - a request that finds no token to send waits ([`TokenSource::wait`]) for the fetch in
+//!   progress (or starts one) for at most `upstream.timeout`;
+//! - a reload ([`TokenManager::retry_now`]: SIGHUP, a changed secret file) makes an attempt at
+//!   once when something is wrong (a terminal stop, backoff, a dead token or none).
+//!
+//! Failures never drop the last good token, and the cache never hands out an expired or dead
+//! one. The [`MintGovernor`] refuses any mint past `oauth.max_mints_per_10m`. How a mint
+//! meets the token store — alone, or as one replica of a fleet sharing a redis store — is
+//! the [`coordinator`](super::coordinator)'s business.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use url::Url;
+
+use super::client::{ErrorClass, OAuthClient, TokenError};
+use super::coordinator::{self, Coordinator};
+use super::governor::MintGovernor;
+use super::policy::{self, Decision, Gate, Held, Trigger};
+use super::status::{RefreshCounts, TokenStatus, TokenStatusView};
+use super::store::{StoredAccessToken, StoredState, TokenStore};
+use super::{
+    AccessToken, BoxFuture, EXPIRY_SKEW, Rejection, TokenCache, TokenSource, Unavailable,
+    fingerprint, unix_ms, unix_ms_of,
+};
+use crate::secret::Secret;
+
+/// Lifetime assumed for a token restored from the store (Zoho's is one hour).
+const RESTORED_LIFETIME: Duration = Duration::from_secs(3600);
+/// Mint records of one process fall on one residue modulo this many milliseconds.
+const MINT_SPREAD_MS: u64 = 1000;
+
+/// Tunables, from `[token]`, `[oauth]` and `[upstream]`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `token.refresh_margin`.
+    pub margin: Duration,
+    /// `oauth.max_mints_per_10m`.
+    pub max_mints_per_10m: u32,
+    /// How long a request waits for a token being fetched (`upstream.timeout`).
+    pub request_wait: Duration,
+}
+
+/// The refresh token in use and the accounts server it belongs to.
+pub struct Credentials {
+    refresh_token: Secret<String>,
+    accounts_url: Url,
+    minted_by: String,
+}
+
+/// Owns the cache's write side: see the [module docs](self).
+pub struct TokenManager {
+    cache: Arc<TokenCache>,
+    client: OAuthClient,
+    store: Arc<dyn TokenStore>,
+    coordinator: Box<dyn Coordinator>,
+    credentials: ArcSwap<Credentials>,
+    settings: Settings,
+    state: Mutex<State>,
+    /// Held for the whole of an attempt: one mint at a time.
+    mint_lock: tokio::sync::Mutex<()>,
+    /// Wakes the background task (a reload, a terminal stop lifted, a store failure).
+    wake: Notify,
+    /// A reload asked for an attempt.
+    reload: AtomicBool,
+    counts: RefreshCounts,
+    /// This process's residue for mint record times (see [`mint_record_time`]).
+    mint_residue: u64,
+}
+
+/// The manager's mutable state. Never held across an `.await`.
+#[derive(Debug)]
+struct State {
+    gate: Gate,
+    governor: MintGovernor,
+    last_refresh: Option<SystemTime>,
+    last_error: Option<String>,
+    /// The generation of the last token minted to replace a rejected one.
+    replacement: u64,
+    /// Zoho rejected such a replacement too.
+    rejects_fresh: bool,
+    /// The record time of this process's last mint.
+    last_own_mint: u64,
+}
+
+// === impl Credentials ===
+
+impl Credentials {
+    /// Credentials for `client_id`'s `refresh_token` at `accounts_url`.
+    pub fn new(client_id: &str, refresh_token: Secret<String>, accounts_url: Url) -> Self {
+        let minted_by = fingerprint(&format!("{client_id}\n{}", refresh_token.expose()));
+        Self {
+            refresh_token,
+            accounts_url,
+            minted_by,
+        }
+    }
+
+    /// The accounts server.
+    pub fn accounts_url(&self) -> &Url {
+        &self.accounts_url
+    }
+
+    /// The refresh token.
+    pub fn refresh_token(&self) -> &Secret<String> {
+        &self.refresh_token
+    }
+
+    /// Identifies client and refresh token together, without revealing either.
+    pub fn minted_by(&self) -> &str {
+        &self.minted_by
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("accounts_url", &self.accounts_url.as_str())
+            .field("minted_by", &self.minted_by)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl TokenManager ===
+
+impl TokenManager {
+    /// A manager that fills `cache` using `client` and `credentials`, persisting to `store`
+    /// (and coordinating with the other replicas when the store is shared). Call
+    /// [`TokenManager::restore`] before use to reuse a stored token and mint history.
+    pub fn new(
+        cache: Arc<TokenCache>,
+        client: OAuthClient,
+        store: Arc<dyn TokenStore>,
+        credentials: Credentials,
+        settings: Settings,
+    ) -> Arc<Self> {
+        let coordinator = coordinator::for_store(&store);
+        Arc::new(Self {
+            cache,
+            client,
+            credentials: ArcSwap::from_pointee(credentials),
+            state: Mutex::new(State {
+                gate: Gate::default(),
+                governor: MintGovernor::new(settings.max_mints_per_10m),
+                last_refresh: None,
+                last_error: None,
+                replacement: 0,
+                rejects_fresh: false,
+                last_own_mint: 0,
+            }),
+            settings,
+            mint_lock: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            reload: AtomicBool::new(false),
+            counts: RefreshCounts::default(),
+            mint_residue: rand::random::<u64>() % MINT_SPREAD_MS,
+            coordinator,
+            store,
+        })
+    }
+
+    /// The cache this manager fills.
+    pub fn cache(&self) -> &Arc<TokenCache> {
+        &self.cache
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// The credentials in use.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials.load_full()
+    }
+
+    /// Takes the mint history and a still-valid access token from a loaded store state. A
+    /// stored token is reused only if the same client and refresh token minted it.
+    pub fn restore(&self, state: &StoredState) {
+        self.merge_mints(&state.mints);
+        let Some(stored) = &state.access_token else {
+            return;
+        };
+        if stored.minted_by != self.credentials.load().minted_by {
+            tracing::info!("stored access token belongs to other credentials; not reused");
+            return;
+        }
+        let remaining = Duration::from_millis(stored.expires_at.saturating_sub(unix_ms()));
+        if remaining <= EXPIRY_SKEW {
+            return;
+        }
+        let Some(token) = self.token_from_store(stored) else {
+            return;
+        };
+        tracing::info!(
+            expires_in_s = token.remaining().as_secs(),
+            token.fingerprint = token.fingerprint(),
+            "reusing stored access token"
+        );
+        self.cache.store(Arc::new(token));
+    }
+
+    /// The effective refresh margin for a token of this lifetime (see
+    /// [`policy::margin_for`]).
+    pub fn margin_for(&self, lifetime: Duration) -> Duration {
+        policy::margin_for(self.settings.margin, lifetime)
+    }
+
+    /// Whether a token with more than the refresh margin left is held, and Zoho has not
+    /// rejected it (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.cache
+            .usable()
+            .is_some_and(|t| t.remaining() > self.margin_for(t.lifetime()))
+    }
+
+    /// The cached token when it may be sent: one atomic load, no await.
+    pub fn cached(&self) -> Option<Arc<AccessToken>> {
+        self.cache.usable()
+    }
+
+    /// The token for a request: the cached one, or else the result of the fetch in
+    /// progress (or a new one), waiting at most `upstream.timeout`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        if let Some(token) = self.cached() {
+            return Ok(token);
+        }
+        let dead = self.cache.load().is_some_and(|t| t.is_dead());
+        self.bounded(Trigger::Request)
+            .await
+            .map_err(|u| if dead { u.after_rejection() } else { u })
+    }
+
+    /// Replaces a token of `rejected_generation` that the upstream rejected. Concurrent
+    /// callers that pass the same generation cause one mint and all receive its result.
+    /// (The request path calls [`TokenSource::report_rejected`], which also marks the token
+    /// dead when this fails.)
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn force_refresh(
+        &self,
+        rejected_generation: u64,
+    ) -> Result<Arc<AccessToken>, Unavailable> {
+        self.bounded(Trigger::Rejected(rejected_generation)).await
+    }
+
+    /// A token with more than the refresh margin left, minting one if needed (the `token`
+    /// command).
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn fresh(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        self.single_flight(Trigger::Fresh).await
+    }
+
+    /// Mints a token now, whatever the schedule (`check --online`). The budget still holds.
+    ///
+    /// # Errors
+    /// [`Unavailable`] with the reason and when to retry.
+    pub async fn mint_now(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        self.single_flight(Trigger::Manual).await
+    }
+
+    /// A reload happened (SIGHUP, a changed secret): the background task makes an attempt
+    /// at once if the token is dead or missing or attempts were held back (a terminal stop,
+    /// backoff). A spent mint budget still holds.
+    pub fn retry_now(&self) {
+        self.lock_state().rejects_fresh = false;
+        self.reload.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// The background refresher: fetches the first token at once, then refreshes ahead of
+    /// expiry (and attempts after reloads) until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            // Errors are logged and recorded by the attempt; the schedule handles them.
+            if self.reload.swap(false, Ordering::Relaxed) {
+                let _ = self.single_flight(Trigger::Reload).await;
+            } else if self.due() {
+                let _ = self.single_flight(Trigger::Scheduled).await;
+            } else if self
+                .coordinator
+                .wakeup()
+                .is_some_and(|at| at <= Instant::now())
+            {
+                self.coordinator.on_wakeup(&self).await;
+            }
+            let wake = self.wake.notified();
+            tokio::pin!(wake);
+            if self.reload.load(Ordering::Relaxed) {
+                continue;
+            }
+            match self.next_wakeup() {
+                Some(at) => tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = &mut wake => {}
+                    _ = tokio::time::sleep_until(at) => {}
+                },
+                None => tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = &mut wake => {}
+                },
+            }
+        }
+    }
+
+    /// The status shown by `/status` and `status`.
+    pub fn status(&self) -> TokenStatus {
+        let token = self.cache.load();
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        let ready = self.is_ready();
+        let next = self.next_wakeup();
+        let mut state = self.lock_state();
+        let dead = token.as_ref().is_some_and(|t| t.is_dead());
+        let reason = match &token {
+            _ if ready => None,
+            Some(_) if dead => Some("rejected_by_upstream"),
+            Some(t) if t.is_usable() => Some("expiring"),
+            _ => Some("no_token"),
+        };
+        let hint = if dead {
+            Some(
+                "Zoho rejected the access token and no new one can be minted now (see blocked_by and last_error); fix the credentials and send SIGHUP, or wait for the next attempt",
+            )
+        } else if state.rejects_fresh {
+            Some(
+                "Zoho rejects freshly minted tokens: the data centre is probably wrong (upstream.url must be the account's Meeting host; `login` records the data centre), or the app's access was revoked",
+            )
+        } else {
+            None
+        };
+        TokenStatus {
+            ready,
+            reason,
+            blocked_by: state.gate.blocked_by(now),
+            token_expires_in_s: token.as_ref().map(|t| t.remaining().as_secs()),
+            last_refresh: state
+                .last_refresh
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            last_error: state.last_error.clone(),
+            mints_in_window: state.governor.in_window(now_ms),
+            mints_left: state.governor.left(now_ms),
+            token_fingerprint: token.as_ref().map(|t| t.fingerprint().to_owned()),
+            refresh_stopped: state.gate.is_terminal(),
+            next_attempt_in_s: next.map(|at| at.saturating_duration_since(now).as_secs()),
+            accounts_server: crate::config::origin(&self.credentials.load().accounts_url)
+                .to_owned(),
+            upstream_rejects_fresh_tokens: state.rejects_fresh,
+            hint,
+            store_error: self.coordinator.store_error(),
+            minting_alone: self.coordinator.minting_alone(),
+        }
+    }
+
+    /// Refresh attempts by outcome.
+    pub fn refresh_counts(&self) -> &RefreshCounts {
+        &self.counts
+    }
+
+    /// Zoho rejected `token`: replaces it, or marks it dead. See the [module docs](self).
+    async fn rejected(&self, token: &Arc<AccessToken>) -> Rejection {
+        let generation = token.generation();
+        {
+            let mut state = self.lock_state();
+            if generation == state.replacement {
+                if !state.rejects_fresh {
+                    tracing::error!(
+                        token.fingerprint = token.fingerprint(),
+                        "Zoho rejected a token minted to replace a rejected one: the data centre is \
+                         probably wrong (upstream.url must be the account's Meeting host), or the \
+                         app's access was revoked; passing Zoho's answers through"
+                    );
+                }
+                state.rejects_fresh = true;
+                return Rejection::Repeated;
+            }
+        }
+        tracing::info!(
+            token.fingerprint = token.fingerprint(),
+            "upstream rejected the access token; refreshing"
+        );
+        match self.force_refresh(generation).await {
+            Ok(fresh) => {
+                let mut state = self.lock_state();
+                state.replacement = state.replacement.max(fresh.generation());
+                Rejection::Replaced(fresh)
+            }
+            Err(unavailable) => {
+                token.mark_dead();
+                tracing::warn!(
+                    token.fingerprint = token.fingerprint(),
+                    error = %unavailable,
+                    retry_after_s = unavailable.retry_after().as_secs(),
+                    "Zoho rejected the access token and no replacement can be had: it is not sent again"
+                );
+                Rejection::Dead(unavailable.after_rejection())
+            }
+        }
+    }
+
+    // --- for the coordinators ---
+
+    /// Asks Zoho for a new token unless the budget is spent, and caches it. Touches no store.
+    ///
+    /// # Errors
+    /// The budget refusal or Zoho's failure, as callers are told.
+    pub(super) async fn mint(&self) -> Result<Arc<AccessToken>, Unavailable> {
+        let creds = self.credentials.load_full();
+        let now_ms = unix_ms();
+        {
+            let mut state = self.lock_state();
+            if let Err(wait) = state.governor.check(now_ms) {
+                let max = self.settings.max_mints_per_10m;
+                let u = state.gate.budget_spent(max, wait, Instant::now());
+                tracing::warn!(
+                    retry_after_s = wait.as_secs(),
+                    "mint budget spent; not asking Zoho"
+                );
+                RefreshCounts::add(&self.counts.budget);
+                state.last_error = Some(u.to_string());
+                return Err(u);
+            }
+        }
+        let grant = self
+            .client
+            .refresh(&creds.accounts_url, &creds.refresh_token)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let token = AccessToken::new(
+            grant.access_token,
+            self.cache.scheme(),
+            grant.lifetime,
+            grant.lifetime,
+            self.cache.generation() + 1,
+        )
+        .map_err(|_| self.failed(TokenError::Malformed))?;
+        let token = Arc::new(token);
+        self.cache.store(token.clone());
+        let resumed = {
+            let mut state = self.lock_state();
+            let at = mint_record_time(now_ms, self.mint_residue, state.last_own_mint);
+            state.last_own_mint = at;
+            state.governor.record(at);
+            let resumed = state.gate.is_terminal();
+            state.gate.succeeded();
+            state.last_error = None;
+            state.last_refresh = Some(SystemTime::now());
+            RefreshCounts::add(&self.counts.ok);
+            tracing::info!(
+                outcome = "ok",
+                expires_in_s = grant.lifetime.as_secs(),
+                mints_in_window = state.governor.in_window(now_ms),
+                token.fingerprint = token.fingerprint(),
+                "access token refreshed"
+            );
+            resumed
+        };
+        if resumed {
+            // The background task waits for a wake-up while stopped: restart its schedule
+            // now that the credentials work again.
+            self.wake.notify_one();
+        }
+        Ok(token)
+    }
+
+    /// Makes a token another replica minted this one's.
+    pub(super) fn adopt(&self, token: Arc<AccessToken>) -> Arc<AccessToken> {
+        self.cache.store(token.clone());
+        let mut state = self.lock_state();
+        state.gate.succeeded();
+        state.last_error = None;
+        state.last_refresh = Some(SystemTime::now());
+        RefreshCounts::add(&self.counts.adopted);
+        tracing::info!(
+            outcome = "adopted",
+            expires_in_s = token.remaining().as_secs(),
+            token.fingerprint = token.fingerprint(),
+            "adopted the access token another replica minted"
+        );
+        token
+    }
+
+    /// A stored access token as one the cache may hold (the next generation), if it may
+    /// still be sent.
+    pub(super) fn token_from_store(&self, stored: &StoredAccessToken) -> Option<AccessToken> {
+        let remaining = Duration::from_millis(stored.expires_at.saturating_sub(unix_ms()));
+        let lifetime = stored
+            .lifetime
+            .unwrap_or_else(|| remaining.max(RESTORED_LIFETIME));
+        match AccessToken::new(
+            stored.token.clone(),
+            self.cache.scheme(),
+            remaining,
+            lifetime,
+            self.cache.generation() + 1,
+        ) {
+            Ok(token) => Some(token).filter(AccessToken::is_usable),
+            Err(_) => {
+                tracing::warn!("stored access token is not a valid header value; ignored");
+                None
+            }
+        }
+    }
+
+    /// Whether `token` satisfies `trigger` (a token another replica minted, say).
+    pub(super) fn satisfies(&self, token: &AccessToken, trigger: Trigger) -> bool {
+        matches!(
+            policy::decide(
+                trigger,
+                Some(self.held(token)),
+                &Gate::default(),
+                Instant::now()
+            ),
+            Decision::Keep
+        )
+    }
+
+    /// Adds mint times learnt elsewhere (the store, another process).
+    pub(super) fn merge_mints(&self, times: &[u64]) {
+        self.lock_state().governor.merge(times);
+    }
+
+    /// The mint times this process knows of.
+    pub(super) fn mint_times(&self) -> Vec<u64> {
+        self.lock_state().governor.times()
+    }
+
+    /// Wakes the background task (the coordinator's wake-up moved).
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The refresh margin for `token` (see [`TokenManager::margin_for`]).
+    pub(super) fn margin_of(&self, token: &AccessToken) -> Duration {
+        self.margin_for(token.lifetime())
+    }
+
+    // --- internals ---
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the state itself stays consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// When a token should be replaced: [`refresh_at`](policy::refresh_at), minus this
+    /// replica's share of the coordinator's jitter.
+    fn due_at(&self, token: &AccessToken) -> Instant {
+        let margin = self.margin_of(token);
+        let at = policy::refresh_at(token.expires_at(), margin);
+        let jitter = self.coordinator.jitter(margin);
+        at.checked_sub(jitter).unwrap_or(at)
+    }
+
+    fn held(&self, token: &AccessToken) -> Held {
+        Held {
+            generation: token.generation(),
+            usable: token.is_usable(),
+            fresh: token.remaining() > self.margin_of(token),
+            due: self.due_at(token) <= Instant::now(),
+        }
+    }
+
+    /// When the background task should next attempt a refresh, or `None` while stopped.
+    fn next_attempt(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let due_at = self.cache.usable().map(|t| {
+            let at = self.due_at(&t);
+            self.coordinator.postpone(self, &t, at)
+        });
+        policy::next_attempt(due_at, &self.lock_state().gate, now)
+    }
+
+    /// When the background task should next wake up.
+    fn next_wakeup(&self) -> Option<Instant> {
+        match (self.next_attempt(), self.coordinator.wakeup()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.next_attempt().is_some_and(|at| at <= Instant::now())
+    }
+
+    async fn bounded(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
+        match tokio::time::timeout(self.settings.request_wait, self.single_flight(trigger)).await {
+            Ok(result) => result,
+            Err(_) => Err(Unavailable::Pending {
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// One attempt at a time; callers that queued behind one take its result when it
+    /// satisfies them.
+    async fn single_flight(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
+        let _guard = self.mint_lock.lock().await;
+        let current = self.cache.load();
+        let held = current.as_deref().map(|t| self.held(t));
+        let decision = policy::decide(trigger, held, &self.lock_state().gate, Instant::now());
+        match (decision, current) {
+            (Decision::Keep, Some(token)) => Ok(token),
+            (Decision::Refuse(refusal), _) => Err(refusal),
+            (Decision::Keep | Decision::Attempt, _) => self.coordinator.obtain(self, trigger).await,
+        }
+    }
+
+    /// Records a failed attempt, schedules the next, and says what callers get meanwhile.
+    fn failed(&self, error: TokenError) -> Unavailable {
+        let reason = error.to_string();
+        let class = error.class();
+        let mut state = self.lock_state();
+        state.last_error = Some(reason.clone());
+        RefreshCounts::add(match class {
+            ErrorClass::Terminal => &self.counts.terminal,
+            ErrorClass::Throttled => &self.counts.throttled,
+            ErrorClass::Transient => &self.counts.failed,
+        });
+        let u = state
+            .gate
+            .failed(class, reason, Instant::now(), rand::random::<f64>());
+        match class {
+            ErrorClass::Terminal => tracing::error!(
+                outcome = "terminal",
+                error = %u,
+                "token refresh refused; background refresh stopped until the credentials are fixed (SIGHUP retries at once)"
+            ),
+            ErrorClass::Throttled | ErrorClass::Transient => tracing::warn!(
+                outcome = if class == ErrorClass::Throttled { "throttled" } else { "failed" },
+                error = %u,
+                retry_in_s = u.retry_after().as_secs_f32(),
+                failures = state.gate.failures,
+                "token refresh failed; keeping the current token while it is valid"
+            ),
+        }
+        u
+    }
+}
+
+// === impl TokenManager: hot reload (SIGHUP, secret files) ===
+
+impl TokenManager {
+    /// Uses `secret` as the client secret for the mints that start from now on; a mint in
+    /// flight finishes with the old one. Returns whether it changed.
+    pub fn set_client_secret(&self, secret: Secret<String>) -> bool {
+        self.client.set_client_secret(secret)
+    }
+
+    /// Uses `credentials` for the mints that start from now on. When the refresh token
+    /// changed, the mint history is cleared here and in the store: Zoho's budget is per
+    /// refresh token, so a new one starts with a full budget (as after `login`). The cached
+    /// access token stays in use until it expires or the upstream rejects it. Returns whether
+    /// the refresh token changed.
+    pub async fn set_credentials(&self, credentials: Credentials) -> bool {
+        let old = self.credentials.load_full();
+        let changed = old.refresh_token != credentials.refresh_token;
+        self.credentials.store(Arc::new(credentials));
+        if !changed {
+            return false;
+        }
+        {
+            let mut state = self.lock_state();
+            state.governor = MintGovernor::new(self.settings.max_mints_per_10m);
+            state.rejects_fresh = false;
+        }
+        let cleared = self
+            .store
+            .update(Box::new(|s: &mut StoredState| s.mints.clear()))
+            .await;
+        if let Err(e) = cleared {
+            tracing::warn!(error = %e, "cannot clear the mint history in the token store");
+        }
+        true
+    }
+
+    /// The refresh token is gone (the token store lost it: `revoke` ran): stops attempts as
+    /// a terminal error does, with `reason`, until a reload brings credentials that work.
+    pub fn credentials_revoked(&self, reason: String) {
+        self.lock_state().gate.stop(reason, Instant::now());
+    }
+}
+
+impl TokenSource for TokenManager {
+    fn current(&self) -> Option<Arc<AccessToken>> {
+        self.cached()
+    }
+
+    fn wait(&self) -> BoxFuture<'_, Result<Arc<AccessToken>, Unavailable>> {
+        Box::pin(self.token())
+    }
+
+    fn report_rejected<'a>(&'a self, token: &'a Arc<AccessToken>) -> BoxFuture<'a, Rejection> {
+        Box::pin(self.rejected(token))
+    }
+}
+
+impl TokenStatusView for TokenManager {
+    fn status(&self) -> TokenStatus {
+        TokenManager::status(self)
+    }
+
+    fn is_ready(&self) -> bool {
+        TokenManager::is_ready(self)
+    }
+
+    fn refresh_counts(&self) -> &RefreshCounts {
+        &self.counts
+    }
+}
+
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("cache", &self.cache)
+            .field("credentials", &self.credentials.load())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The time a mint is recorded at: `now_ms` rounded up to this process's `residue` modulo
+/// [`MINT_SPREAD_MS`], and later than its `previous` record. Mint records are unix
+/// milliseconds, merged by value across the fleet; replicas that mint in the same
+/// millisecond (they do, when the shared store is down and each mints alone) would become one
+/// record and the fleet would undercount its mints. With distinct residues their records
+/// always differ. A record is at most [`MINT_SPREAD_MS`] late, so the budget counts it that
+/// much longer: on the safe side.
+fn mint_record_time(now_ms: u64, residue: u64, previous: u64) -> u64 {
+    let residue = residue % MINT_SPREAD_MS;
+    let floor = now_ms - now_ms % MINT_SPREAD_MS + residue;
+    let at = if floor < now_ms {
+        floor + MINT_SPREAD_MS
+    } else {
+        floor
+    };
+    if at > previous {
+        at
+    } else {
+        // Same residue, first spread step past `previous`.
+        at + (previous - at) / MINT_SPREAD_MS * MINT_SPREAD_MS + MINT_SPREAD_MS
+    }
+}
+
+/// A token's expiry in unix milliseconds.
+pub(super) fn expires_at_ms(token: &AccessToken) -> u64 {
+    unix_ms_of(token.expires_at_wall())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mint_records_of_different_processes_never_coincide() {
+        let now = 1_795_891_303_085;
+        let records: Vec<u64> = [0, 1, 999]
+            .iter()
+            .map(|&residue| mint_record_time(now, residue, 0))
+            .collect();
+        for (&at, residue) in records.iter().zip([0, 1, 999]) {
+            assert!(at >= now && at < now + MINT_SPREAD_MS, "{at}");
+            assert_eq!(at % MINT_SPREAD_MS, residue);
+        }
+        assert_eq!(records, [now - 85 + 1000, now - 85 + 1001, now - 85 + 999]);
+        // The same millisecond in three processes: three records.
+        let mut distinct = records.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+    }
+
+    #[test]
+    fn mint_records_of_one_process_always_increase() {
+        let residue = 400;
+        let mut previous = 0;
+        for now in [10_000, 10_001, 10_500, 10_401, 12_000, 12_399, 12_400] {
+            let at = mint_record_time(now, residue, previous);
+            assert!(at > previous && at >= now, "{now} -> {at} after {previous}");
+            assert_eq!(at % MINT_SPREAD_MS, residue);
+            previous = at;
+        }
+        assert_eq!(mint_record_time(10_400, residue, 0), 10_400);
+    }
+}
