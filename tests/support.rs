@@ -1,6 +1,8 @@
 //! Shared test helpers: emulated Zoho accounts servers (plain and TLS with an rcgen CA),
 //! configurations built in memory, and the real binary.
 
+pub mod served;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -21,6 +21,8 @@ mod readme;
 mod config;
 // Bad input over raw sockets, and secrets absent from a trace-level log of a whole session.
 mod security;
+// When a token goes bad, through the real binary: dead tokens, SIGHUP, repeated rejections.
+mod dead_token;
 // The token manager against the accounts emulator: schedule, single flight, backoff, budget.
 mod token;
 // Hot reload through the real binary: SIGHUP, watched secret files, kept connections.

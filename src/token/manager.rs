@@ -410,6 +410,9 @@ impl TokenManager {
             }
             Err(unavailable) => {
                 token.mark_dead();
+                // The background task sleeps until the token's refresh time: a dead token is
+                // due now (once the hold ends).
+                self.wake.notify_one();
                 tracing::warn!(
                     token.fingerprint = token.fingerprint(),
                     error = %unavailable,
