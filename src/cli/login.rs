@@ -28,7 +28,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::{LoginArgs, RunError, describe_accounts, oauth_client, open_store, save_login};
+use super::{LoginArgs, RunError, save_login};
+use crate::app::{describe_accounts, oauth_client, open_store};
 use crate::config::{Config, DataCenter, origin};
 use crate::secret::Secret;
 
