@@ -9,7 +9,8 @@
 pub mod wiring;
 
 pub use wiring::{
-    WiringError, credentials, describe_accounts, oauth_client, open_store, token_manager,
+    WiringError, apply_stored_login, credentials, describe_accounts, effective_config,
+    oauth_client, open_store, token_manager,
 };
 
 use std::net::SocketAddr;

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{
-    WiringError, credentials, describe_accounts, oauth_client, open_store, token_manager,
+    WiringError, apply_stored_login, credentials, describe_accounts, effective_config,
+    oauth_client, open_store, token_manager,
 };
-use crate::config::{Config, ConfigError, LogOutput, origin};
+use crate::config::{Config, ConfigError, DataCenter, LogOutput, origin};
 use crate::secret::Secret;
 use crate::token::client::TokenError;
 use crate::token::refresh::{Credentials, Unavailable};
@@ -207,7 +208,7 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
     let logging = logging.as_ref();
     runtime.block_on(async move {
         match command {
-            Command::Serve => serve::run(&config, path, logging).await,
+            Command::Serve => serve::run(&effective(&config).await?, path, logging).await,
             Command::Sandbox(args) => sandbox::run(&config, args).await,
             Command::Wait(args) => serve::wait(&config, args.timeout).await,
             Command::Status => serve::status(&config).await,
@@ -219,10 +220,17 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
     })
 }
 
+/// The configuration shaped by the stored login (see [`effective_config`]).
+async fn effective(config: &Config) -> Result<Config, RunError> {
+    let store = open_store(config)?;
+    Ok(effective_config(config, store.as_ref()).await?)
+}
+
 /// `token`: prints one valid access token, reusing the stored one when it has more than the
 /// refresh margin left.
 async fn token(config: &Config) -> Result<(), RunError> {
     let store = open_store(config)?;
+    let config = &effective_config(config, store.as_ref()).await?;
     let manager = token_manager(config, store).await?;
     let token = manager.fresh().await?;
     println!("{}", token.secret().expose());
@@ -235,6 +243,7 @@ async fn revoke(config: &Config) -> Result<(), RunError> {
     let store = open_store(config)?;
     let client = oauth_client(config)?;
     let state = store.load().await?;
+    let config = &apply_stored_login(config, &state, &store.describe())?;
     let creds = credentials(config, &state)?;
     let from_config = config.oauth.refresh_token.is_some();
     match client
@@ -283,6 +292,7 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
     config.require_client()?;
     let store = open_store(config)?;
     let state = store.load().await?;
+    let config = &apply_stored_login(config, &state, &store.describe())?;
     let creds = credentials(config, &state)?;
     let source = match config.file.as_deref() {
         Some(path) => format!("{} + environment", path.display()),
@@ -319,11 +329,13 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Keeps a refresh token obtained by `login` in the store, with its first access token.
+/// Keeps a refresh token obtained by `login` in the store, with its first access token and
+/// the account's data centre.
 async fn save_login(
     store: &Arc<dyn TokenStore>,
     config: &Config,
     accounts: &url::Url,
+    data_center: DataCenter,
     refresh_token: Secret<String>,
     grant: crate::token::client::Grant,
 ) -> Result<(), RunError> {
@@ -352,7 +364,7 @@ async fn save_login(
         token: refresh_token,
         accounts_server,
         client_id,
-        data_center: None,
+        data_center: Some(data_center.name().to_owned()),
         scopes,
         obtained_at: now,
     };

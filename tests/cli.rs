@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
 
+use zoho_meeting_proxy::sandbox::accounts::AccountsOptions;
+
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
 
 /// A proxy.toml for the emulator at `accounts`, storing tokens in `home/token.json`.
@@ -75,6 +77,55 @@ async fn finish(child: tokio::process::Child) -> (i32, String) {
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs a whole browser login against the emulator: `login --no-browser`, the emulator's
+/// consent, the redirect back. Returns the exit code and stderr.
+async fn browser_login(home: &Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::from(bin(home));
+    cmd.args(["login", "--no-browser", "--timeout", "30s"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("login prints the URL")
+        .unwrap()
+        .expect("a line");
+    let http = no_redirects();
+    let consent = http.get(line).send().await.unwrap();
+    assert_eq!(consent.status(), 302);
+    let location = consent.headers()["location"].to_str().unwrap().to_owned();
+    let answer = http.get(location).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    finish(child).await
+}
+
+/// Runs `check` (with `args`) and returns the exit code, stdout and stderr.
+async fn check(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = run({
+        let mut c = bin(home);
+        c.arg("check").args(args);
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The value printed for `key` in `[section]` of `check`'s output.
+fn printed<'a>(stdout: &'a str, section: &str, key: &str) -> Option<&'a str> {
+    let header = format!("[{section}]");
+    let prefix = format!("{key} = ");
+    stdout
+        .lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
 #[tokio::test]
@@ -346,6 +397,8 @@ async fn login_with_a_self_client_code_over_tls() {
     assert!(!stderr.contains(&grant));
     let store = stored(home.path());
     assert_eq!(store["refresh_token"]["accounts_server"], emu.url());
+    // A custom accounts server names no data centre: the configured one is recorded.
+    assert_eq!(store["refresh_token"]["data_center"], "us");
 
     // A used code is refused, terminally, with advice.
     let out = run({
@@ -577,4 +630,84 @@ async fn serve_proxies_then_exits_cleanly_on_sigterm() {
     })
     .await;
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// `login` records the redirect's data centre; the Meeting host follows it unless
+/// `upstream.url` is set, and an `oauth.data_center` that disagrees exits 78 naming both.
+#[tokio::test]
+async fn login_records_the_data_centre_and_the_meeting_host_follows_it() {
+    let emu = support::emulator(AccountsOptions {
+        location: "eu".into(),
+        ..support::options(Duration::from_secs(3600))
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("data centre eu"), "{stderr}");
+    assert_eq!(stored(home.path())["refresh_token"]["data_center"], "eu");
+
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed(&stdout, "upstream", "url"),
+        Some("\"https://meeting.zoho.eu\""),
+        "{stdout}"
+    );
+    assert_eq!(printed(&stdout, "oauth", "data_center"), Some("\"eu\""));
+
+    // An explicit oauth.data_center that disagrees is a configuration error.
+    let file = home.path().join("proxy.toml");
+    let plain = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        plain.replace("[oauth]\n", "[oauth]\ndata_center = \"us\"\n"),
+    )
+    .unwrap();
+    for command in ["check", "token"] {
+        let out = run({
+            let mut c = bin(home.path());
+            c.arg(command);
+            c
+        })
+        .await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{command}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains("oauth.data_center")
+                && stderr.contains("\"us\"")
+                && stderr.contains("eu data centre")
+                && stderr.contains("proxy.toml"),
+            "{stderr}"
+        );
+    }
+    // One that agrees is fine.
+    std::fs::write(
+        &file,
+        plain.replace("[oauth]\n", "[oauth]\ndata_center = \"eu\"\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed(&stdout, "upstream", "url"),
+        Some("\"https://meeting.zoho.eu\"")
+    );
+
+    // A configured upstream.url is kept.
+    write_config(
+        home.path(),
+        &emu.url(),
+        "\n[upstream]\nurl = \"https://meeting.zoho.in\"\n",
+    );
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed(&stdout, "upstream", "url"),
+        Some("\"https://meeting.zoho.in\""),
+        "{stdout}"
+    );
+    assert_eq!(printed(&stdout, "oauth", "data_center"), Some("\"eu\""));
 }
