@@ -324,9 +324,119 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
             status.mints_in_window,
             config.oauth.max_mints_per_10m,
         );
+        let user = meeting_user(config, token.header()).await?;
+        println!(
+            "# online: GET {}{USER_PATH} answered: user {}, zsoid {}",
+            origin(&config.upstream.url),
+            user.who,
+            user.zsoid
+        );
     }
     println!("# ok");
     Ok(())
+}
+
+/// The Meeting API call `check --online` makes: the current user, which every account has.
+const USER_PATH: &str = "/api/v2/user.json";
+
+/// The largest Meeting answer `check --online` reads.
+const MAX_USER_BODY: usize = 64 * 1024;
+
+/// What `GET /api/v2/user.json` says about the account, made printable.
+struct MeetingUser {
+    who: String,
+    zsoid: String,
+}
+
+/// Calls `GET {upstream.url}/api/v2/user.json` with the fresh token, trusting
+/// `upstream.ca_file` as the proxy does.
+///
+/// # Errors
+/// [`RunError::Failed`] when the Meeting API cannot be reached, rejects the token (the data
+/// centre or the scopes are then probably wrong: a fresh token cannot be stale), or answers
+/// anything but 2xx.
+async fn meeting_user(
+    config: &Config,
+    authorization: &http::HeaderValue,
+) -> Result<MeetingUser, RunError> {
+    let host = origin(&config.upstream.url);
+    let client = crate::token::client::http_client(
+        config.upstream.ca_file.as_deref(),
+        config.upstream.connect_timeout,
+    )?;
+    let mut url = config.upstream.url.clone();
+    let path = format!("{}{USER_PATH}", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    let unreachable = |e: reqwest::Error| {
+        RunError::Failed(format!(
+            "cannot reach the Meeting API at {host}: {}",
+            report(&e.without_url())
+        ))
+    };
+    let mut response = client
+        .get(url)
+        .header(http::header::AUTHORIZATION, authorization.clone())
+        .timeout(config.upstream.timeout)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        if body.len() + chunk.len() > MAX_USER_BODY {
+            return Err(RunError::Failed(format!(
+                "the Meeting API at {host} answered {USER_PATH} with more than {MAX_USER_BODY} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if matches!(status, 400 | 401) && crate::proxy::rejection::is_token_rejection(&body) {
+        return Err(RunError::Failed(format!(
+            "the Meeting API at {host} rejected a freshly minted token (HTTP {status}): the data centre ({}) or the scopes are probably wrong; a token from one data centre's accounts server is refused by another's Meeting host (set oauth.data_center or upstream.url), and {USER_PATH} needs ZohoMeeting.manageOrg.READ",
+            config.oauth.data_center
+        )));
+    }
+    if !(200..300).contains(&status) {
+        let scope = if contains(&body, b"OAUTH_SCOPE_MISMATCH") {
+            " (OAUTH_SCOPE_MISMATCH: the token lacks a scope; this call needs ZohoMeeting.manageOrg.READ: add it to oauth.scopes and run login again)"
+        } else {
+            ""
+        };
+        return Err(RunError::Failed(format!(
+            "the Meeting API at {host} answered HTTP {status} to GET {USER_PATH}{scope}"
+        )));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+        RunError::Failed(format!(
+            "the Meeting API at {host} answered {USER_PATH} with a body that is not JSON"
+        ))
+    })?;
+    let user = &json["userDetails"];
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) if !s.is_empty() => Some(printable(s)),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let who = ["primaryEmail", "email", "emailId", "displayName", "name"]
+        .iter()
+        .find_map(|key| text(&user[*key]))
+        .unwrap_or_else(|| "(unnamed)".to_owned());
+    let Some(zsoid) = text(&user["zsoid"]) else {
+        return Err(RunError::Failed(format!(
+            "the Meeting API at {host} answered {USER_PATH} without userDetails.zsoid"
+        )));
+    };
+    Ok(MeetingUser { who, zsoid })
+}
+
+/// Text from the network, safe to print: control characters dropped, at most 120 characters.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(120).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Keeps a refresh token obtained by `login` in the store, with its first access token and

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
 
-use zoho_meeting_proxy::sandbox::accounts::AccountsOptions;
+use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
+use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
 
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
 
@@ -102,6 +103,17 @@ async fn browser_login(home: &Path, args: &[&str]) -> (i32, String) {
     let answer = http.get(location).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     finish(child).await
+}
+
+/// A Meeting emulator that accepts the tokens `accounts` mints.
+async fn meeting_emulator(accounts: &AccountsEmulator) -> MeetingEmulator {
+    MeetingEmulator::start(
+        support::loopback(),
+        MeetingOptions::default(),
+        accounts.control(),
+    )
+    .await
+    .expect("meeting emulator starts")
 }
 
 /// Runs `check` (with `args`) and returns the exit code, stdout and stderr.
@@ -229,8 +241,13 @@ async fn commands_without_a_refresh_token_say_to_log_in() {
 async fn login_token_check_revoke_end_to_end() {
     let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
     let control = emu.control();
+    let meeting = meeting_emulator(&emu).await;
     let home = tempfile::tempdir().unwrap();
-    write_config(home.path(), &emu.url(), "");
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!("\n[upstream]\nurl = \"{}\"\n", meeting.url()),
+    );
 
     let (child, auth_url) = start_login(home.path()).await;
     let q: HashMap<String, String> = auth_url.query_pairs().into_owned().collect();
@@ -314,6 +331,21 @@ async fn login_token_check_revoke_end_to_end() {
         "{stdout}"
     );
     assert!(stdout.contains("online: refreshed"), "{stdout}");
+    // ... and calls the Meeting API with the fresh token.
+    assert!(
+        stdout.contains(&format!("zsoid {}", meeting.control().zsoid()))
+            && stdout.contains("sandbox.user@example.com"),
+        "{stdout}"
+    );
+    let calls = meeting.control().requests();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].path, "/api/v2/user.json");
+    assert!(
+        calls[0]
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Zoho-oauthtoken 1000."))
+    );
     for secret in [CLIENT_SECRET, refresh_token.as_str(), access] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
@@ -710,4 +742,56 @@ async fn login_records_the_data_centre_and_the_meeting_host_follows_it() {
         "{stdout}"
     );
     assert_eq!(printed(&stdout, "oauth", "data_center"), Some("\"eu\""));
+}
+
+/// `check --online` whose fresh token the Meeting API rejects blames the data centre or the
+/// scopes, and exits 1; other failures name the status.
+#[tokio::test]
+async fn check_online_fails_when_the_meeting_api_rejects_the_fresh_token() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let meeting = meeting_emulator(&emu).await;
+    let home = tempfile::tempdir().unwrap();
+    let refresh = emu
+        .control()
+        .issue_refresh_token(&["ZohoMeeting.manageOrg.READ"]);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!("\n[upstream]\nurl = \"{}\"\n", meeting.url()),
+    );
+    let online = || {
+        let mut c = bin(home.path());
+        c.args(["check", "--online"])
+            .env("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", &refresh);
+        c
+    };
+    meeting.control().reject_tokens(1);
+    let out = run(online()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rejected a freshly minted token")
+            && stderr.contains("data centre (us)")
+            && stderr.contains("scopes")
+            && stderr.contains(&meeting.url()),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("# ok"), "{stdout}");
+    assert!(!stderr.contains(&refresh) && !stderr.contains(CLIENT_SECRET));
+
+    // The rejection was used up: the next run passes.
+    let out = run(online()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("zsoid 700000001") && stdout.contains("# ok"),
+        "{stdout}"
+    );
+
+    // A failing Meeting API is named by its status.
+    meeting.control().set_failure_rate(1.0);
+    let out = run(online()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 500"), "{stderr}");
 }
