@@ -76,6 +76,10 @@ pub struct LoginArgs {
     /// How long to wait for the browser's redirect.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// Keep the refresh token the store already holds valid at Zoho (by default it is
+    /// revoked once the new one is stored).
+    #[arg(long)]
+    pub keep_old: bool,
 }
 
 /// `wait` options.
@@ -246,18 +250,32 @@ async fn revoke(config: &Config) -> Result<(), RunError> {
     let config = &apply_stored_login(config, &state, &store.describe())?;
     let creds = credentials(config, &state)?;
     let from_config = config.oauth.refresh_token.is_some();
-    match client
+    let answer = client
         .revoke(creds.accounts_url(), creds.refresh_token())
-        .await
-    {
-        Ok(()) => eprintln!(
+        .await;
+    match revocation(answer) {
+        Ok(Revocation::Revoked) => eprintln!(
             "Revoked the refresh token at {}.",
             describe_accounts(creds.accounts_url())
         ),
-        Err(TokenError::Refused { code }) => eprintln!(
+        Ok(Revocation::Unknown(code)) => eprintln!(
             "Zoho does not know this refresh token ({code}): it was already revoked. Removing it from the store."
         ),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            let kept = if from_config {
+                "Nothing was changed".to_owned()
+            } else {
+                format!(
+                    "The refresh token is still in the token store ({})",
+                    store.describe()
+                )
+            };
+            return Err(RunError::Failed(format!(
+                "the revocation at {} did not go through: {}. {kept}: run revoke again later",
+                describe_accounts(creds.accounts_url()),
+                report(&e)
+            )));
+        }
     }
     let minted_by = creds.minted_by().to_owned();
     store
@@ -437,6 +455,64 @@ fn printable(text: &str) -> String {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What Zoho said to a revocation, when it settled the token's fate.
+enum Revocation {
+    /// Zoho confirmed it (`{"status":"success"}`).
+    Revoked,
+    /// Zoho does not know the token (HTTP 400, `invalid_token`): revoked already, or never
+    /// issued by this accounts server.
+    Unknown(String),
+}
+
+/// Sorts a revocation answer: only a confirmation or an unknown token is final; anything
+/// else (network, 5xx, throttling, another error code) leaves the token possibly live.
+fn revocation(answer: Result<(), TokenError>) -> Result<Revocation, TokenError> {
+    match answer {
+        Ok(()) => Ok(Revocation::Revoked),
+        Err(TokenError::Refused { code }) if code == "invalid_token" => {
+            Ok(Revocation::Unknown(code))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// After `login` stored a new refresh token: revokes the one it replaced at the accounts
+/// server that issued it, unless `keep_old`. A failure is a warning: the new token is
+/// stored either way.
+async fn retire_old_login(
+    client: &crate::token::client::OAuthClient,
+    old: Option<crate::token::store::StoredRefreshToken>,
+    new: &Secret<String>,
+    keep_old: bool,
+) {
+    let Some(old) = old.filter(|old| &old.token != new) else {
+        return;
+    };
+    let Ok(accounts) = url::Url::parse(&old.accounts_server) else {
+        eprintln!(
+            "warning: the previous refresh token names a bad accounts server, so it was not revoked: revoke it in Zoho's console (Connected Apps)."
+        );
+        return;
+    };
+    let at = describe_accounts(&accounts);
+    if keep_old {
+        eprintln!(
+            "Kept the previous refresh token (--keep-old): it stays valid at {at} until revoked there."
+        );
+        return;
+    }
+    match revocation(client.revoke(&accounts, &old.token).await) {
+        Ok(Revocation::Revoked) => eprintln!("Revoked the previous refresh token at {at}."),
+        Ok(Revocation::Unknown(code)) => eprintln!(
+            "The previous refresh token was already unknown at {at} ({code}): nothing to revoke."
+        ),
+        Err(e) => eprintln!(
+            "warning: could not revoke the previous refresh token at {at}: {}. The new one is stored; the old one may still be valid: revoke it in Zoho's console (Connected Apps).",
+            report(&e)
+        ),
+    }
 }
 
 /// Keeps a refresh token obtained by `login` in the store, with its first access token and

@@ -795,3 +795,124 @@ async fn check_online_fails_when_the_meeting_api_rejects_the_fresh_token() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("HTTP 500"), "{stderr}");
 }
+
+/// `login` over an existing refresh token stores the new one, then revokes the old one at
+/// Zoho; `--keep-old` keeps it; a failed revocation is only a warning.
+#[tokio::test]
+async fn login_over_an_existing_refresh_token_revokes_the_old_one() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let refresh_token = || {
+        stored(home.path())["refresh_token"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("previous"), "{stderr}");
+    let first = refresh_token();
+
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let second = refresh_token();
+    assert_ne!(first, second);
+    assert_eq!(control.revocations(), std::slice::from_ref(&first));
+    assert!(
+        stderr.contains("Revoked the previous refresh token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&first) && !stderr.contains(&second));
+
+    let (code, stderr) = browser_login(home.path(), &["--keep-old"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let third = refresh_token();
+    assert_ne!(third, second);
+    assert_eq!(
+        control.revocations(),
+        std::slice::from_ref(&first),
+        "--keep-old revokes nothing"
+    );
+    assert!(
+        stderr.contains("Kept the previous refresh token"),
+        "{stderr}"
+    );
+
+    // The revocation endpoint is down: the new token is stored all the same.
+    control.set_revoke_outage(Some(503));
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let fourth = refresh_token();
+    assert_ne!(fourth, third);
+    assert!(
+        stderr.contains("warning") && stderr.contains("could not revoke the previous"),
+        "{stderr}"
+    );
+    assert_eq!(control.revocations(), [first]);
+    assert!(!stderr.contains(&third));
+}
+
+/// `revoke` deletes the local token only when Zoho confirmed or does not know the token.
+#[tokio::test]
+async fn revoke_keeps_the_token_unless_zoho_settled_it() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let revoke = || {
+        let mut c = bin(home.path());
+        c.arg("revoke");
+        c
+    };
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let token = stored(home.path())["refresh_token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Zoho's revocation endpoint fails: exit 1, and the token stays.
+    control.set_revoke_outage(Some(503));
+    let out = run(revoke()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("503") && stderr.contains("still in the token store"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stored(home.path())["refresh_token"]["token"],
+        token.as_str()
+    );
+    assert!(control.revocations().is_empty());
+
+    // Unreachable: the same.
+    let dead = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let dead_url = dead.url();
+    dead.shutdown().await;
+    let store = home.path().join("token.json");
+    let saved = std::fs::read_to_string(&store).unwrap();
+    std::fs::write(&store, saved.replace(&emu.url(), &dead_url)).unwrap();
+    let out = run(revoke()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("still in the token store"), "{stderr}");
+    assert_eq!(
+        stored(home.path())["refresh_token"]["token"],
+        token.as_str()
+    );
+    std::fs::write(&store, saved).unwrap();
+
+    // A token Zoho no longer knows (revoked in the console) is removed.
+    control.set_revoke_outage(None);
+    assert!(control.revoke_refresh_token(&token));
+    let out = run(revoke()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("does not know"), "{stderr}");
+    assert!(stored(home.path())["refresh_token"].is_null());
+    assert!(!stderr.contains(&token));
+}

@@ -9,6 +9,10 @@
 //!   (it arrives through the browser, and the client secret is about to be sent to it);
 //!   exchange the code there;
 //! - `--code GRANT`: exchange a Self Client grant code at the configured accounts server.
+//!
+//! Either way the account's data centre is stored with the refresh token (the redirect's
+//! `location`, else its accounts server's, else `oauth.data_center`), and a refresh token the
+//! store held before is revoked once the new one is stored, unless `--keep-old`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::{LoginArgs, RunError, save_login};
+use super::{LoginArgs, RunError, retire_old_login, save_login};
 use crate::app::{describe_accounts, oauth_client, open_store};
 use crate::config::{Config, DataCenter, origin};
 use crate::secret::Secret;
@@ -66,7 +70,7 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
         ));
     }
     // Refuse early, before any code is spent, if the store is unusable.
-    store.load().await?;
+    let previous = store.load().await?.refresh_token;
 
     let (accounts, code, redirect_uri, location) = match args.code {
         Some(code) => (
@@ -94,12 +98,23 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
             "Zoho returned no refresh token: the grant must be made with access_type=offline (Self Client codes always are)".into(),
         ));
     };
-    save_login(&store, config, &accounts, data_center, refresh_token, grant).await?;
+    save_login(
+        &store,
+        config,
+        &accounts,
+        data_center,
+        refresh_token.clone(),
+        grant,
+    )
+    .await?;
     eprintln!(
         "Logged in at {} (data centre {data_center}). The refresh token is stored in {}.",
         describe_accounts(&accounts),
         store.describe()
     );
+    // Only now that the new token is safe: each login mints a refresh token, and Zoho
+    // silently drops the oldest past 20 per client.
+    retire_old_login(&client, previous, &refresh_token, args.keep_old).await;
     Ok(())
 }
 
