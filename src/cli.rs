@@ -58,7 +58,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Print a valid access token on stdout (nothing else on stdout).
     Token,
-    /// Revoke the stored refresh token at Zoho and delete it from the store.
+    /// Revoke the stored refresh token at Zoho and delete it from the store (kept when Zoho
+    /// could not confirm).
     Revoke,
     /// Validate the configuration and print it with secrets redacted.
     Check(CheckArgs),
@@ -93,7 +94,8 @@ pub struct WaitArgs {
 /// `check` options.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Also perform one real token refresh.
+    /// Also perform one real token refresh, then call the Meeting API
+    /// (GET /api/v2/user.json) with the fresh token.
     #[arg(long)]
     pub online: bool,
 }
@@ -242,7 +244,7 @@ async fn token(config: &Config) -> Result<(), RunError> {
 }
 
 /// `revoke`: revokes the refresh token at Zoho, then removes it and its access token from the
-/// store.
+/// store — only when Zoho confirmed or does not know the token; otherwise exits 1 and keeps it.
 async fn revoke(config: &Config) -> Result<(), RunError> {
     let store = open_store(config)?;
     let client = oauth_client(config)?;
@@ -305,7 +307,8 @@ async fn revoke(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// `check`: prints the effective configuration, redacted; `--online` refreshes once.
+/// `check`: prints the effective configuration, redacted; `--online` refreshes once and
+/// calls the Meeting API with the fresh token.
 async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
     config.require_client()?;
     let store = open_store(config)?;

@@ -159,6 +159,14 @@ async fn help_lists_every_command_and_unknown_commands_exit_2() {
     }
     let out = run({
         let mut c = bin(home.path());
+        c.args(["login", "--help"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).0.contains("--keep-old"));
+    let out = run({
+        let mut c = bin(home.path());
         c.arg("frobnicate");
         c
     })
