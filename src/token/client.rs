@@ -328,7 +328,7 @@ pub fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
         json.as_ref()
             .and_then(|j| j.get(name))
             .and_then(Value::as_str)
-            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
             .map(str::to_owned)
     };
     match (status, field("status").as_deref()) {
