@@ -6,6 +6,13 @@
 //! [`Running::begin_shutdown`] turns `/readyz` to 503 and stops accepting; [`Running::finish`]
 //! waits for in-flight requests (at most `server.shutdown_grace`) and stops the rest.
 
+pub mod wiring;
+
+pub use wiring::{
+    WiringError, apply_stored_login, credentials, describe_accounts, effective_config,
+    oauth_client, open_store, token_manager,
+};
+
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -17,14 +17,16 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, DataCenter, LogOutput, StoreConfig, origin};
+use crate::app::{
+    WiringError, apply_stored_login, credentials, describe_accounts, effective_config,
+    oauth_client, open_store, token_manager,
+};
+use crate::config::{Config, ConfigError, DataCenter, LogOutput, origin};
 use crate::secret::Secret;
-use crate::token::TokenCache;
 use crate::token::Unavailable;
-use crate::token::client::{OAuthClient, TokenError};
-use crate::token::manager::{Credentials, Settings, TokenManager};
-use crate::token::store::redis::RedisStore;
-use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
+use crate::token::client::TokenError;
+use crate::token::manager::Credentials;
+use crate::token::store::{StoreError, StoredState, TokenStore};
 
 /// `EX_CONFIG` from sysexits.h.
 pub const EXIT_CONFIG: u8 = 78;
@@ -57,7 +59,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Print a valid access token on stdout (nothing else on stdout).
     Token,
-    /// Revoke the stored refresh token at Zoho and delete it from the store.
+    /// Revoke the stored refresh token at Zoho and delete it from the store (kept when Zoho
+    /// could not confirm).
     Revoke,
     /// Validate the configuration and print it with secrets redacted.
     Check(CheckArgs),
@@ -75,6 +78,10 @@ pub struct LoginArgs {
     /// How long to wait for the browser's redirect.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// Keep the refresh token the store already holds valid at Zoho (by default it is
+    /// revoked once the new one is stored).
+    #[arg(long)]
+    pub keep_old: bool,
 }
 
 /// `wait` options.
@@ -88,7 +95,8 @@ pub struct WaitArgs {
 /// `check` options.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Also perform one real token refresh.
+    /// Also perform one real token refresh, then call the Meeting API
+    /// (GET /api/v2/user.json) with the fresh token.
     #[arg(long)]
     pub online: bool,
 }
@@ -138,6 +146,17 @@ impl RunError {
             | RunError::Unavailable(_)
             | RunError::Failed(_)
             | RunError::Io { .. } => 1,
+        }
+    }
+}
+
+impl From<WiringError> for RunError {
+    fn from(error: WiringError) -> Self {
+        match error {
+            WiringError::Config(e) => RunError::Config(e),
+            WiringError::Store(e) => RunError::Store(e),
+            WiringError::Token(e) => RunError::Token(e),
+            WiringError::Failed(why) => RunError::Failed(why),
         }
     }
 }
@@ -196,7 +215,7 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
     let logging = logging.as_ref();
     runtime.block_on(async move {
         match command {
-            Command::Serve => serve::run(&config, path, logging).await,
+            Command::Serve => serve::run(&effective(&config).await?, path, logging).await,
             Command::Sandbox(args) => sandbox::run(&config, args).await,
             Command::Wait(args) => serve::wait(&config, args.timeout).await,
             Command::Status => serve::status(&config).await,
@@ -208,151 +227,17 @@ pub fn run(cli: Cli) -> Result<(), RunError> {
     })
 }
 
-/// Opens the configured token store. The redis store connects on first use.
-///
-/// # Errors
-/// [`ConfigError`] when the default path cannot be determined, or `token.redis_url` cannot
-/// be used (the message never quotes it).
-pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, RunError> {
-    Ok(match &config.token.store {
-        StoreConfig::File(Some(path)) => Arc::new(FileStore::new(path.clone())),
-        StoreConfig::File(None) => match store::default_path() {
-            Some(path) => Arc::new(FileStore::new(path)),
-            None => {
-                return Err(ConfigError::Invalid {
-                    key: "token.path".into(),
-                    origin: "defaults".into(),
-                    message: "neither XDG_STATE_HOME nor HOME is set: give a path".into(),
-                }
-                .into());
-            }
-        },
-        StoreConfig::Memory => Arc::new(MemoryStore::new()),
-        StoreConfig::Redis { url, key_prefix } => match RedisStore::new(url, key_prefix) {
-            Ok(store) => Arc::new(store),
-            Err(e) => {
-                return Err(ConfigError::Invalid {
-                    key: "token.redis_url".into(),
-                    origin: "the configuration".into(),
-                    message: crate::telemetry::chain(&e),
-                }
-                .into());
-            }
-        },
-    })
-}
-
-/// The OAuth client for the configured Zoho client.
-///
-/// # Errors
-/// [`ConfigError`] when the client id or secret is missing; [`TokenError::Setup`] for a bad
-/// CA file.
-pub fn oauth_client(config: &Config) -> Result<OAuthClient, RunError> {
-    let (client_id, secret) = config.require_client()?;
-    Ok(OAuthClient::new(
-        client_id,
-        secret,
-        config.upstream.ca_file.as_deref(),
-        config.upstream.connect_timeout,
-    )?)
-}
-
-/// Which refresh token to use: the configuration's, else the store's (filled by `login`).
-///
-/// # Errors
-/// [`ConfigError`] naming `oauth.refresh_token` when there is none, or when the stored one
-/// belongs to another client.
-pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, RunError> {
-    let client_id = &config.oauth.client_id;
-    if let Some(token) = &config.oauth.refresh_token {
-        return Ok(Credentials::new(
-            client_id,
-            token.clone(),
-            config.oauth.accounts_url.clone(),
-        ));
-    }
-    let no_token = |message: String| ConfigError::Invalid {
-        key: "oauth.refresh_token".into(),
-        origin: "the defaults: it is not set, and the token store holds none".into(),
-        message,
-    };
-    if matches!(config.token.store, StoreConfig::Redis { .. }) {
-        return Err(no_token(
-            "token.store = \"redis\" never holds refresh tokens: give every replica the refresh token with oauth.refresh_token_file (or oauth.refresh_token)".into(),
-        )
-        .into());
-    }
-    let Some(stored) = &state.refresh_token else {
-        return Err(no_token(
-            "no refresh token: run `zoho-meeting-proxy login` (or set oauth.refresh_token / oauth.refresh_token_file)".into(),
-        )
-        .into());
-    };
-    if &stored.client_id != client_id {
-        return Err(no_token(format!(
-            "the stored refresh token belongs to client {:?}, not {client_id:?}: run `zoho-meeting-proxy login` again",
-            stored.client_id
-        ))
-        .into());
-    }
-    let accounts = url::Url::parse(&stored.accounts_server).map_err(|_| {
-        RunError::Failed(format!(
-            "the token store names a bad accounts server {:?}",
-            stored.accounts_server
-        ))
-    })?;
-    Ok(Credentials::new(client_id, stored.token.clone(), accounts))
-}
-
-/// Builds the token manager from configuration and store, reusing a stored token.
-///
-/// A shared (redis) store that cannot be reached does not stop the start: the replica
-/// starts without the shared state, as during an outage (see [`TokenManager`]). One that
-/// answers with an error (a wrong password, say) does.
-///
-/// # Errors
-/// As [`oauth_client`], [`credentials`], and a store that cannot be read.
-pub async fn token_manager(
-    config: &Config,
-    store: Arc<dyn TokenStore>,
-) -> Result<Arc<TokenManager>, RunError> {
-    let client = oauth_client(config)?;
-    let state = match store.load().await {
-        Ok(state) => state,
-        Err(e) if store.clone().into_shared().is_some() && e.is_unreachable() => {
-            tracing::warn!(
-                error = %crate::telemetry::chain(&e),
-                store = %store.describe(),
-                "shared token store unreachable at start; starting without it and retrying"
-            );
-            StoredState::default()
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let creds = credentials(config, &state)?;
-    let cache = Arc::new(TokenCache::new(config.upstream.auth_scheme));
-    let settings = Settings {
-        margin: config.token.refresh_margin,
-        max_mints_per_10m: config.oauth.max_mints_per_10m,
-        request_wait: config.upstream.timeout,
-    };
-    let manager = TokenManager::new(cache, client, store, creds, settings);
-    manager.restore(&state);
-    Ok(manager)
-}
-
-/// Names the data centre of an accounts server, or says it is a custom one.
-pub fn describe_accounts(url: &url::Url) -> String {
-    match DataCenter::from_accounts_url(origin(url)) {
-        Some(dc) => format!("data centre {dc} ({})", origin(url)),
-        None => format!("custom accounts server {}", origin(url)),
-    }
+/// The configuration shaped by the stored login (see [`effective_config`]).
+async fn effective(config: &Config) -> Result<Config, RunError> {
+    let store = open_store(config)?;
+    Ok(effective_config(config, store.as_ref()).await?)
 }
 
 /// `token`: prints one valid access token, reusing the stored one when it has more than the
 /// refresh margin left.
 async fn token(config: &Config) -> Result<(), RunError> {
     let store = open_store(config)?;
+    let config = &effective_config(config, store.as_ref()).await?;
     let manager = token_manager(config, store).await?;
     let token = manager.fresh().await?;
     println!("{}", token.secret().expose());
@@ -360,25 +245,40 @@ async fn token(config: &Config) -> Result<(), RunError> {
 }
 
 /// `revoke`: revokes the refresh token at Zoho, then removes it and its access token from the
-/// store.
+/// store — only when Zoho confirmed or does not know the token; otherwise exits 1 and keeps it.
 async fn revoke(config: &Config) -> Result<(), RunError> {
     let store = open_store(config)?;
     let client = oauth_client(config)?;
     let state = store.load().await?;
+    let config = &apply_stored_login(config, &state, &store.describe())?;
     let creds = credentials(config, &state)?;
     let from_config = config.oauth.refresh_token.is_some();
-    match client
+    let answer = client
         .revoke(creds.accounts_url(), creds.refresh_token())
-        .await
-    {
-        Ok(()) => eprintln!(
+        .await;
+    match revocation(answer) {
+        Ok(Revocation::Revoked) => eprintln!(
             "Revoked the refresh token at {}.",
             describe_accounts(creds.accounts_url())
         ),
-        Err(TokenError::Refused { code }) => eprintln!(
+        Ok(Revocation::Unknown(code)) => eprintln!(
             "Zoho does not know this refresh token ({code}): it was already revoked. Removing it from the store."
         ),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            let kept = if from_config {
+                "Nothing was changed".to_owned()
+            } else {
+                format!(
+                    "The refresh token is still in the token store ({})",
+                    store.describe()
+                )
+            };
+            return Err(RunError::Failed(format!(
+                "the revocation at {} did not go through: {}. {kept}: run revoke again later",
+                describe_accounts(creds.accounts_url()),
+                report(&e)
+            )));
+        }
     }
     let minted_by = creds.minted_by().to_owned();
     store
@@ -408,11 +308,13 @@ async fn revoke(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-/// `check`: prints the effective configuration, redacted; `--online` refreshes once.
+/// `check`: prints the effective configuration, redacted; `--online` refreshes once and
+/// calls the Meeting API with the fresh token.
 async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
     config.require_client()?;
     let store = open_store(config)?;
     let state = store.load().await?;
+    let config = &apply_stored_login(config, &state, &store.describe())?;
     let creds = credentials(config, &state)?;
     let source = match config.file.as_deref() {
         Some(path) => format!("{} + environment", path.display()),
@@ -444,16 +346,186 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
             status.mints_in_window,
             config.oauth.max_mints_per_10m,
         );
+        let user = meeting_user(config, token.header()).await?;
+        println!(
+            "# online: GET {}{USER_PATH} answered: user {}, zsoid {}",
+            origin(&config.upstream.url),
+            user.who,
+            user.zsoid
+        );
     }
     println!("# ok");
     Ok(())
 }
 
-/// Keeps a refresh token obtained by `login` in the store, with its first access token.
+/// The Meeting API call `check --online` makes: the current user, which every account has.
+const USER_PATH: &str = "/api/v2/user.json";
+
+/// The largest Meeting answer `check --online` reads.
+const MAX_USER_BODY: usize = 64 * 1024;
+
+/// What `GET /api/v2/user.json` says about the account, made printable.
+struct MeetingUser {
+    who: String,
+    zsoid: String,
+}
+
+/// Calls `GET {upstream.url}/api/v2/user.json` with the fresh token, trusting
+/// `upstream.ca_file` as the proxy does.
+///
+/// # Errors
+/// [`RunError::Failed`] when the Meeting API cannot be reached, rejects the token (the data
+/// centre or the scopes are then probably wrong: a fresh token cannot be stale), or answers
+/// anything but 2xx.
+async fn meeting_user(
+    config: &Config,
+    authorization: &http::HeaderValue,
+) -> Result<MeetingUser, RunError> {
+    let host = origin(&config.upstream.url);
+    let client = crate::token::client::http_client(
+        config.upstream.ca_file.as_deref(),
+        config.upstream.connect_timeout,
+    )?;
+    let mut url = config.upstream.url.clone();
+    let path = format!("{}{USER_PATH}", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    let unreachable = |e: reqwest::Error| {
+        RunError::Failed(format!(
+            "cannot reach the Meeting API at {host}: {}",
+            report(&e.without_url())
+        ))
+    };
+    let mut response = client
+        .get(url)
+        .header(http::header::AUTHORIZATION, authorization.clone())
+        .timeout(config.upstream.timeout)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        if body.len() + chunk.len() > MAX_USER_BODY {
+            return Err(RunError::Failed(format!(
+                "the Meeting API at {host} answered {USER_PATH} with more than {MAX_USER_BODY} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if matches!(status, 400 | 401) && crate::proxy::rejection::is_token_rejection(&body) {
+        return Err(RunError::Failed(format!(
+            "the Meeting API at {host} rejected a freshly minted token (HTTP {status}): the data centre ({}) or the scopes are probably wrong; a token from one data centre's accounts server is refused by another's Meeting host (set oauth.data_center or upstream.url), and {USER_PATH} needs ZohoMeeting.manageOrg.READ",
+            config.oauth.data_center
+        )));
+    }
+    if !(200..300).contains(&status) {
+        let scope = if contains(&body, b"OAUTH_SCOPE_MISMATCH") {
+            " (OAUTH_SCOPE_MISMATCH: the token lacks a scope; this call needs ZohoMeeting.manageOrg.READ: add it to oauth.scopes and run login again)"
+        } else {
+            ""
+        };
+        return Err(RunError::Failed(format!(
+            "the Meeting API at {host} answered HTTP {status} to GET {USER_PATH}{scope}"
+        )));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+        RunError::Failed(format!(
+            "the Meeting API at {host} answered {USER_PATH} with a body that is not JSON"
+        ))
+    })?;
+    let user = &json["userDetails"];
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) if !s.is_empty() => Some(printable(s)),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let who = ["primaryEmail", "email", "emailId", "displayName", "name"]
+        .iter()
+        .find_map(|key| text(&user[*key]))
+        .unwrap_or_else(|| "(unnamed)".to_owned());
+    let Some(zsoid) = text(&user["zsoid"]) else {
+        return Err(RunError::Failed(format!(
+            "the Meeting API at {host} answered {USER_PATH} without userDetails.zsoid"
+        )));
+    };
+    Ok(MeetingUser { who, zsoid })
+}
+
+/// Text from the network, safe to print: control characters dropped, at most 120 characters.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(120).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What Zoho said to a revocation, when it settled the token's fate.
+enum Revocation {
+    /// Zoho confirmed it (`{"status":"success"}`).
+    Revoked,
+    /// Zoho does not know the token (HTTP 400, `invalid_token`): revoked already, or never
+    /// issued by this accounts server.
+    Unknown(String),
+}
+
+/// Sorts a revocation answer: only a confirmation or an unknown token is final; anything
+/// else (network, 5xx, throttling, another error code) leaves the token possibly live.
+fn revocation(answer: Result<(), TokenError>) -> Result<Revocation, TokenError> {
+    match answer {
+        Ok(()) => Ok(Revocation::Revoked),
+        Err(TokenError::Refused { code }) if code == "invalid_token" => {
+            Ok(Revocation::Unknown(code))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// After `login` stored a new refresh token: revokes the one it replaced at the accounts
+/// server that issued it, unless `keep_old`. A failure is a warning: the new token is
+/// stored either way.
+async fn retire_old_login(
+    client: &crate::token::client::OAuthClient,
+    old: Option<crate::token::store::StoredRefreshToken>,
+    new: &Secret<String>,
+    keep_old: bool,
+) {
+    let Some(old) = old.filter(|old| &old.token != new) else {
+        return;
+    };
+    let Ok(accounts) = url::Url::parse(&old.accounts_server) else {
+        eprintln!(
+            "warning: the previous refresh token names a bad accounts server, so it was not revoked: revoke it in Zoho's console (Connected Apps)."
+        );
+        return;
+    };
+    let at = describe_accounts(&accounts);
+    if keep_old {
+        eprintln!(
+            "Kept the previous refresh token (--keep-old): it stays valid at {at} until revoked there."
+        );
+        return;
+    }
+    match revocation(client.revoke(&accounts, &old.token).await) {
+        Ok(Revocation::Revoked) => eprintln!("Revoked the previous refresh token at {at}."),
+        Ok(Revocation::Unknown(code)) => eprintln!(
+            "The previous refresh token was already unknown at {at} ({code}): nothing to revoke."
+        ),
+        Err(e) => eprintln!(
+            "warning: could not revoke the previous refresh token at {at}: {}. The new one is stored; the old one may still be valid: revoke it in Zoho's console (Connected Apps).",
+            report(&e)
+        ),
+    }
+}
+
+/// Keeps a refresh token obtained by `login` in the store, with its first access token and
+/// the account's data centre.
 async fn save_login(
     store: &Arc<dyn TokenStore>,
     config: &Config,
     accounts: &url::Url,
+    data_center: DataCenter,
     refresh_token: Secret<String>,
     grant: crate::token::client::Grant,
 ) -> Result<(), RunError> {
@@ -482,7 +554,7 @@ async fn save_login(
         token: refresh_token,
         accounts_server,
         client_id,
-        data_center: None,
+        data_center: Some(data_center.name().to_owned()),
         scopes,
         obtained_at: now,
     };

@@ -97,9 +97,10 @@ pub struct ServerConfig {
 pub struct OAuthConfig {
     /// The data centre of the Zoho account **(default: `us`)**.
     pub data_center: DataCenter,
-    /// Whether `oauth.data_center` was set (file or environment) rather than defaulted: a
-    /// data centre stored by `login` overrides only the default.
-    pub data_center_explicit: bool,
+    /// Where `oauth.data_center` was set (`file proxy.toml`, `environment variable ...`), or
+    /// `None` when it is the default: a data centre stored by `login` overrides only the
+    /// default.
+    pub data_center_source: Option<String>,
     /// The OAuth client id; empty when not configured.
     pub client_id: String,
     /// The client secret, from `client_secret` or `client_secret_file`.
@@ -735,7 +736,16 @@ impl Validator<'_> {
         }
         Ok(OAuthConfig {
             data_center,
-            data_center_explicit: self.figment.find_value("oauth.data_center").is_ok(),
+            data_center_source: self
+                .figment
+                .find_value("oauth.data_center")
+                .is_ok()
+                .then(|| {
+                    origin_of(
+                        self.figment.find_metadata("oauth.data_center"),
+                        "oauth.data_center",
+                    )
+                }),
             client_id: o.client_id.trim().to_owned(),
             client_secret,
             client_secret_file,

@@ -9,6 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
 
+use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
+use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
 
 /// A proxy.toml for the emulator at `accounts`, storing tokens in `home/token.json`.
@@ -77,6 +80,66 @@ async fn finish(child: tokio::process::Child) -> (i32, String) {
     )
 }
 
+/// Runs a whole browser login against the emulator: `login --no-browser`, the emulator's
+/// consent, the redirect back. Returns the exit code and stderr.
+async fn browser_login(home: &Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::from(bin(home));
+    cmd.args(["login", "--no-browser", "--timeout", "30s"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("login prints the URL")
+        .unwrap()
+        .expect("a line");
+    let http = no_redirects();
+    let consent = http.get(line).send().await.unwrap();
+    assert_eq!(consent.status(), 302);
+    let location = consent.headers()["location"].to_str().unwrap().to_owned();
+    let answer = http.get(location).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    finish(child).await
+}
+
+/// A Meeting emulator that accepts the tokens `accounts` mints.
+async fn meeting_emulator(accounts: &AccountsEmulator) -> MeetingEmulator {
+    MeetingEmulator::start(
+        support::loopback(),
+        MeetingOptions::default(),
+        accounts.control(),
+    )
+    .await
+    .expect("meeting emulator starts")
+}
+
+/// Runs `check` (with `args`) and returns the exit code, stdout and stderr.
+async fn check(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = run({
+        let mut c = bin(home);
+        c.arg("check").args(args);
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The value printed for `key` in `[section]` of `check`'s output.
+fn printed<'a>(stdout: &'a str, section: &str, key: &str) -> Option<&'a str> {
+    let header = format!("[{section}]");
+    let prefix = format!("{key} = ");
+    stdout
+        .lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
 #[tokio::test]
 async fn help_lists_every_command_and_unknown_commands_exit_2() {
     let home = tempfile::tempdir().unwrap();
@@ -94,6 +157,14 @@ async fn help_lists_every_command_and_unknown_commands_exit_2() {
             "{command} missing from --help:\n{stdout}"
         );
     }
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["login", "--help"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).0.contains("--keep-old"));
     let out = run({
         let mut c = bin(home.path());
         c.arg("frobnicate");
@@ -178,8 +249,13 @@ async fn commands_without_a_refresh_token_say_to_log_in() {
 async fn login_token_check_revoke_end_to_end() {
     let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
     let control = emu.control();
+    let meeting = meeting_emulator(&emu).await;
     let home = tempfile::tempdir().unwrap();
-    write_config(home.path(), &emu.url(), "");
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!("\n[upstream]\nurl = \"{}\"\n", meeting.url()),
+    );
 
     let (child, auth_url) = start_login(home.path()).await;
     let q: HashMap<String, String> = auth_url.query_pairs().into_owned().collect();
@@ -263,6 +339,21 @@ async fn login_token_check_revoke_end_to_end() {
         "{stdout}"
     );
     assert!(stdout.contains("online: refreshed"), "{stdout}");
+    // ... and calls the Meeting API with the fresh token.
+    assert!(
+        stdout.contains(&format!("zsoid {}", meeting.control().zsoid()))
+            && stdout.contains("sandbox.user@example.com"),
+        "{stdout}"
+    );
+    let calls = meeting.control().requests();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].path, "/api/v2/user.json");
+    assert!(
+        calls[0]
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Zoho-oauthtoken 1000."))
+    );
     for secret in [CLIENT_SECRET, refresh_token.as_str(), access] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
@@ -346,6 +437,8 @@ async fn login_with_a_self_client_code_over_tls() {
     assert!(!stderr.contains(&grant));
     let store = stored(home.path());
     assert_eq!(store["refresh_token"]["accounts_server"], emu.url());
+    // A custom accounts server names no data centre: the configured one is recorded.
+    assert_eq!(store["refresh_token"]["data_center"], "us");
 
     // A used code is refused, terminally, with advice.
     let out = run({
@@ -577,4 +670,257 @@ async fn serve_proxies_then_exits_cleanly_on_sigterm() {
     })
     .await;
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// `login` records the redirect's data centre; the Meeting host follows it unless
+/// `upstream.url` is set, and an `oauth.data_center` that disagrees exits 78 naming both.
+#[tokio::test]
+async fn login_records_the_data_centre_and_the_meeting_host_follows_it() {
+    let emu = support::emulator(AccountsOptions {
+        location: "eu".into(),
+        ..support::options(Duration::from_secs(3600))
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("data centre eu"), "{stderr}");
+    assert_eq!(stored(home.path())["refresh_token"]["data_center"], "eu");
+
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed(&stdout, "upstream", "url"),
+        Some("\"https://meeting.zoho.eu\""),
+        "{stdout}"
+    );
+    assert_eq!(printed(&stdout, "oauth", "data_center"), Some("\"eu\""));
+
+    // An explicit oauth.data_center that disagrees is a configuration error.
+    let file = home.path().join("proxy.toml");
+    let plain = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        plain.replace("[oauth]\n", "[oauth]\ndata_center = \"us\"\n"),
+    )
+    .unwrap();
+    for command in ["check", "token"] {
+        let out = run({
+            let mut c = bin(home.path());
+            c.arg(command);
+            c
+        })
+        .await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{command}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains("oauth.data_center")
+                && stderr.contains("\"us\"")
+                && stderr.contains("eu data centre")
+                && stderr.contains("proxy.toml"),
+            "{stderr}"
+        );
+    }
+    // One that agrees is fine.
+    std::fs::write(
+        &file,
+        plain.replace("[oauth]\n", "[oauth]\ndata_center = \"eu\"\n"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed(&stdout, "upstream", "url"),
+        Some("\"https://meeting.zoho.eu\"")
+    );
+
+    // A configured upstream.url is kept.
+    write_config(
+        home.path(),
+        &emu.url(),
+        "\n[upstream]\nurl = \"https://meeting.zoho.in\"\n",
+    );
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed(&stdout, "upstream", "url"),
+        Some("\"https://meeting.zoho.in\""),
+        "{stdout}"
+    );
+    assert_eq!(printed(&stdout, "oauth", "data_center"), Some("\"eu\""));
+}
+
+/// `check --online` whose fresh token the Meeting API rejects blames the data centre or the
+/// scopes, and exits 1; other failures name the status.
+#[tokio::test]
+async fn check_online_fails_when_the_meeting_api_rejects_the_fresh_token() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let meeting = meeting_emulator(&emu).await;
+    let home = tempfile::tempdir().unwrap();
+    let refresh = emu
+        .control()
+        .issue_refresh_token(&["ZohoMeeting.manageOrg.READ"]);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!("\n[upstream]\nurl = \"{}\"\n", meeting.url()),
+    );
+    let online = || {
+        let mut c = bin(home.path());
+        c.args(["check", "--online"])
+            .env("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", &refresh);
+        c
+    };
+    meeting.control().reject_tokens(1);
+    let out = run(online()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rejected a freshly minted token")
+            && stderr.contains("data centre (us)")
+            && stderr.contains("scopes")
+            && stderr.contains(&meeting.url()),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("# ok"), "{stdout}");
+    assert!(!stderr.contains(&refresh) && !stderr.contains(CLIENT_SECRET));
+
+    // The rejection was used up: the next run passes.
+    let out = run(online()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("zsoid 700000001") && stdout.contains("# ok"),
+        "{stdout}"
+    );
+
+    // A failing Meeting API is named by its status.
+    meeting.control().set_failure_rate(1.0);
+    let out = run(online()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 500"), "{stderr}");
+}
+
+/// `login` over an existing refresh token stores the new one, then revokes the old one at
+/// Zoho; `--keep-old` keeps it; a failed revocation is only a warning.
+#[tokio::test]
+async fn login_over_an_existing_refresh_token_revokes_the_old_one() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let refresh_token = || {
+        stored(home.path())["refresh_token"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("previous"), "{stderr}");
+    let first = refresh_token();
+
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let second = refresh_token();
+    assert_ne!(first, second);
+    assert_eq!(control.revocations(), std::slice::from_ref(&first));
+    assert!(
+        stderr.contains("Revoked the previous refresh token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&first) && !stderr.contains(&second));
+
+    let (code, stderr) = browser_login(home.path(), &["--keep-old"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let third = refresh_token();
+    assert_ne!(third, second);
+    assert_eq!(
+        control.revocations(),
+        std::slice::from_ref(&first),
+        "--keep-old revokes nothing"
+    );
+    assert!(
+        stderr.contains("Kept the previous refresh token"),
+        "{stderr}"
+    );
+
+    // The revocation endpoint is down: the new token is stored all the same.
+    control.set_revoke_outage(Some(503));
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let fourth = refresh_token();
+    assert_ne!(fourth, third);
+    assert!(
+        stderr.contains("warning") && stderr.contains("could not revoke the previous"),
+        "{stderr}"
+    );
+    assert_eq!(control.revocations(), [first]);
+    assert!(!stderr.contains(&third));
+}
+
+/// `revoke` deletes the local token only when Zoho confirmed or does not know the token.
+#[tokio::test]
+async fn revoke_keeps_the_token_unless_zoho_settled_it() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    let revoke = || {
+        let mut c = bin(home.path());
+        c.arg("revoke");
+        c
+    };
+    let (code, stderr) = browser_login(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let token = stored(home.path())["refresh_token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Zoho's revocation endpoint fails: exit 1, and the token stays.
+    control.set_revoke_outage(Some(503));
+    let out = run(revoke()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("503") && stderr.contains("still in the token store"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stored(home.path())["refresh_token"]["token"],
+        token.as_str()
+    );
+    assert!(control.revocations().is_empty());
+
+    // Unreachable: the same.
+    let dead = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let dead_url = dead.url();
+    dead.shutdown().await;
+    let store = home.path().join("token.json");
+    let saved = std::fs::read_to_string(&store).unwrap();
+    std::fs::write(&store, saved.replace(&emu.url(), &dead_url)).unwrap();
+    let out = run(revoke()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("still in the token store"), "{stderr}");
+    assert_eq!(
+        stored(home.path())["refresh_token"]["token"],
+        token.as_str()
+    );
+    std::fs::write(&store, saved).unwrap();
+
+    // A token Zoho no longer knows (revoked in the console) is removed.
+    control.set_revoke_outage(None);
+    assert!(control.revoke_refresh_token(&token));
+    let out = run(revoke()).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("does not know"), "{stderr}");
+    assert!(stored(home.path())["refresh_token"].is_null());
+    assert!(!stderr.contains(&token));
 }

@@ -173,9 +173,9 @@ impl Replica {
             ("token.redis_key_prefix", prefix.into()),
         ]);
         let config = support::config(&overrides);
-        let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
+        let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
         assert!(store.clone().into_shared().is_some());
-        let manager = zoho_meeting_proxy::cli::token_manager(&config, store)
+        let manager = zoho_meeting_proxy::app::token_manager(&config, store)
             .await
             .unwrap();
         let running = zoho_meeting_proxy::app::start(&config, manager)
@@ -581,8 +581,8 @@ async fn unreachable_redis_at_start_is_survived_and_a_wrong_password_is_not() {
         ("token.redis_url", url.as_str().into()),
     ]);
     let config = support::config(&overrides);
-    let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
-    let err = zoho_meeting_proxy::cli::token_manager(&config, store)
+    let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
+    let err = zoho_meeting_proxy::app::token_manager(&config, store)
         .await
         .unwrap_err();
     let text = zoho_meeting_proxy::cli::report(&err);

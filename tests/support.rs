@@ -435,8 +435,8 @@ impl TestProxy {
         ]);
         overrides.extend(extra.iter().cloned());
         let config = config(&overrides);
-        let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
-        let manager = zoho_meeting_proxy::cli::token_manager(&config, store)
+        let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
+        let manager = zoho_meeting_proxy::app::token_manager(&config, store)
             .await
             .unwrap();
         let running = zoho_meeting_proxy::app::start(&config, manager)
@@ -471,8 +471,8 @@ impl TestProxy {
             ("token.store", "memory".into()),
         ]);
         let config = config(&overrides);
-        let store = zoho_meeting_proxy::cli::open_store(&config).unwrap();
-        let manager = zoho_meeting_proxy::cli::token_manager(&config, store)
+        let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
+        let manager = zoho_meeting_proxy::app::token_manager(&config, store)
             .await
             .unwrap();
         let running = zoho_meeting_proxy::app::start(&config, manager)

@@ -142,8 +142,8 @@ async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A manager built from a configuration, as `serve` and `token` build theirs.
 async fn manager_for(config: &Config) -> Arc<TokenManager> {
-    let store = zoho_meeting_proxy::cli::open_store(config).unwrap();
-    zoho_meeting_proxy::cli::token_manager(config, store)
+    let store = zoho_meeting_proxy::app::open_store(config).unwrap();
+    zoho_meeting_proxy::app::token_manager(config, store)
         .await
         .unwrap()
 }

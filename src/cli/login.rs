@@ -9,6 +9,10 @@
 //!   (it arrives through the browser, and the client secret is about to be sent to it);
 //!   exchange the code there;
 //! - `--code GRANT`: exchange a Self Client grant code at the configured accounts server.
+//!
+//! Either way the account's data centre is stored with the refresh token (the redirect's
+//! `location`, else its accounts server's, else `oauth.data_center`), and a refresh token the
+//! store held before is revoked once the new one is stored, unless `--keep-old`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::{LoginArgs, RunError, describe_accounts, oauth_client, open_store, save_login};
+use super::{LoginArgs, RunError, retire_old_login, save_login};
+use crate::app::{describe_accounts, oauth_client, open_store};
 use crate::config::{Config, DataCenter, origin};
 use crate::secret::Secret;
 
@@ -40,7 +45,12 @@ struct Callback {
 
 /// What the redirect said, once `state` matched.
 enum Outcome {
-    Code { code: Secret<String>, accounts: Url },
+    Code {
+        code: Secret<String>,
+        accounts: Url,
+        /// The redirect's `location`, when it names one of Zoho's data centres.
+        location: Option<DataCenter>,
+    },
     Refused(String),
 }
 
@@ -60,16 +70,22 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
         ));
     }
     // Refuse early, before any code is spent, if the store is unusable.
-    store.load().await?;
+    let previous = store.load().await?.refresh_token;
 
-    let (accounts, code, redirect_uri) = match args.code {
-        Some(code) => (config.oauth.accounts_url.clone(), Secret::new(code), None),
+    let (accounts, code, redirect_uri, location) = match args.code {
+        Some(code) => (
+            config.oauth.accounts_url.clone(),
+            Secret::new(code),
+            None,
+            None,
+        ),
         None => {
-            let (accounts, code, redirect) =
+            let (accounts, code, redirect, location) =
                 browser_flow(config, args.no_browser, args.timeout).await?;
-            (accounts, code, Some(redirect))
+            (accounts, code, Some(redirect), location)
         }
     };
+    let data_center = account_data_center(config, location, &accounts);
     let grant = client
         .exchange_code(&accounts, &code, redirect_uri.as_ref().map(Url::as_str))
         .await?;
@@ -82,17 +98,41 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
             "Zoho returned no refresh token: the grant must be made with access_type=offline (Self Client codes always are)".into(),
         ));
     };
-    save_login(&store, config, &accounts, refresh_token, grant).await?;
+    save_login(
+        &store,
+        config,
+        &accounts,
+        data_center,
+        refresh_token.clone(),
+        grant,
+    )
+    .await?;
     eprintln!(
-        "Logged in at {}. The refresh token is stored in {}.",
+        "Logged in at {} (data centre {data_center}). The refresh token is stored in {}.",
         describe_accounts(&accounts),
         store.describe()
     );
+    // Only now that the new token is safe: each login mints a refresh token, and Zoho
+    // silently drops the oldest past 20 per client.
+    retire_old_login(&client, previous, &refresh_token, args.keep_old).await;
     Ok(())
 }
 
-/// The browser flow up to a verified grant code, the accounts server to exchange it at, and
-/// the redirect URI it was issued for.
+/// The account's data centre: the redirect's `location` when it names one, else the one
+/// whose accounts server issued the code, else (a custom accounts server) the configured
+/// `oauth.data_center`.
+fn account_data_center(
+    config: &Config,
+    location: Option<DataCenter>,
+    accounts: &Url,
+) -> DataCenter {
+    location
+        .or_else(|| DataCenter::from_accounts_url(origin(accounts)))
+        .unwrap_or(config.oauth.data_center)
+}
+
+/// The browser flow up to a verified grant code, the accounts server to exchange it at, the
+/// redirect URI it was issued for, and the data centre the redirect's `location` names.
 ///
 /// A redirect URI with port 0 listens on a port the system picks (handy with the sandbox's
 /// emulator; a real Zoho client needs the exact registered URI).
@@ -100,7 +140,7 @@ async fn browser_flow(
     config: &Config,
     no_browser: bool,
     timeout: Duration,
-) -> Result<(Url, Secret<String>, Url), RunError> {
+) -> Result<(Url, Secret<String>, Url, Option<DataCenter>), RunError> {
     let mut redirect = config.oauth.redirect_uri.clone();
     let addr = redirect_addr(&redirect)?;
     let listener = TcpListener::bind(addr)
@@ -174,7 +214,11 @@ async fn browser_flow(
         ))),
         Ok(None) => Err(RunError::Failed("the redirect listener stopped".into())),
         Ok(Some(Outcome::Refused(why))) => Err(RunError::Failed(why)),
-        Ok(Some(Outcome::Code { code, accounts })) => Ok((accounts, code, redirect_for_exchange)),
+        Ok(Some(Outcome::Code {
+            code,
+            accounts,
+            location,
+        })) => Ok((accounts, code, redirect_for_exchange, location)),
     }
 }
 
@@ -201,9 +245,11 @@ fn judge(config: &Config, params: &HashMap<String, String>) -> Outcome {
             }
         },
     };
+    let location = params.get("location").and_then(|l| l.parse().ok());
     Outcome::Code {
         code: Secret::new(code.clone()),
         accounts,
+        location,
     }
 }
 
@@ -397,6 +443,36 @@ mod tests {
         assert!(allowed_accounts_server(&c, "http://accounts.zoho.eu").is_none());
         assert!(allowed_accounts_server(&c, "https://evil.example").is_none());
         assert!(allowed_accounts_server(&c, "not a url").is_none());
+    }
+
+    #[test]
+    fn the_data_centre_comes_from_location_then_accounts_server_then_configuration() {
+        let c = config();
+        let custom = Url::parse("http://127.0.0.1:9/").unwrap();
+        let eu = Url::parse("https://accounts.zoho.eu").unwrap();
+        assert_eq!(
+            account_data_center(&c, Some(DataCenter::Jp), &eu),
+            DataCenter::Jp
+        );
+        assert_eq!(account_data_center(&c, None, &eu), DataCenter::Eu);
+        assert_eq!(account_data_center(&c, None, &custom), DataCenter::Us);
+
+        let params = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let judged = |pairs: &[(&str, &str)]| match judge(&c, &params(pairs)) {
+            Outcome::Code { location, .. } => location,
+            Outcome::Refused(why) => panic!("{why}"),
+        };
+        assert_eq!(
+            judged(&[("code", "1000.x"), ("location", "EU")]),
+            Some(DataCenter::Eu)
+        );
+        assert_eq!(judged(&[("code", "1000.x"), ("location", "mars")]), None);
+        assert_eq!(judged(&[("code", "1000.x")]), None);
     }
 
     #[test]

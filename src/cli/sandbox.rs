@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::RunError;
 use super::serve::until_signal;
-use super::{RunError, token_manager};
-use crate::app;
+use crate::app::{self, token_manager};
 use crate::config::{Config, Listen, StoreConfig};
 use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions};
 use crate::sandbox::meeting::{MeetingEmulator, MeetingOptions};

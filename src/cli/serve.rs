@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::RunError;
 use super::reload::{self, Cause, Reloader};
-use super::{RunError, open_store, token_manager};
-use crate::app;
+use crate::app::{self, open_store, token_manager};
 use crate::config::{Config, ConfigError};
 use crate::telemetry::Logging;
 use crate::token::manager::TokenManager;

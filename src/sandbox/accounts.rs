@@ -4,7 +4,9 @@
 //! (plain, or TLS when [`AccountsOptions::tls`] is set), the three endpoints an OAuth client
 //! of Zoho needs. [`AccountsControl`] drives and inspects the emulator from the same process:
 //! it issues Self Client grant codes and refresh tokens, revokes them, injects outages and
-//! failures, and validates access tokens for the other emulators.
+//! failures (of the token endpoint and, separately, of the revocation endpoint), keeps a log
+//! of the tokens revoked through the endpoint, and validates access tokens for the other
+//! emulators.
 //!
 //! # Endpoints
 //!
@@ -191,8 +193,10 @@ struct State {
     mint_count: u64,
     token_requests: u64,
     outage: Option<u16>,
+    revoke_outage: Option<u16>,
     pending_failures: VecDeque<(u32, Failure)>,
     requests: VecDeque<TokenRequestRecord>,
+    revocations: VecDeque<String>,
 }
 
 /// A grant code waiting to be exchanged.
@@ -414,6 +418,26 @@ impl AccountsControl {
     /// later. A value that is not a valid HTTP status code is served as `503`.
     pub fn set_outage(&self, status: Option<u16>) {
         self.shared.lock().outage = status;
+    }
+
+    /// Starts (`Some(status)`) or ends (`None`) an outage of the revocation endpoint
+    /// (`POST /oauth/v2/token/revoke`), independent of [`set_outage`](Self::set_outage).
+    ///
+    /// During it every revocation request is answered with `status` and an HTML body, and
+    /// nothing is revoked. A value that is not a valid HTTP status code is served as `503`.
+    pub fn set_revoke_outage(&self, status: Option<u16>) {
+        self.shared.lock().revoke_outage = status;
+    }
+
+    /// Returns the tokens (refresh or access) that the revocation endpoint revoked, oldest
+    /// first (at most [`REQUEST_LOG_CAPACITY`] entries).
+    ///
+    /// Only revocations that succeeded are listed: not unknown tokens, not requests refused
+    /// during a [`set_revoke_outage`](Self::set_revoke_outage), and not
+    /// [`revoke_refresh_token`](Self::revoke_refresh_token), which stands for Zoho's console.
+    /// The log is the emulator's own state and holds tokens in clear, for tests.
+    pub fn revocations(&self) -> Vec<String> {
+        self.shared.lock().revocations.iter().cloned().collect()
     }
 
     /// Makes the next `n` token requests fail as `failure` says.
@@ -801,10 +825,26 @@ async fn handle_revoke(req: Request<Incoming>, shared: &Shared) -> Response<Body
         Ok(params) => params,
         Err((error, _)) => return body_error_response(&error),
     };
+    let mut state = shared.lock();
+    if let Some(status) = state.revoke_outage {
+        drop(state);
+        return html_page(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "Service unavailable",
+        );
+    }
     let revoked = params.get("token").is_some_and(|token| {
-        let mut state = shared.lock();
-        state.revoke_refresh_token(token) || state.access_tokens.remove(token).is_some()
+        let revoked =
+            state.revoke_refresh_token(token) || state.access_tokens.remove(token).is_some();
+        if revoked {
+            if state.revocations.len() >= REQUEST_LOG_CAPACITY {
+                state.revocations.pop_front();
+            }
+            state.revocations.push_back(token.to_owned());
+        }
+        revoked
     });
+    drop(state);
     if revoked {
         json(StatusCode::OK, &serde_json::json!({ "status": "success" }))
     } else {
@@ -1656,6 +1696,58 @@ mod tests {
         assert!(control.revoke_refresh_token(&survivor_rt));
         assert!(!control.revoke_refresh_token(&survivor_rt));
         assert_eq!(control.validate_access_token(access), None);
+    }
+
+    #[tokio::test]
+    async fn revocations_are_logged_in_order_and_a_revoke_outage_revokes_nothing() {
+        let emu = start(AccountsOptions::default()).await;
+        let control = emu.control();
+        let revoke_url = format!("{}{REVOKE_PATH}", emu.url());
+        let revoke = |token: String| {
+            let url = revoke_url.clone();
+            async move {
+                client()
+                    .post(url)
+                    .form(&[("token", token)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        let first = control.issue_refresh_token(&[SCOPE]);
+        let second = control.issue_refresh_token(&[SCOPE]);
+        let (_, body) = refresh(&emu, &second).await;
+        let access = body["access_token"].as_str().unwrap().to_owned();
+        assert!(control.revocations().is_empty());
+
+        // During an outage nothing is revoked or logged, and the token endpoint still works.
+        control.set_revoke_outage(Some(503));
+        let resp = client()
+            .post(&revoke_url)
+            .form(&[("token", first.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[CONTENT_TYPE], HTML_CONTENT_TYPE);
+        control.set_revoke_outage(Some(9999));
+        assert_eq!(revoke(first.clone()).await, StatusCode::SERVICE_UNAVAILABLE);
+        let (_, body) = refresh(&emu, &first).await;
+        assert!(body["access_token"].is_string(), "{body}");
+        assert!(control.revocations().is_empty());
+
+        control.set_revoke_outage(None);
+        assert_eq!(revoke(second.clone()).await, StatusCode::OK);
+        assert_eq!(revoke(first.clone()).await, StatusCode::OK);
+        // Unknown tokens and console revocations are not logged.
+        assert_eq!(revoke(second.clone()).await, StatusCode::BAD_REQUEST);
+        let third = control.issue_refresh_token(&[SCOPE]);
+        assert!(control.revoke_refresh_token(&third));
+        assert_eq!(control.revocations(), [second, first]);
+        // The access token died with its refresh token: revoking it is unknown too.
+        assert_eq!(revoke(access).await, StatusCode::BAD_REQUEST);
+        assert_eq!(control.revocations().len(), 2);
     }
 
     #[tokio::test]

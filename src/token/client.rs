@@ -160,32 +160,8 @@ impl OAuthClient {
         ca_file: Option<&Path>,
         connect_timeout: Duration,
     ) -> Result<Self, TokenError> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("zoho-meeting-proxy/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| TokenError::Setup(format!("cannot read {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| TokenError::Setup(format!("{}: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(TokenError::Setup(format!(
-                    "{} holds no certificate",
-                    path.display()
-                )));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| TokenError::Setup(e.to_string()))?;
         Ok(Self {
-            http,
+            http: http_client(ca_file, connect_timeout)?,
             client_id: client_id.to_owned(),
             client_secret: ArcSwap::from_pointee(client_secret.clone()),
         })
@@ -264,26 +240,7 @@ impl OAuthClient {
             .map_err(|source| network(accounts, source))?;
         let status = response.status().as_u16();
         let body = read_limited(response, accounts).await?;
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let field = |name: &str| {
-            json.as_ref()
-                .and_then(|j| j.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        match (status, field("status").as_deref()) {
-            (200, Some("success")) => Ok(()),
-            (400, _) => Err(TokenError::Refused {
-                code: field("error").unwrap_or_else(|| "invalid_token".to_owned()),
-            }),
-            (_, Some("failure")) if field("error").is_some_and(|e| is_throttle(&e)) => {
-                Err(TokenError::Throttled)
-            }
-            (_, Some(_)) => Err(TokenError::Refused {
-                code: field("error").unwrap_or_else(|| "revoke_failed".to_owned()),
-            }),
-            (status, None) => Err(TokenError::Status { status }),
-        }
+        parse_revoke(status, &body)
     }
 
     async fn grant(&self, accounts: &Url, form: &[(&str, &str)]) -> Result<Grant, TokenError> {
@@ -318,6 +275,75 @@ impl std::fmt::Debug for OAuthClient {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.load_full())
             .finish_non_exhaustive()
+    }
+}
+
+/// Builds the HTTPS client used for Zoho's servers: rustls with the public web roots plus
+/// any certificates in `ca_file`, no redirects followed, `connect_timeout` to connect and
+/// 30 s for a whole exchange (a caller may set a shorter one per request).
+///
+/// # Errors
+/// [`TokenError::Setup`] when the CA file cannot be read, holds no certificate, or the
+/// client cannot be built.
+pub fn http_client(
+    ca_file: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, TokenError> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("zoho-meeting-proxy/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| TokenError::Setup(format!("cannot read {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| TokenError::Setup(format!("{}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(TokenError::Setup(format!(
+                "{} holds no certificate",
+                path.display()
+            )));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| TokenError::Setup(e.to_string()))
+}
+
+/// Classifies a revocation answer (zoho-facts §8): `{"status":"success"}` is a revocation;
+/// HTTP 400 is Zoho's answer for a token it does not know, [`TokenError::Refused`] with the
+/// body's `error` (`invalid_token` when it has none); a server error (5xx) is
+/// [`TokenError::Status`] whatever its body, since the token may well still be live.
+///
+/// # Errors
+/// The failure, as above; the throttle body is [`TokenError::Throttled`].
+pub fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(Value::as_str)
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+            .map(str::to_owned)
+    };
+    match (status, field("status").as_deref()) {
+        (200, Some("success")) => Ok(()),
+        (_, Some("failure")) if field("error").is_some_and(|e| is_throttle(&e)) => {
+            Err(TokenError::Throttled)
+        }
+        (500.., _) => Err(TokenError::Status { status }),
+        (400, _) => Err(TokenError::Refused {
+            code: field("error").unwrap_or_else(|| "invalid_token".to_owned()),
+        }),
+        (_, Some(_)) => Err(TokenError::Refused {
+            code: field("error").unwrap_or_else(|| "revoke_failed".to_owned()),
+        }),
+        (status, None) => Err(TokenError::Status { status }),
     }
 }
 
@@ -520,6 +546,43 @@ mod tests {
             err(200, r#"{"access_token":""}"#).class(),
             ErrorClass::Transient
         );
+    }
+
+    #[test]
+    fn revocations_are_classified_so_only_a_confirmation_or_unknown_token_is_final() {
+        assert!(parse_revoke(200, br#"{"status":"success"}"#).is_ok());
+        for (status, body) in [
+            (400, r#"{"status":"failure","error":"invalid_token"}"#),
+            (400, ""),
+            (400, "<html>Bad Request</html>"),
+        ] {
+            assert!(
+                matches!(parse_revoke(status, body.as_bytes()), Err(TokenError::Refused { code }) if code == "invalid_token"),
+                "{status} {body}"
+            );
+        }
+        for (status, body) in [
+            (503, "<html>down</html>"),
+            (500, r#"{"status":"failure","error":"invalid_token"}"#),
+            (502, r#"{"status":"success"}"#),
+        ] {
+            assert!(
+                matches!(parse_revoke(status, body.as_bytes()), Err(TokenError::Status { status: s }) if s == status),
+                "{status} {body}"
+            );
+        }
+        assert!(matches!(
+            parse_revoke(400, br#"{"status":"failure","error":"Access Denied"}"#),
+            Err(TokenError::Throttled)
+        ));
+        assert!(matches!(
+            parse_revoke(200, br#"{"status":"failure"}"#),
+            Err(TokenError::Refused { code }) if code == "revoke_failed"
+        ));
+        assert!(matches!(
+            parse_revoke(200, b"not json"),
+            Err(TokenError::Status { status: 200 })
+        ));
     }
 
     #[test]
