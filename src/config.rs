@@ -32,6 +32,11 @@ pub const CONFIG_ENV: &str = "ZOHO_PROXY_CONFIG";
 pub const ENV_PREFIX: &str = "ZOHO_PROXY_";
 /// The file read from the working directory when no other is named.
 pub const DEFAULT_FILE: &str = "proxy.toml";
+/// The most access tokens Zoho lets one refresh token mint in 10 minutes: the bound on
+/// `oauth.max_mints_per_10m` with Zoho's accounts servers.
+pub const ZOHO_MAX_MINTS_PER_10M: u32 = 10;
+/// The bound on `oauth.max_mints_per_10m` with a non-Zoho `oauth.accounts_url` (emulators).
+pub const MAX_MINTS_PER_10M: u32 = 1000;
 
 /// The URL schemes `token.redis_url` accepts: TCP, TLS, and a local Unix socket.
 const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
@@ -114,7 +119,9 @@ pub struct OAuthConfig {
     pub redirect_uri: Url,
     /// The accounts server: `accounts_url`, else the data centre's.
     pub accounts_url: Url,
-    /// Access-token mints allowed per refresh token in any 10 minutes **(default: 10)**.
+    /// Access-token mints allowed per refresh token in any 10 minutes: 1 to
+    /// [`ZOHO_MAX_MINTS_PER_10M`] with Zoho's accounts servers, up to [`MAX_MINTS_PER_10M`]
+    /// with another accounts server **(default: 10)**.
     pub max_mints_per_10m: u32,
 }
 
@@ -610,10 +617,30 @@ impl Validator<'_> {
         } else {
             self.origin_url("oauth.accounts_url", &o.accounts_url)?
         };
-        if !(1..=10).contains(&o.max_mints_per_10m) {
+        let zoho_accounts = DataCenter::from_accounts_url(origin(&accounts_url)).is_some()
+            || is_zoho_host(accounts_url.host_str().unwrap_or(""));
+        let most = if zoho_accounts {
+            ZOHO_MAX_MINTS_PER_10M
+        } else {
+            MAX_MINTS_PER_10M
+        };
+        if !(1..=most).contains(&o.max_mints_per_10m) {
             return Err(self.err(
                 "oauth.max_mints_per_10m",
-                "must be between 1 and 10: Zoho blocks a refresh token that mints more than 10 access tokens in 10 minutes",
+                if zoho_accounts {
+                    format!(
+                        "must be between 1 and {ZOHO_MAX_MINTS_PER_10M} with Zoho's accounts server {}: \
+                         Zoho blocks a refresh token that mints more than {ZOHO_MAX_MINTS_PER_10M} access \
+                         tokens in 10 minutes (up to {MAX_MINTS_PER_10M} only with a non-Zoho \
+                         oauth.accounts_url, such as an emulator)",
+                        origin(&accounts_url)
+                    )
+                } else {
+                    format!(
+                        "must be between 1 and {MAX_MINTS_PER_10M} (1 to {ZOHO_MAX_MINTS_PER_10M} with \
+                         Zoho's accounts servers)"
+                    )
+                },
             ));
         }
         Ok(OAuthConfig {
