@@ -6,6 +6,8 @@
 //! [`Running::begin_shutdown`] turns `/readyz` to 503 and stops accepting; [`Running::finish`]
 //! waits for in-flight requests (at most `server.shutdown_grace`) and stops the rest.
 
+pub mod reload;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::reload::{self, Cause, Reloader};
 use super::{RunError, open_store, token_manager};
 use crate::app;
+use crate::app::reload::{self, Cause, Reloader};
 use crate::config::{Config, ConfigError};
 use crate::telemetry::Logging;
 use crate::token::refresh::TokenManager;
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains. SIGHUP (and a change to a `*_file`
 /// secret) reloads the configuration from `path` and the environment: see
-/// [`reload`](super::reload).
+/// [`reload`](crate::app::reload).
 pub(super) async fn run(
     config: &Config,
     path: Option<PathBuf>,

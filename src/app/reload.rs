@@ -34,11 +34,11 @@ use crate::telemetry::{LevelChange, Logging};
 use crate::token::refresh::{Credentials, TokenManager};
 
 /// How often the `*_file` secrets are checked for changes.
-pub(super) const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What set off a reload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Cause {
+pub enum Cause {
     /// SIGHUP.
     Signal,
     /// A watched secret file changed.
@@ -46,7 +46,7 @@ pub(super) enum Cause {
 }
 
 /// Re-reads the configuration and applies it to the running proxy.
-pub(super) struct Reloader<'a> {
+pub struct Reloader<'a> {
     path: Option<PathBuf>,
     /// The configuration the process started with: what restart-only keys are compared to.
     started: Config,
@@ -62,11 +62,11 @@ pub(super) struct Reloader<'a> {
 
 /// The keys a reload changed, by what happens to them.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Changes {
+pub struct Changes {
     /// Changed since the last reload and applied now.
-    pub(super) applied: Vec<&'static str>,
+    pub applied: Vec<&'static str>,
     /// Differ from the running process's start and wait for a restart.
-    pub(super) restart: Vec<&'static str>,
+    pub restart: Vec<&'static str>,
 }
 
 /// Size, modification time and inode of each watched secret file (`None`: unreadable).
@@ -87,7 +87,7 @@ struct Stamp {
 
 impl<'a> Reloader<'a> {
     /// A reloader for a proxy started from `config`, read from `path`.
-    pub(super) fn new(
+    pub fn new(
         config: &Config,
         path: Option<PathBuf>,
         proxy: Arc<Proxy>,
@@ -107,7 +107,7 @@ impl<'a> Reloader<'a> {
     }
 
     /// Whether a watched secret file changed since the last look (or the last reload).
-    pub(super) fn secret_files_changed(&mut self) -> bool {
+    pub fn secret_files_changed(&mut self) -> bool {
         let now = SecretFiles::stamp(self.files.paths());
         let changed = now.stamps != self.files.stamps;
         if changed {
@@ -126,7 +126,7 @@ impl<'a> Reloader<'a> {
 
     /// Re-reads the configuration and applies what can change live; logs what changed, what
     /// needs a restart, or why the configuration was refused.
-    pub(super) async fn reload(&mut self, cause: Cause) {
+    pub async fn reload(&mut self, cause: Cause) {
         let cause_name = match cause {
             Cause::Signal => "SIGHUP",
             Cause::SecretFile => "secret file",
@@ -299,7 +299,7 @@ fn fits_running(started: &Config, new: &Config) -> Result<(), ConfigError> {
 /// digest): live keys against the one last applied, restart-only keys against the one the
 /// process started with (so a pending restart is mentioned on every reload until it
 /// happens).
-pub(super) fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
+pub fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
     let mut out = Changes::default();
     for key in KEYS {
         let value = key.comparable(new);
