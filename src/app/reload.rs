@@ -6,6 +6,10 @@
 //! - the client secret (`oauth.client_secret[_file]`): the next mint uses it;
 //! - the refresh token (`oauth.refresh_token[_file]`): new credentials for the next mint, and
 //!   a fresh mint budget when it really changed (Zoho counts mints per refresh token);
+//! - the token store's refresh token, when the configuration names none: the store is read
+//!   again, so a `login` run beside the serving proxy takes effect, and after a `revoke`
+//!   (the store holds none) token refresh stops with an error until the next `login`
+//!   ([`TokenManager::credentials_revoked`]);
 //! - `log.level` (unless `RUST_LOG` overrides it);
 //! - everything the request [`Guard`] checks: `server.allowed_hosts`,
 //!   `server.allowed_origins`, `server.client_keys[_file]`, `access.*`, and the
@@ -28,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::keys::{KEYS, Reload};
-use crate::config::{Config, ConfigError, Listen};
+use crate::config::{Config, ConfigError, Listen, StoreConfig};
 use crate::proxy::{Guard, Proxy};
 use crate::telemetry::{LevelChange, Logging};
 use crate::token::refresh::{Credentials, TokenManager};
@@ -58,6 +62,30 @@ pub struct Reloader<'a> {
     files: SecretFiles,
     /// The refresh token in use came from the configuration (not the token store).
     refresh_token_from_config: bool,
+}
+
+/// What a reload did to the credentials the token manager mints with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CredentialsChange {
+    /// Neither the client secret nor the refresh token changed.
+    Unchanged,
+    /// The client secret or the refresh token changed: mint with them at once.
+    Changed,
+    /// The token store's refresh token is gone: refresh stopped (no retry).
+    Revoked,
+}
+
+/// What re-reading the token store found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// The refresh token already in use.
+    Same,
+    /// Another refresh token, now in use.
+    Taken,
+    /// No refresh token any more: refresh stopped.
+    Revoked,
+    /// Nothing usable (an error, logged): the running refresh token stays.
+    Kept,
 }
 
 /// The keys a reload changed, by what happens to them.
@@ -154,14 +182,18 @@ impl<'a> Reloader<'a> {
             }
         };
         let mut changes = changes(&self.started, &self.current, &new);
-        let credentials_changed = self.apply(&new, &mut changes).await;
+        let credentials = self.apply(&new, &mut changes).await;
         self.files = if before.paths().eq(SecretFiles::watch_paths(&new).iter()) {
             before
         } else {
             SecretFiles::watch(&new)
         };
         self.current = new;
-        if cause == Cause::Signal || credentials_changed {
+        // After a revoke there is nothing to retry with: the stop stays until a new refresh
+        // token arrives.
+        if credentials != CredentialsChange::Revoked
+            && (cause == Cause::Signal || credentials == CredentialsChange::Changed)
+        {
             self.manager.retry_now();
         }
         if changes.applied.is_empty() && changes.restart.is_empty() {
@@ -184,14 +216,16 @@ impl<'a> Reloader<'a> {
         }
     }
 
-    /// Applies `new` to the running parts. Returns whether the client secret or the refresh
-    /// token changed.
-    async fn apply(&mut self, new: &Config, changes: &mut Changes) -> bool {
+    /// Applies `new` to the running parts. Says whether the client secret or the refresh
+    /// token changed, or the token store's refresh token is gone.
+    async fn apply(&mut self, new: &Config, changes: &mut Changes) -> CredentialsChange {
         self.proxy.set_guard(Guard::new(new));
 
-        let mut credentials_changed = false;
-        if let Some(secret) = &new.oauth.client_secret {
-            credentials_changed |= self.manager.set_client_secret(secret.clone());
+        let mut outcome = CredentialsChange::Unchanged;
+        if let Some(secret) = &new.oauth.client_secret
+            && self.manager.set_client_secret(secret.clone())
+        {
+            outcome = CredentialsChange::Changed;
         }
         match &new.oauth.refresh_token {
             Some(token) => {
@@ -202,19 +236,25 @@ impl<'a> Reloader<'a> {
                     self.manager.credentials().accounts_url().clone(),
                 );
                 if self.manager.set_credentials(credentials).await {
-                    credentials_changed = true;
+                    outcome = CredentialsChange::Changed;
                     tracing::info!(
                         "refresh token replaced; the mint budget starts afresh for the new one"
                     );
                 }
                 self.refresh_token_from_config = true;
             }
-            None if self.refresh_token_from_config => {
-                // Going back to the token store's refresh token means reading the store as
-                // at start.
-                changes.restart.push("oauth.refresh_token");
-            }
-            None => {}
+            None => match self.reread_store(new).await {
+                Stored::Same => self.refresh_token_from_config = false,
+                Stored::Taken => {
+                    self.refresh_token_from_config = false;
+                    outcome = CredentialsChange::Changed;
+                }
+                Stored::Revoked => outcome = CredentialsChange::Revoked,
+                Stored::Kept => {
+                    // Still the configured refresh token: the change did not apply.
+                    changes.applied.retain(|key| *key != "oauth.refresh_token");
+                }
+            },
         }
 
         if new.log.level != self.current.log.level
@@ -228,7 +268,81 @@ impl<'a> Reloader<'a> {
                 Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
             }
         }
-        credentials_changed
+        outcome
+    }
+
+    /// The refresh token comes from the token store: reads the store again, as at start, so
+    /// that a `login` (or `revoke`) run beside the serving proxy takes effect.
+    async fn reread_store(&self, new: &Config) -> Stored {
+        let store = self.manager.store();
+        let state = match store.load().await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::error!(
+                    store = %store.describe(),
+                    error = %crate::telemetry::chain(&error),
+                    "cannot read the token store; keeping the running refresh token"
+                );
+                return Stored::Kept;
+            }
+        };
+        let from_config = self.refresh_token_from_config;
+        if state.refresh_token.is_none() && !matches!(new.token.store, StoreConfig::Redis { .. }) {
+            if from_config {
+                tracing::error!(
+                    store = %store.describe(),
+                    "oauth.refresh_token was removed from the configuration, but the token store \
+                     holds no refresh token: keeping the configured one; run \
+                     `zoho-meeting-proxy login`, then reload"
+                );
+                return Stored::Kept;
+            }
+            tracing::error!(
+                store = %store.describe(),
+                "the token store holds no refresh token any more (`revoke` ran): token refresh \
+                 stopped; run `zoho-meeting-proxy login`, then reload (SIGHUP)"
+            );
+            self.manager.credentials_revoked(
+                "the token store's refresh token was removed (revoked); run `zoho-meeting-proxy login`"
+                    .to_owned(),
+            );
+            return Stored::Revoked;
+        }
+        // The client id is restart-only: the stored token must belong to the running client.
+        let mut config = new.clone();
+        config
+            .oauth
+            .client_id
+            .clone_from(&self.started.oauth.client_id);
+        let credentials = match crate::cli::credentials(&config, &state) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                tracing::error!(
+                    store = %store.describe(),
+                    error = %crate::telemetry::chain(&error),
+                    "cannot use the token store's refresh token; keeping the running one"
+                );
+                return Stored::Kept;
+            }
+        };
+        if credentials.minted_by() == self.manager.credentials().minted_by() {
+            return Stored::Same;
+        }
+        self.manager.set_credentials(credentials).await;
+        if from_config {
+            tracing::info!(
+                store = %store.describe(),
+                "took the token store's refresh token in place of the configured one; the mint \
+                 budget starts afresh for it"
+            );
+        } else {
+            tracing::info!(
+                store = %store.describe(),
+                "took the token store's refresh token: a new `login` ran beside the serving \
+                 proxy; the mint budget starts afresh for it"
+            );
+        }
+        Stored::Taken
     }
 }
 

@@ -1143,6 +1143,16 @@ impl TokenManager {
         }
         true
     }
+
+    /// The refresh token in use is gone (a `revoke` emptied the token store): stops as after
+    /// a terminal token-endpoint error, so that the background refresher stops and requests
+    /// that need a mint get the terminal 503 with `reason`, until the next successful mint.
+    pub fn credentials_revoked(&self, reason: String) {
+        let mut state = self.lock_state();
+        state.last_error = Some(reason.clone());
+        state.terminal = Some(reason);
+        state.not_before = None;
+    }
 }
 
 impl std::fmt::Debug for TokenManager {
