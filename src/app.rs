@@ -6,6 +6,7 @@
 //! [`Running::begin_shutdown`] turns `/readyz` to 503 and stops accepting; [`Running::finish`]
 //! waits for in-flight requests (at most `server.shutdown_grace`) and stops the rest.
 
+pub mod reload;
 pub mod wiring;
 
 pub use wiring::{

@@ -6,7 +6,6 @@
 //! error (`serve` and `sandbox` log to standard output instead with `log.output = "stdout"`).
 
 mod login;
-mod reload;
 mod sandbox;
 mod serve;
 

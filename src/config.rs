@@ -11,9 +11,9 @@
 //! in an error, in `Debug` output, or in [`Config::redacted`].
 
 mod datacenter;
+pub mod keys;
 mod raw;
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,12 +32,14 @@ pub const CONFIG_ENV: &str = "ZOHO_PROXY_CONFIG";
 pub const ENV_PREFIX: &str = "ZOHO_PROXY_";
 /// The file read from the working directory when no other is named.
 pub const DEFAULT_FILE: &str = "proxy.toml";
+/// The most access tokens Zoho lets one refresh token mint in 10 minutes: the bound on
+/// `oauth.max_mints_per_10m` with Zoho's accounts servers.
+pub const ZOHO_MAX_MINTS_PER_10M: u32 = 10;
+/// The bound on `oauth.max_mints_per_10m` with a non-Zoho `oauth.accounts_url` (emulators).
+pub const MAX_MINTS_PER_10M: u32 = 1000;
 
-/// Keys whose values are secrets: errors about them never quote the value.
 /// The URL schemes `token.redis_url` accepts: TCP, TLS, and a local Unix socket.
 const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
-
-const SECRET_KEYS: &[&str] = &["client_secret", "refresh_token", "client_keys", "redis_url"];
 
 /// The validated configuration. Only this type travels past start-up.
 #[derive(Clone, Debug)]
@@ -118,7 +120,9 @@ pub struct OAuthConfig {
     pub redirect_uri: Url,
     /// The accounts server: `accounts_url`, else the data centre's.
     pub accounts_url: Url,
-    /// Access-token mints allowed per refresh token in any 10 minutes **(default: 10)**.
+    /// Access-token mints allowed per refresh token in any 10 minutes: 1 to
+    /// [`ZOHO_MAX_MINTS_PER_10M`] with Zoho's accounts servers, up to [`MAX_MINTS_PER_10M`]
+    /// with another accounts server **(default: 10)**.
     pub max_mints_per_10m: u32,
 }
 
@@ -342,124 +346,10 @@ impl Config {
     }
 
     /// Renders the effective configuration as TOML with every secret replaced by
-    /// `[redacted]` (what `check` prints).
+    /// `[redacted]` (what `check` prints): one line per key of the [`keys::KEYS`] table, the
+    /// `[token]` keys of the chosen store only.
     pub fn redacted(&self) -> String {
-        let mut out = String::new();
-        let s = &self.server;
-        let listen = match &s.listen {
-            Listen::Tcp(addr) => addr.to_string(),
-            Listen::Unix(path) => format!("unix:{}", path.display()),
-        };
-        let _ = writeln!(out, "[server]");
-        let _ = writeln!(out, "listen = {}", quote(&listen));
-        let admin = s.admin_listen.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(out, "admin_listen = {}", quote(&admin));
-        let _ = writeln!(out, "allowed_hosts = {}", list(&s.allowed_hosts));
-        let _ = writeln!(out, "shutdown_grace = {}", duration(s.shutdown_grace));
-        let _ = writeln!(out, "worker_threads = {}", s.worker_threads);
-        let _ = writeln!(out, "allowed_origins = {}", list(&s.allowed_origins));
-        let _ = writeln!(
-            out,
-            "client_keys_file = {}",
-            path_or_empty(&s.client_keys_file)
-        );
-        let _ = writeln!(out, "client_keys = {}", redacted_list(s.client_keys.len()));
-        let _ = writeln!(
-            out,
-            "allow_remote_without_keys = {}",
-            s.allow_remote_without_keys
-        );
-
-        let o = &self.oauth;
-        let _ = writeln!(out, "\n[oauth]");
-        let _ = writeln!(out, "data_center = {}", quote(o.data_center.name()));
-        let _ = writeln!(out, "client_id = {}", quote(&o.client_id));
-        let _ = writeln!(
-            out,
-            "client_secret = {}",
-            redacted_opt(o.client_secret.is_some())
-        );
-        let _ = writeln!(
-            out,
-            "client_secret_file = {}",
-            path_or_empty(&o.client_secret_file)
-        );
-        let _ = writeln!(
-            out,
-            "refresh_token = {}",
-            redacted_opt(o.refresh_token.is_some())
-        );
-        let _ = writeln!(
-            out,
-            "refresh_token_file = {}",
-            path_or_empty(&o.refresh_token_file)
-        );
-        let _ = writeln!(out, "scopes = {}", list(&o.scopes));
-        let _ = writeln!(out, "redirect_uri = {}", quote(o.redirect_uri.as_str()));
-        let _ = writeln!(out, "accounts_url = {}", quote(origin(&o.accounts_url)));
-        let _ = writeln!(out, "max_mints_per_10m = {}", o.max_mints_per_10m);
-
-        let u = &self.upstream;
-        let _ = writeln!(out, "\n[upstream]");
-        let _ = writeln!(out, "url = {}", quote(origin(&u.url)));
-        let scheme = match u.auth_scheme {
-            AuthScheme::ZohoOauthtoken => "Zoho-oauthtoken",
-            AuthScheme::Bearer => "Bearer",
-        };
-        let _ = writeln!(out, "auth_scheme = {}", quote(scheme));
-        let _ = writeln!(out, "ca_file = {}", path_or_empty(&u.ca_file));
-        let _ = writeln!(out, "connect_timeout = {}", duration(u.connect_timeout));
-        let _ = writeln!(out, "timeout = {}", duration(u.timeout));
-        let _ = writeln!(out, "replay_body_limit = {}", u.replay_body_limit);
-
-        let _ = writeln!(out, "\n[token]");
-        match &self.token.store {
-            StoreConfig::File(path) => {
-                let _ = writeln!(out, "store = \"file\"");
-                let _ = writeln!(out, "path = {}", path_or_empty(path));
-            }
-            StoreConfig::Memory => {
-                let _ = writeln!(out, "store = \"memory\"");
-            }
-            StoreConfig::Redis { key_prefix, .. } => {
-                let _ = writeln!(out, "store = \"redis\"");
-                let _ = writeln!(out, "redis_url = \"[redacted]\"");
-                let _ = writeln!(out, "redis_key_prefix = {}", quote(key_prefix));
-            }
-        }
-        let _ = writeln!(
-            out,
-            "refresh_margin = {}",
-            duration(self.token.refresh_margin)
-        );
-
-        let a = &self.access;
-        let rules: Vec<String> = a.rules.iter().map(|r| r.text.clone()).collect();
-        let _ = writeln!(out, "\n[access]");
-        let _ = writeln!(out, "rules = {}", list(&rules));
-        let _ = writeln!(out, "read_only = {}", a.read_only);
-
-        let l = &self.limits;
-        let _ = writeln!(out, "\n[limits]");
-        let _ = writeln!(out, "max_header_bytes = {}", l.max_header_bytes);
-        let _ = writeln!(out, "max_uri_bytes = {}", l.max_uri_bytes);
-        let _ = writeln!(out, "max_body_bytes = {}", l.max_body_bytes.unwrap_or(0));
-        let _ = writeln!(out, "max_connections = {}", l.max_connections);
-        let _ = writeln!(out, "max_in_flight = {}", l.max_in_flight.unwrap_or(0));
-
-        let format = match self.log.format {
-            LogFormat::Pretty => "pretty",
-            LogFormat::Json => "json",
-        };
-        let _ = writeln!(out, "\n[log]");
-        let _ = writeln!(out, "format = {}", quote(format));
-        let _ = writeln!(out, "level = {}", quote(&self.log.level));
-        let output = match self.log.output {
-            LogOutput::Stderr => "stderr",
-            LogOutput::Stdout => "stdout",
-        };
-        let _ = writeln!(out, "output = {}", quote(output));
-        out
+        keys::redacted(self)
     }
 }
 
@@ -728,10 +618,30 @@ impl Validator<'_> {
         } else {
             self.origin_url("oauth.accounts_url", &o.accounts_url)?
         };
-        if !(1..=10).contains(&o.max_mints_per_10m) {
+        let zoho_accounts = DataCenter::from_accounts_url(origin(&accounts_url)).is_some()
+            || is_zoho_host(accounts_url.host_str().unwrap_or(""));
+        let most = if zoho_accounts {
+            ZOHO_MAX_MINTS_PER_10M
+        } else {
+            MAX_MINTS_PER_10M
+        };
+        if !(1..=most).contains(&o.max_mints_per_10m) {
             return Err(self.err(
                 "oauth.max_mints_per_10m",
-                "must be between 1 and 10: Zoho blocks a refresh token that mints more than 10 access tokens in 10 minutes",
+                if zoho_accounts {
+                    format!(
+                        "must be between 1 and {ZOHO_MAX_MINTS_PER_10M} with Zoho's accounts server {}: \
+                         Zoho blocks a refresh token that mints more than {ZOHO_MAX_MINTS_PER_10M} access \
+                         tokens in 10 minutes (up to {MAX_MINTS_PER_10M} only with a non-Zoho \
+                         oauth.accounts_url, such as an emulator)",
+                        origin(&accounts_url)
+                    )
+                } else {
+                    format!(
+                        "must be between 1 and {MAX_MINTS_PER_10M} (1 to {ZOHO_MAX_MINTS_PER_10M} with \
+                         Zoho's accounts servers)"
+                    )
+                },
             ));
         }
         Ok(OAuthConfig {
@@ -982,8 +892,8 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
             message.push_str("; sections are server, oauth, upstream, token, access, limits, log");
         }
     }
-    // Any segment: a list item's path ends in its index (`server.client_keys.0`).
-    if key.split('.').any(|segment| SECRET_KEYS.contains(&segment)) {
+    // A list item's path ends in its index (`server.client_keys.0`).
+    if keys::is_secret_path(&key) {
         message = "invalid value (a string is expected)".to_owned();
     }
     let origin = match error.metadata.as_ref() {
@@ -1016,37 +926,6 @@ fn origin_of(metadata: Option<&Metadata>, key: &str) -> String {
         Some(md) => md.name.to_string(),
         None => "defaults".to_owned(),
     }
-}
-
-fn quote(s: &str) -> String {
-    format!("{s:?}")
-}
-
-fn list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-fn redacted_opt(set: bool) -> &'static str {
-    if set { "\"[redacted]\"" } else { "\"\"" }
-}
-
-fn redacted_list(n: usize) -> String {
-    let items = vec!["\"[redacted]\""; n];
-    format!("[{}]", items.join(", "))
-}
-
-fn path_or_empty(path: &Option<PathBuf>) -> String {
-    quote(
-        &path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-    )
-}
-
-fn duration(d: Duration) -> String {
-    quote(&humantime::format_duration(d).to_string())
 }
 
 #[cfg(test)]

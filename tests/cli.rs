@@ -924,3 +924,80 @@ async fn revoke_keeps_the_token_unless_zoho_settled_it() {
     assert!(stored(home.path())["refresh_token"].is_null());
     assert!(!stderr.contains(&token));
 }
+
+/// A `sandbox` child process, killed when dropped (also when an assertion fails).
+struct Sandbox {
+    child: std::process::Child,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sandbox_with_two_second_tokens_keeps_serving() {
+    // The default budget of 10 mints per 10 minutes would be spent after about 15 s of
+    // refreshing every 1.5 s; the sandbox's budget scales with the lifetime instead.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("proxy.toml"),
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let log = home.path().join("sandbox.log");
+    let mut cmd = bin(home.path());
+    cmd.args(["sandbox", "--token-lifetime", "2s"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut sandbox = Sandbox {
+        child: cmd.spawn().unwrap(),
+    };
+    let stdout = sandbox.child.stdout.take().unwrap();
+    // The banner's `proxy` line names the bound address.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.trim_start().strip_prefix("proxy ") {
+                let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let proxy = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| {
+            panic!(
+                "no banner:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+    assert!(proxy.starts_with("http://127.0.0.1:"), "{proxy}");
+
+    let client = support::client();
+    let url = format!("{proxy}/api/v2/user.json");
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut statuses = Vec::new();
+    while tokio::time::Instant::now() < until {
+        let status = match client.get(&url).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(e) => panic!("request {} failed: {e}", statuses.len()),
+        };
+        statuses.push(status);
+        if status != 200 {
+            panic!(
+                "request {} got {status} (all: {statuses:?}):\n{}",
+                statuses.len(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(statuses.len() >= 100, "{} requests", statuses.len());
+    drop(sandbox);
+}

@@ -680,6 +680,46 @@ fn max_mints_above_zoho_limit_is_refused() {
 }
 
 #[test]
+fn max_mints_above_ten_only_with_a_non_zoho_accounts_server() {
+    // Zoho's accounts server: the data centre's default, or named as accounts_url.
+    for oauth in [
+        "data_center = \"eu\"\n",
+        "accounts_url = \"https://accounts.zoho.com.au\"\n",
+    ] {
+        let text = refused_file(
+            &format!("[oauth]\n{oauth}max_mints_per_10m = 11\n"),
+            "oauth.max_mints_per_10m",
+        );
+        assert!(text.contains("Zoho"), "{text}");
+    }
+    let message = in_jail(|jail| {
+        jail.set_env("ZOHO_PROXY_OAUTH__MAX_MINTS_PER_10M", "11");
+        refused(
+            Config::load(None),
+            "oauth.max_mints_per_10m",
+            "ZOHO_PROXY_OAUTH__MAX_MINTS_PER_10M",
+        )
+    });
+    assert!(message.contains("accounts.zoho.com"), "{message}");
+
+    // An emulator: up to 1000.
+    let emulator = "[oauth]\naccounts_url = \"http://127.0.0.1:9999\"\n";
+    let cfg = accepted(load_file(&format!("{emulator}max_mints_per_10m = 20\n")));
+    assert_eq!(cfg.oauth.max_mints_per_10m, 20);
+    let cfg = accepted(load_file(&format!("{emulator}max_mints_per_10m = 1000\n")));
+    assert_eq!(cfg.oauth.max_mints_per_10m, 1000);
+    let text = refused_file(
+        &format!("{emulator}max_mints_per_10m = 1001\n"),
+        "oauth.max_mints_per_10m",
+    );
+    assert!(text.contains("1000"), "{text}");
+    refused_file(
+        &format!("{emulator}max_mints_per_10m = 0\n"),
+        "oauth.max_mints_per_10m",
+    );
+}
+
+#[test]
 fn bad_auth_scheme_is_refused() {
     refused_file(
         "[upstream]\nauth_scheme = \"Basic\"\n",

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::support::served::Served;
-use crate::support::{self, CLIENT_ID, CLIENT_SECRET};
+use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin};
 
 const SCOPES: &[&str] = &["ZohoMeeting.meeting.READ"];
 
@@ -375,4 +375,118 @@ async fn a_rotated_refresh_token_file_is_picked_up_without_sighup() {
     assert_eq!(response.status(), 200);
     assert_eq!(control.mint_count(), 1);
     served.stop(&[CLIENT_SECRET, &revoked, &fresh]).await;
+}
+
+/// Runs one command of the binary in `home` to completion and asserts it succeeded.
+async fn run_ok(home: &Path, args: &[&str]) {
+    let mut cmd = bin(home);
+    cmd.args(args);
+    let out = support::run(cmd).await;
+    let (_, stderr) = support::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+}
+
+/// The refresh token in the file store, if any.
+fn stored_refresh_token(store: &Path) -> Option<String> {
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(store).unwrap()).unwrap();
+    state["refresh_token"]["token"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn sighup_takes_the_refresh_token_of_a_login_run_beside_the_proxy() {
+    use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    // The Meeting emulator checks every access token at the accounts emulator.
+    let meeting = MeetingEmulator::start(
+        support::loopback(),
+        MeetingOptions::default(),
+        emu.control(),
+    )
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let store = home.path().join("token.json");
+    std::fs::write(
+        home.path().join("proxy.toml"),
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[oauth]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+accounts_url = "{}"
+
+[upstream]
+url = "{}"
+
+[token]
+store = "file"
+path = "{}"
+"#,
+            emu.url(),
+            meeting.url(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    let scopes = ["ZohoMeeting.manageOrg.READ", "ZohoMeeting.meeting.READ"];
+    run_ok(
+        home.path(),
+        &["login", "--code", &control.issue_grant_code(&scopes)],
+    )
+    .await;
+    let old = stored_refresh_token(&store).expect("login stored a refresh token");
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    let user = format!("http://{}/api/v2/user.json", served.proxy);
+    let get = || async { support::client().get(&user).send().await.unwrap().status() };
+    assert_eq!(get().await, 200);
+
+    // A second login beside the serving proxy stores a new refresh token; the old one is
+    // revoked at Zoho (login does so; once more here, with every access token it minted).
+    run_ok(
+        home.path(),
+        &["login", "--code", &control.issue_grant_code(&scopes)],
+    )
+    .await;
+    let new = stored_refresh_token(&store).expect("the second login stored one");
+    assert_ne!(new, old);
+    control.revoke_refresh_token(&old);
+    // Without a reload the proxy still mints with the old refresh token, and Zoho refuses it
+    // (the request gets the upstream's rejection or the proxy's 503).
+    assert_ne!(get().await, 200);
+    served.wait_log(&["token refresh refused"], 1).await;
+
+    served.signal("-HUP");
+    served
+        .wait_log(&["took the token store's refresh token", "login"], 1)
+        .await;
+    served.wait_ready(200).await;
+    assert_eq!(get().await, 200);
+    let (_, status) = served.admin("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["refresh_stopped"], false, "{status}");
+
+    // A `revoke` beside it empties the store: after SIGHUP refresh stops, with advice.
+    run_ok(home.path(), &["revoke"]).await;
+    assert_eq!(stored_refresh_token(&store), None);
+    served.signal("-HUP");
+    served
+        .wait_log(
+            &["holds no refresh token", "run `zoho-meeting-proxy login`"],
+            1,
+        )
+        .await;
+    let (_, status) = served.admin("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["refresh_stopped"], true, "{status}");
+    // The access token died with its refresh token, and no new one can be minted.
+    assert_ne!(get().await, 200);
+    assert_ne!(get().await, 200);
+    served.stop(&[CLIENT_SECRET, &old, &new]).await;
 }

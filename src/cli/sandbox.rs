@@ -5,19 +5,25 @@
 //! everything listens and three curl commands to try. `--emulator-only` serves just the fake
 //! Zoho and prints a matching `proxy.toml`, for pointing your own `serve` (or your own
 //! integration tests) at it.
+//!
+//! The emulator's mint limit and the proxy's `oauth.max_mints_per_10m` both follow
+//! `--token-lifetime` ([`mint_budget`]), so short-lived tokens do not spend the budget and
+//! leave the sandbox answering 503.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use tokio::time::Instant;
 
 use super::RunError;
 use super::serve::until_signal;
 use crate::app::{self, token_manager};
-use crate::config::{Config, Listen, StoreConfig};
-use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions};
+use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
+use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
 use crate::sandbox::meeting::{MeetingEmulator, MeetingOptions};
 use crate::secret::Secret;
+use crate::token::policy::refresh_at;
 use crate::token::store::{MemoryStore, TokenStore};
 
 /// Every scope the emulator knows, granted to the sandbox's refresh token.
@@ -37,8 +43,9 @@ const SCOPES: [&str; 9] = [
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
     /// Lifetime of the emulator's access tokens (Zoho's is 1h); shorten it to watch
-    /// refreshes happen. Below about 4 minutes Zoho's 10-mints-per-10-minutes budget runs
-    /// out, as it would with Zoho.
+    /// refreshes happen. The emulator's mint limit and the proxy's budget
+    /// (`oauth.max_mints_per_10m`) scale with it: Zoho's 10 per 10 minutes for long-lived
+    /// tokens, more for short ones (up to 1000), so the sandbox keeps serving.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub token_lifetime: Duration,
     /// Delay added to every Meeting API answer.
@@ -67,8 +74,10 @@ pub struct SandboxArgs {
 
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
+    let max_mints = mint_budget(args.token_lifetime, config.token.refresh_margin);
     let accounts_options = AccountsOptions {
         token_lifetime: args.token_lifetime,
+        max_mints_per_10m: max_mints,
         ..AccountsOptions::default()
     };
     let (client_id, client_secret) = (
@@ -130,6 +139,8 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     config.oauth.scopes = SCOPES.iter().map(|s| (*s).to_owned()).collect();
     config.oauth.accounts_url = parse_url(&accounts.url())?;
     config.upstream.url = parse_url(&meeting.url())?;
+    // The emulator is not Zoho: a budget above Zoho's 10 is allowed (see `mint_budget`).
+    config.oauth.max_mints_per_10m = max_mints;
     config.token.store = StoreConfig::Memory;
     let store: std::sync::Arc<dyn TokenStore> = std::sync::Arc::new(MemoryStore::new());
     let manager = token_manager(&config, store).await?;
@@ -215,6 +226,31 @@ fn emulator_banner(
     )
 }
 
+/// Mints per 10 minutes for the emulator and the proxy when tokens live `lifetime`: twice
+/// the refreshes the proxy schedules in 10 minutes, plus 10 for reactive ones (rejections,
+/// the first mint), never below Zoho's 10 and at most [`MAX_MINTS_PER_10M`].
+///
+/// The proxy refreshes [`refresh_at`] before expiry, with the margin capped as
+/// [`TokenManager::margin_for`](crate::token::manager::TokenManager::margin_for) caps it:
+/// `token.refresh_margin`, at most a quarter of the lifetime.
+fn mint_budget(lifetime: Duration, refresh_margin: Duration) -> u32 {
+    let margin = refresh_margin.min(lifetime / 4);
+    let now = Instant::now();
+    let every = match now.checked_add(lifetime) {
+        Some(expires_at) => refresh_at(expires_at, margin).saturating_duration_since(now),
+        // Beyond what the clock can add: no refresh is due within 10 minutes anyway.
+        None => lifetime,
+    };
+    if every.is_zero() {
+        return MAX_MINTS_PER_10M;
+    }
+    let scheduled = MINT_WINDOW.as_nanos().div_ceil(every.as_nanos());
+    let wanted = scheduled.saturating_mul(2).saturating_add(10);
+    u32::try_from(wanted)
+        .unwrap_or(u32::MAX)
+        .clamp(ZOHO_MAX_MINTS_PER_10M, MAX_MINTS_PER_10M)
+}
+
 fn parse_url(text: &str) -> Result<url::Url, RunError> {
     url::Url::parse(text).map_err(|e| RunError::Failed(format!("emulator URL {text:?}: {e}")))
 }
@@ -223,5 +259,47 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
         _ => Err(format!("{text:?} is not a number from 0.0 to 1.0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mint_budget_scales_with_the_token_lifetime() {
+        let margin = Duration::from_secs(300);
+        let s = Duration::from_secs;
+        // Zoho's hour (or longer): one mint in 10 minutes.
+        assert_eq!(mint_budget(s(3600), margin), 12);
+        assert_eq!(mint_budget(s(365 * 86_400), margin), 12);
+        // 2 s: a refresh every 1.45 s (margin 0.5 s, lead 0.05 s), 414 in 10 minutes.
+        assert_eq!(mint_budget(s(2), margin), 838);
+        // 4 minutes: every 2 min 51 s (margin 1 min, lead 6 s): 4 in 10 minutes.
+        assert_eq!(mint_budget(s(240), margin), 18);
+        // Very short, zero or absurd lifetimes: capped, never a panic.
+        assert_eq!(
+            mint_budget(Duration::from_millis(100), margin),
+            MAX_MINTS_PER_10M
+        );
+        assert_eq!(mint_budget(Duration::ZERO, margin), MAX_MINTS_PER_10M);
+        assert_eq!(mint_budget(Duration::MAX, margin), 12);
+        assert_eq!(mint_budget(s(2), Duration::ZERO), 610);
+    }
+
+    #[test]
+    fn the_budget_covers_every_scheduled_refresh() {
+        for ms in [500, 1_000, 2_000, 5_000, 30_000, 60_000, 600_000] {
+            let lifetime = Duration::from_millis(ms);
+            let margin = Duration::from_secs(300).min(lifetime / 4);
+            let lead = (margin / 10).min(Duration::from_secs(30));
+            let every = lifetime - margin - lead;
+            let scheduled = (MINT_WINDOW.as_secs_f64() / every.as_secs_f64()).ceil() as u32;
+            let budget = mint_budget(lifetime, Duration::from_secs(300));
+            assert!(
+                budget >= scheduled.min(MAX_MINTS_PER_10M) && budget >= ZOHO_MAX_MINTS_PER_10M,
+                "{ms} ms: {budget} < {scheduled}"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::RunError;
-use super::reload::{self, Cause, Reloader};
+use crate::app::reload::{self, Cause, Reloader};
 use crate::app::{self, open_store, token_manager};
 use crate::config::{Config, ConfigError};
 use crate::telemetry::Logging;
@@ -15,7 +15,7 @@ use crate::token::manager::TokenManager;
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains. SIGHUP (and a change to a `*_file`
 /// secret) reloads the configuration from `path` and the environment: see
-/// [`reload`](super::reload).
+/// [`reload`](crate::app::reload).
 pub(super) async fn run(
     config: &Config,
     path: Option<PathBuf>,
@@ -127,6 +127,18 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
         other => other.to_string(),
     };
     println!("ready:              {}", field("ready"));
+    if !json["reason"].is_null() {
+        println!("reason:             {}", field("reason"));
+    }
+    if !json["blocked_by"].is_null() {
+        println!("blocked by:         {}", field("blocked_by"));
+    }
+    if json["upstream_rejects_fresh_tokens"] == true {
+        println!("upstream rejects freshly minted tokens: true");
+    }
+    if !json["hint"].is_null() {
+        println!("hint:               {}", field("hint"));
+    }
     println!("token expires in:   {} s", field("token_expires_in_s"));
     println!("token fingerprint:  {}", field("token_fingerprint"));
     println!("last refresh:       {}", field("last_refresh"));

@@ -704,7 +704,9 @@ impl TokenManager {
     /// The refresh token is gone (the token store lost it: `revoke` ran): stops attempts as
     /// a terminal error does, with `reason`, until a reload brings credentials that work.
     pub fn credentials_revoked(&self, reason: String) {
-        self.lock_state().gate.stop(reason, Instant::now());
+        let mut state = self.lock_state();
+        state.last_error = Some(reason.clone());
+        state.gate.stop(reason, Instant::now());
     }
 }
 

@@ -6,6 +6,10 @@
 //! - the client secret (`oauth.client_secret[_file]`): the next mint uses it;
 //! - the refresh token (`oauth.refresh_token[_file]`): new credentials for the next mint, and
 //!   a fresh mint budget when it really changed (Zoho counts mints per refresh token);
+//! - the token store's refresh token, when the configuration names none: the store is read
+//!   again, so a `login` run beside the serving proxy takes effect, and after a `revoke`
+//!   (the store holds none) token refresh stops with an error until the next `login`
+//!   ([`TokenManager::credentials_revoked`]);
 //! - `log.level` (unless `RUST_LOG` overrides it);
 //! - everything the request [`Guard`] checks: `server.allowed_hosts`,
 //!   `server.allowed_origins`, `server.client_keys[_file]`, `access.*`, and the
@@ -27,20 +31,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-
+use crate::config::keys::{KEYS, Reload};
 use crate::config::{Config, ConfigError, Listen, StoreConfig};
 use crate::proxy::{Guard, Proxy};
-use crate::secret::Secret;
 use crate::telemetry::{LevelChange, Logging};
 use crate::token::manager::{Credentials, TokenManager};
 
 /// How often the `*_file` secrets are checked for changes.
-pub(super) const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What set off a reload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Cause {
+pub enum Cause {
     /// SIGHUP.
     Signal,
     /// A watched secret file changed.
@@ -48,7 +50,7 @@ pub(super) enum Cause {
 }
 
 /// Re-reads the configuration and applies it to the running proxy.
-pub(super) struct Reloader<'a> {
+pub struct Reloader<'a> {
     path: Option<PathBuf>,
     /// The configuration the process started with: what restart-only keys are compared to.
     started: Config,
@@ -62,25 +64,37 @@ pub(super) struct Reloader<'a> {
     refresh_token_from_config: bool,
 }
 
-/// How a key is applied.
+/// What a reload did to the credentials the token manager mints with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Class {
-    /// Applied at once.
-    Live,
-    /// Takes effect after a restart.
-    Restart,
-    /// Partly both: `limits.max_header_bytes` is checked by the guard at once, but sizes
-    /// the connections' read buffers only at start.
-    Both,
+enum CredentialsChange {
+    /// Neither the client secret nor the refresh token changed.
+    Unchanged,
+    /// The client secret or the refresh token changed: mint with them at once.
+    Changed,
+    /// The token store's refresh token is gone: refresh stopped (no retry).
+    Revoked,
+}
+
+/// What re-reading the token store found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// The refresh token already in use.
+    Same,
+    /// Another refresh token, now in use.
+    Taken,
+    /// No refresh token any more: refresh stopped.
+    Revoked,
+    /// Nothing usable (an error, logged): the running refresh token stays.
+    Kept,
 }
 
 /// The keys a reload changed, by what happens to them.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Changes {
+pub struct Changes {
     /// Changed since the last reload and applied now.
-    pub(super) applied: Vec<&'static str>,
+    pub applied: Vec<&'static str>,
     /// Differ from the running process's start and wait for a restart.
-    pub(super) restart: Vec<&'static str>,
+    pub restart: Vec<&'static str>,
 }
 
 /// Size, modification time and inode of each watched secret file (`None`: unreadable).
@@ -101,7 +115,7 @@ struct Stamp {
 
 impl<'a> Reloader<'a> {
     /// A reloader for a proxy started from `config`, read from `path`.
-    pub(super) fn new(
+    pub fn new(
         config: &Config,
         path: Option<PathBuf>,
         proxy: Arc<Proxy>,
@@ -121,7 +135,7 @@ impl<'a> Reloader<'a> {
     }
 
     /// Whether a watched secret file changed since the last look (or the last reload).
-    pub(super) fn secret_files_changed(&mut self) -> bool {
+    pub fn secret_files_changed(&mut self) -> bool {
         let now = SecretFiles::stamp(self.files.paths());
         let changed = now.stamps != self.files.stamps;
         if changed {
@@ -140,14 +154,28 @@ impl<'a> Reloader<'a> {
 
     /// Re-reads the configuration and applies what can change live; logs what changed, what
     /// needs a restart, or why the configuration was refused.
-    pub(super) async fn reload(&mut self, cause: Cause) {
+    pub async fn reload(&mut self, cause: Cause) {
         let cause_name = match cause {
             Cause::Signal => "SIGHUP",
             Cause::SecretFile => "secret file",
         };
         // Stamp the files before reading them: a change while loading is seen next time.
         let before = SecretFiles::stamp(self.files.paths());
-        let loaded = Config::load(self.path.as_deref()).and_then(|config| {
+        let loaded = match Config::load(self.path.as_deref()) {
+            // As at start: a data centre that `login` stored shapes the configuration.
+            Ok(config) => crate::app::effective_config(&config, self.manager.store().as_ref())
+                .await
+                .map_err(|e| match e {
+                    crate::app::WiringError::Config(e) => e,
+                    other => ConfigError::Invalid {
+                        key: "token.store".into(),
+                        origin: "the reloaded configuration".into(),
+                        message: crate::telemetry::chain(&other),
+                    },
+                }),
+            Err(error) => Err(error),
+        }
+        .and_then(|config| {
             config.require_client()?;
             fits_running(&self.started, &config)?;
             Ok(config)
@@ -168,14 +196,18 @@ impl<'a> Reloader<'a> {
             }
         };
         let mut changes = changes(&self.started, &self.current, &new);
-        let credentials_changed = self.apply(&new, &mut changes).await;
+        let credentials = self.apply(&new, &mut changes).await;
         self.files = if before.paths().eq(SecretFiles::watch_paths(&new).iter()) {
             before
         } else {
             SecretFiles::watch(&new)
         };
         self.current = new;
-        if cause == Cause::Signal || credentials_changed {
+        // After a revoke there is nothing to retry with: the stop stays until a new refresh
+        // token arrives.
+        if credentials != CredentialsChange::Revoked
+            && (cause == Cause::Signal || credentials == CredentialsChange::Changed)
+        {
             self.manager.retry_now();
         }
         if changes.applied.is_empty() && changes.restart.is_empty() {
@@ -198,14 +230,16 @@ impl<'a> Reloader<'a> {
         }
     }
 
-    /// Applies `new` to the running parts. Returns whether the client secret or the refresh
-    /// token changed.
-    async fn apply(&mut self, new: &Config, changes: &mut Changes) -> bool {
+    /// Applies `new` to the running parts. Says whether the client secret or the refresh
+    /// token changed, or the token store's refresh token is gone.
+    async fn apply(&mut self, new: &Config, changes: &mut Changes) -> CredentialsChange {
         self.proxy.set_guard(Guard::new(new));
 
-        let mut credentials_changed = false;
-        if let Some(secret) = &new.oauth.client_secret {
-            credentials_changed |= self.manager.set_client_secret(secret.clone());
+        let mut outcome = CredentialsChange::Unchanged;
+        if let Some(secret) = &new.oauth.client_secret
+            && self.manager.set_client_secret(secret.clone())
+        {
+            outcome = CredentialsChange::Changed;
         }
         match &new.oauth.refresh_token {
             Some(token) => {
@@ -216,19 +250,25 @@ impl<'a> Reloader<'a> {
                     self.manager.credentials().accounts_url().clone(),
                 );
                 if self.manager.set_credentials(credentials).await {
-                    credentials_changed = true;
+                    outcome = CredentialsChange::Changed;
                     tracing::info!(
                         "refresh token replaced; the mint budget starts afresh for the new one"
                     );
                 }
                 self.refresh_token_from_config = true;
             }
-            None if self.refresh_token_from_config => {
-                // Going back to the token store's refresh token means reading the store as
-                // at start.
-                changes.restart.push("oauth.refresh_token");
-            }
-            None => {}
+            None => match self.reread_store(new).await {
+                Stored::Same => self.refresh_token_from_config = false,
+                Stored::Taken => {
+                    self.refresh_token_from_config = false;
+                    outcome = CredentialsChange::Changed;
+                }
+                Stored::Revoked => outcome = CredentialsChange::Revoked,
+                Stored::Kept => {
+                    // Still the configured refresh token: the change did not apply.
+                    changes.applied.retain(|key| *key != "oauth.refresh_token");
+                }
+            },
         }
 
         if new.log.level != self.current.log.level
@@ -242,7 +282,81 @@ impl<'a> Reloader<'a> {
                 Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
             }
         }
-        credentials_changed
+        outcome
+    }
+
+    /// The refresh token comes from the token store: reads the store again, as at start, so
+    /// that a `login` (or `revoke`) run beside the serving proxy takes effect.
+    async fn reread_store(&self, new: &Config) -> Stored {
+        let store = self.manager.store();
+        let state = match store.load().await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::error!(
+                    store = %store.describe(),
+                    error = %crate::telemetry::chain(&error),
+                    "cannot read the token store; keeping the running refresh token"
+                );
+                return Stored::Kept;
+            }
+        };
+        let from_config = self.refresh_token_from_config;
+        if state.refresh_token.is_none() && !matches!(new.token.store, StoreConfig::Redis { .. }) {
+            if from_config {
+                tracing::error!(
+                    store = %store.describe(),
+                    "oauth.refresh_token was removed from the configuration, but the token store \
+                     holds no refresh token: keeping the configured one; run \
+                     `zoho-meeting-proxy login`, then reload"
+                );
+                return Stored::Kept;
+            }
+            tracing::error!(
+                store = %store.describe(),
+                "the token store holds no refresh token any more (`revoke` ran): token refresh \
+                 stopped; run `zoho-meeting-proxy login`, then reload (SIGHUP)"
+            );
+            self.manager.credentials_revoked(
+                "the token store's refresh token was removed (revoked); run `zoho-meeting-proxy login`"
+                    .to_owned(),
+            );
+            return Stored::Revoked;
+        }
+        // The client id is restart-only: the stored token must belong to the running client.
+        let mut config = new.clone();
+        config
+            .oauth
+            .client_id
+            .clone_from(&self.started.oauth.client_id);
+        let credentials = match crate::app::credentials(&config, &state) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                tracing::error!(
+                    store = %store.describe(),
+                    error = %crate::telemetry::chain(&error),
+                    "cannot use the token store's refresh token; keeping the running one"
+                );
+                return Stored::Kept;
+            }
+        };
+        if credentials.minted_by() == self.manager.credentials().minted_by() {
+            return Stored::Same;
+        }
+        self.manager.set_credentials(credentials).await;
+        if from_config {
+            tracing::info!(
+                store = %store.describe(),
+                "took the token store's refresh token in place of the configured one; the mint \
+                 budget starts afresh for it"
+            );
+        } else {
+            tracing::info!(
+                store = %store.describe(),
+                "took the token store's refresh token: a new `login` ran beside the serving \
+                 proxy; the mint budget starts afresh for it"
+            );
+        }
+        Stored::Taken
     }
 }
 
@@ -309,180 +423,23 @@ fn fits_running(started: &Config, new: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Compares configurations key by key: live keys against the one last applied, restart-only
-/// keys against the one the process started with (so a pending restart is mentioned on every
-/// reload until it happens).
-pub(super) fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
-    let (started, current, new) = (settings(started), settings(current), settings(new));
+/// Compares configurations key by key, as the [`KEYS`] table renders them (secrets by
+/// digest): live keys against the one last applied, restart-only keys against the one the
+/// process started with (so a pending restart is mentioned on every reload until it
+/// happens).
+pub fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
     let mut out = Changes::default();
-    for (((key, s), (_, c)), (_, n)) in started.iter().zip(&current).zip(&new) {
-        let class = class(key);
-        if matches!(class, Class::Live | Class::Both) && c != n {
-            out.applied.push(key);
+    for key in KEYS {
+        let value = key.comparable(new);
+        if matches!(key.reload, Reload::Live | Reload::Both) && key.comparable(current) != value {
+            out.applied.push(key.name);
         }
-        if matches!(class, Class::Restart | Class::Both) && s != n {
-            out.restart.push(key);
+        if matches!(key.reload, Reload::Restart | Reload::Both) && key.comparable(started) != value
+        {
+            out.restart.push(key.name);
         }
     }
     out
-}
-
-fn class(key: &str) -> Class {
-    match key {
-        "server.allowed_hosts"
-        | "server.allowed_origins"
-        | "server.client_keys_file"
-        | "server.client_keys"
-        | "server.allow_remote_without_keys"
-        | "oauth.client_secret"
-        | "oauth.client_secret_file"
-        | "oauth.refresh_token"
-        | "oauth.refresh_token_file"
-        // Read by `login` only: nothing running uses them.
-        | "oauth.scopes"
-        | "oauth.redirect_uri"
-        | "access.rules"
-        | "access.read_only"
-        | "limits.max_uri_bytes"
-        | "limits.max_body_bytes"
-        | "limits.max_in_flight"
-        | "log.level" => Class::Live,
-        "limits.max_header_bytes" => Class::Both,
-        _ => Class::Restart,
-    }
-}
-
-/// Every key with a comparable rendering of its value; secrets as their SHA-256, so no
-/// secret is copied into a plain string.
-fn settings(c: &Config) -> Vec<(&'static str, String)> {
-    let secret = |s: &Option<Secret<String>>| {
-        s.as_ref()
-            .map_or_else(String::new, |s| digest(s.expose().as_bytes()))
-    };
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let listen = match &c.server.listen {
-        Listen::Tcp(addr) => addr.to_string(),
-        Listen::Unix(path) => format!("unix:{}", path.display()),
-    };
-    let (store, store_path, redis_url, redis_key_prefix) = match &c.token.store {
-        StoreConfig::File(p) => ("file", path(p), String::new(), String::new()),
-        StoreConfig::Memory => ("memory", None, String::new(), String::new()),
-        StoreConfig::Redis { url, key_prefix } => (
-            "redis",
-            None,
-            digest(url.expose().as_bytes()),
-            key_prefix.clone(),
-        ),
-    };
-    let mut keys = Sha256::new();
-    for key in &c.server.client_keys {
-        keys.update(Sha256::digest(key.expose().as_bytes()));
-    }
-    let rules: Vec<&str> = c.access.rules.iter().map(|r| r.text.as_str()).collect();
-    vec![
-        ("server.listen", listen),
-        (
-            "server.admin_listen",
-            format!("{:?}", c.server.admin_listen),
-        ),
-        (
-            "server.allowed_hosts",
-            format!("{:?}", c.server.allowed_hosts),
-        ),
-        (
-            "server.shutdown_grace",
-            format!("{:?}", c.server.shutdown_grace),
-        ),
-        ("server.worker_threads", c.server.worker_threads.to_string()),
-        (
-            "server.allowed_origins",
-            format!("{:?}", c.server.allowed_origins),
-        ),
-        (
-            "server.client_keys_file",
-            format!("{:?}", path(&c.server.client_keys_file)),
-        ),
-        ("server.client_keys", hex(&keys.finalize())),
-        (
-            "server.allow_remote_without_keys",
-            c.server.allow_remote_without_keys.to_string(),
-        ),
-        ("oauth.data_center", c.oauth.data_center.name().to_owned()),
-        ("oauth.client_id", c.oauth.client_id.clone()),
-        ("oauth.client_secret", secret(&c.oauth.client_secret)),
-        (
-            "oauth.client_secret_file",
-            format!("{:?}", path(&c.oauth.client_secret_file)),
-        ),
-        ("oauth.refresh_token", secret(&c.oauth.refresh_token)),
-        (
-            "oauth.refresh_token_file",
-            format!("{:?}", path(&c.oauth.refresh_token_file)),
-        ),
-        ("oauth.scopes", format!("{:?}", c.oauth.scopes)),
-        ("oauth.redirect_uri", c.oauth.redirect_uri.to_string()),
-        ("oauth.accounts_url", c.oauth.accounts_url.to_string()),
-        (
-            "oauth.max_mints_per_10m",
-            c.oauth.max_mints_per_10m.to_string(),
-        ),
-        ("upstream.url", c.upstream.url.to_string()),
-        (
-            "upstream.auth_scheme",
-            format!("{:?}", c.upstream.auth_scheme),
-        ),
-        (
-            "upstream.ca_file",
-            format!("{:?}", path(&c.upstream.ca_file)),
-        ),
-        (
-            "upstream.connect_timeout",
-            format!("{:?}", c.upstream.connect_timeout),
-        ),
-        ("upstream.timeout", format!("{:?}", c.upstream.timeout)),
-        (
-            "upstream.replay_body_limit",
-            c.upstream.replay_body_limit.to_string(),
-        ),
-        ("token.store", store.to_owned()),
-        ("token.path", format!("{store_path:?}")),
-        (
-            "token.refresh_margin",
-            format!("{:?}", c.token.refresh_margin),
-        ),
-        ("token.redis_url", redis_url),
-        ("token.redis_key_prefix", redis_key_prefix),
-        ("access.rules", format!("{rules:?}")),
-        ("access.read_only", c.access.read_only.to_string()),
-        (
-            "limits.max_header_bytes",
-            c.limits.max_header_bytes.to_string(),
-        ),
-        ("limits.max_uri_bytes", c.limits.max_uri_bytes.to_string()),
-        (
-            "limits.max_body_bytes",
-            format!("{:?}", c.limits.max_body_bytes),
-        ),
-        (
-            "limits.max_connections",
-            c.limits.max_connections.to_string(),
-        ),
-        (
-            "limits.max_in_flight",
-            format!("{:?}", c.limits.max_in_flight),
-        ),
-        ("log.format", format!("{:?}", c.log.format)),
-        ("log.level", c.log.level.clone()),
-        ("log.output", format!("{:?}", c.log.output)),
-    ]
-}
-
-fn digest(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -495,27 +452,6 @@ mod tests {
             figment = figment.merge((*k, v.clone()));
         }
         Config::from_figment(&figment, None).unwrap()
-    }
-
-    #[test]
-    fn every_key_is_compared() {
-        // One entry per key of proxy.toml.example.
-        let example: toml::Table =
-            toml::from_str(include_str!("../../proxy.toml.example")).unwrap();
-        let mut expected: Vec<String> = example
-            .iter()
-            .flat_map(|(section, keys)| {
-                let keys = keys.as_table().unwrap();
-                keys.keys().map(move |k| format!("{section}.{k}"))
-            })
-            .collect();
-        let mut compared: Vec<String> = settings(&config(&[]))
-            .into_iter()
-            .map(|(k, _)| k.to_owned())
-            .collect();
-        expected.sort();
-        compared.sort();
-        assert_eq!(compared, expected);
     }
 
     #[test]
@@ -567,8 +503,6 @@ mod tests {
         let a = config(&[("oauth.refresh_token", "1000.aaa".into())]);
         let b = config(&[("oauth.refresh_token", "1000.bbb".into())]);
         assert_eq!(changes(&a, &a, &b).applied, ["oauth.refresh_token"]);
-        for (_, value) in settings(&b) {
-            assert!(!value.contains("1000.bbb"));
-        }
+        assert!(changes(&a, &b, &b).applied.is_empty());
     }
 }
