@@ -928,6 +928,16 @@ fn origin_of(metadata: Option<&Metadata>, key: &str) -> String {
     }
 }
 
+/// A validated configuration from defaults plus `pairs` (dotted keys), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_config(pairs: &[(&str, toml::Value)]) -> Config {
+    let mut figment = Figment::new();
+    for (k, v) in pairs {
+        figment = figment.merge((*k, v.clone()));
+    }
+    Config::from_figment(&figment, None).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

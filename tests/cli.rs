@@ -9,8 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
 
-use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
-use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+use zoho_meeting_proxy::sandbox::accounts::AccountsOptions;
 
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
 
@@ -103,17 +102,6 @@ async fn browser_login(home: &Path, args: &[&str]) -> (i32, String) {
     let answer = http.get(location).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     finish(child).await
-}
-
-/// A Meeting emulator that accepts the tokens `accounts` mints.
-async fn meeting_emulator(accounts: &AccountsEmulator) -> MeetingEmulator {
-    MeetingEmulator::start(
-        support::loopback(),
-        MeetingOptions::default(),
-        accounts.control(),
-    )
-    .await
-    .expect("meeting emulator starts")
 }
 
 /// Runs `check` (with `args`) and returns the exit code, stdout and stderr.
@@ -249,7 +237,7 @@ async fn commands_without_a_refresh_token_say_to_log_in() {
 async fn login_token_check_revoke_end_to_end() {
     let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
     let control = emu.control();
-    let meeting = meeting_emulator(&emu).await;
+    let meeting = support::meeting_emulator(&emu).await;
     let home = tempfile::tempdir().unwrap();
     write_config(
         home.path(),
@@ -757,7 +745,7 @@ async fn login_records_the_data_centre_and_the_meeting_host_follows_it() {
 #[tokio::test]
 async fn check_online_fails_when_the_meeting_api_rejects_the_fresh_token() {
     let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
-    let meeting = meeting_emulator(&emu).await;
+    let meeting = support::meeting_emulator(&emu).await;
     let home = tempfile::tempdir().unwrap();
     let refresh = emu
         .control()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
-use zoho_meeting_proxy::sandbox::meeting::{MeetingControl, MeetingEmulator, MeetingOptions};
+use zoho_meeting_proxy::sandbox::meeting::{MeetingControl, MeetingEmulator};
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::store::{FileStore, StoredAccessToken, StoredState, TokenStore};
 use zoho_meeting_proxy::token::{fingerprint, unix_ms};
@@ -21,13 +21,7 @@ const SCOPES: &[&str] = &["ZohoMeeting.manageOrg.READ", "ZohoMeeting.meeting.REA
 /// The accounts and Meeting emulators, and a live refresh token.
 async fn zoho() -> (AccountsEmulator, MeetingEmulator, String) {
     let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
-    let meeting = MeetingEmulator::start(
-        support::loopback(),
-        MeetingOptions::default(),
-        accounts.control(),
-    )
-    .await
-    .unwrap();
+    let meeting = support::meeting_emulator(&accounts).await;
     let refresh = accounts.control().issue_refresh_token(SCOPES);
     (accounts, meeting, refresh)
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use zoho_meeting_proxy::app::Running;
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
-use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+use zoho_meeting_proxy::sandbox::meeting::MeetingEmulator;
 use zoho_meeting_proxy::token::status::TokenStatus;
 
 use crate::support::{self, CLIENT_SECRET};
@@ -134,13 +134,7 @@ impl Zoho {
     async fn start(lifetime: Duration) -> Self {
         let accounts = support::emulator(support::options(lifetime)).await;
         let refresh_token = accounts.control().issue_refresh_token(SCOPES);
-        let meeting = MeetingEmulator::start(
-            support::loopback(),
-            MeetingOptions::default(),
-            accounts.control(),
-        )
-        .await
-        .unwrap();
+        let meeting = support::meeting_emulator(&accounts).await;
         Self {
             accounts,
             meeting,

@@ -448,13 +448,7 @@ async fn with_meeting(
     extra: &[(&str, toml::Value)],
 ) -> (AccountsEmulator, MeetingEmulator, TestProxy) {
     let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
-    let meeting = MeetingEmulator::start(
-        support::loopback(),
-        MeetingOptions::default(),
-        accounts.control(),
-    )
-    .await
-    .unwrap();
+    let meeting = support::meeting_emulator(&accounts).await;
     let proxy = TestProxy::start(&accounts, &meeting.url(), extra).await;
     proxy.ready().await;
     (accounts, meeting, proxy)
@@ -581,13 +575,7 @@ async fn large_or_unsized_bodies_are_not_replayed_but_the_token_is_replaced() {
 #[tokio::test]
 async fn scope_mismatch_is_passed_through_without_a_refresh() {
     let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
-    let meeting = MeetingEmulator::start(
-        support::loopback(),
-        MeetingOptions::default(),
-        accounts.control(),
-    )
-    .await
-    .unwrap();
+    let meeting = support::meeting_emulator(&accounts).await;
     let read_only = accounts
         .control()
         .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);

@@ -394,18 +394,10 @@ fn stored_refresh_token(store: &Path) -> Option<String> {
 
 #[tokio::test]
 async fn sighup_takes_the_refresh_token_of_a_login_run_beside_the_proxy() {
-    use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
-
     let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
     let control = emu.control();
     // The Meeting emulator checks every access token at the accounts emulator.
-    let meeting = MeetingEmulator::start(
-        support::loopback(),
-        MeetingOptions::default(),
-        emu.control(),
-    )
-    .await
-    .unwrap();
+    let meeting = support::meeting_emulator(&emu).await;
     let home = tempfile::tempdir().unwrap();
     let store = home.path().join("token.json");
     std::fs::write(

@@ -35,6 +35,20 @@ pub async fn emulator(opts: AccountsOptions) -> AccountsEmulator {
         .expect("emulator starts")
 }
 
+/// A plain-HTTP Meeting emulator on an ephemeral loopback port that accepts the tokens
+/// `accounts` mints.
+pub async fn meeting_emulator(
+    accounts: &AccountsEmulator,
+) -> zoho_meeting_proxy::sandbox::meeting::MeetingEmulator {
+    zoho_meeting_proxy::sandbox::meeting::MeetingEmulator::start(
+        loopback(),
+        zoho_meeting_proxy::sandbox::meeting::MeetingOptions::default(),
+        accounts.control(),
+    )
+    .await
+    .expect("meeting emulator starts")
+}
+
 /// A TLS accounts emulator whose certificate is signed by a fresh test CA; returns the CA's
 /// PEM file (what `upstream.ca_file` points to).
 pub async fn tls_emulator(mut opts: AccountsOptions, dir: &Path) -> (AccountsEmulator, PathBuf) {

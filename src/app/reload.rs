@@ -446,13 +446,7 @@ pub fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, toml::Value)]) -> Config {
-        let mut figment = figment::Figment::new();
-        for (k, v) in pairs {
-            figment = figment.merge((*k, v.clone()));
-        }
-        Config::from_figment(&figment, None).unwrap()
-    }
+    use crate::config::test_config as config;
 
     #[test]
     fn live_keys_are_applied_and_the_rest_wait_for_a_restart() {

@@ -396,13 +396,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, toml::Value)]) -> Config {
-        let mut figment = figment::Figment::new();
-        for (k, v) in pairs {
-            figment = figment.merge((*k, v.clone()));
-        }
-        Config::from_figment(&figment, None).unwrap()
-    }
+    use crate::config::test_config as config;
 
     #[test]
     fn every_key_is_compared() {
