@@ -703,7 +703,7 @@ mod tests {
         assert!(!printed.contains("s3cr3t"), "{printed}");
         assert!(printed.contains("accounts.zoho.eu"));
 
-        let memory = super::super::MemoryStore::with_state(full_state());
+        let memory = crate::token::store::MemoryStore::with_state(full_state());
         assert!(!format!("{memory:?}").contains("s3cr3t"));
     }
 
