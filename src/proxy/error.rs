@@ -33,6 +33,20 @@ pub enum ProxyError {
     /// The request cannot be forwarded as it is.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// Neither a `Host` header nor an authority (HTTP/2 `:authority`): RFC 9112 §3.2.
+    #[error("no Host header")]
+    MissingHost,
+    /// More than one `Host` header field line, or one value listing several: RFC 9112 §3.2.
+    #[error("more than one Host header")]
+    DuplicateHost,
+    /// An HTTP/2 request whose `host` header names another origin than its `:authority`:
+    /// malformed by RFC 9113 §8.3.1.
+    #[error("host header disagrees with :authority")]
+    HostMismatch,
+    /// A `.` or `..` path segment, plain or percent-encoded (RFC 3986 §3.3): refused, not
+    /// normalised, so that `access.rules` match what the upstream serves.
+    #[error("dot segment in the request path")]
+    DotSegment,
     /// `CONNECT` and other methods this reverse proxy never forwards.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -100,6 +114,26 @@ impl ProxyError {
                 "bad-request",
                 "The request cannot be forwarded",
             ),
+            ProxyError::MissingHost => (
+                StatusCode::BAD_REQUEST,
+                "missing-host",
+                "A Host header is required",
+            ),
+            ProxyError::DuplicateHost => (
+                StatusCode::BAD_REQUEST,
+                "duplicate-host",
+                "More than one Host header",
+            ),
+            ProxyError::HostMismatch => (
+                StatusCode::BAD_REQUEST,
+                "host-mismatch",
+                "The host header disagrees with :authority",
+            ),
+            ProxyError::DotSegment => (
+                StatusCode::BAD_REQUEST,
+                "dot-segment",
+                "The request path has a dot segment",
+            ),
             ProxyError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -163,6 +197,27 @@ impl ProxyError {
                 humantime::format_duration(*limit)
             ),
             ProxyError::BadRequest(why) => (*why).to_owned(),
+            ProxyError::MissingHost => {
+                "Send a Host header (RFC 9112 §3.2), or :authority over HTTP/2.".to_owned()
+            }
+            ProxyError::DuplicateHost => {
+                "The request carries more than one Host header line, or a Host listing several \
+                 hosts; RFC 9112 §3.2 requires a 400. Send exactly one Host."
+                    .to_owned()
+            }
+            ProxyError::HostMismatch => {
+                "This HTTP/2 request's host header names another origin than its :authority, \
+                 which RFC 9113 §8.3.1 makes malformed. Send :authority alone, or the same \
+                 value in both."
+                    .to_owned()
+            }
+            ProxyError::DotSegment => {
+                "The request path has a \".\" or \"..\" segment, plain or percent-encoded \
+                 (%2e), possibly behind an encoded slash (%2f). Such paths are refused rather \
+                 than normalised, so that access.rules match what the upstream serves; send the \
+                 path with the segments resolved."
+                    .to_owned()
+            }
             ProxyError::MethodNotAllowed => {
                 "This is a reverse proxy for the Zoho Meeting API: CONNECT is not supported."
                     .to_owned()
@@ -204,6 +259,10 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout(_)
             | ProxyError::BadRequest(_)
+            | ProxyError::MissingHost
+            | ProxyError::DuplicateHost
+            | ProxyError::HostMismatch
+            | ProxyError::DotSegment
             | ProxyError::MethodNotAllowed
             | ProxyError::UriTooLong(_)
             | ProxyError::HeadersTooLarge(_)
@@ -312,6 +371,43 @@ mod tests {
             assert_eq!(body(&r)["status"], status);
             assert!(r.headers().get(header::RETRY_AFTER).is_none());
         }
+    }
+
+    #[test]
+    fn malformed_requests_are_400_each_with_its_own_problem() {
+        let cases = [
+            (ProxyError::MissingHost, "missing-host"),
+            (ProxyError::DuplicateHost, "duplicate-host"),
+            (ProxyError::HostMismatch, "host-mismatch"),
+            (ProxyError::DotSegment, "dot-segment"),
+        ];
+        let mut titles = Vec::new();
+        for (e, name) in cases {
+            let r = e.to_response();
+            assert_eq!(r.status(), 400, "{name}");
+            assert_eq!(r.headers()[&X_PROXY_ERROR], name);
+            assert_eq!(
+                r.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            assert!(r.headers().get(header::RETRY_AFTER).is_none());
+            let b = body(&r);
+            assert_eq!(b["status"], 400);
+            assert_eq!(b["type"], format!("urn:zoho-meeting-proxy:problem:{name}"));
+            assert!(!b["detail"].as_str().unwrap().is_empty());
+            titles.push(b["title"].as_str().unwrap().to_owned());
+        }
+        titles.sort_unstable();
+        titles.dedup();
+        assert_eq!(titles.len(), 4, "each problem has its own title");
+        let detail = body(&ProxyError::DotSegment.to_response())["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            detail.contains("%2e") && detail.contains("access.rules"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -5,24 +5,32 @@
 //! even looked at:
 //! 1. size: URI over `limits.max_uri_bytes` → 414; headers over `limits.max_header_bytes`
 //!    → 431; a declared body over `limits.max_body_bytes` → 413;
-//! 2. `Host` outside `server.allowed_hosts` (any port) → 403. A web page can point a DNS name
+//! 2. a head that is ambiguous about where it goes → 400, whatever else it says: no `Host`
+//!    (nor HTTP/2 `:authority`), more than one `Host` (RFC 9112 §3.2), an HTTP/2 `host` that
+//!    disagrees with `:authority` (RFC 9113 §8.3.1), or a path with a `.` or `..` segment,
+//!    also percent-encoded, which an upstream that normalises would resolve after step 6
+//!    matched the raw path (see [`headers::has_dot_segment`]);
+//! 3. `Host` outside `server.allowed_hosts` (any port) → 403. A web page can point a DNS name
 //!    it controls at 127.0.0.1 (DNS rebinding); its requests then carry that name;
-//! 3. a browser's cross-site request — an `Origin` not in `server.allowed_origins`, or
+//! 4. a browser's cross-site request — an `Origin` not in `server.allowed_origins`, or
 //!    `Sec-Fetch-Site: cross-site` / `same-site` — → 403, so a page the developer visits
 //!    cannot create meetings through their proxy;
-//! 4. with client keys configured, `Proxy-Authorization: Bearer <key>` must name one (SHA-256
+//! 5. with client keys configured, `Proxy-Authorization: Bearer <key>` must name one (SHA-256
 //!    digests compared in constant time) → else 407;
-//! 5. `access.read_only` (GET and HEAD only) and `access.rules` → else 403.
+//! 6. `access.read_only` (GET and HEAD only) and `access.rules` → else 403.
+//!
+//! The proxy runs [`Guard::check`] on every request before anything is forwarded, CORS
+//! preflights included, and none of its checks allocates for a request that passes.
 //!
 //! The proxy holds the guard behind an `ArcSwap` and loads it once per request, so SIGHUP
 //! can put a new one in place (new keys, rules, hosts, origins, limits) without a lock and
 //! without touching a request in flight.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Uri};
+use http::{Method, Request, Uri, Version};
 use sha2::{Digest, Sha256};
 
-use super::ProxyError;
+use super::{ProxyError, headers};
 use crate::config::{AccessRule, Config};
 
 /// Sent by browsers; `cross-site` / `same-site` requests are refused.
@@ -119,6 +127,7 @@ impl Guard {
         {
             return Err(ProxyError::BodyTooLarge(max));
         }
+        check_target(req)?;
         self.check_host(req.headers(), req.uri())?;
         self.check_origin(req.headers())?;
         self.check_key(req.headers())?;
@@ -139,7 +148,7 @@ impl Guard {
             None => uri
                 .authority()
                 .map(|a| a.as_str())
-                .ok_or(ProxyError::BadRequest("a Host header is required"))?,
+                .ok_or(ProxyError::MissingHost)?,
         };
         let name = host_only(host);
         if self
@@ -228,6 +237,43 @@ impl Guard {
             "the request matches none of access.rules",
         ))
     }
+}
+
+/// Refuses a head that is ambiguous about where it goes (step 2 of the [module
+/// docs](self)): more than one `Host`, an HTTP/2 `host` that disagrees with `:authority`, a
+/// dot segment in the path. The query is not looked at (`?next=../x` passes).
+fn check_target<B>(req: &Request<B>) -> Result<(), ProxyError> {
+    let headers = req.headers();
+    if headers::has_duplicate_host(headers) {
+        tracing::warn!("refused a request with more than one Host header");
+        return Err(ProxyError::DuplicateHost);
+    }
+    // RFC 9113 §8.3.1: a server SHOULD treat an HTTP/2 request whose `host` identifies
+    // another entity than `:authority` as malformed, and an intermediary MUST compare them
+    // after scheme-based normalisation. This proxy does: it would otherwise match
+    // `server.allowed_hosts` against one name while the request claims another, and an
+    // HTTP/2 client never needs to send both (curl and hyper send `:authority` alone). The
+    // rule is HTTP/2's: an HTTP/1.1 absolute-form target overrides `Host` instead (RFC 9112
+    // §3.2.2), and such targets are refused before the guard anyway.
+    if req.version() >= Version::HTTP_2
+        && let (Some(host), Some(authority)) = (headers.get(header::HOST), req.uri().authority())
+    {
+        let default_port = match req.uri().scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        };
+        if headers::host_disagrees_with_authority(host, authority, default_port) {
+            tracing::warn!(host = %truncate(host.to_str().unwrap_or("?")), "refused an HTTP/2 request whose host disagrees with :authority");
+            return Err(ProxyError::HostMismatch);
+        }
+    }
+    let path = req.uri().path();
+    if headers::has_dot_segment(path) {
+        tracing::warn!(http.path = %truncate(path), "refused a request path with a dot segment");
+        return Err(ProxyError::DotSegment);
+    }
+    Ok(())
 }
 
 /// The host part of a `Host` value: `[::1]:8080` → `[::1]`, `localhost:8080` → `localhost`.
@@ -481,6 +527,128 @@ mod tests {
             status(g.check(&req("POST", "/", &[h, ("content-length", "10")]))),
             200
         );
+    }
+
+    fn h2_req(target: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut r = req("GET", target, headers);
+        *r.version_mut() = Version::HTTP_2;
+        r
+    }
+
+    fn problem(r: Result<(), ProxyError>) -> &'static str {
+        match r {
+            Ok(()) => "none",
+            Err(e) => e.classify().1,
+        }
+    }
+
+    #[test]
+    fn more_than_one_host_is_400_before_the_host_is_judged() {
+        let g = guard(&[]);
+        let mut two = req("GET", "/", &[("host", "localhost")]);
+        two.headers_mut()
+            .append(header::HOST, HeaderValue::from_static("localhost"));
+        assert_eq!(problem(g.check(&two)), "duplicate-host");
+        assert_eq!(status(g.check(&two)), 400);
+        // Not a 403: the duplicate is refused whatever the names are.
+        let mut foreign = req("GET", "/", &[("host", "evil.example")]);
+        foreign
+            .headers_mut()
+            .append(header::HOST, HeaderValue::from_static("localhost"));
+        assert_eq!(problem(g.check(&foreign)), "duplicate-host");
+        assert_eq!(
+            problem(g.check(&req("GET", "/", &[("host", "localhost, localhost")]))),
+            "duplicate-host"
+        );
+        // HTTP/2 too.
+        let mut h2 = h2_req("http://localhost/", &[("host", "localhost")]);
+        h2.headers_mut()
+            .append(header::HOST, HeaderValue::from_static("localhost"));
+        assert_eq!(problem(g.check(&h2)), "duplicate-host");
+        assert_eq!(problem(g.check(&req("GET", "/", &[]))), "missing-host");
+    }
+
+    #[test]
+    fn http2_host_must_agree_with_authority() {
+        let g = guard(&[]);
+        let ok = [
+            h2_req("http://localhost:8080/x", &[]),
+            h2_req("http://localhost:8080/x", &[("host", "localhost:8080")]),
+            h2_req("http://localhost/x", &[("host", "LOCALHOST:80")]),
+            h2_req("https://localhost:443/x", &[("host", "localhost")]),
+        ];
+        for r in &ok {
+            assert_eq!(status(g.check(r)), 200, "{:?}", r.headers());
+        }
+        let bad = [
+            // An allowed host header cannot vouch for a foreign :authority, nor the reverse.
+            h2_req("http://evil.example:8080/x", &[("host", "localhost:8080")]),
+            h2_req("http://localhost:8080/x", &[("host", "evil.example:8080")]),
+            h2_req("http://localhost:8080/x", &[("host", "localhost:8081")]),
+            h2_req("https://localhost/x", &[("host", "localhost:80")]),
+        ];
+        for r in &bad {
+            assert_eq!(problem(g.check(r)), "host-mismatch", "{}", r.uri());
+        }
+        // HTTP/1.1 with an absolute-form target: RFC 9112 §3.2.2 lets the target win (the
+        // proxy refuses such targets before the guard).
+        assert_eq!(
+            status(g.check(&req(
+                "GET",
+                "http://localhost:8080/x",
+                &[("host", "localhost:9")]
+            ))),
+            200
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_400_even_where_rules_would_allow_the_raw_path() {
+        let g = guard(&[("access.rules", vec!["GET /api/v2/**"].into())]);
+        let h = ("host", "localhost");
+        for target in [
+            "/api/v2/../../echo/x",
+            "/api/v2/%2e%2e/%2E%2E/echo/x",
+            "/api/v2/./user.json",
+            "/api/v2/..%2f..%2fecho",
+        ] {
+            assert_eq!(
+                problem(g.check(&req("GET", target, &[h]))),
+                "dot-segment",
+                "{target}"
+            );
+            assert_eq!(
+                problem(g.check(&h2_req(&format!("http://localhost{target}"), &[]))),
+                "dot-segment",
+                "HTTP/2 {target}"
+            );
+        }
+        for target in [
+            "/api/v2/user.json?next=../x",
+            "/api/v2/..b/c",
+            "/api/v2/b.",
+            "/api/v2//b",
+        ] {
+            assert_eq!(status(g.check(&req("GET", target, &[h]))), 200, "{target}");
+        }
+        // Refused before the client key is looked at, and for preflights too.
+        let g = guard(&[
+            ("server.client_keys", vec!["k"].into()),
+            (
+                "server.allowed_origins",
+                vec!["http://localhost:3000"].into(),
+            ),
+        ]);
+        let preflight = req(
+            "OPTIONS",
+            "/a/%2e%2e/b",
+            &[
+                h,
+                ("origin", "http://localhost:3000"),
+                ("access-control-request-method", "POST"),
+            ],
+        );
+        assert_eq!(problem(g.check(&preflight)), "dot-segment");
     }
 
     #[test]

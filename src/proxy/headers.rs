@@ -1,11 +1,14 @@
-//! Pure header and URI rewrites for the request path.
+//! Pure header and URI rewrites and checks for the request path.
 //!
-//! Each function does one thing to a [`HeaderMap`] or [`Uri`] and says in its name whether it
-//! strips, overrides or builds. None of them allocates per request except where a new map
-//! entry is unavoidable; the token header arrives prebuilt from the token cache.
+//! Each rewrite does one thing to a [`HeaderMap`] or [`Uri`] and says in its name whether it
+//! strips, overrides or builds; each check (`has_*`, `*_disagrees_*`) answers one question
+//! about a request head for the [guard](super::guard), which owns the refusal. None of them
+//! allocates per request except where a new map entry is unavoidable; the token header
+//! arrives prebuilt from the token cache.
 
 use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
 
 /// `X-Request-Id`, kept from the client or created.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -137,6 +140,145 @@ pub fn is_valid_request_id(value: &HeaderValue) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// Whether a request carries more than one `Host`: two field lines, or one value listing
+/// several (`Host: a, b`, as an intermediary that merged two lines would send).
+///
+/// RFC 9112 §3.2 (<https://www.rfc-editor.org/rfc/rfc9112#section-3.2>): "A server MUST
+/// respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a
+/// Host header field and to any that contains more than one Host header field line or a Host
+/// header field with an invalid field value." The `Host` grammar (RFC 9110 §7.2,
+/// <https://www.rfc-editor.org/rfc/rfc9110#section-7.2>) is one `uri-host [ ":" port ]`,
+/// which has no comma, so a listed value is as ambiguous as two lines: which host did the
+/// client mean? The same holds for HTTP/2, whose `host` field has the same grammar.
+pub fn has_duplicate_host(headers: &HeaderMap) -> bool {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => true,
+        (Some(only), None) => only.as_bytes().contains(&b','),
+        (None, _) => false,
+    }
+}
+
+/// Whether an HTTP/2 request's `host` header names another origin than its `:authority`
+/// pseudo-header (which hyper puts in the request URI), after scheme-based normalisation.
+///
+/// RFC 9113 §8.3.1 (<https://www.rfc-editor.org/rfc/rfc9113#section-8.3.1>): "Clients MUST
+/// NOT generate a request with a Host header field that differs from the ":authority"
+/// pseudo-header field. A server SHOULD treat a request as malformed if it contains a Host
+/// header field that identifies an entity that differs from the entity in the ":authority"
+/// pseudo-header field. The values of fields need to be normalized to compare them (see
+/// Section 6.2 of [RFC3986]). An origin server can apply any normalization method, whereas
+/// other servers MUST perform scheme-based normalization (see Section 6.2.3 of [RFC3986]) of
+/// the two fields." This proxy is such an other server, so the comparison is scheme-based
+/// (RFC 3986 §6.2.3, <https://www.rfc-editor.org/rfc/rfc3986#section-6.2.3>): host names
+/// compare without regard to case, and an empty or absent port equals the scheme's default
+/// (`default_port`: 80 for `http`, 443 for `https`). Userinfo in the authority is ignored,
+/// as [`Authority::host`] does. A `host` value that is not a `host[:port]` disagrees.
+pub fn host_disagrees_with_authority(
+    host: &HeaderValue,
+    authority: &Authority,
+    default_port: Option<u16>,
+) -> bool {
+    let Ok(host) = host.to_str() else {
+        return true;
+    };
+    let Some((name, port)) = split_host_port(host.trim()) else {
+        return true;
+    };
+    let port = match port {
+        None => default_port,
+        Some(digits) => match digits.parse::<u16>() {
+            Ok(port) => Some(port),
+            Err(_) => return true,
+        },
+    };
+    let authority_port = authority.port_u16().or(default_port);
+    !name.eq_ignore_ascii_case(authority.host()) || port != authority_port
+}
+
+/// `host[:port]` split into its name and its port digits (`None` when absent or empty);
+/// `None` when it is not of that shape. IPv6 literals keep their brackets, as
+/// [`Authority::host`] does.
+fn split_host_port(value: &str) -> Option<(&str, Option<&str>)> {
+    let (name, rest) = if value.starts_with('[') {
+        let end = value.find(']')?;
+        value.split_at(end + 1)
+    } else {
+        match value.find(':') {
+            Some(colon) => value.split_at(colon),
+            None => (value, ""),
+        }
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let port = match rest.strip_prefix(':') {
+        Some("") => None,
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => Some(digits),
+        Some(_) => return None,
+        None if rest.is_empty() => None,
+        None => return None,
+    };
+    Some((name, port))
+}
+
+/// Whether a request path has a `.` or `..` segment, written plainly or percent-encoded in
+/// any case (`%2e`, `%2E`, `.%2e`, `%2E%2E`, …). The query does not count: pass
+/// [`Uri::path`]. Empty segments (`//`) are not dot segments; `..b`, `b.` and `.well-known`
+/// are ordinary names.
+///
+/// RFC 3986 §3.3 (<https://www.rfc-editor.org/rfc/rfc3986#section-3.3>): "The path segments
+/// "." and ".." [...] are intended for use at the beginning of a relative-path reference
+/// [...]. They are only interpreted within the URI path hierarchy and are removed as part of
+/// the resolution process", and §2.3: "For consistency, percent-encoded octets in the ranges
+/// of [...] period (%2E) [...] should not be created by URI producers and, when found in a
+/// URI, should be decoded to their corresponding unreserved characters by URI normalizers."
+/// The proxy forwards paths byte for byte and does not normalise them; an upstream that does
+/// would resolve `/api/v2/../../echo` to `/echo` after `access.rules` matched the raw path.
+/// Refusing such paths keeps the rules sound whatever the upstream does.
+///
+/// Segments are split on `/`, and for this check also on an encoded slash (`%2f`, `%2F`):
+/// the path is still forwarded untouched, but an upstream that decodes `%2f` before splitting
+/// would see `/a/%2e%2e%2fb` as `/a/../b`, so a dot segment hidden behind one is refused too.
+/// Without such decoding `..%2fb` is one odd name, and refusing it costs no real API path.
+pub fn has_dot_segment(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    // Dots seen in the current segment, or `None` once it holds anything else.
+    let mut dots = Some(0u8);
+    let mut i = 0;
+    while i < bytes.len() {
+        let (step, unit) = match bytes[i] {
+            b'/' => (1, Unit::Slash),
+            b'.' => (1, Unit::Dot),
+            b'%' => match bytes.get(i + 1..i + 3) {
+                Some(hex) if hex.eq_ignore_ascii_case(b"2e") => (3, Unit::Dot),
+                Some(hex) if hex.eq_ignore_ascii_case(b"2f") => (3, Unit::Slash),
+                _ => (1, Unit::Other),
+            },
+            _ => (1, Unit::Other),
+        };
+        match unit {
+            Unit::Slash => {
+                if matches!(dots, Some(1 | 2)) {
+                    return true;
+                }
+                dots = Some(0);
+            }
+            Unit::Dot => dots = dots.map(|n| n.saturating_add(1)),
+            Unit::Other => dots = None,
+        }
+        i += step;
+    }
+    matches!(dots, Some(1 | 2))
+}
+
+/// What one step of [`has_dot_segment`] read.
+enum Unit {
+    Slash,
+    Dot,
+    Other,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +388,131 @@ mod tests {
         assert!(!is_valid_request_id(
             &HeaderValue::from_str(&"x".repeat(129)).unwrap()
         ));
+    }
+
+    #[test]
+    fn two_host_lines_or_a_listed_host_are_duplicates() {
+        assert!(!has_duplicate_host(&map(&[])));
+        assert!(!has_duplicate_host(&map(&[("host", "localhost:8080")])));
+        assert!(!has_duplicate_host(&map(&[("host", "[::1]:8080")])));
+        assert!(has_duplicate_host(&map(&[
+            ("host", "localhost"),
+            ("host", "localhost")
+        ])));
+        assert!(has_duplicate_host(&map(&[
+            ("host", "localhost"),
+            ("x-other", "1"),
+            ("host", "evil.example"),
+        ])));
+        assert!(has_duplicate_host(&map(&[(
+            "host",
+            "localhost, evil.example"
+        )])));
+    }
+
+    #[test]
+    fn host_and_authority_compare_after_scheme_based_normalisation() {
+        let disagrees = |host: &str, authority: &str, default_port| {
+            host_disagrees_with_authority(
+                &HeaderValue::from_str(host).unwrap(),
+                &authority.parse::<Authority>().unwrap(),
+                default_port,
+            )
+        };
+        for (host, authority) in [
+            ("localhost:8080", "localhost:8080"),
+            ("LocalHost:8080", "localhost:8080"),
+            ("localhost", "localhost:80"),
+            ("localhost:80", "localhost"),
+            ("localhost:", "localhost"),
+            ("[::1]:8080", "[::1]:8080"),
+            ("[::1]", "[::1]:80"),
+            ("localhost:8080", "user@localhost:8080"),
+        ] {
+            assert!(
+                !disagrees(host, authority, Some(80)),
+                "{host} vs {authority}"
+            );
+        }
+        for (host, authority) in [
+            ("evil.example:8080", "localhost:8080"),
+            ("localhost:8081", "localhost:8080"),
+            ("localhost", "localhost:443"),
+            ("[::2]:8080", "[::1]:8080"),
+            ("localhost:x", "localhost"),
+            ("localhost:99999", "localhost"),
+            (":8080", "localhost:8080"),
+            ("[::1", "localhost"),
+            ("[::1]x", "[::1]"),
+        ] {
+            assert!(
+                disagrees(host, authority, Some(80)),
+                "{host} vs {authority}"
+            );
+        }
+        assert!(!disagrees("localhost", "localhost:443", Some(443)));
+        // An unknown scheme has no default port: only the same port, or none, agrees.
+        assert!(disagrees("localhost", "localhost:80", None));
+        assert!(!disagrees("localhost", "localhost", None));
+        let not_utf8 = HeaderValue::from_bytes(b"local\xffhost").unwrap();
+        assert!(host_disagrees_with_authority(
+            &not_utf8,
+            &Authority::from_static("localhost"),
+            Some(80)
+        ));
+    }
+
+    #[test]
+    fn dot_segments_are_found_plain_and_percent_encoded() {
+        for path in [
+            "/.",
+            "/..",
+            "/./",
+            "/../",
+            "/a/./b",
+            "/a/../b",
+            "/a/%2e/b",
+            "/a/%2E/b",
+            "/a/%2e%2e/b",
+            "/a/%2E%2e/b",
+            "/a/%2e%2E/b",
+            "/a/.%2e/b",
+            "/a/%2e./b",
+            "/a/%2E%2E",
+            "/api/v2/../../echo/x",
+            "..",
+            "/a/b/..",
+            "/a//../b",
+            // Behind an encoded slash: what an upstream that decodes %2f would see.
+            "/a/%2e%2e%2fb",
+            "/a/..%2Fb",
+            "/a%2f..%2fb",
+            "/a%2F.",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "",
+            "/",
+            "*",
+            "/a/b",
+            "/a//b",
+            "//",
+            "/a/..b/c",
+            "/a/b.",
+            "/a/.b",
+            "/a/...",
+            "/a/%2e%2e%2e/b",
+            "/.well-known/x",
+            "/a/%2e%2ex",
+            "/a/%2",
+            "/a/%2e%2",
+            "/a/%",
+            "/api/v2/a%2Fb/x.json",
+            "/a/%2f/b",
+            "/api/v2/user.json",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
     }
 }
