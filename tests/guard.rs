@@ -289,3 +289,184 @@ async fn unix_socket_listener_is_private_and_removed_on_exit() {
     proxy_addr_less.take().unwrap().finish().await;
     assert!(!path.exists(), "the socket is removed on exit");
 }
+
+/// Sends one HTTP/1.1 request as raw bytes (clients would merge headers or resolve dot
+/// segments) and returns the whole answer.
+async fn raw_get(proxy: &TestProxy, target: &str, headers: &str) -> String {
+    let request = format!("GET {target} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    raw(proxy.addr, request.as_bytes()).await
+}
+
+fn problem_name(answer: &str) -> Option<&str> {
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-proxy-error: "))
+        .map(str::trim)
+}
+
+// See: issue 13, item 4.
+#[tokio::test]
+async fn more_than_one_host_is_400_and_not_forwarded() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    for hosts in [
+        "Host: localhost\r\nHost: localhost\r\n",
+        "Host: localhost\r\nX-Between: 1\r\nHost: evil.example\r\n",
+        "Host: evil.example\r\nHost: localhost\r\n",
+        "Host: localhost, localhost\r\n",
+    ] {
+        let answer = raw_get(&proxy, "/api/v2/user.json", hosts).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{hosts:?}: {answer}");
+        assert_eq!(problem_name(&answer), Some("duplicate-host"), "{answer}");
+        assert!(answer.contains("application/problem+json"), "{answer}");
+        let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        assert_eq!(problem_status(body), 400);
+    }
+    assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
+    // One Host still passes.
+    let answer = raw_get(&proxy, "/api/v2/user.json", "Host: localhost\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+// See: issue 13, item 4.
+#[tokio::test]
+async fn dot_segments_are_400_and_not_forwarded() {
+    let (_accounts, upstream, proxy) = setup(&[]).await;
+    for target in [
+        "/a/../b",
+        "/a/./b",
+        "/a/%2e%2e/b",
+        "/a/%2E%2e/b",
+        "/a/.%2e/b",
+        "/a/%2e/b",
+        "/..",
+        "/.",
+        "/a/%2e%2e%2fb",
+        "/a/..%2F..%2Fb",
+    ] {
+        let answer = raw_get(&proxy, target, "Host: localhost\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+        assert_eq!(problem_name(&answer), Some("dot-segment"), "{target}");
+    }
+    assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
+    for target in [
+        "/a/b?x=../y",
+        "/a/..b/c",
+        "/a/b.",
+        "/.well-known/x",
+        "/a//b",
+        "/a/%2e%2e%2e/b",
+    ] {
+        let answer = raw_get(&proxy, target, "Host: localhost\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{target}: {answer}");
+        assert_eq!(
+            upstream.seen().pop().unwrap().target,
+            target,
+            "forwarded byte for byte"
+        );
+    }
+    assert_eq!(upstream.seen().len(), 6);
+}
+
+// See: issue 13, item 4: `GET /api/v2/../../echo/x` used to pass `GET /api/v2/**`.
+#[tokio::test]
+async fn dot_segments_cannot_climb_out_of_access_rules() {
+    let (_accounts, upstream, proxy) = setup(&[
+        ("access.rules", vec!["GET /api/v2/**"].into()),
+        (
+            "server.allowed_origins",
+            vec!["http://localhost:3000"].into(),
+        ),
+    ])
+    .await;
+    for target in [
+        "/api/v2/../../echo/x",
+        "/api/v2/%2e%2e/%2e%2e/echo/x",
+        "/api/v2/..%2f..%2fecho/x",
+    ] {
+        let answer = raw_get(&proxy, target, "Host: localhost\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+        assert_eq!(problem_name(&answer), Some("dot-segment"), "{target}");
+    }
+    // A CORS preflight from an allowed origin is answered by the proxy, but not for such a
+    // path.
+    let preflight = "OPTIONS /api/v2/%2e%2e/x HTTP/1.1\r\nHost: localhost\r\n\
+                     Origin: http://localhost:3000\r\nAccess-Control-Request-Method: GET\r\n\
+                     Connection: close\r\n\r\n";
+    let answer = raw(proxy.addr, preflight.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(problem_name(&answer), Some("dot-segment"));
+    assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
+    let answer = raw_get(&proxy, "/api/v2/user.json", "Host: localhost\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+/// One HTTP/2 prior-knowledge request through hyper's client connection, which sends the
+/// URI's path as `:path` untouched and the headers as given: the status and `x-proxy-error`.
+async fn h2_send(proxy: &TestProxy, path: &str, hosts: &[&str]) -> (u16, Option<String>) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let mut request = http::Request::get(format!("http://localhost:{}{path}", proxy.addr.port()));
+    for host in hosts {
+        request = request.header(http::header::HOST, *host);
+    }
+    let response = sender
+        .send_request(request.body(Empty::<bytes::Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let status = response.status().as_u16();
+    let problem = response
+        .headers()
+        .get("x-proxy-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let _ = response.into_body().collect().await.unwrap();
+    drop(sender);
+    let _ = conn.await;
+    (status, problem)
+}
+
+// See: issue 13, item 4.
+#[tokio::test]
+async fn http2_dot_segments_and_conflicting_hosts_are_400_and_not_forwarded() {
+    let (_accounts, upstream, proxy) =
+        setup(&[("access.rules", vec!["GET /api/v2/**"].into())]).await;
+    for path in ["/api/v2/../../echo/x", "/api/v2/%2E%2e/x", "/api/v2/./x"] {
+        assert_eq!(
+            h2_send(&proxy, path, &[]).await,
+            (400, Some("dot-segment".to_owned())),
+            "{path}"
+        );
+    }
+    let port = proxy.addr.port();
+    let same = format!("localhost:{port}");
+    assert_eq!(
+        h2_send(&proxy, "/api/v2/x", &[&same, &same]).await,
+        (400, Some("duplicate-host".to_owned()))
+    );
+    // RFC 9113 §8.3.1: a host that names another entity than :authority is malformed.
+    assert_eq!(
+        h2_send(&proxy, "/api/v2/x", &[&format!("127.0.0.1:{port}")]).await,
+        (400, Some("host-mismatch".to_owned()))
+    );
+    assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
+    // :authority alone, or a host that agrees with it, is forwarded.
+    assert_eq!(
+        h2_send(&proxy, "/api/v2/a?next=../b", &[]).await,
+        (200, None)
+    );
+    assert_eq!(
+        h2_send(&proxy, "/api/v2/b", &[&format!("LOCALHOST:{port}")]).await,
+        (200, None)
+    );
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].target, "/api/v2/a?next=../b");
+}
