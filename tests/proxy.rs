@@ -74,7 +74,9 @@ async fn path_and_query_reach_the_upstream_byte_for_byte() {
         "/api/v2/123/sessions.json?listtype=upcoming&index=1&count=20",
         "/api/v2/a%2Fb/x.json?q=a+b&q=c%20d&empty=&x=%E2%9C%93",
         "/meeting/api/v2/1/recordings.json",
-        "/a//b/./c/../d?%zz&&=",
+        // Empty segments and dots inside a segment pass untouched (dot segments get 400:
+        // tests/guard.rs).
+        "/a//b/.c/..d?%zz&&=",
     ];
     for target in targets {
         let request =
