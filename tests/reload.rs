@@ -477,8 +477,13 @@ path = "{}"
     let (_, status) = served.admin("/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["refresh_stopped"], true, "{status}");
-    // The access token died with its refresh token, and no new one can be minted.
-    assert_ne!(get().await, 200);
-    assert_ne!(get().await, 200);
+    // The access token died with its refresh token, and no new one can be minted: Zoho's
+    // rejection makes it dead, and no request carries it again (503, not Zoho's 400).
+    assert_eq!(get().await, 503);
+    assert_eq!(get().await, 503);
+    let (_, status) = served.admin("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["reason"], "rejected_by_upstream", "{status}");
+    assert_eq!(status["blocked_by"], "terminal", "{status}");
     served.stop(&[CLIENT_SECRET, &old, &new]).await;
 }
