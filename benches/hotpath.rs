@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the request path's pure parts (criterion): the request rewrite on a
 //! realistic request, the token header read from the cache (alone and under contention),
-//! the token-rejection detector, and problem+json rendering. Fixtures are built outside
-//! the timed loops.
+//! the token-rejection detector (plain and gzip), and problem+json rendering. Fixtures are
+//! built outside the timed loops.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -14,7 +14,7 @@ use http::{StatusCode, Uri};
 use zoho_meeting_proxy::config::AuthScheme;
 use zoho_meeting_proxy::proxy::ProxyError;
 use zoho_meeting_proxy::proxy::headers;
-use zoho_meeting_proxy::proxy::rejection::is_token_rejection;
+use zoho_meeting_proxy::proxy::rejection::is_token_rejection_with_headers;
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::Unavailable;
 use zoho_meeting_proxy::token::{AccessToken, TokenCache};
@@ -116,11 +116,35 @@ fn token_read(c: &mut Criterion) {
 fn rejection(c: &mut Criterion) {
     let rejected = br#"{"error":{"code":2000,"message":"INVALID_OAUTHTOKEN"}}"#;
     let other = br#"{"error":{"errorCode":3001,"message":"You do not have permission to access this organization account.","key":"UNAUTHORIZED_USER"}}"#;
+    let plain = HeaderMap::new();
     c.bench_function("rejection: INVALID_OAUTHTOKEN body", |b| {
-        b.iter(|| black_box(is_token_rejection(black_box(rejected))));
+        b.iter(|| {
+            black_box(is_token_rejection_with_headers(
+                black_box(&plain),
+                black_box(rejected),
+            ))
+        });
     });
     c.bench_function("rejection: permission error body", |b| {
-        b.iter(|| black_box(is_token_rejection(black_box(other))));
+        b.iter(|| {
+            black_box(is_token_rejection_with_headers(
+                black_box(&plain),
+                black_box(other),
+            ))
+        });
+    });
+    let mut gzip = HeaderMap::new();
+    gzip.insert("content-encoding", HeaderValue::from_static("gzip"));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, rejected).unwrap();
+    let gzipped = encoder.finish().unwrap();
+    c.bench_function("rejection: gzip INVALID_OAUTHTOKEN body", |b| {
+        b.iter(|| {
+            black_box(is_token_rejection_with_headers(
+                black_box(&gzip),
+                black_box(&gzipped),
+            ))
+        });
     });
 }
 

@@ -252,7 +252,7 @@ impl Proxy {
         }
         let (parts, body) = response.into_parts();
         let peeked = self.peek(body).await;
-        if !rejection::is_token_rejection(&peeked.head) {
+        if !rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head) {
             return Ok(Forwarded {
                 response: downstream_response(Response::from_parts(parts, peeked.into_body())),
                 upstream_latency: Some(latency),
@@ -424,7 +424,7 @@ impl Proxy {
         }
         let (parts, body) = response.into_parts();
         let peeked = self.peek(body).await;
-        if rejection::is_token_rejection(&peeked.head) {
+        if rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head) {
             // The replacement was rejected too: the source records it (and answers
             // `Repeated`); Zoho's answer goes to the client.
             let _ = self.tokens.report_rejected(&fresh).await;

@@ -31,3 +31,5 @@ mod reload;
 mod deploy;
 // A fleet sharing one token through a real redis-server: one mint per lifetime, outages.
 mod fleet;
+// Token rejections in gzip/deflate/br answers: seen through, passed on byte for byte.
+mod rejection;
