@@ -229,7 +229,7 @@ impl Proxy {
             return Ok(preflight);
         }
         let (head, body) = self.upstream_request(req, request_id, guard)?;
-        let kept = self.keep_for_replay(body).await?;
+        let kept = self.keep_for_replay(body, guard.max_body_bytes()).await?;
         let token = match self.tokens.current() {
             Some(token) => token,
             // Rare (no token yet, or it expired or died during an outage).
@@ -240,7 +240,7 @@ impl Proxy {
                 RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
                 Some((clone_head(&head), bytes)),
             ),
-            Kept::Stream(incoming) => (RequestBody::stream(incoming, guard.max_body_bytes()), None),
+            Kept::Stream(body) => (body, None),
         };
         let (response, latency) = self.send(head, first_body, &token, affinity).await?;
         if !rejection::may_reject(response.status()) {
@@ -300,21 +300,35 @@ impl Proxy {
         Ok((head, body))
     }
 
-    /// Keeps bodies of known size up to `upstream.replay_body_limit` in memory; streams
-    /// the rest.
-    async fn keep_for_replay(&self, body: Incoming) -> Result<Kept, ProxyError> {
+    /// Keeps bodies up to `upstream.replay_body_limit` in memory for the replay; streams
+    /// the rest, limited to `max_body` (`limits.max_body_bytes`).
+    ///
+    /// A body that may fit (a `Content-Length` within the limit, or an unknown length:
+    /// chunked, HTTP/2 without `content-length`) is read up to the limit, bounded by
+    /// `upstream.timeout`: one that ends within it is kept; a longer one streams on, the
+    /// bytes already read first, and is not replayed. A declared length over the limit
+    /// streams without being read first.
+    async fn keep_for_replay(
+        &self,
+        body: Incoming,
+        max_body: Option<u64>,
+    ) -> Result<Kept, ProxyError> {
         let hint = body.size_hint();
         // No body (most GETs): nothing to read, no timer to arm.
         if hint.exact() == Some(0) && body.is_end_stream() {
             return Ok(Kept::Buffered(Bytes::new()));
         }
-        let small = hint.exact().is_some_and(|n| n <= self.replay_limit);
-        if !small {
-            return Ok(Kept::Stream(body));
+        if hint.lower() > self.replay_limit {
+            return Ok(Kept::Stream(RequestBody::stream(body, max_body)));
         }
-        match tokio::time::timeout(self.timeout, body.collect()).await {
-            Ok(Ok(collected)) => Ok(Kept::Buffered(collected.to_bytes())),
-            Ok(Err(_)) | Err(_) => Err(ProxyError::BadRequest(
+        let start = body::read_start(body, max_body, self.replay_limit);
+        match tokio::time::timeout(self.timeout, start).await {
+            Ok(Ok(body::Start::Whole(bytes))) => Ok(Kept::Buffered(bytes)),
+            Ok(Ok(body::Start::Longer(body))) => Ok(Kept::Stream(body)),
+            Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BadRequest(
+                "the request body ended early or arrived too slowly",
+            ))),
+            Err(_) => Err(ProxyError::BadRequest(
                 "the request body ended early or arrived too slowly",
             )),
         }
@@ -329,26 +343,30 @@ impl Proxy {
         affinity: &Affinity,
     ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         headers::override_authorization(&mut head.headers, token.header().clone());
+        // The HTTP/2 client reports a body past the limit as a reset stream, without the
+        // cause: the body tells.
+        let overflow = body.overflow();
         let request = Request::from_parts(head, body);
         let sent = Instant::now();
         match tokio::time::timeout(self.timeout, self.upstream.send(affinity, request)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
             Ok(Err(error)) => {
-                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
-                while let Some(e) = source {
-                    if let Some(too_large) = e.downcast_ref::<body::BodyTooLarge>() {
-                        return Err(ProxyError::BodyTooLarge(too_large.0));
-                    }
-                    // The body we send is either kept in memory (cannot fail) or the
-                    // client's stream: a failure of "the user's body" is the client's.
-                    if e.downcast_ref::<hyper::Error>()
+                if let Some(max) = overflow.as_ref().and_then(body::Overflow::exceeded) {
+                    return Err(ProxyError::BodyTooLarge(max));
+                }
+                // Before the hyper error that wraps it (a "user body" error, below).
+                if let Some(too_large) = too_large(&*error) {
+                    return Err(too_large);
+                }
+                // The body we send is either kept in memory (cannot fail) or the client's
+                // stream: a failure of "the user's body" is the client's.
+                if error_chain(&*error).any(|e| {
+                    e.downcast_ref::<hyper::Error>()
                         .is_some_and(hyper::Error::is_user)
-                    {
-                        return Err(ProxyError::BadRequest(
-                            "the request body is malformed or was cut off",
-                        ));
-                    }
-                    source = e.source();
+                }) {
+                    return Err(ProxyError::BadRequest(
+                        "the request body is malformed or was cut off",
+                    ));
                 }
                 Err(ProxyError::UpstreamUnreachable(error))
             }
@@ -449,7 +467,7 @@ impl std::fmt::Debug for Proxy {
 /// A request body as decided by [`Proxy::keep_for_replay`].
 enum Kept {
     Buffered(Bytes),
-    Stream(Incoming),
+    Stream(RequestBody),
 }
 
 // === impl Peeked ===
@@ -534,6 +552,20 @@ fn clone_head(head: &Parts) -> Parts {
     parts.version = head.version;
     parts.headers = head.headers.clone();
     parts
+}
+
+/// `error` and its sources.
+fn error_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
+/// 413 when `error` or one of its sources is the request body's [`body::BodyTooLarge`].
+fn too_large(error: &(dyn std::error::Error + 'static)) -> Option<ProxyError> {
+    error_chain(error)
+        .find_map(|e| e.downcast_ref::<body::BodyTooLarge>())
+        .map(|too_large| ProxyError::BodyTooLarge(too_large.0))
 }
 
 /// `<prefix>-<n in hex>`, written on the stack: one allocation, the value's.

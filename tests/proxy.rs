@@ -1021,3 +1021,319 @@ async fn tls_upstreams_get_http2_when_they_choose_it_and_http1_otherwise() {
         }
     }
 }
+
+// === request bodies of unknown length: replayed when small, streamed when not (issue 13) ===
+
+/// A body of unknown length (no size hint, so clients send it chunked, or over HTTP/2 with
+/// no `content-length`) made of the iterator's chunks, each made when it is sent.
+struct Chunked<I>(I);
+
+impl<I: Iterator<Item = bytes::Bytes> + Unpin> hyper::body::Body for Chunked<I> {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.next().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// `total` pattern bytes in chunks of `chunk`, chunked: never held whole.
+fn chunked_pattern(total: u64, chunk: u64) -> reqwest::Body {
+    let chunks = (0..total).step_by(chunk as usize).map(move |start| {
+        let end = (start + chunk).min(total);
+        bytes::Bytes::from((start..end).map(pattern_byte).collect::<Vec<u8>>())
+    });
+    reqwest::Body::wrap(Chunked(chunks))
+}
+
+/// The hex SHA-256 of `total` pattern bytes, computed piece by piece.
+fn pattern_sha256(total: u64) -> String {
+    let mut hasher = Sha256::new();
+    for start in (0..total).step_by(65536) {
+        let end = (start + 65536).min(total);
+        hasher.update((start..end).map(pattern_byte).collect::<Vec<u8>>());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chunked_body_within_the_replay_limit_is_replayed_byte_identical() {
+    // Zoho's own rejection, from the Meeting emulator: the replay creates the meeting.
+    let (_accounts, meeting, proxy) = with_meeting(&[]).await;
+    let zsoid = meeting.control().zsoid();
+    let body = meeting_body(&"r".repeat(300 - meeting_body("").len()));
+    assert_eq!(body.len(), 300);
+    meeting.control().reject_tokens(1);
+    let chunks: Vec<bytes::Bytes> = body
+        .as_bytes()
+        .chunks(100)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let response = client()
+        .post(proxy.url(&format!("/api/v2/{zsoid}/sessions.json")))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap(Chunked(chunks.into_iter())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let seen = meeting.control().requests();
+    assert_eq!(seen.len(), 2, "the original and one replay");
+    assert_eq!((seen[0].body_len, seen[1].body_len), (300, 300));
+    assert_ne!(seen[0].authorization, seen[1].authorization);
+
+    // An upstream that hashes what it gets: the same bytes twice, over HTTP/1.1 (chunked) and
+    // HTTP/2 (no content-length). A proxy each: a replacement token rejected again would
+    // not be replaced.
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let expected = pattern_sha256(300);
+    for (name, client) in [("h1", client()), ("h2", h2)] {
+        let (_accounts, upstream, proxy) = setup(&[]).await;
+        let target = format!("/reject-first/replay-300-{name}");
+        let response = client
+            .post(proxy.url(&target))
+            .body(chunked_pattern(300, 100))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        let once = serde_json::json!({"len": 300, "sha256": expected});
+        assert_eq!(json["bodies"], serde_json::json!([once, once]), "{name}");
+        let sent: Vec<_> = upstream
+            .seen()
+            .into_iter()
+            .filter(|s| s.target == target)
+            .collect();
+        assert_eq!(sent.len(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_replay_limit_streams_whole_and_is_not_replayed() {
+    let (_accounts, upstream, proxy) = setup(&[("upstream.replay_body_limit", 1000.into())]).await;
+    let expected = pattern_sha256(5000);
+    let response = client()
+        .post(proxy.url("/upload"))
+        .body(chunked_pattern(5000, 700))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (json["len"].as_u64(), json["sha256"].as_str()),
+        (Some(5000), Some(expected.as_str()))
+    );
+    let seen = upstream.seen().pop().unwrap();
+    assert_eq!(
+        seen.header("content-length"),
+        None,
+        "no exact size is claimed"
+    );
+    assert_eq!(seen.header("transfer-encoding"), Some("chunked"));
+
+    // Rejected: Zoho's answer reaches the client, and nothing is sent again.
+    let response = client()
+        .post(proxy.url("/reject-first/over-the-replay-limit"))
+        .body(chunked_pattern(5000, 700))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["error"]["message"], "INVALID_OAUTHTOKEN");
+    assert_eq!(
+        (json["len"].as_u64(), json["sha256"].as_str()),
+        (Some(5000), Some(expected.as_str()))
+    );
+    let sent = upstream
+        .seen()
+        .iter()
+        .filter(|s| s.target == "/reject-first/over-the-replay-limit")
+        .count();
+    assert_eq!(sent, 1, "no replay");
+}
+
+#[tokio::test]
+async fn a_streamed_body_past_max_body_bytes_is_413_problem_json() {
+    // Past the limit while read for the replay (limit 65536), and while streaming (100).
+    for replay_limit in [65536, 100] {
+        let (_accounts, upstream, proxy) = setup(&[
+            ("limits.max_body_bytes", 1000.into()),
+            ("upstream.replay_body_limit", replay_limit.into()),
+        ])
+        .await;
+        let response = client()
+            .post(proxy.url("/upload"))
+            .body(chunked_pattern(2000, 250))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "replay limit {replay_limit}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()["x-proxy-error"], "body-too-large");
+        problem(&response.text().await.unwrap(), 413);
+
+        // The same with a Content-Length: refused before forwarding.
+        let forwarded = upstream.seen().len();
+        let response = client()
+            .post(proxy.url("/upload"))
+            .body(vec![b'x'; 2000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413);
+        problem(&response.text().await.unwrap(), 413);
+        assert_eq!(upstream.seen().len(), forwarded, "not forwarded");
+
+        // Exactly the limit, chunked, passes.
+        let response = client()
+            .post(proxy.url("/upload"))
+            .body(chunked_pattern(1000, 250))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(json["len"], 1000);
+    }
+
+    // Raw HTTP/1.1 chunked framing, read for the replay.
+    let (_accounts, _upstream, proxy) = setup(&[("limits.max_body_bytes", 1000.into())]).await;
+    let mut request = b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..4 {
+        request.extend_from_slice(b"1f4\r\n");
+        request.extend_from_slice(&[b'y'; 500]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw(proxy.addr, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_large_chunked_upload_streams_byte_identical() {
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let (_accounts, upstream, proxy) =
+        setup(&[("limits.max_body_bytes", (2 * SIZE as i64).into())]).await;
+    let response = client()
+        .post(proxy.url("/upload"))
+        .body(chunked_pattern(SIZE, 65536))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["len"], SIZE);
+    assert_eq!(json["sha256"], pattern_sha256(SIZE));
+    let seen = upstream.seen().pop().unwrap();
+    assert_eq!(seen.header("content-length"), None);
+}
+
+/// A TLS upstream with `config` that reads each request's body to its end (or failure), then
+/// answers 200 with the bytes it got; returns its URL and the HTTP versions it saw.
+async fn reading_tls_upstream(
+    config: rustls::ServerConfig,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<http::Version>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = versions.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        seen.lock().unwrap().push(req.version());
+                        async move {
+                            let mut body = req.into_body();
+                            let mut len = 0;
+                            while let Some(Ok(frame)) = body.frame().await {
+                                len += frame.data_ref().map_or(0, |d| d.len());
+                            }
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(len.to_string())),
+                            ))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    (url, versions)
+}
+
+#[tokio::test]
+async fn a_streamed_body_past_max_body_bytes_is_413_over_an_http2_upstream_too() {
+    // HTTP/2 reports a failed request body as a reset stream, without its cause.
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let (server_config, ca_pem) = support::test_ca();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (url, versions) = reading_tls_upstream((*server_config).clone()).await;
+    let proxy = TestProxy::start(
+        &accounts,
+        &url,
+        &[
+            ("upstream.ca_file", ca_file.to_str().unwrap().into()),
+            ("limits.max_body_bytes", 1000.into()),
+            ("upstream.replay_body_limit", 100.into()),
+        ],
+    )
+    .await;
+    proxy.ready().await;
+    let response = client()
+        .post(proxy.url("/api/v2/upload"))
+        .body(chunked_pattern(1000, 250))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "1000");
+    let response = client()
+        .post(proxy.url("/api/v2/upload"))
+        .body(chunked_pattern(2000, 250))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    problem(&response.text().await.unwrap(), 413);
+    assert!(
+        versions
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|v| *v == http::Version::HTTP_2),
+        "the upstream spoke HTTP/2"
+    );
+}

@@ -205,6 +205,9 @@ impl Seen {
 ///   `Upgrade`) that must not reach the client;
 /// - `/delay/{ms}`: answers after that long;
 /// - `/unauthorized`: Zoho Meeting's 401 `UNAUTHORIZED_USER` (a permission error);
+/// - `/reject-first/{id}`: reads and hashes the body; the first request to that target gets
+///   Zoho Meeting's 400 `INVALID_OAUTHTOKEN` (with the body's `len` and `sha256`), later ones
+///   200 with `bodies`, the `len` and `sha256` of every body received at the target, in order;
 /// - anything else: 200 `ok`.
 pub struct TestUpstream {
     pub addr: SocketAddr,
@@ -358,8 +361,56 @@ async fn route(
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
             Response::new(full("late"))
         }
+        ["reject-first", _] => {
+            let (len, sha256) = hash_body(req.into_body()).await;
+            let bodies = {
+                let mut all = REJECT_FIRST.lock().unwrap();
+                all.push((target.clone(), len, sha256.clone()));
+                all.iter()
+                    .filter(|(t, _, _)| *t == target)
+                    .map(|(_, len, sha256)| serde_json::json!({"len": len, "sha256": sha256}))
+                    .collect::<Vec<_>>()
+            };
+            let (status, body) = if bodies.len() == 1 {
+                (
+                    400,
+                    serde_json::json!({"error": {"code": 2000, "message": "INVALID_OAUTHTOKEN"},
+                        "len": len, "sha256": sha256}),
+                )
+            } else {
+                (200, serde_json::json!({ "bodies": bodies }))
+            };
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json;charset=UTF-8")
+                .body(full(body.to_string()))
+                .unwrap()
+        }
         _ => Response::new(full("ok")),
     }
+}
+
+/// Bodies `/reject-first/{id}` received: target, length, SHA-256 (shared by all test
+/// upstreams; each test uses its own id).
+static REJECT_FIRST: Mutex<Vec<(String, u64, String)>> = Mutex::new(Vec::new());
+
+/// The length and hex SHA-256 of a body, read as it streams.
+async fn hash_body(mut body: Incoming) -> (u64, String) {
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            len += data.len() as u64;
+            hasher.update(&data);
+        }
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (len, hex)
 }
 
 /// The repeating byte pattern the upstream serves and tests expect: byte `i` is `i % 251`.
