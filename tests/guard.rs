@@ -225,7 +225,8 @@ async fn size_limits_answer_414_431_413() {
         upstream.seen().is_empty(),
         "nothing oversized was forwarded"
     );
-    // A chunked body (no declared length) is cut off when it passes the limit.
+    // A body with its length declared in the stream of a Pattern: reqwest sends a
+    // Content-Length, refused by the guard (chunked bodies: tests/proxy.rs).
     let chunked = reqwest::Body::wrap(support::Pattern::new(5000));
     let streamed = client()
         .post(proxy.url("/upload"))

@@ -536,7 +536,7 @@ async fn fifty_concurrent_rejections_cause_one_mint() {
 }
 
 #[tokio::test]
-async fn large_or_unsized_bodies_are_not_replayed_but_the_token_is_replaced() {
+async fn bodies_over_the_replay_limit_are_not_replayed_but_the_token_is_replaced() {
     let (accounts, meeting, proxy) =
         with_meeting(&[("upstream.replay_body_limit", 1024.into())]).await;
     let zsoid = meeting.control().zsoid();
