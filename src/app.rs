@@ -26,10 +26,10 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, Admin};
 use crate::config::{Config, Listen};
 use crate::metrics::Metrics;
-use crate::proxy::{Proxy, ProxyError};
+use crate::proxy::Proxy;
+use crate::proxy::route::{RouteError, Routes};
 use crate::server::{self, ConnSettings, Listener};
 use crate::token::manager::TokenManager;
-use crate::upstream::{self, UpstreamError};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +45,9 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    /// The upstream client could not be built.
+    /// An upstream client could not be built.
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    /// The proxy could not be set up.
-    #[error(transparent)]
-    Proxy(#[from] ProxyError),
+    Routes(#[from] RouteError),
 }
 
 /// A running proxy.
@@ -73,14 +70,9 @@ pub struct Running {
 /// # Errors
 /// [`StartupError`] when a listener cannot be bound or the upstream client cannot be built.
 pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Running, StartupError> {
-    let upstream = Arc::new(upstream::Upstream::new(&config.upstream)?);
-    let metrics = Arc::new(Metrics::new(manager.clone()));
-    let proxy = Arc::new(Proxy::new(
-        config,
-        manager.clone(),
-        upstream,
-        metrics.clone(),
-    )?);
+    let routes = Routes::new(config)?;
+    let metrics = Arc::new(Metrics::new(manager.clone(), &routes.labels()));
+    let proxy = Arc::new(Proxy::new(config, manager.clone(), routes, metrics.clone()));
     let admin = Arc::new(Admin::new(manager.clone(), metrics));
 
     let listener = bind_proxy(&config.server.listen).await?;

@@ -333,6 +333,22 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
         "# accounts server: {}",
         describe_accounts(creds.accounts_url())
     );
+    for route in &config.routes {
+        println!(
+            "# route {} -> {}{}",
+            route.prefix,
+            crate::config::origin(&config.route_url(route)),
+            if route.strip_prefix {
+                " (prefix stripped)"
+            } else {
+                " + the path"
+            }
+        );
+    }
+    println!(
+        "# route everything else -> {} + the path",
+        crate::config::origin(&config.upstream.url)
+    );
     print!("{}", config.redacted());
     if args.online {
         let manager = token_manager(config, store).await?;

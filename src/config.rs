@@ -58,8 +58,34 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[log]`: log format and level.
     pub log: LogConfig,
+    /// `[[routes]]`: path prefixes sent to other Zoho services, longest prefix first.
+    pub routes: Vec<RouteConfig>,
     /// The file this configuration was read from, if any.
     pub file: Option<PathBuf>,
+}
+
+/// One `[[routes]]` entry: requests whose path starts with `prefix` go to `upstream`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The path prefix, e.g. `/crm/`; it matches whole segments (`/crm` matches `/crm` and
+    /// `/crm/x`, not `/crmx`).
+    pub prefix: String,
+    /// Where matching requests go.
+    pub upstream: RouteUpstream,
+    /// Whether the prefix is removed: the rest of the path is appended to the upstream URL's
+    /// path with one `/` between them **(default: false)**.
+    pub strip_prefix: bool,
+}
+
+/// The upstream of a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteUpstream {
+    /// `meeting`: `upstream.url` (the Meeting API of the data centre, unless set).
+    Meeting,
+    /// `zohoapis`: the data centre's `www.zohoapis.*` API domain (CRM, Books, …).
+    Zohoapis,
+    /// An `https://` URL on a Zoho domain (`http://` only for loopback), maybe with a path.
+    Url(Url),
 }
 
 /// Where a listener binds.
@@ -272,6 +298,16 @@ pub enum ConfigError {
 // === impl Config ===
 
 impl Config {
+    /// Where `route` sends requests: its URL, or the data centre's service it names.
+    pub fn route_url(&self, route: &RouteConfig) -> Url {
+        match &route.upstream {
+            RouteUpstream::Meeting => self.upstream.url.clone(),
+            RouteUpstream::Zohoapis => Url::parse(self.oauth.data_center.zohoapis_url())
+                .unwrap_or_else(|_| self.upstream.url.clone()),
+            RouteUpstream::Url(url) => url.clone(),
+        }
+    }
+
     /// Finds the configuration file: `cli`, else `$ZOHO_PROXY_CONFIG`, else `./proxy.toml`
     /// when it exists, else none (defaults and environment only).
     pub fn resolve_path(cli: Option<&Path>) -> Option<PathBuf> {
@@ -497,8 +533,66 @@ impl Validator<'_> {
                 level: raw.log.level,
                 output,
             },
+            routes: self.routes(raw.routes)?,
             file: None,
         })
+    }
+
+    fn routes(&self, raw: Vec<raw::RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
+        let mut routes: Vec<RouteConfig> = Vec::with_capacity(raw.len());
+        // figment keeps one source for the whole list.
+        let source = origin_of(self.figment.find_metadata("routes"), "routes");
+        let with_source = |e: ConfigError| match e {
+            ConfigError::Invalid { key, message, .. } => ConfigError::Invalid {
+                key,
+                origin: source.clone(),
+                message,
+            },
+            other => other,
+        };
+        for (i, r) in raw.into_iter().enumerate() {
+            let key = |field: &str| format!("routes.{i}.{field}");
+            let prefix = r.prefix.trim().to_owned();
+            if !prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) {
+                return Err(with_source(self.err(
+                    &key("prefix"),
+                    format!("{prefix:?} must be a path starting with '/', e.g. \"/crm/\""),
+                )));
+            }
+            let trimmed = prefix.trim_end_matches('/');
+            if routes
+                .iter()
+                .any(|o| o.prefix.trim_end_matches('/') == trimmed)
+            {
+                return Err(with_source(
+                    self.err(&key("prefix"), format!("{prefix:?} is routed twice")),
+                ));
+            }
+            let upstream = match r.upstream.trim() {
+                "meeting" => RouteUpstream::Meeting,
+                "zohoapis" => RouteUpstream::Zohoapis,
+                url => RouteUpstream::Url(self.base_url(&key("upstream"), url).map_err(|e| {
+                    match with_source(e) {
+                        ConfigError::Invalid { key, origin, message } => ConfigError::Invalid {
+                            key,
+                            origin,
+                            message: format!(
+                                "{message} (or \"meeting\" or \"zohoapis\", the data centre's services)"
+                            ),
+                        },
+                        other => other,
+                    }
+                })?),
+            };
+            routes.push(RouteConfig {
+                prefix,
+                upstream,
+                strip_prefix: r.strip_prefix,
+            });
+        }
+        // Longest prefix first: the first match wins.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.trim_end_matches('/').len()));
+        Ok(routes)
     }
 
     fn server(&self, s: raw::RawServer) -> Result<ServerConfig, ConfigError> {
@@ -673,7 +767,7 @@ impl Validator<'_> {
             Url::parse(dc.meeting_url())
                 .map_err(|e| self.err("oauth.data_center", e.to_string()))?
         } else {
-            self.origin_url("upstream.url", &u.url)?
+            self.base_url("upstream.url", &u.url)?
         };
         let auth_scheme = match u.auth_scheme.as_str() {
             s if s.eq_ignore_ascii_case("Zoho-oauthtoken") => AuthScheme::ZohoOauthtoken,
@@ -770,6 +864,32 @@ impl Validator<'_> {
     }
 
     /// An `http(s)://host[:port]` origin: https, or http for loopback hosts only.
+    /// A Zoho URL that may carry a base path (`upstream.url`, a route's upstream): requests
+    /// go to its path + theirs. A trailing `/` is dropped.
+    fn base_url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
+        // Parsing resolves dot segments: look at the path as written.
+        let written = value
+            .trim()
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("");
+        let written = written.split(['?', '#']).next().unwrap_or("");
+        if written
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+        {
+            return Err(self.err(key, "the path must not have . or .. segments"));
+        }
+        let Ok(mut url) = Url::parse(value.trim()) else {
+            return self.origin_url(key, value);
+        };
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path("/");
+        let mut url = self.origin_url(key, url.as_str())?;
+        url.set_path(&path);
+        Ok(url)
+    }
+
     fn origin_url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
         let url = Url::parse(value.trim())
             .map_err(|e| self.err(key, format!("{value:?} is not a URL: {e}")))?;
@@ -789,8 +909,8 @@ impl Validator<'_> {
             return Err(self.err(
                 key,
                 "must be one of Zoho's hosts (zoho.com, .eu, .in, .com.au, .jp, .sa, .uk, \
-                 .com.cn, zohocloud.ca) or a loopback host, so that a typo cannot send the \
-                 token elsewhere",
+                 .com.cn, zohocloud.ca, or zohoapis.* of those) or a loopback host, so that a \
+                 typo cannot send the token elsewhere",
             ));
         }
         match url.scheme() {
@@ -825,7 +945,7 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Secret<String>, String> {
 }
 
 /// Zoho's registrable domains: every data centre's accounts and Meeting hosts are below one.
-const ZOHO_DOMAINS: [&str; 9] = [
+const ZOHO_DOMAINS: [&str; 18] = [
     "zoho.com",
     "zoho.eu",
     "zoho.in",
@@ -835,6 +955,15 @@ const ZOHO_DOMAINS: [&str; 9] = [
     "zoho.uk",
     "zoho.com.cn",
     "zohocloud.ca",
+    "zohoapis.com",
+    "zohoapis.eu",
+    "zohoapis.in",
+    "zohoapis.com.au",
+    "zohoapis.jp",
+    "zohoapis.sa",
+    "zohoapis.uk",
+    "zohoapis.com.cn",
+    "zohoapis.ca",
 ];
 
 /// Whether `host` is one of Zoho's domains or below one (`meeting.zoho.eu`).

@@ -68,23 +68,27 @@ struct TokenCollector {
 // === impl Metrics ===
 
 impl Metrics {
-    /// Registers every metric; `tokens` provides the token metrics.
-    pub fn new(tokens: Arc<dyn TokenStatusView>) -> Self {
+    /// Registers every metric; `tokens` provides the token metrics, `routes` names the
+    /// routes (the `route` label: a prefix, or `default`), in the order requests report them.
+    pub fn new(tokens: Arc<dyn TokenStatusView>, routes: &[String]) -> Self {
         let mut registry = Registry::with_prefix("zoho_proxy");
-        let family = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
-        let mut requests = Vec::with_capacity(METHODS.len() * CLASSES.len());
-        for method in METHODS {
-            for class in CLASSES {
-                requests.push(
-                    family
-                        .get_or_create(&vec![("method", method), ("status_class", class)])
-                        .clone(),
-                );
+        let family = Family::<Vec<(&'static str, String)>, Counter>::default();
+        let mut requests = Vec::with_capacity(routes.len() * METHODS.len() * CLASSES.len());
+        for route in routes {
+            for method in METHODS {
+                for class in CLASSES {
+                    let labels = vec![
+                        ("route", route.clone()),
+                        ("method", method.to_owned()),
+                        ("status_class", class.to_owned()),
+                    ];
+                    requests.push(family.get_or_create(&labels).clone());
+                }
             }
         }
         registry.register(
             "http_requests",
-            "Proxied requests by method and status class",
+            "Proxied requests by route, method and status class",
             family,
         );
         let request_duration = AtomicHistogram::new(&LATENCY_BUCKETS);
@@ -129,8 +133,8 @@ impl Metrics {
         }
     }
 
-    /// Counts a finished request.
-    pub fn record_request(&self, method: &Method, status: u16, duration: Duration) {
+    /// Counts a finished request of route number `route`.
+    pub fn record_request(&self, route: usize, method: &Method, status: u16, duration: Duration) {
         let m = match *method {
             Method::GET => 0,
             Method::HEAD => 1,
@@ -142,7 +146,8 @@ impl Metrics {
             _ => 7,
         };
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
-        if let Some(counter) = self.requests.get(m * CLASSES.len() + class) {
+        let index = (route * METHODS.len() + m) * CLASSES.len() + class;
+        if let Some(counter) = self.requests.get(index) {
             counter.inc();
         }
         self.request_duration.observe(duration);

@@ -27,6 +27,7 @@ pub mod error;
 pub mod guard;
 pub mod headers;
 pub mod rejection;
+pub mod route;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,17 +47,16 @@ use self::body::{RequestBody, ResponseBody};
 pub use self::error::ProxyError;
 pub use self::guard::Guard;
 use self::headers::X_REQUEST_ID;
+use self::route::{Route, Routes};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::token::{AccessToken, Rejection, TokenSource};
-use crate::upstream::{Affinity, Upstream};
+use crate::upstream::Affinity;
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
     tokens: Arc<dyn TokenSource>,
-    upstream: Arc<Upstream>,
-    /// The upstream's `host[:port]`, for `Host`.
-    host: HeaderValue,
+    routes: Routes,
     timeout: Duration,
     replay_limit: u64,
     metrics: Arc<Metrics>,
@@ -77,8 +77,13 @@ pub(crate) struct Completion {
     upstream_latency: Option<Duration>,
     request_id: HeaderValue,
     replayed: bool,
+    /// The index of the route (the metrics' `route` label).
+    route: usize,
     metrics: Arc<Metrics>,
 }
+
+/// The upstream connections of one client connection: one [`Affinity`] per route.
+pub struct Affinities(Box<[Affinity]>);
 
 /// What forwarding produced, before completion is attached.
 struct Forwarded {
@@ -101,33 +106,25 @@ struct Peeked {
 pub struct ConflictingFraming;
 
 impl Proxy {
-    /// A proxy to `config.upstream.url` with tokens from `tokens`.
-    ///
-    /// # Errors
-    /// When the upstream URL has no host (validation prevents it).
+    /// A proxy to `routes` (see [`route`]) with tokens from `tokens`.
     pub fn new(
         config: &Config,
         tokens: Arc<dyn TokenSource>,
-        upstream: Arc<Upstream>,
+        routes: Routes,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, ProxyError> {
-        let host = upstream
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-            .ok_or(ProxyError::BadRequest("upstream.url has no host"))?;
+    ) -> Self {
         let mut id_prefix = [0u8; 8];
         id_prefix.copy_from_slice(format!("{:08x}", rand::random::<u32>()).as_bytes());
-        Ok(Self {
+        Self {
             tokens,
-            upstream,
-            host,
+            routes,
             timeout: config.upstream.timeout,
             replay_limit: config.upstream.replay_body_limit,
             metrics,
             guard: ArcSwap::from_pointee(Guard::new(config)),
             id_prefix,
             next_id: AtomicU64::new(1),
-        })
+        }
     }
 
     /// Puts a guard built from a reloaded configuration in place: requests that start from
@@ -136,9 +133,19 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
-    /// The upstream connection slots for a new client connection.
-    pub fn affinity(&self) -> Affinity {
-        Affinity::new(self.upstream.clone())
+    /// The routes, in the order of the metrics' `route` label.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// The upstream connection slots for a new client connection, one set per route.
+    pub fn affinity(&self) -> Affinities {
+        Affinities(
+            self.routes
+                .iter()
+                .map(|route| Affinity::new(route.upstream.clone()))
+                .collect(),
+        )
     }
 
     /// Handles one request. Never fails: errors become problem+json responses.
@@ -147,9 +154,10 @@ impl Proxy {
     pub async fn handle(
         &self,
         req: Request<Incoming>,
-        affinity: &Affinity,
+        affinity: &Affinities,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
+        let (route_index, route) = self.routes.select(req.uri().path());
         let before = self.metrics.in_flight().inc();
         let request_id = self.request_id(req.headers());
         let method = req.method().clone();
@@ -168,7 +176,9 @@ impl Proxy {
         } else if overloaded {
             Err(ProxyError::Overloaded)
         } else {
-            self.forward(req, &request_id, &guard, affinity).await
+            let affinity = &affinity.0[route_index];
+            self.forward(req, &request_id, &guard, route, affinity)
+                .await
         };
         let forwarded = match result {
             Ok(f) => f,
@@ -200,6 +210,7 @@ impl Proxy {
             upstream_latency: forwarded.upstream_latency,
             request_id,
             replayed: forwarded.replayed,
+            route: route_index,
             metrics: self.metrics.clone(),
         };
         Response::from_parts(parts, body.on_complete(completion))
@@ -223,12 +234,13 @@ impl Proxy {
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
+        route: &Route,
         affinity: &Affinity,
     ) -> Result<Forwarded, ProxyError> {
         if let Some(preflight) = preflight(&req, guard)? {
             return Ok(preflight);
         }
-        let (head, body) = self.upstream_request(req, request_id, guard)?;
+        let (head, body) = self.upstream_request(req, request_id, guard, route)?;
         let kept = self.keep_for_replay(body, guard.max_body_bytes()).await?;
         let token = match self.tokens.current() {
             Some(token) => token,
@@ -242,7 +254,7 @@ impl Proxy {
             ),
             Kept::Stream(body) => (body, None),
         };
-        let (response, latency) = self.send(head, first_body, &token, affinity).await?;
+        let (response, latency) = self.send(head, first_body, &token, route, affinity).await?;
         if !rejection::may_reject(response.status()) {
             return Ok(Forwarded {
                 response: downstream_response(response.map(ResponseBody::stream)),
@@ -262,7 +274,7 @@ impl Proxy {
         self.metrics.record_rejection();
         let rejected = Response::from_parts(parts, peeked.into_body());
         // Rare: boxed, so that the common path's future stays small.
-        Box::pin(self.on_rejection(&token, rejected, latency, replay, affinity)).await
+        Box::pin(self.on_rejection(&token, rejected, latency, replay, route, affinity)).await
     }
 
     /// Phase 1: the upstream request head, and the body as received. The target is sent in
@@ -273,6 +285,7 @@ impl Proxy {
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
+        route: &Route,
     ) -> Result<(Parts, Incoming), ProxyError> {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
@@ -291,11 +304,16 @@ impl Proxy {
         if !headers::is_origin_form(&head.uri) {
             head.uri = headers::origin_form(&head.uri);
         }
+        // The route's base path, or its prefix stripped (the access rules saw the path as
+        // the client sent it).
+        if let Some(target) = route.target(&head.uri) {
+            head.uri = target;
+        }
         head.version = Version::HTTP_11;
         head.extensions = http::Extensions::new();
         headers::strip_hop_by_hop(&mut head.headers);
         headers::strip_client_credentials(&mut head.headers);
-        headers::override_host(&mut head.headers, &self.host);
+        headers::override_host(&mut head.headers, &route.host);
         head.headers.insert(&X_REQUEST_ID, request_id.clone());
         Ok((head, body))
     }
@@ -340,6 +358,7 @@ impl Proxy {
         mut head: Parts,
         body: RequestBody,
         token: &AccessToken,
+        route: &Route,
         affinity: &Affinity,
     ) -> Result<(Response<Incoming>, Duration), ProxyError> {
         headers::override_authorization(&mut head.headers, token.header().clone());
@@ -348,7 +367,7 @@ impl Proxy {
         let overflow = body.overflow();
         let request = Request::from_parts(head, body);
         let sent = Instant::now();
-        match tokio::time::timeout(self.timeout, self.upstream.send(affinity, request)).await {
+        match tokio::time::timeout(self.timeout, route.upstream.send(affinity, request)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
             Ok(Err(error)) => {
                 if let Some(max) = overflow.as_ref().and_then(body::Overflow::exceeded) {
@@ -412,6 +431,7 @@ impl Proxy {
         rejected: Response<ResponseBody>,
         latency: Duration,
         replay: Option<(Parts, Bytes)>,
+        route: &Route,
         affinity: &Affinity,
     ) -> Result<Forwarded, ProxyError> {
         let pass = |response: Response<ResponseBody>| Forwarded {
@@ -432,7 +452,9 @@ impl Proxy {
         drop(rejected);
         self.metrics.record_replay();
         let replay_body = RequestBody::Buffered((!body.is_empty()).then_some(body));
-        let (response, latency) = self.send(head, replay_body, &fresh, affinity).await?;
+        let (response, latency) = self
+            .send(head, replay_body, &fresh, route, affinity)
+            .await?;
         if !rejection::may_reject(response.status()) {
             return Ok(Forwarded {
                 response: downstream_response(response.map(ResponseBody::stream)),
@@ -458,7 +480,7 @@ impl Proxy {
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
-            .field("upstream", &self.upstream)
+            .field("routes", &self.routes)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -488,7 +510,7 @@ impl Completion {
     pub(crate) fn finish(self, bytes: u64) {
         let total = self.started.elapsed();
         self.metrics
-            .record_request(&self.method, self.status.as_u16(), total);
+            .record_request(self.route, &self.method, self.status.as_u16(), total);
         self.metrics.in_flight().dec();
         tracing::info!(
             http.method = %self.method,

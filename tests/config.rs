@@ -653,10 +653,12 @@ fn urls_with_path_query_or_userinfo_are_refused() {
             "oauth.accounts_url",
         );
     }
-    refused_file(
-        "[upstream]\nurl = \"https://meeting.zoho.com/api/v2\"\n",
-        "upstream.url",
-    );
+    for url in [
+        "https://meeting.zoho.com/?a=b",
+        "https://meeting.zoho.com/a/../b",
+    ] {
+        refused_file(&format!("[upstream]\nurl = \"{url}\"\n"), "upstream.url");
+    }
     let text = refused_file(
         "[oauth]\naccounts_url = \"https://user:pw-SENTINEL@accounts.zoho.com\"\n",
         "oauth.accounts_url",
@@ -1231,4 +1233,89 @@ fn example_file_is_valid_with_documented_defaults() {
     let cfg = in_jail(|_| accepted(Config::load(Some(Path::new(EXAMPLE)))));
     assert_defaults(&cfg);
     assert_eq!(cfg.file.as_deref(), Some(Path::new(EXAMPLE)));
+}
+
+/// `upstream.url` may carry a base path; requests go to it + their path (issue 13).
+#[test]
+fn upstream_url_may_carry_a_base_path() {
+    let c = accepted(load_file(
+        "[upstream]\nurl = \"https://gw.example.zoho.com/zoho/\"\n",
+    ));
+    assert_eq!(c.upstream.url.as_str(), "https://gw.example.zoho.com/zoho");
+    assert!(
+        c.redacted()
+            .contains("url = \"https://gw.example.zoho.com/zoho\"\n")
+    );
+}
+
+/// `[[routes]]`: data-centre services or Zoho URLs, longest prefix first (issue 13).
+#[test]
+fn routes_name_zoho_services_or_zoho_urls() {
+    let c = accepted(load_file(
+        r#"
+[oauth]
+data_center = "eu"
+
+[[routes]]
+prefix = "/crm/"
+upstream = "zohoapis"
+
+[[routes]]
+prefix = "/download/files"
+upstream = "https://download.zoho.eu"
+strip_prefix = true
+
+[[routes]]
+prefix = "/m"
+upstream = "meeting"
+"#,
+    ));
+    let prefixes: Vec<&str> = c.routes.iter().map(|r| r.prefix.as_str()).collect();
+    assert_eq!(prefixes, ["/download/files", "/crm/", "/m"]);
+    let urls: Vec<String> = c
+        .routes
+        .iter()
+        .map(|r| c.route_url(r).to_string())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://download.zoho.eu/",
+            "https://www.zohoapis.eu/",
+            "https://meeting.zoho.eu/"
+        ]
+    );
+    assert!(c.routes[0].strip_prefix && !c.routes[1].strip_prefix);
+    let printed = c.redacted();
+    assert!(
+        printed.contains(
+            "[[routes]]\nprefix = \"/crm/\"\nupstream = \"zohoapis\"\nstrip_prefix = false\n"
+        ),
+        "{printed}"
+    );
+    for (routes, key) in [
+        (
+            "prefix = \"crm\"\nupstream = \"zohoapis\"",
+            "routes.0.prefix",
+        ),
+        (
+            "prefix = \"/x/\"\nupstream = \"https://evil.example\"",
+            "routes.0.upstream",
+        ),
+        (
+            "prefix = \"/x/\"\nupstream = \"http://crm.zoho.com\"",
+            "routes.0.upstream",
+        ),
+        ("prefix = \"/x/\"\nupstream = \"crm\"", "routes.0.upstream"),
+        (
+            "prefix = \"/x/\"\nupstream = \"zohoapis\"\nstrip = true",
+            "routes.0.strip",
+        ),
+    ] {
+        refused_file(&format!("[[routes]]\n{routes}\n"), key);
+    }
+    refused_file(
+        "[[routes]]\nprefix = \"/a/\"\nupstream = \"zohoapis\"\n[[routes]]\nprefix = \"/a\"\nupstream = \"meeting\"\n",
+        "routes.1.prefix",
+    );
 }

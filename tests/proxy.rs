@@ -1337,3 +1337,93 @@ async fn a_streamed_body_past_max_body_bytes_is_413_over_an_http2_upstream_too()
         "the upstream spoke HTTP/2"
     );
 }
+
+// === routes (issue 13): a base path, and prefixes sent to other upstreams ===
+
+fn route(prefix: &str, upstream: &str, strip: bool) -> toml::Value {
+    let mut table = toml::Table::new();
+    table.insert("prefix".into(), prefix.into());
+    table.insert("upstream".into(), upstream.into());
+    table.insert("strip_prefix".into(), strip.into());
+    toml::Value::Table(table)
+}
+
+#[tokio::test]
+async fn routes_send_prefixes_to_their_upstreams_with_the_token() {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let meeting = TestUpstream::start().await;
+    let other = TestUpstream::start().await;
+    let routes = toml::Value::Array(vec![
+        route("/crm/", &format!("{}/crm-api", other.url()), false),
+        route("/dl", &format!("{}/files/", other.url()), true),
+    ]);
+    let proxy = TestProxy::start(
+        &accounts,
+        &format!("{}/base", meeting.url()),
+        &[
+            ("routes", routes),
+            (
+                "access.rules",
+                vec!["GET /api/v2/**", "GET /crm/**", "GET /dl/allowed/*"].into(),
+            ),
+        ],
+    )
+    .await;
+    proxy.ready().await;
+    let token = proxy.running().manager().cache().load().unwrap();
+    let expected_auth = format!("Zoho-oauthtoken {}", token.secret().expose());
+    for (sent, upstream, target) in [
+        (
+            "/api/v2/user.json?a=b",
+            &meeting,
+            "/base/api/v2/user.json?a=b",
+        ),
+        (
+            "/crm/v6/Leads?page=2",
+            &other,
+            "/crm-api/crm/v6/Leads?page=2",
+        ),
+        ("/dl/allowed/x%20y?s=1", &other, "/files/allowed/x%20y?s=1"),
+    ] {
+        let answer = raw(
+            proxy.addr,
+            format!("GET {sent} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{sent}: {answer}");
+        let seen = upstream.seen().pop().unwrap();
+        assert_eq!(seen.target, target, "{sent}");
+        assert_eq!(seen.header("authorization"), Some(expected_auth.as_str()));
+        assert_eq!(
+            seen.header("host"),
+            Some(upstream.addr.to_string().as_str()),
+            "{sent}"
+        );
+    }
+    // The access rules see the path as the client sent it, on every route.
+    let (before_meeting, before_other) = (meeting.seen().len(), other.seen().len());
+    for refused in ["/dl/secret/x", "/crmx/a", "/other/x"] {
+        let response = client().get(proxy.url(refused)).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{refused}");
+    }
+    assert_eq!(meeting.seen().len(), before_meeting);
+    assert_eq!(other.seen().len(), before_other);
+    // Metrics carry the route.
+    let metrics = client()
+        .get(proxy.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for label in ["route=\"/crm/\"", "route=\"/dl\"", "route=\"default\""] {
+        assert!(
+            metrics.lines().any(|l| l.contains(label)
+                && l.contains("status_class=\"2xx\"")
+                && l.ends_with(" 1")),
+            "{label}:\n{metrics}"
+        );
+    }
+}

@@ -439,6 +439,9 @@ pub fn changes(started: &Config, current: &Config, new: &Config) -> Changes {
             out.restart.push(key.name);
         }
     }
+    if started.routes != new.routes {
+        out.restart.push("routes");
+    }
     out
 }
 

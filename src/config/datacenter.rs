@@ -94,6 +94,22 @@ impl DataCenter {
         }
     }
 
+    /// The data centre's API domain for Zoho's other products (CRM, Books, …), e.g.
+    /// `https://www.zohoapis.eu`; Canada's is `zohoapis.ca`, not `zohocloud` (zoho-facts §3).
+    pub fn zohoapis_url(self) -> &'static str {
+        match self {
+            DataCenter::Us => "https://www.zohoapis.com",
+            DataCenter::Eu => "https://www.zohoapis.eu",
+            DataCenter::In => "https://www.zohoapis.in",
+            DataCenter::Au => "https://www.zohoapis.com.au",
+            DataCenter::Jp => "https://www.zohoapis.jp",
+            DataCenter::Ca => "https://www.zohoapis.ca",
+            DataCenter::Sa => "https://www.zohoapis.sa",
+            DataCenter::Uk => "https://www.zohoapis.uk",
+            DataCenter::Cn => "https://www.zohoapis.com.cn",
+        }
+    }
+
     /// The data centre whose accounts server is `url` (scheme and host compared, port and a
     /// trailing slash ignored), if it is one of Zoho's.
     pub fn from_accounts_url(url: &str) -> Option<DataCenter> {
@@ -136,6 +152,7 @@ mod tests {
             assert_eq!(dc.name().parse::<DataCenter>().unwrap(), dc);
             assert!(dc.accounts_url().starts_with("https://accounts."));
             assert!(dc.meeting_url().starts_with("https://meeting."));
+            assert!(dc.zohoapis_url().starts_with("https://www.zohoapis."));
             assert_eq!(DataCenter::from_accounts_url(dc.accounts_url()), Some(dc));
         }
     }

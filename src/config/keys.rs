@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{AuthScheme, Config, Listen, LogFormat, LogOutput, StoreConfig, origin};
+use super::{AuthScheme, Config, Listen, LogFormat, LogOutput, RouteUpstream, StoreConfig, origin};
 use crate::secret::Secret;
 
 /// How a running proxy takes a changed key on reload (SIGHUP or a changed `*_file` secret).
@@ -281,6 +281,20 @@ pub(super) fn redacted(config: &Config) -> String {
             out.push_str(&format!("[{section}]\n"));
         }
         out.push_str(&format!("{} = {}\n", key.field(), value.toml()));
+    }
+    // `[[routes]]` is a list of tables, not a key: it comes last, as TOML wants.
+    for route in &config.routes {
+        let upstream = match &route.upstream {
+            RouteUpstream::Meeting => "meeting".to_owned(),
+            RouteUpstream::Zohoapis => "zohoapis".to_owned(),
+            RouteUpstream::Url(url) => origin(url).to_owned(),
+        };
+        out.push_str(&format!(
+            "\n[[routes]]\nprefix = {}\nupstream = {}\nstrip_prefix = {}\n",
+            quote(&route.prefix),
+            quote(&upstream),
+            route.strip_prefix
+        ));
     }
     out
 }

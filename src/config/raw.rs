@@ -21,6 +21,17 @@ pub(crate) struct RawConfig {
     pub(crate) access: RawAccess,
     pub(crate) limits: RawLimits,
     pub(crate) log: RawLog,
+    pub(crate) routes: Vec<RawRoute>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) prefix: String,
+    pub(crate) upstream: String,
+    #[serde(default)]
+    pub(crate) strip_prefix: bool,
 }
 
 /// `[server]`

@@ -1,0 +1,264 @@
+//! Routes: which upstream a request goes to, and the path it arrives at.
+//!
+//! Everything goes to `upstream.url` (the default route) unless a `[[routes]]` prefix
+//! matches; the longest matching prefix wins. A prefix matches whole segments: `/crm/` and
+//! `/crm` both match `/crm` and `/crm/v6/Leads`, never `/crmx`. The request's path then goes
+//! to the route's upstream URL:
+//! - by default, appended to the URL's path (`https://gw.example.zoho.com/zoho` +
+//!   `/api/v2/user.json`);
+//! - with `strip_prefix = true`, the rest of the path after the prefix is appended to the
+//!   URL's path with one `/` between them (`/download/webdownload?x` →
+//!   `https://download.zoho.com/webdownload?x`).
+//!
+//! The query is kept byte for byte. A route whose URL has no path and strips nothing leaves
+//! the target untouched (no copy): the common case, Meeting at its host's root.
+
+use std::sync::Arc;
+
+use http::header::HeaderValue;
+use http::uri::PathAndQuery;
+use http::{Uri, uri};
+
+use crate::config::{Config, RouteConfig};
+use crate::upstream::{Upstream, UpstreamError};
+
+/// One upstream the proxy forwards to. See the [module docs](self).
+pub struct Route {
+    /// The prefix without its trailing `/`; `None` for the default route.
+    prefix: Option<String>,
+    strip: bool,
+    /// The upstream URL's path without a trailing `/` (`""` at the root).
+    base: String,
+    /// Where the request goes.
+    pub(crate) upstream: Arc<Upstream>,
+    /// The upstream's `host[:port]`, for `Host`.
+    pub(crate) host: HeaderValue,
+    /// The `route` label of the metrics: the prefix as configured, or `default`.
+    label: String,
+}
+
+/// Every route, the longest prefix first and the default route last.
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+/// Why the routes could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// An upstream client could not be built.
+    #[error("cannot set up the upstream of {route}")]
+    Upstream {
+        /// The route, as `check` names it.
+        route: String,
+        /// The cause.
+        #[source]
+        source: UpstreamError,
+    },
+    /// An upstream URL has no host that can be a `Host` header (validation prevents it).
+    #[error("the upstream of {route} has no usable host")]
+    Host {
+        /// The route.
+        route: String,
+    },
+}
+
+// === impl Routes ===
+
+impl Routes {
+    /// The routes of `config`: its `[[routes]]` in order, then `upstream.url`.
+    ///
+    /// # Errors
+    /// [`RouteError`] when an upstream client cannot be built.
+    pub fn new(config: &Config) -> Result<Self, RouteError> {
+        let mut routes = Vec::with_capacity(config.routes.len() + 1);
+        for route in &config.routes {
+            routes.push(Route::new(config, Some(route))?);
+        }
+        routes.push(Route::new(config, None)?);
+        Ok(Self { routes })
+    }
+
+    /// The route for `path` and its index (the same index as [`Routes::labels`]).
+    pub fn select(&self, path: &str) -> (usize, &Route) {
+        let last = self.routes.len() - 1;
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(path))
+            .unwrap_or((last, &self.routes[last]))
+    }
+
+    /// Every route.
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
+    /// The metrics label of every route, in order.
+    pub fn labels(&self) -> Vec<String> {
+        self.routes.iter().map(|r| r.label.clone()).collect()
+    }
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.routes.iter().map(|r| &r.label))
+            .finish()
+    }
+}
+
+// === impl Route ===
+
+impl Route {
+    /// The route for `config`'s `route`, or its default route.
+    fn new(config: &Config, route: Option<&RouteConfig>) -> Result<Self, RouteError> {
+        let (url, label) = match route {
+            Some(r) => (config.route_url(r), r.prefix.clone()),
+            None => (config.upstream.url.clone(), "default".to_owned()),
+        };
+        let mut upstream_config = config.upstream.clone();
+        upstream_config.url = url.clone();
+        let upstream = Upstream::new(&upstream_config).map_err(|source| RouteError::Upstream {
+            route: label.clone(),
+            source,
+        })?;
+        let host = upstream
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            .ok_or_else(|| RouteError::Host {
+                route: label.clone(),
+            })?;
+        Ok(Self {
+            prefix: route.map(|r| r.prefix.trim_end_matches('/').to_owned()),
+            strip: route.is_some_and(|r| r.strip_prefix),
+            base: url.path().trim_end_matches('/').to_owned(),
+            upstream: Arc::new(upstream),
+            host,
+            label,
+        })
+    }
+
+    /// Whether `path` is the prefix or below it (whole segments).
+    fn matches(&self, path: &str) -> bool {
+        match &self.prefix {
+            None => true,
+            Some(prefix) => path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        }
+    }
+
+    /// The target to send upstream for the origin-form `uri`, or `None` when it is
+    /// unchanged.
+    pub fn target(&self, uri: &Uri) -> Option<Uri> {
+        if self.base.is_empty() && !self.strip {
+            return None;
+        }
+        let path = uri.path();
+        let path = match (&self.prefix, self.strip) {
+            (Some(prefix), true) => {
+                let rest = path.get(prefix.len()..).unwrap_or("");
+                format!("{}/{}", self.base, rest.trim_start_matches('/'))
+            }
+            _ => format!("{}{path}", self.base),
+        };
+        let path_and_query = match uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let mut parts = uri::Parts::default();
+        parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+        Uri::from_parts(parts).ok()
+    }
+
+    /// The metrics label: the prefix as configured, or `default`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(routes: &str, upstream: &str) -> Config {
+        let figment = figment::Figment::new()
+            .merge(<figment::providers::Toml as figment::providers::Format>::string(routes))
+            .merge(("oauth.data_center", "eu"))
+            .merge(("upstream.url", upstream));
+        Config::from_figment(&figment, None).unwrap()
+    }
+
+    fn target(routes: &Routes, t: &str) -> (String, String) {
+        let uri: Uri = t.parse().unwrap();
+        let (_, route) = routes.select(uri.path());
+        let sent = route.target(&uri).unwrap_or(uri);
+        (route.label().to_owned(), sent.to_string())
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_on_whole_segments() {
+        let c = config(
+            r#"
+            [[routes]]
+            prefix = "/crm/"
+            upstream = "zohoapis"
+            [[routes]]
+            prefix = "/crm/v6/special"
+            upstream = "https://special.zoho.com/base"
+            strip_prefix = true
+            [[routes]]
+            prefix = "/download"
+            upstream = "https://download.zoho.com"
+            strip_prefix = true
+            "#,
+            "https://meeting.zoho.eu",
+        );
+        let routes = Routes::new(&c).unwrap();
+        assert_eq!(
+            routes.labels(),
+            ["/crm/v6/special", "/download", "/crm/", "default"]
+        );
+        for (sent, label, expected) in [
+            ("/api/v2/user.json", "default", "/api/v2/user.json"),
+            ("/crm/v6/Leads?x=1", "/crm/", "/crm/v6/Leads?x=1"),
+            ("/crm", "/crm/", "/crm"),
+            ("/crmx/a", "default", "/crmx/a"),
+            ("/crm/v6/special/a?b", "/crm/v6/special", "/base/a?b"),
+            ("/crm/v6/specialty", "/crm/", "/crm/v6/specialty"),
+            (
+                "/download/webdownload?x=%2F",
+                "/download",
+                "/webdownload?x=%2F",
+            ),
+            ("/download", "/download", "/"),
+        ] {
+            assert_eq!(
+                target(&routes, sent),
+                (label.to_owned(), expected.to_owned())
+            );
+        }
+        let hosts: Vec<&str> = routes.iter().map(|r| r.host.to_str().unwrap()).collect();
+        assert_eq!(
+            hosts,
+            [
+                "special.zoho.com",
+                "download.zoho.com",
+                "www.zohoapis.eu",
+                "meeting.zoho.eu"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_base_path_goes_before_every_path_and_the_root_is_left_alone() {
+        let routes = Routes::new(&config("", "https://gw.example.zoho.com/zoho/")).unwrap();
+        assert_eq!(
+            target(&routes, "/api/v2/user.json?a=b"),
+            ("default".into(), "/zoho/api/v2/user.json?a=b".into())
+        );
+        let root = Routes::new(&config("", "https://meeting.zoho.com")).unwrap();
+        let uri: Uri = "/api/v2/x".parse().unwrap();
+        assert!(root.select(uri.path()).1.target(&uri).is_none());
+    }
+}
