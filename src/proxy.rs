@@ -42,10 +42,12 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use self::body::{RequestBody, ResponseBody};
 pub use self::error::ProxyError;
 pub use self::guard::Guard;
+use self::guard::Verdict;
 use self::headers::X_REQUEST_ID;
 use self::route::{Route, Routes};
 use crate::config::Config;
@@ -162,28 +164,34 @@ impl Proxy {
         let request_id = self.request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
+        // Every log line of this request names it, guard refusals included.
+        let span = tracing::info_span!(
+            "request",
+            request.id = request_id.to_str().unwrap_or("-"),
+            http.method = %method,
+            http.path = uri.path(),
+            route = route.label(),
+        );
         // One atomic load: this request sees one guard from start to end, whatever a
         // reload does meanwhile.
         let guard = self.guard.load_full();
-        let cors = guard.cors_origin(req.headers());
-        let overloaded = guard
-            .max_in_flight()
-            .is_some_and(|max| usize::try_from(before).unwrap_or(usize::MAX) >= max);
-        let result = if req.extensions().get::<ConflictingFraming>().is_some() {
-            Err(ProxyError::BadRequest(
-                "a request may not carry both Content-Length and Transfer-Encoding",
-            ))
-        } else if overloaded {
-            Err(ProxyError::Overloaded)
-        } else {
-            let affinity = &affinity.0[route_index];
-            self.forward(req, &request_id, &guard, route, affinity)
-                .await
+        let admission = span.in_scope(|| guard.admit(&req, before));
+        let result = match admission.verdict {
+            Ok(Verdict::Forward) => {
+                let affinity = &affinity.0[route_index];
+                self.forward(req, &request_id, &guard, route, affinity)
+                    .instrument(span.clone())
+                    .await
+            }
+            Ok(Verdict::Preflight(headers)) => {
+                Ok(Forwarded::answer(StatusCode::NO_CONTENT, headers))
+            }
+            Err(refusal) => Err(refusal),
         };
         let forwarded = match result {
             Ok(f) => f,
             Err(error) => {
-                log_proxy_error(&error);
+                span.in_scope(|| log_proxy_error(&error));
                 let (parts, body) = error.to_response().into_parts();
                 Forwarded {
                     response: Response::from_parts(parts, ResponseBody::full(body)),
@@ -194,7 +202,7 @@ impl Proxy {
         };
         let (mut parts, body) = forwarded.response.into_parts();
         parts.headers.insert(&X_REQUEST_ID, request_id.clone());
-        if let Some(origin) = cors {
+        if let Some(origin) = admission.cors {
             parts
                 .headers
                 .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -229,6 +237,9 @@ impl Proxy {
         )
     }
 
+    /// Phases 1 to 3: the upstream request, then one send-and-replay loop: a token
+    /// rejection is reported, and the request replayed once with the replacement when its
+    /// body was kept; a token that cannot be replaced gets 503.
     async fn forward(
         &self,
         req: Request<Incoming>,
@@ -237,75 +248,84 @@ impl Proxy {
         route: &Route,
         affinity: &Affinity,
     ) -> Result<Forwarded, ProxyError> {
-        if let Some(preflight) = preflight(&req, guard)? {
-            return Ok(preflight);
-        }
-        let (head, body) = self.upstream_request(req, request_id, guard, route)?;
+        let (mut head, body) = self.upstream_request(req, request_id, route);
         let kept = self.keep_for_replay(body, guard.max_body_bytes()).await?;
-        let token = match self.tokens.current() {
+        let mut token = match self.tokens.current() {
             Some(token) => token,
             // Rare (no token yet, or it expired or died during an outage).
             None => self.tokens.wait().await.map_err(ProxyError::NoToken)?,
         };
-        let (first_body, replay) = match kept {
+        let (mut body, mut replay) = match kept {
             Kept::Buffered(bytes) => (
                 RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
                 Some((clone_head(&head), bytes)),
             ),
             Kept::Stream(body) => (body, None),
         };
-        let (response, latency) = self.send(head, first_body, &token, route, affinity).await?;
-        if !rejection::may_reject(response.status()) {
-            return Ok(Forwarded {
-                response: downstream_response(response.map(ResponseBody::stream)),
-                upstream_latency: Some(latency),
-                replayed: false,
-            });
+        let mut replayed = false;
+        loop {
+            let (response, latency) = self.send(head, body, &token, route, affinity).await?;
+            let pass = |response| {
+                Ok(Forwarded {
+                    response: downstream_response(response),
+                    upstream_latency: Some(latency),
+                    replayed,
+                })
+            };
+            if !rejection::may_reject(response.status()) {
+                return pass(response.map(ResponseBody::stream));
+            }
+            let (parts, incoming) = response.into_parts();
+            let peeked = self.peek(incoming).await;
+            let rejected = rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head);
+            let response = Response::from_parts(parts, peeked.into_body());
+            if !rejected {
+                return pass(response);
+            }
+            if !replayed {
+                self.metrics.record_rejection();
+            }
+            // A replay rejected too is reported (the source records that replacements are
+            // rejected: `Repeated`) and passed through.
+            match (self.tokens.report_rejected(&token).await, replayed) {
+                (Rejection::Dead(unavailable), false) => {
+                    return Err(ProxyError::NoToken(unavailable));
+                }
+                (Rejection::Replaced(fresh), false) => {
+                    // A body too large to have been kept: the client retries; the next
+                    // request has the new token.
+                    let Some((replay_head, bytes)) = replay.take() else {
+                        return pass(response);
+                    };
+                    drop(response);
+                    self.metrics.record_replay();
+                    (head, body, token) = (
+                        replay_head,
+                        RequestBody::Buffered((!bytes.is_empty()).then_some(bytes)),
+                        fresh,
+                    );
+                    replayed = true;
+                }
+                (Rejection::Repeated, _) | (_, true) => return pass(response),
+            }
         }
-        let (parts, body) = response.into_parts();
-        let peeked = self.peek(body).await;
-        if !rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head) {
-            return Ok(Forwarded {
-                response: downstream_response(Response::from_parts(parts, peeked.into_body())),
-                upstream_latency: Some(latency),
-                replayed: false,
-            });
-        }
-        self.metrics.record_rejection();
-        let rejected = Response::from_parts(parts, peeked.into_body());
-        // Rare: boxed, so that the common path's future stays small.
-        Box::pin(self.on_rejection(&token, rejected, latency, replay, route, affinity)).await
     }
 
     /// Phase 1: the upstream request head, and the body as received. The target is sent in
     /// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
-    /// authority, which go).
+    /// authority, which go), after the route's base path or with its prefix stripped.
     fn upstream_request(
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
-        guard: &Guard,
         route: &Route,
-    ) -> Result<(Parts, Incoming), ProxyError> {
-        if req.method() == Method::CONNECT {
-            return Err(ProxyError::MethodNotAllowed);
-        }
-        // HTTP/1 absolute-form (`GET http://host/ HTTP/1.1`) is how forward proxies are
-        // addressed; this is a reverse proxy for one upstream, never an open relay. (HTTP/2
-        // requests always carry scheme and authority.)
-        if req.version() <= Version::HTTP_11 && req.uri().authority().is_some() {
-            return Err(ProxyError::BadRequest(
-                "absolute-form request targets are not forwarded: send origin-form (GET /path)",
-            ));
-        }
-        guard.check(&req)?;
+    ) -> (Parts, Incoming) {
         let (mut head, body) = req.into_parts();
         // HTTP/1 targets are origin-form already (the common case: no copy).
         if !headers::is_origin_form(&head.uri) {
             head.uri = headers::origin_form(&head.uri);
         }
-        // The route's base path, or its prefix stripped (the access rules saw the path as
-        // the client sent it).
+        // The access rules saw the path as the client sent it.
         if let Some(target) = route.target(&head.uri) {
             head.uri = target;
         }
@@ -315,7 +335,7 @@ impl Proxy {
         headers::strip_client_credentials(&mut head.headers);
         headers::override_host(&mut head.headers, &route.host);
         head.headers.insert(&X_REQUEST_ID, request_id.clone());
-        Ok((head, body))
+        (head, body)
     }
 
     /// Keeps bodies up to `upstream.replay_body_limit` in memory for the replay; streams
@@ -343,12 +363,8 @@ impl Proxy {
         match tokio::time::timeout(self.timeout, start).await {
             Ok(Ok(body::Start::Whole(bytes))) => Ok(Kept::Buffered(bytes)),
             Ok(Ok(body::Start::Longer(body))) => Ok(Kept::Stream(body)),
-            Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BadRequest(
-                "the request body ended early or arrived too slowly",
-            ))),
-            Err(_) => Err(ProxyError::BadRequest(
-                "the request body ended early or arrived too slowly",
-            )),
+            Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BodyIncomplete)),
+            Err(_) => Err(ProxyError::BodyIncomplete),
         }
     }
 
@@ -383,9 +399,7 @@ impl Proxy {
                     e.downcast_ref::<hyper::Error>()
                         .is_some_and(hyper::Error::is_user)
                 }) {
-                    return Err(ProxyError::BadRequest(
-                        "the request body is malformed or was cut off",
-                    ));
+                    return Err(ProxyError::BodyIncomplete);
                 }
                 Err(ProxyError::UpstreamUnreachable(error))
             }
@@ -422,59 +436,6 @@ impl Proxy {
             rest: Some(body),
         }
     }
-
-    /// The upstream rejected `token`: report it, then replay once with its replacement,
-    /// answer 503 when it cannot be replaced, or pass Zoho's answer through.
-    async fn on_rejection(
-        &self,
-        token: &Arc<AccessToken>,
-        rejected: Response<ResponseBody>,
-        latency: Duration,
-        replay: Option<(Parts, Bytes)>,
-        route: &Route,
-        affinity: &Affinity,
-    ) -> Result<Forwarded, ProxyError> {
-        let pass = |response: Response<ResponseBody>| Forwarded {
-            response: downstream_response(response),
-            upstream_latency: Some(latency),
-            replayed: false,
-        };
-        let fresh = match self.tokens.report_rejected(token).await {
-            Rejection::Replaced(fresh) => fresh,
-            Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
-            Rejection::Repeated => return Ok(pass(rejected)),
-        };
-        let Some((head, body)) = replay else {
-            // Too large to have been kept: the client retries; the next request has the new
-            // token.
-            return Ok(pass(rejected));
-        };
-        drop(rejected);
-        self.metrics.record_replay();
-        let replay_body = RequestBody::Buffered((!body.is_empty()).then_some(body));
-        let (response, latency) = self
-            .send(head, replay_body, &fresh, route, affinity)
-            .await?;
-        if !rejection::may_reject(response.status()) {
-            return Ok(Forwarded {
-                response: downstream_response(response.map(ResponseBody::stream)),
-                upstream_latency: Some(latency),
-                replayed: true,
-            });
-        }
-        let (parts, body) = response.into_parts();
-        let peeked = self.peek(body).await;
-        if rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head) {
-            // The replacement was rejected too: the source records it (and answers
-            // `Repeated`); Zoho's answer goes to the client.
-            let _ = self.tokens.report_rejected(&fresh).await;
-        }
-        Ok(Forwarded {
-            response: downstream_response(Response::from_parts(parts, peeked.into_body())),
-            upstream_latency: Some(latency),
-            replayed: true,
-        })
-    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -490,6 +451,22 @@ impl std::fmt::Debug for Proxy {
 enum Kept {
     Buffered(Bytes),
     Stream(RequestBody),
+}
+
+// === impl Forwarded ===
+
+impl Forwarded {
+    /// An answer of the proxy's own with an empty body (a CORS preflight's 204).
+    fn answer(status: StatusCode, headers: HeaderMap) -> Self {
+        let mut response = Response::new(ResponseBody::full(Bytes::new()));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        Self {
+            response,
+            upstream_latency: None,
+            replayed: false,
+        }
+    }
 }
 
 // === impl Peeked ===
@@ -524,40 +501,6 @@ impl Completion {
             "request"
         );
     }
-}
-
-/// Answers a CORS preflight from an allowed origin itself (Zoho never sees it). Preflights
-/// from other origins are refused by the guard like any cross-site request.
-fn preflight(req: &Request<Incoming>, guard: &Guard) -> Result<Option<Forwarded>, ProxyError> {
-    let headers = req.headers();
-    if req.method() != Method::OPTIONS
-        || !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-        || !headers.contains_key(http::header::ORIGIN)
-    {
-        return Ok(None);
-    }
-    guard.check(req)?;
-    let mut response = Response::new(ResponseBody::full(Bytes::new()));
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    let out = response.headers_mut();
-    if let Some(method) = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
-        out.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, method.clone());
-    }
-    if let Some(requested) = headers.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        out.insert(
-            http::header::ACCESS_CONTROL_ALLOW_HEADERS,
-            requested.clone(),
-        );
-    }
-    out.insert(
-        http::header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
-    Ok(Some(Forwarded {
-        response,
-        upstream_latency: None,
-        replayed: false,
-    }))
 }
 
 /// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.

@@ -423,7 +423,7 @@ async fn admin_endpoints_report_without_secrets() {
         .await
         .unwrap();
     for name in [
-        "zoho_proxy_http_requests_total{method=\"GET\",status_class=\"2xx\"} 1",
+        "zoho_proxy_http_requests_total{route=\"default\",method=\"GET\",status_class=\"2xx\"} 1",
         "zoho_proxy_upstream_latency_seconds_bucket",
         "zoho_proxy_http_request_duration_seconds_count",
         "zoho_proxy_in_flight_requests",

@@ -33,6 +33,13 @@ pub enum ProxyError {
     /// The request cannot be forwarded as it is.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// An absolute-form target (`GET http://host/ HTTP/1.1`): how forward proxies are
+    /// addressed; this reverse proxy is never an open relay.
+    #[error("absolute-form request target")]
+    AbsoluteForm,
+    /// The request body ended early, was malformed, or arrived slower than `upstream.timeout`.
+    #[error("request body incomplete")]
+    BodyIncomplete,
     /// Neither a `Host` header nor an authority (HTTP/2 `:authority`): RFC 9112 §3.2.
     #[error("no Host header")]
     MissingHost,
@@ -113,6 +120,16 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST,
                 "bad-request",
                 "The request cannot be forwarded",
+            ),
+            ProxyError::AbsoluteForm => (
+                StatusCode::BAD_REQUEST,
+                "absolute-form",
+                "Absolute-form targets are not forwarded",
+            ),
+            ProxyError::BodyIncomplete => (
+                StatusCode::BAD_REQUEST,
+                "body-incomplete",
+                "The request body is incomplete",
             ),
             ProxyError::MissingHost => (
                 StatusCode::BAD_REQUEST,
@@ -197,6 +214,15 @@ impl ProxyError {
                 humantime::format_duration(*limit)
             ),
             ProxyError::BadRequest(why) => (*why).to_owned(),
+            ProxyError::AbsoluteForm => {
+                "Absolute-form request targets are not forwarded: send origin-form (GET /path)."
+                    .to_owned()
+            }
+            ProxyError::BodyIncomplete => {
+                "The request body ended early, was malformed, or arrived more slowly than \
+                 upstream.timeout allows."
+                    .to_owned()
+            }
             ProxyError::MissingHost => {
                 "Send a Host header (RFC 9112 §3.2), or :authority over HTTP/2.".to_owned()
             }
@@ -259,6 +285,8 @@ impl ProxyError {
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout(_)
             | ProxyError::BadRequest(_)
+            | ProxyError::AbsoluteForm
+            | ProxyError::BodyIncomplete
             | ProxyError::MissingHost
             | ProxyError::DuplicateHost
             | ProxyError::HostMismatch
@@ -362,7 +390,8 @@ mod tests {
         let cases: Vec<(ProxyError, u16)> = vec![
             (ProxyError::UpstreamUnreachable("refused".into()), 502),
             (ProxyError::UpstreamTimeout(Duration::from_secs(60)), 504),
-            (ProxyError::BadRequest("absolute-form target"), 400),
+            (ProxyError::AbsoluteForm, 400),
+            (ProxyError::BodyIncomplete, 400),
             (ProxyError::MethodNotAllowed, 405),
         ];
         for (e, status) in cases {

@@ -36,6 +36,26 @@ use crate::config::{AccessRule, Config};
 /// Sent by browsers; `cross-site` / `same-site` requests are refused.
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
+/// What [`Guard::admit`] decided.
+#[derive(Debug)]
+pub struct Admission {
+    /// The `Access-Control-Allow-Origin` every answer carries, for an allowed `Origin`
+    /// (refusals too, so that a page can read them).
+    pub cors: Option<HeaderValue>,
+    /// Forward, answer a CORS preflight, or refuse.
+    pub verdict: Result<Verdict, ProxyError>,
+}
+
+/// A request that passed every check.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Forward it.
+    Forward,
+    /// A CORS preflight from an allowed origin: the proxy answers it itself (Zoho never sees
+    /// it) with these headers and 204.
+    Preflight(HeaderMap),
+}
+
 /// The checks, built once from configuration.
 #[derive(Debug)]
 pub struct Guard {
@@ -96,6 +116,48 @@ impl Guard {
     /// The most requests in flight before 503, if limited.
     pub fn max_in_flight(&self) -> Option<usize> {
         self.max_in_flight
+    }
+
+    /// The admission step: every refusal, and CORS. `in_flight` is how many requests were
+    /// in flight before this one (`limits.max_in_flight`).
+    ///
+    /// Before the checks of [`Guard::check`] come what a reverse proxy for one upstream must
+    /// not forward at all: `CONNECT` (405) and absolute-form targets (`GET http://host/`, how
+    /// forward proxies are addressed: 400; HTTP/2 requests always carry scheme and
+    /// authority), and a full proxy (503).
+    pub fn admit<B>(&self, req: &Request<B>, in_flight: i64) -> Admission {
+        let cors = self.cors_origin(req.headers());
+        let verdict = self.verdict(req, in_flight);
+        Admission { cors, verdict }
+    }
+
+    fn verdict<B>(&self, req: &Request<B>, in_flight: i64) -> Result<Verdict, ProxyError> {
+        if req.method() == Method::CONNECT {
+            return Err(ProxyError::MethodNotAllowed);
+        }
+        if req.version() <= Version::HTTP_11 && req.uri().authority().is_some() {
+            return Err(ProxyError::AbsoluteForm);
+        }
+        if req
+            .extensions()
+            .get::<super::ConflictingFraming>()
+            .is_some()
+        {
+            return Err(ProxyError::BadRequest(
+                "a request may not carry both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if self
+            .max_in_flight
+            .is_some_and(|max| usize::try_from(in_flight).unwrap_or(usize::MAX) >= max)
+        {
+            return Err(ProxyError::Overloaded);
+        }
+        self.check(req)?;
+        Ok(match preflight_headers(req.headers(), req.method()) {
+            Some(headers) => Verdict::Preflight(headers),
+            None => Verdict::Forward,
+        })
     }
 
     /// Runs every check on a request head.
@@ -239,6 +301,73 @@ impl Guard {
     }
 }
 
+// === impl AccessRule: matching (the guard owns it; config only parses rules) ===
+
+impl AccessRule {
+    /// Whether a request with this method and path (no query) is allowed by the rule.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        if self.method != "*" && !self.method.eq_ignore_ascii_case(method) {
+            return false;
+        }
+        let Some(path) = path.strip_prefix('/') else {
+            return false;
+        };
+        let path: Vec<&str> = path.split('/').collect();
+        glob(&self.segments, &path)
+    }
+}
+
+/// Segment glob: `*` one segment, `**` zero or more.
+///
+/// Dynamic programming over (pattern suffix, path suffix), one row at a time: O(pattern ×
+/// path) time, O(path) memory. A backtracking matcher is exponential in the number of `**`
+/// (`/**/**/**/**/**/**/**/**/x` against a long path took seconds; found by the
+/// `access_rules` fuzz target).
+fn glob(pattern: &[String], path: &[&str]) -> bool {
+    let n = path.len();
+    // `next[j]`: whether the pattern after the current segment matches `path[j..]`.
+    // Before any segment, the empty pattern matches only the empty path.
+    let mut next = vec![false; n + 1];
+    next[n] = true;
+    let mut row = vec![false; n + 1];
+    for segment in pattern.iter().rev() {
+        if segment == "**" {
+            // `**` then the rest matches path[j..] when the rest matches some path[k..], k >= j.
+            row[n] = next[n];
+            for j in (0..n).rev() {
+                row[j] = next[j] || row[j + 1];
+            }
+        } else {
+            row[n] = false;
+            for j in 0..n {
+                row[j] = (segment == "*" || segment == path[j]) && next[j + 1];
+            }
+        }
+        std::mem::swap(&mut row, &mut next);
+    }
+    next[0]
+}
+
+/// The answer headers of a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`), or `None` for any other request. Preflights from
+/// origins that are not allowed were refused by the checks like any cross-site request.
+fn preflight_headers(headers: &HeaderMap, method: &Method) -> Option<HeaderMap> {
+    if method != Method::OPTIONS || !headers.contains_key(header::ORIGIN) {
+        return None;
+    }
+    let requested = headers.get(header::ACCESS_CONTROL_REQUEST_METHOD)?;
+    let mut out = HeaderMap::new();
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, requested.clone());
+    if let Some(names) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, names.clone());
+    }
+    out.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    Some(out)
+}
+
 /// Refuses a head that is ambiguous about where it goes (step 2 of the [module
 /// docs](self)): more than one `Host`, an HTTP/2 `host` that disagrees with `:authority`, a
 /// dot segment in the path. The query is not looked at (`?next=../x` passes).
@@ -321,6 +450,57 @@ fn truncate(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rule(text: &str) -> AccessRule {
+        AccessRule::parse(text).unwrap()
+    }
+
+    #[test]
+    fn access_rules_glob_by_segment() {
+        let r = rule("GET /api/v2/**");
+        assert!(r.matches("GET", "/api/v2/user.json"));
+        assert!(r.matches("get", "/api/v2/1/sessions/2.json"));
+        assert!(r.matches("GET", "/api/v2"));
+        assert!(!r.matches("POST", "/api/v2/user.json"));
+        assert!(!r.matches("GET", "/meeting/api/v2/x"));
+        let r = rule("POST /api/v2/*/sessions.json");
+        assert!(r.matches("POST", "/api/v2/123/sessions.json"));
+        assert!(!r.matches("POST", "/api/v2/123/456/sessions.json"));
+        assert!(!r.matches("POST", "/api/v2/sessions.json"));
+        assert!(rule("* /**").matches("DELETE", "/anything/at/all"));
+    }
+
+    #[test]
+    fn double_star_glob_is_not_exponential() {
+        // Regression, fuzz target `access_rules` (timeout): the backtracking matcher took
+        // seconds on eight `**` and ~40 segments, and doubled with each further `**`.
+        let r = rule(&format!("* {}/x", "/**".repeat(12)));
+        let long = "/a".repeat(2000);
+        let start = std::time::Instant::now();
+        assert!(!r.matches("GET", &long));
+        assert!(r.matches("GET", &format!("{long}/x")));
+        assert!(r.matches("GET", "/x"));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn glob_edge_cases() {
+        assert!(rule("GET /**").matches("GET", "/"));
+        assert!(rule("GET /").matches("GET", "/"));
+        assert!(!rule("GET /").matches("GET", "/a"));
+        assert!(rule("GET /*").matches("GET", "/"));
+        assert!(!rule("GET /*").matches("GET", "/a/b"));
+        assert!(rule("GET /a/**/b/**").matches("GET", "/a/x/y/b"));
+        assert!(rule("GET /a/**/b/*").matches("GET", "/a/b/c"));
+        assert!(!rule("GET /a/**/b/*").matches("GET", "/a/x/b"));
+        assert!(rule("GET /**/**").matches("GET", "/a//b/"));
+        assert!(!rule("GET /api/**").matches("GET", "api/v2"));
+    }
+
     use crate::config::Config;
 
     fn guard(pairs: &[(&str, toml::Value)]) -> Guard {
