@@ -167,7 +167,7 @@ impl Proxy {
         // Every log line of this request names it, guard refusals included.
         let span = tracing::info_span!(
             "request",
-            request.id = request_id.to_str().unwrap_or("-"),
+            request.id = %request_id.to_str().unwrap_or("-"),
             http.method = %method,
             http.path = uri.path(),
             route = route.label(),

@@ -104,7 +104,9 @@ pub fn init(
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The request span's fields (request.id, …) on every line of a request.
+            .with_current_span(true)
+            .with_span_list(false)
             .boxed(),
     };
     tracing_subscriber::registry()

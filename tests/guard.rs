@@ -471,3 +471,46 @@ async fn http2_dot_segments_and_conflicting_hosts_are_400_and_not_forwarded() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].target, "/api/v2/a?next=../b");
 }
+
+/// Every log line of a request names its request id, guard refusals included (issue 13).
+#[tokio::test]
+async fn refusals_are_logged_with_the_request_id() {
+    use crate::support::served::Served;
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let refresh = accounts
+        .control()
+        .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    let upstream = TestUpstream::start().await;
+    for (format, expected) in [
+        ("pretty", "request.id=req-guard-42"),
+        ("json", "\"request.id\":\"req-guard-42\""),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(
+            home.path().join("proxy.toml"),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
+                 [oauth]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh}\"\n\
+                 accounts_url = \"{}\"\n\n[upstream]\nurl = \"{}\"\n\n[token]\nstore = \"memory\"\n\n\
+                 [log]\nformat = \"{format}\"\n",
+                support::CLIENT_ID,
+                support::CLIENT_SECRET,
+                accounts.url(),
+                upstream.url()
+            ),
+        )
+        .unwrap();
+        let served = Served::start(home.path()).await;
+        let answer = raw(
+            served.proxy,
+            b"GET /api/v2/user.json HTTP/1.1\r\nHost: evil.example\r\nX-Request-Id: req-guard-42\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        served
+            .wait_log(&["refused a request for a host outside", expected], 1)
+            .await;
+        served.stop(&[support::CLIENT_SECRET, &refresh]).await;
+    }
+    assert!(upstream.seen().is_empty());
+}

@@ -36,9 +36,15 @@ impl Served {
                 .unwrap_or_else(|_| panic!("no listening lines:\n{}", log.lock().unwrap()))
                 .unwrap()
                 .unwrap_or_else(|| panic!("serve exited:\n{}", log.lock().unwrap()));
+            // `addr=…` (pretty) or `"addr":"…"` (json).
             let addr = || {
-                let rest = &line[line.find("addr=").unwrap() + 5..];
-                rest.split_whitespace()
+                let (start, end): (&str, &[char]) = if line.contains("addr=") {
+                    ("addr=", &[' '])
+                } else {
+                    ("\"addr\":\"", &['"'])
+                };
+                let rest = &line[line.find(start).unwrap() + start.len()..];
+                rest.split(end)
                     .next()
                     .unwrap()
                     .parse::<std::net::SocketAddr>()
