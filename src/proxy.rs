@@ -102,11 +102,6 @@ struct Peeked {
 
 // === impl Proxy ===
 
-/// A request extension: the request carried both `Content-Length` and `Transfer-Encoding`
-/// (hyper dropped the former; the connection's sniffer saw it). [`Proxy::handle`] refuses it.
-#[derive(Clone, Copy, Debug)]
-pub struct ConflictingFraming;
-
 impl Proxy {
     /// A proxy to `routes` (see [`route`]) with tokens from `tokens`.
     pub fn new(

@@ -12,7 +12,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -25,11 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
-use self::sniff::Sniffer;
+use crate::proxy::Proxy;
 use crate::proxy::body::ResponseBody;
-use crate::proxy::{ConflictingFraming, Proxy};
-
-mod sniff;
 
 /// How long a client may take to send request headers, and how long an idle keep-alive
 /// connection is kept.
@@ -112,23 +108,15 @@ pub async fn serve(
         let Some(io) = accepted else {
             continue;
         };
-        // HTTP/1 requests are served in order: the n-th call is the connection's request n,
-        // the index the sniffer flags a request carrying both framings by.
-        let sniffer = Sniffer::new(io);
-        let flagged = sniffer.flagged();
-        let count = Arc::new(AtomicU64::new(0));
         let affinity = Arc::new(proxy.affinity());
         let proxy = proxy.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
+        let service = service_fn(move |req: Request<Incoming>| {
             let proxy = proxy.clone();
             let affinity = affinity.clone();
-            if flagged.is(count.fetch_add(1, Ordering::Relaxed)) {
-                req.extensions_mut().insert(ConflictingFraming);
-            }
             async move { Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req, &affinity).await) }
         });
         let connection = builder
-            .serve_connection(TokioIo::new(sniffer), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let watched = graceful.watch(connection);
         tokio::spawn(async move {

@@ -138,15 +138,6 @@ impl Guard {
         if req.version() <= Version::HTTP_11 && req.uri().authority().is_some() {
             return Err(ProxyError::AbsoluteForm);
         }
-        if req
-            .extensions()
-            .get::<super::ConflictingFraming>()
-            .is_some()
-        {
-            return Err(ProxyError::BadRequest(
-                "a request may not carry both Content-Length and Transfer-Encoding",
-            ));
-        }
         if self
             .max_in_flight
             .is_some_and(|max| usize::try_from(in_flight).unwrap_or(usize::MAX) >= max)
