@@ -44,7 +44,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use self::body::{RequestBody, ResponseBody};
+use self::body::ResponseBody;
 pub use self::error::ProxyError;
 pub use self::guard::Guard;
 use self::guard::Verdict;
@@ -54,6 +54,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::token::{AccessToken, Rejection, TokenSource};
 use crate::upstream::Affinity;
+use crate::upstream::body::{self as request_body, RequestBody};
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
@@ -354,10 +355,10 @@ impl Proxy {
         if hint.lower() > self.replay_limit {
             return Ok(Kept::Stream(RequestBody::stream(body, max_body)));
         }
-        let start = body::read_start(body, max_body, self.replay_limit);
+        let start = request_body::read_start(body, max_body, self.replay_limit);
         match tokio::time::timeout(self.timeout, start).await {
-            Ok(Ok(body::Start::Whole(bytes))) => Ok(Kept::Buffered(bytes)),
-            Ok(Ok(body::Start::Longer(body))) => Ok(Kept::Stream(body)),
+            Ok(Ok(request_body::Start::Whole(bytes))) => Ok(Kept::Buffered(bytes)),
+            Ok(Ok(request_body::Start::Longer(body))) => Ok(Kept::Stream(body)),
             Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BodyIncomplete)),
             Err(_) => Err(ProxyError::BodyIncomplete),
         }
@@ -381,7 +382,7 @@ impl Proxy {
         match tokio::time::timeout(self.timeout, route.upstream.send(affinity, request)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
             Ok(Err(error)) => {
-                if let Some(max) = overflow.as_ref().and_then(body::Overflow::exceeded) {
+                if let Some(max) = overflow.as_ref().and_then(request_body::Overflow::exceeded) {
                     return Err(ProxyError::BodyTooLarge(max));
                 }
                 // Before the hyper error that wraps it (a "user body" error, below).
@@ -521,10 +522,10 @@ fn error_chain<'a>(
     std::iter::successors(Some(error), |e| e.source())
 }
 
-/// 413 when `error` or one of its sources is the request body's [`body::BodyTooLarge`].
+/// 413 when `error` or one of its sources is the request body's [`request_body::BodyTooLarge`].
 fn too_large(error: &(dyn std::error::Error + 'static)) -> Option<ProxyError> {
     error_chain(error)
-        .find_map(|e| e.downcast_ref::<body::BodyTooLarge>())
+        .find_map(|e| e.downcast_ref::<request_body::BodyTooLarge>())
         .map(|too_large| ProxyError::BodyTooLarge(too_large.0))
 }
 

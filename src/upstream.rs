@@ -30,6 +30,8 @@
 //! through a tokio task-local instead of a parameter cost about 900 instructions more, so
 //! the proxy passes its route's [`Affinity`] to [`Upstream::send`].)
 
+pub mod body;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -49,8 +51,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::time::Instant;
 
+use self::body::{BoxError, RequestBody};
 use crate::config::UpstreamConfig;
-use crate::proxy::body::{BoxError, RequestBody};
 
 /// How long an idle connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);

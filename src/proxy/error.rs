@@ -30,9 +30,10 @@ pub enum ProxyError {
     /// No response head within `upstream.timeout`.
     #[error("upstream timed out")]
     UpstreamTimeout(Duration),
-    /// The request cannot be forwarded as it is.
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
+    /// A `Transfer-Encoding` other than plain `chunked` (`gzip, chunked` would be dropped
+    /// silently when the body is re-framed upstream).
+    #[error("unsupported transfer coding")]
+    TransferCoding,
     /// An absolute-form target (`GET http://host/ HTTP/1.1`): how forward proxies are
     /// addressed; this reverse proxy is never an open relay.
     #[error("absolute-form request target")]
@@ -116,10 +117,10 @@ impl ProxyError {
                 "upstream-timeout",
                 "Zoho Meeting did not answer in time",
             ),
-            ProxyError::BadRequest(_) => (
+            ProxyError::TransferCoding => (
                 StatusCode::BAD_REQUEST,
-                "bad-request",
-                "The request cannot be forwarded",
+                "transfer-coding",
+                "Only Transfer-Encoding: chunked is accepted",
             ),
             ProxyError::AbsoluteForm => (
                 StatusCode::BAD_REQUEST,
@@ -213,7 +214,11 @@ impl ProxyError {
                 "No response headers from the Zoho Meeting API within {} (upstream.timeout).",
                 humantime::format_duration(*limit)
             ),
-            ProxyError::BadRequest(why) => (*why).to_owned(),
+            ProxyError::TransferCoding => {
+                "Send the body with Transfer-Encoding: chunked alone (or a Content-Length); other \
+                 transfer codings are not forwarded."
+                    .to_owned()
+            }
             ProxyError::AbsoluteForm => {
                 "Absolute-form request targets are not forwarded: send origin-form (GET /path)."
                     .to_owned()
@@ -284,7 +289,7 @@ impl ProxyError {
             ProxyError::Overloaded => Some(1),
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout(_)
-            | ProxyError::BadRequest(_)
+            | ProxyError::TransferCoding
             | ProxyError::AbsoluteForm
             | ProxyError::BodyIncomplete
             | ProxyError::MissingHost

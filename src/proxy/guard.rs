@@ -171,9 +171,7 @@ impl Guard {
             .iter()
             .any(|te| !te.as_bytes().eq_ignore_ascii_case(b"chunked"))
         {
-            return Err(ProxyError::BadRequest(
-                "only Transfer-Encoding: chunked is accepted",
-            ));
+            return Err(ProxyError::TransferCoding);
         }
         if let (Some(max), Some(declared)) = (self.max_body_bytes, content_length(req.headers()))
             && declared > max
