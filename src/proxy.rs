@@ -131,11 +131,6 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
-    /// The routes, in the order of the metrics' `route` label.
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
-
     /// The upstream connection slots for a new client connection, one set per route.
     pub fn affinity(&self) -> Affinities {
         Affinities(

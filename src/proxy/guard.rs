@@ -113,11 +113,6 @@ impl Guard {
         self.max_body_bytes
     }
 
-    /// The most requests in flight before 503, if limited.
-    pub fn max_in_flight(&self) -> Option<usize> {
-        self.max_in_flight
-    }
-
     /// The admission step: every refusal, and CORS. `in_flight` is how many requests were
     /// in flight before this one (`limits.max_in_flight`).
     ///
