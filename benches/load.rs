@@ -17,7 +17,8 @@
 //! Missing tools are named with their install command; what can be measured still is.
 //! `ZMP_BENCH_SECS` sets each wrk run's length (default 5); `ZMP_BENCH_PARTS` picks parts
 //! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `instructions`;
-//! default all).
+//! default all); `ZMP_BENCH_KEEP=1` keeps the run's directory (the callgrind outputs, for
+//! `callgrind_annotate`).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -67,6 +68,8 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // ZMP_BENCH_KEEP=1 keeps the run's files (callgrind outputs, configs) for a closer look.
+    let kept = std::env::var_os("ZMP_BENCH_KEEP").is_some();
     // run_wrk shows nginx's error log from here when answers are not 2xx.
     let _ = BENCH_DIR.set(dir.path().to_owned());
     let (upstream, accounts) = runtime.block_on(async {
@@ -326,6 +329,15 @@ fn main() {
              second run − the first) / {}. Start-up and shutdown cancel out.",
             MANY - FEW
         );
+        if kept {
+            println!(
+                "\nThe callgrind outputs are kept: `callgrind_annotate {}/callgrind.ours.{MANY}`.",
+                dir.path().display()
+            );
+        }
+    }
+    if kept {
+        let _ = dir.keep();
     }
 }
 
