@@ -178,7 +178,15 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Request bodies up to this size are kept for one replay **(default: 65536)**.
     pub replay_body_limit: u64,
+    /// Most HTTP/2 connections to the upstream, opened as streams need them
+    /// (1 to [`MAX_H2_CONNECTIONS`]) **(default: 4)**.
+    pub max_h2_connections: usize,
+    /// How long an idle upstream connection beyond the first is kept **(default: `90s`)**.
+    pub idle_timeout: Duration,
 }
+
+/// The largest `upstream.max_h2_connections`.
+pub const MAX_H2_CONNECTIONS: u64 = 64;
 
 /// Which token store backend.
 #[derive(Clone, Debug)]
@@ -740,9 +748,16 @@ impl Validator<'_> {
         if let Some(path) = &ca_file {
             self.readable("upstream.ca_file", path)?;
         }
+        if !(1..=MAX_H2_CONNECTIONS).contains(&u.max_h2_connections) {
+            return Err(self.err(
+                "upstream.max_h2_connections",
+                format!("must be between 1 and {MAX_H2_CONNECTIONS}"),
+            ));
+        }
         for (key, value) in [
             ("upstream.connect_timeout", u.connect_timeout),
             ("upstream.timeout", u.timeout),
+            ("upstream.idle_timeout", u.idle_timeout),
         ] {
             if value.is_zero() {
                 return Err(self.err(key, "must be greater than 0"));
@@ -756,6 +771,8 @@ impl Validator<'_> {
             connect_timeout: u.connect_timeout,
             timeout: u.timeout,
             replay_body_limit: u.replay_body_limit,
+            max_h2_connections: usize::try_from(u.max_h2_connections).unwrap_or(1),
+            idle_timeout: u.idle_timeout,
         })
     }
 

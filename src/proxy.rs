@@ -53,8 +53,8 @@ use self::route::{Route, Routes};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::token::{AccessToken, Rejection, TokenSource};
-use crate::upstream::Affinity;
-use crate::upstream::body::{self as request_body, RequestBody};
+use crate::upstream::body::{self as request_body, RequestBody, UpstreamBody};
+use crate::upstream::{Affinity, error_chain};
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
@@ -98,7 +98,7 @@ struct Forwarded {
 /// An upstream response whose body may have been partly read.
 struct Peeked {
     head: Bytes,
-    rest: Option<Incoming>,
+    rest: Option<UpstreamBody>,
 }
 
 // === impl Proxy ===
@@ -367,7 +367,7 @@ impl Proxy {
         token: &AccessToken,
         route: &Route,
         affinity: &Affinity,
-    ) -> Result<(Response<Incoming>, Duration), ProxyError> {
+    ) -> Result<(Response<UpstreamBody>, Duration), ProxyError> {
         headers::override_authorization(&mut head.headers, token.header().clone());
         // The HTTP/2 client reports a body past the limit as a reset stream, without the
         // cause: the body tells.
@@ -403,7 +403,7 @@ impl Proxy {
     }
 
     /// Reads up to [`rejection::PEEK_LIMIT`] bytes of a 400/401 body.
-    async fn peek(&self, mut body: Incoming) -> Peeked {
+    async fn peek(&self, mut body: UpstreamBody) -> Peeked {
         let mut head = BytesMut::new();
         let deadline = Instant::now() + self.timeout;
         while head.len() < rejection::PEEK_LIMIT {
@@ -508,13 +508,6 @@ fn clone_head(head: &Parts) -> Parts {
     parts.version = head.version;
     parts.headers = head.headers.clone();
     parts
-}
-
-/// `error` and its sources.
-fn error_chain<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(error), |e| e.source())
 }
 
 /// 413 when `error` or one of its sources is the request body's [`request_body::BodyTooLarge`].

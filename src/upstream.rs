@@ -14,10 +14,9 @@
 //! a client connection starts and ends, not per request).
 //!
 //! Connections offer HTTP/2 by ALPN. An upstream that chooses it gets every request from
-//! then on over one shared HTTP/2 connection, multiplexed: its sender is cloned from an
-//! atomic slot per request (no lock either); only opening a new one, when it has closed, is
-//! serialised. The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and
-//! `http://` ones).
+//! then on over multiplexed HTTP/2 connections: as many as the streams in flight need, up to
+//! `upstream.max_h2_connections` ([`h2`]: the pool, its stream accounting and `GOAWAY`).
+//! The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and `http://` ones).
 //!
 //! Why not hyper-util's pooled client (`hyper_util::client::legacy::Client`, which does all
 //! of this in 60 lines)? Measured (issue 13, item 6) with the pool built as above (ALPN,
@@ -31,34 +30,32 @@
 //! the proxy passes its route's [`Affinity`] to [`Upstream::send`].)
 
 pub mod body;
+mod h2;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use http::Method;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper::client::conn::http2;
 use hyper_rustls::HttpsConnector;
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::time::Instant;
 
-use self::body::{BoxError, RequestBody};
+use self::body::{BoxError, RequestBody, UpstreamBody};
 use crate::config::UpstreamConfig;
 
-/// How long an idle connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
-
 /// A connection to the upstream, TLS or not.
-type UpstreamIo = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+pub(crate) type UpstreamIo = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
 /// A reconnect found the upstream had switched to HTTP/2; the next request uses it.
 const SWITCHED: &str = "the upstream switched to HTTP/2";
@@ -75,12 +72,16 @@ pub struct Upstream {
     connector: HttpsConnector<HttpConnector>,
     /// The upstream chose HTTP/2 by ALPN: requests go over `h2`.
     speaks_h2: AtomicBool,
-    /// The shared HTTP/2 connection, once there is one.
-    h2: ArcSwapOption<http2::SendRequest<RequestBody>>,
-    /// Serialises opening a new HTTP/2 connection (not sending on one).
-    h2_opening: tokio::sync::Mutex<()>,
+    /// A connection has told whether the upstream speaks HTTP/2.
+    known: AtomicBool,
+    /// Until then, connections open one at a time.
+    discovering: tokio::sync::Mutex<()>,
+    /// The HTTP/2 connections, once the upstream has chosen HTTP/2.
+    h2: h2::Pool,
     origin: Uri,
     parked: Mutex<Vec<Parked>>,
+    /// `upstream.idle_timeout`: how long a parked connection is kept.
+    idle: Duration,
 }
 
 /// An upstream connection waiting for a client connection.
@@ -123,10 +124,16 @@ impl Upstream {
         Ok(Self {
             connector,
             speaks_h2: AtomicBool::new(false),
-            h2: ArcSwapOption::empty(),
-            h2_opening: tokio::sync::Mutex::new(()),
+            known: AtomicBool::new(false),
+            discovering: tokio::sync::Mutex::new(()),
+            h2: h2::Pool::new(
+                config.max_h2_connections,
+                config.idle_timeout,
+                config.connect_timeout,
+            ),
             origin: origin(&config.url).ok_or(UpstreamError::Url)?,
             parked: Mutex::new(Vec::new()),
+            idle: config.idle_timeout,
         })
     }
 
@@ -145,7 +152,7 @@ impl Upstream {
         &self,
         affinity: &Affinity,
         req: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, BoxError> {
+    ) -> Result<Response<UpstreamBody>, BoxError> {
         if self.speaks_h2.load(Ordering::Relaxed) {
             return Box::pin(self.send_h2(req)).await;
         }
@@ -166,7 +173,7 @@ impl Upstream {
         let unsent = match sender.try_send_request(req).await {
             Ok(response) => {
                 affinity.put(held);
-                return Ok(response);
+                return Ok(response.map(UpstreamBody::new));
             }
             Err(mut error) => match error.take_message() {
                 Some(req) => req,
@@ -177,7 +184,7 @@ impl Upstream {
         // to send again, once, on a new connection.
         let response = Box::pin(self.resend(sender, unsent)).await?;
         affinity.put(held);
-        Ok(response)
+        Ok(response.map(UpstreamBody::new))
     }
 
     /// Waits for the connection to finish the previous exchange, or replaces it when the
@@ -200,65 +207,64 @@ impl Upstream {
         Ok(sender.send_request(req).await?)
     }
 
-    /// Sends `req` on the shared HTTP/2 connection, with the absolute URI HTTP/2 needs;
-    /// once more on a new connection when the first one had closed before taking it.
-    async fn send_h2(&self, mut req: Request<RequestBody>) -> Result<Response<Incoming>, BoxError> {
+    /// Sends `req` over HTTP/2, with the absolute URI HTTP/2 needs, on a connection of the
+    /// pool. A request the upstream did not process (refused, or sent after its `GOAWAY`), or
+    /// an idempotent one whose connection failed under it, is sent again on another
+    /// connection when its body is kept in memory, up to [`H2_ATTEMPTS`] times in all; one
+    /// that never left is sent again whatever its body.
+    async fn send_h2(
+        &self,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, BoxError> {
         let mut parts = self.origin.clone().into_parts();
         parts.path_and_query = req.uri().path_and_query().cloned();
         *req.uri_mut() = Uri::from_parts(parts)?;
-        let mut sender = self.h2_sender().await?;
-        sender.ready().await?;
-        match sender.try_send_request(req).await {
-            Ok(response) => Ok(response),
-            Err(mut error) => match error.take_message() {
-                Some(req) => {
-                    let mut sender = self.h2_sender().await?;
-                    sender.ready().await?;
-                    Ok(sender.send_request(req).await?)
+        let idempotent = is_idempotent(req.method());
+        for attempt in 1.. {
+            let again = (attempt < H2_ATTEMPTS).then(|| copy(&req)).flatten();
+            let (mut sender, slot) = self.h2.stream(|| self.open()).await?;
+            let error = match sender.ready().await {
+                Err(error) => {
+                    // Closed before it took the request: nothing was sent.
+                    slot.retire_connection();
+                    if attempt < H2_ATTEMPTS {
+                        continue;
+                    }
+                    error
                 }
-                None => Err(error.into_error().into()),
-            },
+                Ok(()) => match sender.try_send_request(req).await {
+                    Ok(response) => return Ok(response.map(|b| UpstreamBody::on_stream(b, slot))),
+                    Err(mut error) => match error.take_message() {
+                        Some(unsent) if attempt < H2_ATTEMPTS => {
+                            slot.retire_connection();
+                            req = unsent;
+                            continue;
+                        }
+                        _ => error.into_error(),
+                    },
+                },
+            };
+            let refused = h2::not_processed(&error);
+            let broken = sender.is_closed();
+            if refused || broken {
+                slot.retire_connection();
+            }
+            match again {
+                Some(copy) if refused || (broken && idempotent) => {
+                    tracing::debug!(error = %error, "upstream HTTP/2 request sent again on another connection");
+                    req = copy;
+                }
+                _ => return Err(error.into()),
+            }
         }
-    }
-
-    /// A clone of the shared HTTP/2 sender, opening a connection when none is open.
-    async fn h2_sender(&self) -> Result<http2::SendRequest<RequestBody>, BoxError> {
-        if let Some(sender) = self.h2.load_full()
-            && !sender.is_closed()
-        {
-            return Ok((*sender).clone());
-        }
-        let _opening = self.h2_opening.lock().await;
-        // Another request may have opened one meanwhile.
-        if let Some(sender) = self.h2.load_full()
-            && !sender.is_closed()
-        {
-            return Ok((*sender).clone());
-        }
-        let io = self.open().await?;
-        self.handshake_h2(io).await
-    }
-
-    /// The HTTP/2 handshake on `io`; the sender becomes the shared one.
-    async fn handshake_h2(
-        &self,
-        io: UpstreamIo,
-    ) -> Result<http2::SendRequest<RequestBody>, BoxError> {
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(60)))
-            .handshake(io)
-            .await?;
-        drive(connection);
-        self.h2.store(Some(Arc::new(sender.clone())));
-        Ok(sender)
+        unreachable!("the loop returns")
     }
 
     /// A parked connection that is still open, or a new one.
     async fn checkout(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
         let found = {
             let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-            std::iter::from_fn(|| parked.pop()).find(Parked::usable)
+            std::iter::from_fn(|| parked.pop()).find(|p| p.usable(self.idle))
         };
         match found {
             Some(p) => Ok(Some(p.sender)),
@@ -269,15 +275,35 @@ impl Upstream {
     /// Opens an HTTP/1.1 connection; its driver runs as a task until either side closes it.
     /// `None` when the upstream chose HTTP/2 by ALPN: the connection becomes the shared
     /// HTTP/2 one, and from then on requests go over it.
+    ///
+    /// Until a first connection has told whether the upstream speaks HTTP/2, connections open
+    /// one at a time: concurrent first requests would otherwise each open one, where HTTP/2
+    /// needs one.
     async fn connect(&self) -> Result<Option<SendRequest<RequestBody>>, BoxError> {
-        let io = self.open().await?;
-        if io.connected().is_negotiated_h2() {
-            self.speaks_h2.store(true, Ordering::Relaxed);
-            tracing::debug!("the upstream chose HTTP/2: requests share one connection");
-            let _opening = self.h2_opening.lock().await;
-            self.handshake_h2(io).await?;
+        let discovering = if self.known.load(Ordering::Acquire) {
+            None
+        } else {
+            let guard = self.discovering.lock().await;
+            (!self.known.load(Ordering::Acquire)).then_some(guard)
+        };
+        if self.speaks_h2.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        let io = self.open().await?;
+        let h2 = io.connected().is_negotiated_h2();
+        if h2 {
+            self.speaks_h2.store(true, Ordering::Relaxed);
+        }
+        self.known.store(true, Ordering::Release);
+        if h2 {
+            tracing::debug!("the upstream chose HTTP/2: requests go over multiplexed connections");
+            // Those waiting find it in the pool.
+            let adopted = self.h2.adopt(io).await;
+            drop(discovering);
+            adopted?;
+            return Ok(None);
+        }
+        drop(discovering);
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(io)
             .await?;
@@ -298,7 +324,7 @@ impl Upstream {
             return;
         }
         let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
-        parked.retain(Parked::usable);
+        parked.retain(|p| p.usable(self.idle));
         if parked.len() < MAX_PARKED {
             parked.push(Parked {
                 sender,
@@ -319,9 +345,9 @@ impl std::fmt::Debug for Upstream {
 // === impl Parked ===
 
 impl Parked {
-    /// Still open, and not idle for longer than [`POOL_IDLE`].
-    fn usable(&self) -> bool {
-        !self.sender.is_closed() && self.since.elapsed() < POOL_IDLE
+    /// Still open, and not idle for longer than `idle` (`upstream.idle_timeout`).
+    fn usable(&self, idle: Duration) -> bool {
+        !self.sender.is_closed() && self.since.elapsed() < idle
     }
 }
 
@@ -376,6 +402,35 @@ impl std::fmt::Debug for Affinity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Affinity").finish_non_exhaustive()
     }
+}
+
+/// How many times, at most, an HTTP/2 request is sent (see [`Upstream::send_h2`]).
+const H2_ATTEMPTS: u32 = 3;
+
+/// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// A second copy of `req` when its body is kept in memory.
+fn copy(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    let body = req.body().try_clone()?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// `error` and its sources, outermost first.
+pub fn error_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
 }
 
 /// Runs a connection's driver as a task until either side closes it.

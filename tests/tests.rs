@@ -33,3 +33,5 @@ mod deploy;
 mod fleet;
 // Token rejections in gzip/deflate/br answers: seen through, passed on byte for byte.
 mod rejection;
+// HTTP/2 upstreams: more connections past the stream limit, GOAWAY, idle extra ones closed.
+mod h2_upstream;

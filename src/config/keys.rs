@@ -161,6 +161,12 @@ pub static KEYS: &[Key] = &[
     plain("upstream.replay_body_limit", Reload::Restart, |c| {
         Some(c.upstream.replay_body_limit.to_string())
     }),
+    plain("upstream.max_h2_connections", Reload::Restart, |c| {
+        Some(c.upstream.max_h2_connections.to_string())
+    }),
+    plain("upstream.idle_timeout", Reload::Restart, |c| {
+        Some(duration(c.upstream.idle_timeout))
+    }),
     // [token]: only the keys of the chosen store apply.
     plain("token.store", Reload::Restart, |c| {
         Some(quote(match c.token.store {
@@ -463,6 +469,8 @@ ca_file = \"\"
 connect_timeout = \"5s\"
 timeout = \"1m\"
 replay_body_limit = 65536
+max_h2_connections = 4
+idle_timeout = \"1m 30s\"
 
 [token]
 store = \"file\"

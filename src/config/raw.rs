@@ -92,6 +92,9 @@ pub(crate) struct RawUpstream {
     #[serde(with = "humantime_serde")]
     pub(crate) timeout: Duration,
     pub(crate) replay_body_limit: u64,
+    pub(crate) max_h2_connections: u64,
+    #[serde(with = "humantime_serde")]
+    pub(crate) idle_timeout: Duration,
 }
 
 /// `[token]`
@@ -188,6 +191,8 @@ impl Default for RawUpstream {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
             replay_body_limit: 65536,
+            max_h2_connections: 4,
+            idle_timeout: Duration::from_secs(90),
         }
     }
 }

@@ -11,10 +11,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use super::Completion;
-use crate::upstream::body::prefixed_hint;
+use crate::upstream::body::{UpstreamBody, prefixed_hint};
 
 /// A response body on its way to the client.
 #[derive(Debug)]
@@ -29,7 +28,10 @@ enum Inner {
     /// A whole body (synthetic answers, or an upstream body read completely).
     Full(Option<Bytes>),
     /// The upstream's body after a prefix that was already read.
-    Prefixed { head: Option<Bytes>, rest: Incoming },
+    Prefixed {
+        head: Option<Bytes>,
+        rest: UpstreamBody,
+    },
 }
 
 // === impl ResponseBody ===
@@ -45,12 +47,12 @@ impl ResponseBody {
     }
 
     /// The upstream's body, streamed.
-    pub fn stream(body: Incoming) -> Self {
+    pub fn stream(body: UpstreamBody) -> Self {
         Self::prefixed(Bytes::new(), body)
     }
 
     /// `head`, already read from the upstream, then the rest of its body.
-    pub fn prefixed(head: Bytes, rest: Incoming) -> Self {
+    pub fn prefixed(head: Bytes, rest: UpstreamBody) -> Self {
         Self {
             inner: Inner::Prefixed {
                 head: (!head.is_empty()).then_some(head),

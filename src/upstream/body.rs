@@ -4,8 +4,9 @@
 //! already read while deciding whether it fits the replay limit), or a small body kept in
 //! memory so that one replay is possible. Every byte of the client's body passes one
 //! [`Limit`], the one place that enforces `limits.max_body_bytes`. It forwards size hints, so
-//! a known `Content-Length` survives the hop. (The response side is the proxy's
-//! `ResponseBody`.)
+//! a known `Content-Length` survives the hop. [`UpstreamBody`] is the upstream's answer,
+//! which holds its HTTP/2 stream's place in the pool until it is read or dropped. (What the
+//! client receives is the proxy's `ResponseBody`.)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -85,6 +86,14 @@ impl<B> RequestBody<B> {
         }
     }
 
+    /// A second copy of a body kept in memory (the bytes are shared); `None` for a stream.
+    pub fn try_clone(&self) -> Option<Self> {
+        match self {
+            RequestBody::Buffered(data) => Some(RequestBody::Buffered(data.clone())),
+            RequestBody::Stream { .. } => None,
+        }
+    }
+
     /// A handle that tells whether this body went past its limit; `None` when it cannot
     /// (kept in memory, or no limit).
     pub fn overflow(&self) -> Option<Overflow> {
@@ -138,6 +147,52 @@ where
                 &body.size_hint(),
             ),
         }
+    }
+}
+
+/// The upstream's response body. Over HTTP/2 it holds its stream's place on the connection
+/// (see `upstream::h2`) until it is read or dropped.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    _stream: Option<super::h2::StreamSlot>,
+}
+
+impl UpstreamBody {
+    /// An HTTP/1 body.
+    pub fn new(body: Incoming) -> Self {
+        Self {
+            body,
+            _stream: None,
+        }
+    }
+
+    /// An HTTP/2 body, on the stream `slot` counts.
+    pub(super) fn on_stream(body: Incoming, slot: super::h2::StreamSlot) -> Self {
+        Self {
+            body,
+            _stream: Some(slot),
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
