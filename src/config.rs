@@ -179,7 +179,7 @@ pub struct UpstreamConfig {
     /// Request bodies up to this size are kept for one replay **(default: 65536)**.
     pub replay_body_limit: u64,
     /// Most HTTP/2 connections to the upstream, opened as streams need them
-    /// (1 to [`MAX_H2_CONNECTIONS`]) **(default: 4)**.
+    /// (1 to [`MAX_H2_CONNECTIONS`]) **(default: 16)**.
     pub max_h2_connections: usize,
     /// How long an idle upstream connection beyond the first is kept **(default: `90s`)**.
     pub idle_timeout: Duration,

@@ -155,6 +155,8 @@ fn assert_defaults(cfg: &Config) {
     assert_eq!(u.connect_timeout, Duration::from_secs(5));
     assert_eq!(u.timeout, Duration::from_secs(60));
     assert_eq!(u.replay_body_limit, 65536);
+    assert_eq!(u.max_h2_connections, 16);
+    assert_eq!(u.idle_timeout, Duration::from_secs(90));
 
     assert!(matches!(cfg.token.store, StoreConfig::File(None)));
     assert_eq!(cfg.token.refresh_margin, Duration::from_secs(300));
@@ -548,6 +550,26 @@ fn wrong_type_names_key_and_file() {
         "[oauth]\nmax_mints_per_10m = \"many\"\n",
         "oauth.max_mints_per_10m",
     );
+}
+
+#[test]
+fn max_h2_connections_is_1_to_64() {
+    for bad in ["0", "65"] {
+        let text = refused_file(
+            &format!("[upstream]\nmax_h2_connections = {bad}\n"),
+            "upstream.max_h2_connections",
+        );
+        assert!(text.contains("between 1 and 64"), "{text}");
+    }
+    refused_file(
+        "[upstream]\nidle_timeout = \"0s\"\n",
+        "upstream.idle_timeout",
+    );
+    let cfg = accepted(load_file(
+        "[upstream]\nmax_h2_connections = 64\nidle_timeout = \"5s\"\n",
+    ));
+    assert_eq!(cfg.upstream.max_h2_connections, 64);
+    assert_eq!(cfg.upstream.idle_timeout, Duration::from_secs(5));
 }
 
 #[test]

@@ -469,7 +469,7 @@ ca_file = \"\"
 connect_timeout = \"5s\"
 timeout = \"1m\"
 replay_body_limit = 65536
-max_h2_connections = 4
+max_h2_connections = 16
 idle_timeout = \"1m 30s\"
 
 [token]

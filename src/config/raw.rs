@@ -191,7 +191,7 @@ impl Default for RawUpstream {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
             replay_body_limit: 65536,
-            max_h2_connections: 4,
+            max_h2_connections: 16,
             idle_timeout: Duration::from_secs(90),
         }
     }
