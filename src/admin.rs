@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /livez` | `200 ok` while the process runs. |
 //! | `GET /readyz` | `200 ready` while a token with more than the refresh margin left is held; `503` otherwise and from the moment shutdown begins. Never calls Zoho. |
-//! | `GET /metrics` | Prometheus text: requests by method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. |
+//! | `GET /metrics` | OpenMetrics text (Prometheus reads it): requests by route, method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. |
 //! | `GET /status` | JSON: `ready`, `token_expires_in_s`, `last_refresh`, `last_error`, `mints_in_window`, `token_fingerprint` (a SHA-256 prefix, never the token) and more. |
 //!
 //! Anything else is `404`; other methods than `GET`/`HEAD` are `405`.
@@ -94,7 +94,7 @@ impl Admin {
                 let mut r = text(StatusCode::OK, self.metrics.encode());
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
                 );
                 r
             }

@@ -4,7 +4,13 @@
 //! takes a lock per observation. The request path here only touches atomics: the per-method,
 //! per-status-class counters are resolved from their family once at start-up (a cloned
 //! `Counter` shares the family's atomic), and the two latency histograms are
-//! [`AtomicHistogram`]s. Token metrics are read from the [`TokenManager`] at scrape time.
+//! [`AtomicHistogram`]s. Token metrics are read from the token manager at scrape time, and
+//! the `process_*` metrics from `/proc/self` (Linux; elsewhere they are left out).
+//!
+//! The page is OpenMetrics 1.0 text (served as `application/openmetrics-text`), which
+//! Prometheus reads as it reads its classic format: every name of the proxy starts with one
+//! `zoho_proxy_`, counters end in `_total`, the last histogram bucket is `le="+Inf"`, and the
+//! page ends in `# EOF`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +23,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
@@ -65,13 +72,27 @@ struct TokenCollector {
     tokens: Arc<dyn TokenStatusView>,
 }
 
+/// The conventional `process_*` metrics, read from `/proc/self` at scrape time.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// The OpenMetrics content type of [`Metrics::encode`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 // === impl Metrics ===
 
 impl Metrics {
     /// Registers every metric; `tokens` provides the token metrics, `routes` names the
     /// routes (the `route` label: a prefix, or `default`), in the order requests report them.
     pub fn new(tokens: Arc<dyn TokenStatusView>, routes: &[String]) -> Self {
-        let mut registry = Registry::with_prefix("zoho_proxy");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("zoho_proxy");
+        registry.register(
+            "build",
+            "The proxy's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         let family = Family::<Vec<(&'static str, String)>, Counter>::default();
         let mut requests = Vec::with_capacity(routes.len() * METHODS.len() * CLASSES.len());
         for route in routes {
@@ -123,7 +144,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(TokenCollector { tokens }));
         Self {
-            registry,
+            registry: root,
             requests,
             request_duration,
             upstream_latency,
@@ -173,7 +194,7 @@ impl Metrics {
         self.rejections.inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -233,7 +254,8 @@ impl EncodeMetric for AtomicHistogram {
             .bounds
             .iter()
             .copied()
-            .chain(std::iter::once(f64::INFINITY))
+            // prometheus-client writes `+Inf` for `f64::MAX`.
+            .chain(std::iter::once(f64::MAX))
             .zip(h.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
             .collect();
         let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
@@ -257,7 +279,7 @@ impl Collector for TokenCollector {
         let status = self.tokens.status();
         let counts = self.tokens.refresh_counts();
         let refreshes = encoder.encode_descriptor(
-            "zoho_proxy_token_refreshes",
+            "token_refreshes",
             "Access-token refresh attempts by outcome",
             None,
             MetricType::Counter,
@@ -270,34 +292,34 @@ impl Collector for TokenCollector {
         }
         let gauges: [(&str, &str, i64); 6] = [
             (
-                "zoho_proxy_token_expiry_seconds",
+                "token_expiry_seconds",
                 "Seconds until the current access token expires",
                 status
                     .token_expires_in_s
                     .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
             ),
             (
-                "zoho_proxy_token_mints_left",
+                "token_mints_left",
                 "Access-token mints still allowed in the 10-minute window",
                 i64::from(status.mints_left),
             ),
             (
-                "zoho_proxy_token_mints_in_window",
+                "token_mints_in_window",
                 "Access-token mints in the current 10-minute window",
                 i64::from(status.mints_in_window),
             ),
             (
-                "zoho_proxy_ready",
+                "ready",
                 "1 while a token with more than the refresh margin left is held",
                 i64::from(status.ready),
             ),
             (
-                "zoho_proxy_token_rejected_by_upstream",
+                "token_rejected_by_upstream",
                 "1 while Zoho rejected the access token held and no replacement can be had (no request is sent with it)",
                 i64::from(status.reason == Some("rejected_by_upstream")),
             ),
             (
-                "zoho_proxy_upstream_rejects_fresh_tokens",
+                "upstream_rejects_fresh_tokens",
                 "1 once Zoho rejected a token minted to replace a rejected one (wrong data centre or revoked access?)",
                 i64::from(status.upstream_rejects_fresh_tokens),
             ),
@@ -308,6 +330,141 @@ impl Collector for TokenCollector {
                 .encode_gauge(&value)?;
         }
         Ok(())
+    }
+}
+
+// === impl ProcessCollector ===
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        let Some(process) = ProcessStats::read() else {
+            return Ok(());
+        };
+        encoder
+            .encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time spent, in seconds",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                &process.cpu_seconds,
+                None,
+            )?;
+        let gauges: [(&str, &str, f64); 6] = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size, in bytes",
+                process.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size, in bytes",
+                process.virtual_bytes,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch, in seconds",
+                process.start_time_seconds,
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors",
+                process.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Most file descriptors the process may open",
+                process.max_fds,
+            ),
+            ("process_threads", "Threads of the process", process.threads),
+        ];
+        for (name, help, value) in gauges {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&value)?;
+        }
+        Ok(())
+    }
+}
+
+/// What `/proc/self` tells of this process.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    virtual_bytes: f64,
+    start_time_seconds: f64,
+    open_fds: f64,
+    max_fds: f64,
+    threads: f64,
+}
+
+impl ProcessStats {
+    /// Linux's `/proc/self`; `None` where it cannot be read.
+    fn read() -> Option<Self> {
+        // The kernel's USER_HZ (what `sysconf(_SC_CLK_TCK)` answers): 100 on Linux's
+        // architectures but Alpha.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        let read = |path: &str| std::fs::read_to_string(path).ok();
+        let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
+        Self::parse(
+            &read("/proc/self/stat")?,
+            &read("/proc/self/status")?,
+            &read("/proc/stat")?,
+            &read("/proc/self/limits").unwrap_or_default(),
+            open_fds,
+            TICKS_PER_SECOND,
+        )
+    }
+
+    /// The fields of `/proc/self/stat` and `/proc/self/status` (see proc(5)), the boot time
+    /// from `/proc/stat` and the open-files limit from `/proc/self/limits`.
+    fn parse(
+        stat: &str,
+        status: &str,
+        boot: &str,
+        limits: &str,
+        open_fds: usize,
+        ticks_per_second: f64,
+    ) -> Option<Self> {
+        // After the command name, which is in parentheses and may hold anything.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // `fields[0]` is field 3 (state).
+        let field = |n: usize| -> Option<f64> { fields.get(n - 3)?.parse().ok() };
+        let boot_time: f64 = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let max_fds = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let kib = |key: &str| -> Option<f64> {
+            let value = status.lines().find_map(|l| l.strip_prefix(key))?;
+            Some(
+                value
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()?
+                    * 1024.0,
+            )
+        };
+        Some(Self {
+            cpu_seconds: (field(14)? + field(15)?) / ticks_per_second,
+            threads: field(20)?,
+            start_time_seconds: boot_time + field(22)? / ticks_per_second,
+            virtual_bytes: kib("VmSize:")?,
+            resident_bytes: kib("VmRSS:")?,
+            open_fds: open_fds as f64,
+            max_fds,
+        })
     }
 }
 
@@ -330,5 +487,43 @@ mod tests {
             .collect();
         assert_eq!(counts, vec![2, 1, 1]);
         assert_eq!(h.inner.count.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn process_stats_from_proc() {
+        let stat = "4242 (zoho (meeting) proxy) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
+                    250 50 0 0 20 0 7 0 12345 104857600 2560 18446744073709551615";
+        let status = "Name:\tzoho\nVmSize:\t  102400 kB\nVmRSS:\t    10240 kB\nThreads:\t7\n";
+        let boot = "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n";
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        let stats = ProcessStats::parse(stat, status, boot, limits, 12, 100.0).unwrap();
+        assert_eq!(
+            stats,
+            ProcessStats {
+                cpu_seconds: 3.0,
+                resident_bytes: 10_240.0 * 1024.0,
+                virtual_bytes: 102_400.0 * 1024.0,
+                start_time_seconds: 1_700_000_123.45,
+                open_fds: 12.0,
+                max_fds: 1024.0,
+                threads: 7.0,
+            }
+        );
+        assert_eq!(
+            ProcessStats::parse("garbage", status, boot, limits, 0, 100.0),
+            None
+        );
+    }
+
+    #[test]
+    fn this_process_is_read() {
+        if cfg!(target_os = "linux") {
+            let stats = ProcessStats::read().unwrap();
+            assert!(
+                stats.resident_bytes > 0.0 && stats.threads >= 1.0,
+                "{stats:?}"
+            );
+        }
     }
 }

@@ -35,3 +35,5 @@ mod fleet;
 mod rejection;
 // HTTP/2 upstreams: more connections past the stream limit, GOAWAY, idle extra ones closed.
 mod h2_upstream;
+// /metrics parsed by a real OpenMetrics parser, names exactly as README documents them.
+mod metrics;

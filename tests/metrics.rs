@@ -1,0 +1,170 @@
+//! `/metrics` as a dashboard reads it: parsed by a real OpenMetrics parser (Python's
+//! `prometheus_client`, which `.ci/run` installs), every name exactly as README documents it,
+//! and the documented ones all there.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{self, TestProxy, TestUpstream, client};
+
+/// The parser, reading the page on stdin and printing one JSON object per metric family.
+const PARSE: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    print(json.dumps({
+        "name": family.name,
+        "type": family.type,
+        "samples": [[s.name, s.labels, s.value] for s in family.samples],
+    }))
+"#;
+
+/// The families `PARSE` printed for `page`; panics with the parser's error when it refuses it.
+fn parse(page: &str) -> Vec<serde_json::Value> {
+    let mut child = Command::new("python3")
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the tests need it with prometheus_client: `pip install prometheus_client`)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named"),
+        "the tests need Python's prometheus_client (`python3 -m pip install prometheus_client`; .ci/run installs it): {stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refuses the page: {stderr}\n{page}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The name a user types in a query: counters with `_total`, info with `_info`.
+fn exposed_name(family: &serde_json::Value) -> String {
+    let name = family["name"].as_str().unwrap();
+    match family["type"].as_str().unwrap() {
+        "counter" => format!("{name}_total"),
+        "info" => format!("{name}_info"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Every metric name README's admin table documents for `/metrics`.
+fn documented_names() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `GET /metrics` |"))
+        .expect("README documents /metrics");
+    let mut names: Vec<String> = row
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|code| code.split('{').next().unwrap().to_owned())
+        .filter(|name| name.starts_with("zoho_proxy_") || name.starts_with("process_"))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The value of the sample `name` with exactly these labels.
+fn sample(families: &[serde_json::Value], name: &str, labels: serde_json::Value) -> f64 {
+    families
+        .iter()
+        .flat_map(|f| f["samples"].as_array().unwrap())
+        .find(|s| s[0] == name && s[1] == labels)
+        .unwrap_or_else(|| panic!("no sample {name} {labels}"))[2]
+        .as_f64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_openmetrics_with_the_documented_names() {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = TestUpstream::start().await;
+    let proxy = TestProxy::start(&accounts, &upstream.url(), &[]).await;
+    proxy.ready().await;
+    let response = client().get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+
+    let response = client()
+        .get(proxy.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.ends_with("# EOF\n"), "{page}");
+    assert!(
+        !page.contains("zoho_proxy_zoho_proxy"),
+        "one prefix:\n{page}"
+    );
+    let families = parse(&page);
+
+    let mut exposed: Vec<String> = families.iter().map(exposed_name).collect();
+    exposed.sort();
+    assert_eq!(
+        exposed,
+        documented_names(),
+        "README's /metrics row names exactly what /metrics serves"
+    );
+
+    let version = serde_json::json!({ "version": env!("CARGO_PKG_VERSION") });
+    assert_eq!(sample(&families, "zoho_proxy_build_info", version), 1.0);
+    let labels = serde_json::json!({ "route": "default", "method": "GET", "status_class": "2xx" });
+    assert_eq!(
+        sample(&families, "zoho_proxy_http_requests_total", labels),
+        1.0
+    );
+    let ok = serde_json::json!({ "outcome": "ok" });
+    assert_eq!(
+        sample(&families, "zoho_proxy_token_refreshes_total", ok),
+        1.0
+    );
+    let inf = serde_json::json!({ "le": "+Inf" });
+    assert_eq!(
+        sample(
+            &families,
+            "zoho_proxy_http_request_duration_seconds_bucket",
+            inf
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&families, "zoho_proxy_ready", serde_json::json!({})),
+        1.0
+    );
+    assert!(
+        sample(
+            &families,
+            "process_resident_memory_bytes",
+            serde_json::json!({})
+        ) > 1e6
+    );
+    assert!(
+        sample(
+            &families,
+            "process_start_time_seconds",
+            serde_json::json!({})
+        ) > 1.7e9
+    );
+}
