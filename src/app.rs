@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -65,6 +66,42 @@ pub struct Running {
     refresher: JoinHandle<()>,
 }
 
+/// How often the log summarises the requests (at `info`, when there were any).
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs, every `every` and once more on the way out, a summary line of the requests
+/// finished since the last one (none when there were none): what a sidecar's log can afford
+/// where a line per request (`log.requests`) is too much.
+async fn summarize(
+    metrics: Arc<Metrics>,
+    every: Duration,
+    stopped: impl std::future::Future<Output = ()>,
+) {
+    let mut stopped = std::pin::pin!(stopped);
+    let mut before = metrics.totals();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        let last = tokio::select! {
+            () = &mut stopped => true,
+            _ = tick.tick() => false,
+        };
+        let now = metrics.totals();
+        let done = now.since(&before);
+        if done.requests() > 0 {
+            let seconds = every.as_secs();
+            if last {
+                tracing::info!("requests since the last summary: {}", done.summary());
+            } else {
+                tracing::info!("requests in the last {seconds} s: {}", done.summary());
+            }
+        }
+        if last {
+            return;
+        }
+        before = now;
+    }
+}
+
 /// Binds the listeners and starts every task.
 ///
 /// # Errors
@@ -73,7 +110,7 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
     let routes = Routes::new(config)?;
     let metrics = Arc::new(Metrics::new(manager.clone(), &routes.labels()));
     let proxy = Arc::new(Proxy::new(config, manager.clone(), routes, metrics.clone()));
-    let admin = Arc::new(Admin::new(manager.clone(), metrics));
+    let admin = Arc::new(Admin::new(manager.clone(), metrics.clone()));
 
     let listener = bind_proxy(&config.server.listen).await?;
     let admin_listener = match config.server.admin_listen {
@@ -98,6 +135,11 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
     let (stop, stop_rx) = watch::channel(false);
     let (stop_admin, stop_admin_rx) = watch::channel(false);
     let refresher = tokio::spawn(manager.clone().run(server::stopped(stop_rx.clone())));
+    tokio::spawn(summarize(
+        metrics.clone(),
+        SUMMARY_EVERY,
+        server::stopped(stop_rx.clone()),
+    ));
     let settings = ConnSettings {
         max_connections: config.limits.max_connections,
         max_header_bytes: config.limits.max_header_bytes,

@@ -277,6 +277,9 @@ pub struct LogConfig {
     pub level: String,
     /// Where `serve` and `sandbox` log **(default: `stderr`)**.
     pub output: LogOutput,
+    /// A line per request at `info` (else at `debug`; a summary at `info` once a minute
+    /// either way) **(default: `false`)**.
+    pub requests: bool,
 }
 
 /// A configuration that cannot be used. Its message names the key and the source at fault.
@@ -497,6 +500,7 @@ impl Validator<'_> {
                 format,
                 level: raw.log.level,
                 output,
+                requests: raw.log.requests,
             },
             routes: self.routes(raw.routes)?,
             file: None,

@@ -51,6 +51,17 @@ pub struct Metrics {
     rejections: Counter,
 }
 
+/// Counts since start, for the log's summary line ([`Totals::summary`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Finished requests by status class (1xx to 5xx).
+    pub by_class: [u64; 5],
+    /// Requests replayed after a token rejection.
+    pub replays: u64,
+    /// Upstream round trips, and their total time in nanoseconds.
+    pub upstream: (u64, u64),
+}
+
 /// A histogram whose observations are atomic adds. Clones share the same counts.
 #[derive(Clone, Debug)]
 pub struct AtomicHistogram {
@@ -194,6 +205,23 @@ impl Metrics {
         self.rejections.inc();
     }
 
+    /// Counts since start.
+    pub fn totals(&self) -> Totals {
+        let mut by_class = [0; 5];
+        for (i, counter) in self.requests.iter().enumerate() {
+            by_class[i % CLASSES.len()] += counter.get();
+        }
+        let upstream = &self.upstream_latency.inner;
+        Totals {
+            by_class,
+            replays: self.replays.get(),
+            upstream: (
+                upstream.count.load(Ordering::Relaxed),
+                upstream.sum_nanos.load(Ordering::Relaxed),
+            ),
+        }
+    }
+
     /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -207,6 +235,52 @@ impl Metrics {
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+// === impl Totals ===
+
+impl Totals {
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &Totals) -> Totals {
+        let mut by_class = [0; 5];
+        for (i, n) in by_class.iter_mut().enumerate() {
+            *n = self.by_class[i].saturating_sub(before.by_class[i]);
+        }
+        Totals {
+            by_class,
+            replays: self.replays.saturating_sub(before.replays),
+            upstream: (
+                self.upstream.0.saturating_sub(before.upstream.0),
+                self.upstream.1.saturating_sub(before.upstream.1),
+            ),
+        }
+    }
+
+    /// Finished requests.
+    pub fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    /// The log's summary of these counts, e.g. `120 requests: 2xx 118, 4xx 2; 1 replayed;
+    /// upstream 45.12 ms mean` (classes with no request left out).
+    pub fn summary(&self) -> String {
+        let classes: Vec<String> = CLASSES
+            .iter()
+            .zip(self.by_class)
+            .filter(|(_, n)| *n > 0)
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect();
+        let mut text = format!("{} requests: {}", self.requests(), classes.join(", "));
+        if self.replays > 0 {
+            text.push_str(&format!("; {} replayed", self.replays));
+        }
+        let (count, nanos) = self.upstream;
+        if count > 0 {
+            let mean_ms = nanos as f64 / count as f64 / 1e6;
+            text.push_str(&format!("; upstream {:.2} ms mean", mean_ms));
+        }
+        text
     }
 }
 
@@ -487,6 +561,27 @@ mod tests {
             .collect();
         assert_eq!(counts, vec![2, 1, 1]);
         assert_eq!(h.inner.count.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn totals_summarise_what_changed() {
+        let before = Totals {
+            by_class: [0, 10, 0, 1, 0],
+            replays: 1,
+            upstream: (10, 10_000_000),
+        };
+        let now = Totals {
+            by_class: [0, 128, 0, 3, 0],
+            replays: 2,
+            upstream: (128, 5_880_000_000),
+        };
+        let minute = now.since(&before);
+        assert_eq!(minute.requests(), 120);
+        assert_eq!(
+            minute.summary(),
+            "120 requests: 2xx 118, 4xx 2; 1 replayed; upstream 49.75 ms mean"
+        );
+        assert_eq!(now.since(&now).requests(), 0);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod rejection;
 pub mod route;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -68,6 +68,8 @@ pub struct Proxy {
     /// 8 random hex digits, this process's prefix of generated request ids.
     id_prefix: [u8; 8],
     next_id: AtomicU64,
+    /// `log.requests`.
+    log_requests: AtomicBool,
 }
 
 /// What the completion of one request reports.
@@ -83,6 +85,8 @@ pub(crate) struct Completion {
     /// The index of the route (the metrics' `route` label).
     route: usize,
     metrics: Arc<Metrics>,
+    /// `log.requests`: the request's line at `info`, else at `debug`.
+    log_at_info: bool,
 }
 
 /// The upstream connections of one client connection: one [`Affinity`] per route.
@@ -122,7 +126,13 @@ impl Proxy {
             guard: ArcSwap::from_pointee(Guard::new(config)),
             id_prefix,
             next_id: AtomicU64::new(1),
+            log_requests: AtomicBool::new(config.log.requests),
         }
+    }
+
+    /// `log.requests` from a reloaded configuration.
+    pub fn set_log_requests(&self, on: bool) {
+        self.log_requests.store(on, Ordering::Relaxed);
     }
 
     /// Puts a guard built from a reloaded configuration in place: requests that start from
@@ -211,6 +221,7 @@ impl Proxy {
             replayed: forwarded.replayed,
             route: route_index,
             metrics: self.metrics.clone(),
+            log_at_info: self.log_requests.load(Ordering::Relaxed),
         };
         Response::from_parts(parts, body.on_complete(completion))
     }
@@ -480,17 +491,26 @@ impl Completion {
         self.metrics
             .record_request(self.route, &self.method, self.status.as_u16(), total);
         self.metrics.in_flight().dec();
-        tracing::info!(
-            http.method = %self.method,
-            http.path = self.uri.path(),
-            http.status = self.status.as_u16(),
-            bytes,
-            latency_ms = total.as_secs_f64() * 1000.0,
-            upstream.latency_ms = self.upstream_latency.map(|l| l.as_secs_f64() * 1000.0),
-            request.id = self.request_id.to_str().unwrap_or("-"),
-            replayed = self.replayed,
-            "request"
-        );
+        macro_rules! request_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    http.method = %self.method,
+                    http.path = self.uri.path(),
+                    http.status = self.status.as_u16(),
+                    bytes,
+                    latency_ms = millis(total),
+                    upstream.latency_ms = self.upstream_latency.map(millis),
+                    request.id = self.request_id.to_str().unwrap_or("-"),
+                    replayed = self.replayed,
+                    "request"
+                )
+            };
+        }
+        if self.log_at_info {
+            request_line!(info);
+        } else {
+            request_line!(debug);
+        }
     }
 }
 
@@ -530,6 +550,11 @@ fn generated_request_id(prefix: &[u8; 8], n: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..9 + digits]).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// Milliseconds, rounded to hundredths (logs show `0.16`, not `0.15693900000000002`).
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 fn log_proxy_error(error: &ProxyError) {
     let (status, name, _) = error.classify();
     let status = status.as_u16();
@@ -541,8 +566,9 @@ fn log_proxy_error(error: &ProxyError) {
             let error = crate::telemetry::chain(source.as_ref());
             tracing::warn!(problem = name, status, error = %error, "upstream unreachable");
         }
-        // Refusals of the client's request, and timeouts: the status says it all.
-        _ => tracing::info!(problem = name, status, "request refused"),
+        // Refusals of the client's request, and timeouts: the request's line (and the
+        // minute's summary) says it all.
+        _ => tracing::debug!(problem = name, status, "request refused"),
     }
 }
 

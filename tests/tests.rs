@@ -37,3 +37,5 @@ mod rejection;
 mod h2_upstream;
 // /metrics parsed by a real OpenMetrics parser, names exactly as README documents them.
 mod metrics;
+// What serve logs about requests: a summary by default, a line each with log.requests.
+mod logs;

@@ -234,6 +234,7 @@ impl<'a> Reloader<'a> {
     /// token changed, or the token store's refresh token is gone.
     async fn apply(&mut self, new: &Config, changes: &mut Changes) -> CredentialsChange {
         self.proxy.set_guard(Guard::new(new));
+        self.proxy.set_log_requests(new.log.requests);
 
         let mut outcome = CredentialsChange::Unchanged;
         if let Some(secret) = &new.oauth.client_secret

@@ -226,6 +226,9 @@ pub static KEYS: &[Key] = &[
         }))
     }),
     plain("log.level", Reload::Live, |c| Some(quote(&c.log.level))),
+    plain("log.requests", Reload::Live, |c| {
+        Some(c.log.requests.to_string())
+    }),
     plain("log.output", Reload::Restart, |c| {
         Some(quote(match c.log.output {
             LogOutput::Stderr => "stderr",
@@ -492,6 +495,7 @@ max_in_flight = 0
 format = \"pretty\"
 level = \"info\"
 output = \"stderr\"
+requests = false
 ";
         assert_eq!(config(&[]).redacted(), expected);
     }

@@ -142,6 +142,7 @@ pub(crate) struct RawLog {
     pub(crate) level: String,
     #[serde(deserialize_with = "lenient_string")]
     pub(crate) output: String,
+    pub(crate) requests: bool,
 }
 
 // === defaults (interface.md is the source of every value) ===
@@ -227,6 +228,7 @@ impl Default for RawLog {
             format: "pretty".into(),
             level: "info".into(),
             output: "stderr".into(),
+            requests: false,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Served {
     pub proxy: std::net::SocketAddr,
     pub admin: std::net::SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Reads the log until the process closes it.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl Served {
@@ -58,7 +60,7 @@ impl Served {
             push(&log, &line);
         }
         let sink = log.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 push(&sink, &line);
             }
@@ -68,6 +70,7 @@ impl Served {
             proxy: proxy.unwrap(),
             admin: admin.unwrap(),
             log,
+            reader,
         }
     }
 
@@ -134,6 +137,8 @@ impl Served {
             .await
             .expect("exits after SIGTERM")
             .unwrap();
+        // The last lines, written on the way out.
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.reader).await;
         let log = self.log();
         assert_eq!(status.code(), Some(0), "{log}");
         for secret in secrets {
