@@ -33,3 +33,5 @@ mod deploy;
 mod fleet;
 // Token rejections in gzip/deflate/br answers: seen through, passed on byte for byte.
 mod rejection;
+// The end-to-end scenario (tests/support/scenario.rs) against `sandbox --emulator-only`.
+mod scenario;
