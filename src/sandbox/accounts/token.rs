@@ -61,6 +61,7 @@ enum TokenOutcome {
         lifetime: Duration,
     },
 }
+
 // === impl Shared ===
 
 impl Shared {
