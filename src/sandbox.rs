@@ -7,7 +7,8 @@
 //!
 //! - [`accounts`] emulates Zoho's accounts server (`accounts.zoho.com`): the consent
 //!   redirect, the token endpoint with Zoho's quirks (errors with HTTP 200, the
-//!   access-token mint limit, legacy millisecond expiries) and token revocation. Other
+//!   access-token mint limit, `expires_in` in milliseconds beside `expires_in_sec`, the data
+//!   centre's `api_domain`) and token revocation. Other
 //!   emulators check access tokens through [`accounts::AccountsControl::validate_access_token`].
 //! - [`meeting`] emulates the Zoho Meeting API (`meeting.zoho.com`): the current user,
 //!   meetings, webinars and the participant report, kept in memory, with Zoho's answers to

@@ -665,7 +665,7 @@ async fn serve_proxies_then_exits_cleanly_on_sigterm() {
 #[tokio::test]
 async fn login_records_the_data_centre_and_the_meeting_host_follows_it() {
     let emu = support::emulator(AccountsOptions {
-        location: "eu".into(),
+        location: zoho_meeting_proxy::config::DataCenter::Eu,
         ..support::options(Duration::from_secs(3600))
     })
     .await;

@@ -39,3 +39,5 @@ mod h2_upstream;
 mod metrics;
 // What serve logs about requests: a summary by default, a line each with log.requests.
 mod logs;
+// The end-to-end scenario (tests/support/scenario.rs) against `sandbox --emulator-only`.
+mod scenario;

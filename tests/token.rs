@@ -632,30 +632,34 @@ async fn expired_tokens_are_never_handed_out() {
     bg.stop().await;
 }
 
+/// Zoho's documented example (`expires_in` in milliseconds beside `expires_in_sec`, the
+/// emulator's default) and the accounts pages' seconds-only shape give the same lifetime.
 #[tokio::test]
-async fn legacy_expiry_fields_are_read_as_seconds() {
-    let emu = support::emulator(zoho_meeting_proxy::sandbox::accounts::AccountsOptions {
-        legacy_expiry_fields: true,
-        ..support::options(HOUR)
-    })
-    .await;
-    let ctl = emu.control();
-    let rt = ctl.issue_refresh_token(SCOPES);
-    let mut overrides = support::oauth_overrides(&emu.url());
-    overrides.push(("oauth.refresh_token", rt.as_str().into()));
-    overrides.push(("token.store", "memory".into()));
-    let config = support::config(&overrides);
-    let m = manager_for(&config).await;
+async fn both_expiry_shapes_give_the_same_lifetime() {
+    for seconds_only in [false, true] {
+        let emu = support::emulator(zoho_meeting_proxy::sandbox::accounts::AccountsOptions {
+            expires_in_seconds_only: seconds_only,
+            ..support::options(HOUR)
+        })
+        .await;
+        let ctl = emu.control();
+        let rt = ctl.issue_refresh_token(SCOPES);
+        let mut overrides = support::oauth_overrides(&emu.url());
+        overrides.push(("oauth.refresh_token", rt.as_str().into()));
+        overrides.push(("token.store", "memory".into()));
+        let config = support::config(&overrides);
+        let m = manager_for(&config).await;
 
-    let token = m.fresh().await.unwrap();
-    let remaining = token.remaining();
-    assert!(
-        remaining > Duration::from_secs(3590) && remaining <= HOUR,
-        "{remaining:?}"
-    );
-    assert_eq!(token.lifetime(), HOUR);
-    let expires_in = m.status().token_expires_in_s.unwrap();
-    assert!((3590..=3600).contains(&expires_in), "{expires_in}");
+        let token = m.fresh().await.unwrap();
+        let remaining = token.remaining();
+        assert!(
+            remaining > Duration::from_secs(3590) && remaining <= HOUR,
+            "seconds_only={seconds_only}: {remaining:?}"
+        );
+        assert_eq!(token.lifetime(), HOUR, "seconds_only={seconds_only}");
+        let expires_in = m.status().token_expires_in_s.unwrap();
+        assert!((3590..=3600).contains(&expires_in), "{expires_in}");
+    }
 }
 
 #[tokio::test]

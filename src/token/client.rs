@@ -399,8 +399,9 @@ fn is_throttle(code: &str) -> bool {
     code.eq_ignore_ascii_case("Access Denied") || code.eq_ignore_ascii_case("access_denied")
 }
 
-/// `expires_in_sec` wins; then `expires_in` is ms. Without it, `expires_in` is seconds unless
-/// implausibly large. Missing or zero: the documented hour.
+/// The SDKs' rule: with `expires_in_sec`, `expires_in` is milliseconds (read to the
+/// millisecond when the two agree; `expires_in_sec` wins when they do not). Without it,
+/// `expires_in` is seconds unless implausibly large. Missing or zero: the documented hour.
 fn lifetime(expires_in: Option<&Value>, expires_in_sec: Option<&Value>) -> Duration {
     let number = |v: Option<&Value>| -> Option<u64> {
         match v? {
@@ -410,10 +411,11 @@ fn lifetime(expires_in: Option<&Value>, expires_in_sec: Option<&Value>) -> Durat
         }
     };
     let duration = match (number(expires_in_sec), number(expires_in)) {
+        (Some(sec), Some(ms)) if ms / 1000 == sec => Duration::from_millis(ms),
         (Some(sec), _) if sec > 0 => Duration::from_secs(sec),
-        (_, Some(ms)) if number(expires_in_sec).is_some() => Duration::from_millis(ms),
-        (_, Some(v)) if v > MAX_PLAUSIBLE_SECONDS => Duration::from_millis(v),
-        (_, Some(secs)) => Duration::from_secs(secs),
+        (Some(_), Some(ms)) => Duration::from_millis(ms),
+        (None, Some(v)) if v > MAX_PLAUSIBLE_SECONDS => Duration::from_millis(v),
+        (None, Some(secs)) => Duration::from_secs(secs),
         (_, None) => DEFAULT_LIFETIME,
     };
     if duration.is_zero() {
@@ -480,10 +482,23 @@ mod tests {
 
     #[test]
     fn expires_in_sec_makes_expires_in_milliseconds() {
-        let g = ok(r#"{"access_token":"a","expires_in":3600000,"expires_in_sec":3600}"#);
+        // Zoho's documented example (the accounts emulator's default answer).
+        let g = ok(
+            r#"{"access_token":"a","expires_in_sec":3600,"api_domain":"https://www.zohoapis.com","token_type":"Bearer","expires_in":3600000}"#,
+        );
         assert_eq!(g.lifetime, Duration::from_secs(3600));
         let g = ok(r#"{"access_token":"a","expires_in":120000,"expires_in_sec":0}"#);
         assert_eq!(g.lifetime, Duration::from_secs(120));
+        // The milliseconds keep what whole seconds cannot.
+        let g = ok(r#"{"access_token":"a","expires_in":1500,"expires_in_sec":1}"#);
+        assert_eq!(g.lifetime, Duration::from_millis(1500));
+        let g = ok(r#"{"access_token":"a","expires_in":"60000","expires_in_sec":"60"}"#);
+        assert_eq!(g.lifetime, Duration::from_secs(60));
+        // Two fields that disagree (seconds in both): `expires_in_sec` is believed.
+        let g = ok(r#"{"access_token":"a","expires_in":3600,"expires_in_sec":3600}"#);
+        assert_eq!(g.lifetime, Duration::from_secs(3600));
+        let g = ok(r#"{"access_token":"a","expires_in_sec":90}"#);
+        assert_eq!(g.lifetime, Duration::from_secs(90));
     }
 
     #[test]
