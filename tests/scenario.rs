@@ -115,7 +115,8 @@ async fn the_end_to_end_scenario_passes_against_the_sandbox() {
 
     let (code, log) = served.stop().await.unwrap();
     assert_eq!(code, Some(0), "{log}");
-    assert!(log.contains("replayed=true"), "{log}");
+    // The replay, in the summary line (per-request lines are at debug by default).
+    assert!(log.contains("; 1 replayed;"), "{log}");
     for secret in [
         emulator.oauth("client_secret"),
         emulator.oauth("refresh_token"),
