@@ -985,7 +985,7 @@ fn unset(key: &str, hint: &str) -> ConfigError {
 fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
     let mut key = error.path.join(".");
     let mut message = error.kind.to_string();
-    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+    if let figment::error::Kind::UnknownField(field, expected) = &error.kind {
         // figment usually puts the unknown field in the path already.
         if error.path.last() != Some(field) {
             key = if key.is_empty() {
@@ -995,8 +995,13 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
             };
         }
         message = "unknown key".to_owned();
+        if let Some(near) = did_you_mean(field, expected) {
+            message.push_str(&format!("; did you mean `{near}`?"));
+        }
         if !key.contains('.') {
-            message.push_str("; sections are server, oauth, upstream, token, access, limits, log");
+            message.push_str(
+                "; sections are server, oauth, upstream, token, access, limits, log, routes",
+            );
         }
     }
     // A list item's path ends in its index (`server.client_keys.0`).
@@ -1012,6 +1017,18 @@ fn figment_error(figment: &Figment, error: figment::Error) -> ConfigError {
         origin,
         message,
     }
+}
+
+/// The known key closest to an unknown one, when it is close enough to be a typo
+/// (`scope` → `scopes`, `data_centre` → `data_center`).
+fn did_you_mean<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    let unknown = unknown.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(&unknown, k), *k))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }
 
 /// Names the source of a key's value: the file, the environment variable, or the defaults.

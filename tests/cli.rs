@@ -624,6 +624,14 @@ async fn serve_proxies_then_exits_cleanly_on_sigterm() {
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout.contains("ready:              true"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("token expires in:   35") && l.ends_with(" s")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("last error:         -\n"), "{stdout}");
+    assert!(!stdout.contains("- s"), "no unit after a missing figure: {stdout}");
     assert!(!stdout.contains(&refresh));
 
     kill(&served.child, "-TERM");
@@ -658,6 +666,17 @@ async fn serve_proxies_then_exits_cleanly_on_sigterm() {
     })
     .await;
     assert_eq!(out.status.code(), Some(1));
+    // Saying why: nothing listens there any more.
+    let nothing = format!("nothing is listening on {}", served.admin);
+    assert!(text(&out).1.contains(&nothing), "{}", text(&out).1);
+    let out = run({
+        let mut c = bin(home.path());
+        c.args(["-c", status_config.to_str().unwrap(), "status"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains(&nothing), "{}", text(&out).1);
 }
 
 /// `login` records the redirect's data centre; the Meeting host follows it unless

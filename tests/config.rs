@@ -474,6 +474,42 @@ fn unknown_key_in_file_names_key_and_file() {
 }
 
 #[test]
+fn unknown_keys_suggest_the_near_ones() {
+    for (toml, key, near) in [
+        ("[oauth]\nscope = [\"x\"]\n", "oauth.scope", "scopes"),
+        (
+            "[oauth]\ndata_centre = \"eu\"\n",
+            "oauth.data_centre",
+            "data_center",
+        ),
+        (
+            "[oauth]\nclient_sekret = \"x\"\n",
+            "oauth.client_sekret",
+            "client_secret",
+        ),
+        (
+            "[upstream]\ntimeuot = \"5s\"\n",
+            "upstream.timeuot",
+            "timeout",
+        ),
+        ("[oath]\nclient_id = \"x\"\n", "oath", "oauth"),
+    ] {
+        let text = refused_file(toml, key);
+        assert!(text.contains(&format!("did you mean `{near}`?")), "{text}");
+    }
+    // Nothing near: no guess.
+    let text = refused_file("[oauth]\nfrobnicate = 1\n", "oauth.frobnicate");
+    assert!(!text.contains("did you mean"), "{text}");
+    // The environment too.
+    let result = in_jail(|jail| {
+        jail.set_env("ZOHO_PROXY_OAUTH__SCOPE", "[\"x\"]");
+        load_toml(jail, "")
+    });
+    let text = refused(result, "oauth.scope", "ZOHO_PROXY_OAUTH__SCOPE");
+    assert!(text.contains("did you mean `scopes`?"), "{text}");
+}
+
+#[test]
 fn unknown_section_in_file_names_it_and_lists_sections() {
     let text = refused_file("[oath]\nclient_id = \"x\"\n", "oath");
     assert!(text.contains("server, oauth, upstream"), "{text}");

@@ -92,15 +92,24 @@ pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunEr
     let client = local_client()?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Ok(response) = client.get(&url).send().await
+        let answer = client.get(&url).send().await;
+        if let Ok(response) = &answer
             && response.status().is_success()
         {
             eprintln!("ready");
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
+            let why = match &answer {
+                Err(error) if is_refused(error) => format!(
+                    "nothing is listening on {} (is the proxy running, with this configuration's server.admin_listen?)",
+                    admin_addr(&url)
+                ),
+                Err(error) => format!("{url}: {}", crate::telemetry::chain(error)),
+                Ok(response) => format!("{url} answers {}", response.status()),
+            };
             return Err(RunError::Failed(format!(
-                "not ready after {} ({url})",
+                "not ready after {}: {why}",
                 humantime::format_duration(timeout)
             )));
         }
@@ -112,10 +121,14 @@ pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunEr
 pub(super) async fn status(config: &Config) -> Result<(), RunError> {
     let url = admin_url(config, "/status")?;
     let response = local_client()?.get(&url).send().await.map_err(|e| {
-        RunError::Failed(format!(
-            "no proxy answers at {url}: {}",
-            crate::telemetry::chain(&e)
-        ))
+        RunError::Failed(if is_refused(&e) {
+            format!(
+                "nothing is listening on {} (is the proxy running, with this configuration's server.admin_listen?)",
+                admin_addr(&url)
+            )
+        } else {
+            format!("no proxy answers at {url}: {}", crate::telemetry::chain(&e))
+        })
     })?;
     let json: serde_json::Value = response
         .json()
@@ -139,7 +152,11 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
     if !json["hint"].is_null() {
         println!("hint:               {}", field("hint"));
     }
-    println!("token expires in:   {} s", field("token_expires_in_s"));
+    let seconds = |name: &str| match json[name].as_u64() {
+        Some(s) => format!("{s} s"),
+        None => "-".to_owned(),
+    };
+    println!("token expires in:   {}", seconds("token_expires_in_s"));
     println!("token fingerprint:  {}", field("token_fingerprint"));
     println!("last refresh:       {}", field("last_refresh"));
     println!("last error:         {}", field("last_error"));
@@ -149,7 +166,7 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
         field("mints_left")
     );
     println!("refresh stopped:    {}", field("refresh_stopped"));
-    println!("next attempt in:    {} s", field("next_attempt_in_s"));
+    println!("next attempt in:    {}", seconds("next_attempt_in_s"));
     println!("accounts server:    {}", field("accounts_server"));
     Ok(())
 }
@@ -173,6 +190,21 @@ fn admin_url(config: &Config, path: &str) -> Result<String, RunError> {
         }
         .into()),
     }
+}
+
+/// Whether nothing listens where `error` tried to connect.
+fn is_refused(error: &reqwest::Error) -> bool {
+    error.is_connect()
+        && crate::upstream::error_chain(error).any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
+}
+
+/// `host:port` of an admin URL.
+fn admin_addr(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 fn local_client() -> Result<reqwest::Client, RunError> {
