@@ -64,6 +64,9 @@ pub struct Credentials {
     minted_by: String,
 }
 
+/// Why Zoho rejects freshly minted tokens, in the usual case.
+const WRONG_DATA_CENTRE: &str = "Zoho rejects freshly minted tokens: the data centre is probably wrong (upstream.url must be the account's Meeting host; `login` records the data centre), or the app's access was revoked";
+
 /// Owns the cache's write side: see the [module docs](self).
 pub struct TokenManager {
     cache: Arc<TokenCache>,
@@ -79,6 +82,9 @@ pub struct TokenManager {
     wake: Notify,
     /// A reload asked for an attempt.
     reload: AtomicBool,
+    /// Why Zoho would reject even fresh tokens, when it is known (the sandbox says it does
+    /// so on purpose); else the usual suspects, [`WRONG_DATA_CENTRE`].
+    fresh_rejection_cause: std::sync::OnceLock<&'static str>,
     counts: RefreshCounts,
     /// This process's residue for mint record times (see [`mint_record_time`]).
     mint_residue: u64,
@@ -168,6 +174,7 @@ impl TokenManager {
             mint_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             reload: AtomicBool::new(false),
+            fresh_rejection_cause: std::sync::OnceLock::new(),
             counts: RefreshCounts::default(),
             mint_residue: rand::random::<u64>() % MINT_SPREAD_MS,
             coordinator,
@@ -346,9 +353,7 @@ impl TokenManager {
                 "Zoho rejected the access token and no new one can be minted now (see blocked_by and last_error); fix the credentials and send SIGHUP, or wait for the next attempt",
             )
         } else if state.rejects_fresh {
-            Some(
-                "Zoho rejects freshly minted tokens: the data centre is probably wrong (upstream.url must be the account's Meeting host; `login` records the data centre), or the app's access was revoked",
-            )
+            Some(self.fresh_rejection_cause())
         } else {
             None
         };
@@ -375,6 +380,19 @@ impl TokenManager {
         }
     }
 
+    /// Says why the upstream rejects fresh tokens, where that is known (the sandbox, which
+    /// rejects them on purpose), instead of blaming the data centre. Set once.
+    pub fn explain_fresh_rejections(&self, cause: &'static str) {
+        let _ = self.fresh_rejection_cause.set(cause);
+    }
+
+    fn fresh_rejection_cause(&self) -> &'static str {
+        self.fresh_rejection_cause
+            .get()
+            .copied()
+            .unwrap_or(WRONG_DATA_CENTRE)
+    }
+
     /// Refresh attempts by outcome.
     pub fn refresh_counts(&self) -> &RefreshCounts {
         &self.counts
@@ -389,9 +407,9 @@ impl TokenManager {
                 if !state.rejects_fresh {
                     tracing::error!(
                         token.fingerprint = token.fingerprint(),
-                        "Zoho rejected a token minted to replace a rejected one: the data centre is \
-                         probably wrong (upstream.url must be the account's Meeting host), or the \
-                         app's access was revoked; passing Zoho's answers through"
+                        cause = self.fresh_rejection_cause(),
+                        "Zoho rejected a token minted to replace a rejected one; passing Zoho's \
+                         answers through"
                     );
                 }
                 state.rejects_fresh = true;
