@@ -226,14 +226,14 @@ pub static KEYS: &[Key] = &[
         }))
     }),
     plain("log.level", Reload::Live, |c| Some(quote(&c.log.level))),
-    plain("log.requests", Reload::Live, |c| {
-        Some(c.log.requests.to_string())
-    }),
     plain("log.output", Reload::Restart, |c| {
         Some(quote(match c.log.output {
             LogOutput::Stderr => "stderr",
             LogOutput::Stdout => "stdout",
         }))
+    }),
+    plain("log.requests", Reload::Live, |c| {
+        Some(c.log.requests.to_string())
     }),
 ];
 
