@@ -106,8 +106,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use std::io::Write as _;
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::HeaderMap;
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response};
 
@@ -342,7 +348,7 @@ impl Shared {
         if let Some(org) = route.org()
             && org.parse::<u64>().ok() != Some(self.zsoid)
         {
-            return Err(Reject::OrgMismatch);
+            return Err(route.wrong_org());
         }
         if self.should_fail() {
             return Err(Reject::ServerError);
@@ -396,7 +402,76 @@ impl Handler for Shared {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        answer.unwrap_or_else(Reject::into_response)
+        let response = answer.unwrap_or_else(Reject::into_response);
+        encode(response, accepts_gzip(&parts.headers)).await
+    }
+}
+
+// === helpers ===
+
+/// Whether `Accept-Encoding` accepts gzip (`gzip`, `x-gzip` or `*`, with a `q` above 0).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut params = item.split(';');
+            let coding = params.next().unwrap_or_default().trim();
+            let known = ["gzip", "x-gzip", "*"]
+                .iter()
+                .any(|name| coding.eq_ignore_ascii_case(name));
+            let refused = params.any(|param| {
+                param
+                    .trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            known && !refused
+        })
+}
+
+/// Adds `Vary: Accept-Encoding` to a JSON answer and, when the client accepts gzip,
+/// compresses its body (`Content-Encoding: gzip`), as Zoho's front-ends do. Other answers
+/// (the empty `204`) pass unchanged.
+async fn encode(response: Response<Body>, gzip: bool) -> Response<Body> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    parts
+        .headers
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if !gzip {
+        return Response::from_parts(parts, body);
+    }
+    // A `Full` body is one chunk, already in memory: collecting it cannot fail or wait.
+    let plain = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(plain.len() / 2 + 32),
+        Compression::fast(),
+    );
+    let compressed = encoder.write_all(&plain).and_then(|()| encoder.finish());
+    match compressed {
+        Ok(compressed) => {
+            parts
+                .headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(Bytes::from(compressed)))
+        }
+        // Writing to a `Vec` does not fail; answer uncompressed all the same.
+        Err(_) => Response::from_parts(parts, Full::new(plain)),
     }
 }
 
@@ -477,7 +552,7 @@ mod tests {
             .send()
             .await
             .unwrap();
-        assert_eq!(read(resp).await.1["error"]["errorCode"], "INVALID_JSON");
+        assert_eq!(read(resp).await.1["error"]["key"], "INVALID_JSON");
         // Too large, but chunked, so only counting finds out.
         let mut chunked = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\

@@ -4,6 +4,7 @@
 use hyper::Method;
 use hyper::header::{self, HeaderMap};
 
+use super::reject::Reject;
 use super::sessions::Kind;
 use super::{API_PREFIX, MEETING_API_PREFIX};
 
@@ -91,6 +92,17 @@ impl<'a> Route<'a> {
             Route::User => "manageOrg",
             Route::Collection { kind, .. } | Route::Item { kind, .. } => kind.resource(),
             Route::Participants { .. } => "meeting",
+        }
+    }
+
+    /// The answer to a path naming another organisation, as each endpoint's page documents
+    /// it: `401 UNAUTHORIZED_USER` on the meeting pages, `403` code `1025` elsewhere.
+    pub(super) fn wrong_org(&self) -> Reject {
+        match self {
+            Route::Collection { .. } | Route::Item { .. } | Route::Participants { .. } => {
+                Reject::UnauthorizedUser
+            }
+            _ => Reject::OrgMismatch,
         }
     }
 
@@ -381,10 +393,7 @@ mod tests {
 
         // Each operation needs its own scope; ALL covers them; case does not matter.
         let created = sb.create(meeting_body()).await;
-        let item = sb.org(&format!(
-            "sessions/{}.json",
-            created["meetingKey"].as_str().unwrap()
-        ));
+        let item = sb.org(&format!("sessions/{}.json", &key_of(&created)));
         let (update_only, _) = mint(&sb.accounts, &["zohomeeting.MEETING.update"]).await;
         let edit = json!({ "session": { "topic": "t" } });
         let (status, _) = sb
@@ -410,10 +419,7 @@ mod tests {
             .await;
         assert_eq!(status, StatusCode::OK);
         // The participant report needs meeting.READ.
-        let report = sb.org(&format!(
-            "participant/{}.json",
-            created["meetingKey"].as_str().unwrap()
-        ));
+        let report = sb.org(&format!("participant/{}.json", &key_of(&created)));
         let (status, _) = sb
             .call_as(Method::GET, &report, Some(&webinar_all), None)
             .await;
@@ -435,10 +441,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wrong_zsoid_is_403_code_1025() {
+    async fn wrong_zsoid_is_401_unauthorized_user_on_the_meeting_pages() {
         let sb = Sandbox::start().await;
-        let forbidden =
-            json!({ "error": { "code": 1025, "message": "Org doesn't matches with request uri" } });
+        // As the participant-report page documents for an invalid organization id.
+        let unauthorized = json!({ "error": {
+            "errorCode": 3001,
+            "message": "You do not have permission to access this organization account.",
+            "key": "UNAUTHORIZED_USER",
+        }});
         for path in [
             "/api/v2/700000002/sessions.json",
             "/meeting/api/v2/1/sessions.json",
@@ -447,8 +457,8 @@ mod tests {
             "/api/v2/700000002/participant/1234567890.json",
         ] {
             let (status, body) = sb.call(Method::GET, path, None).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-            assert_eq!(body, forbidden, "{path}");
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(body, unauthorized, "{path}");
         }
         // The right zsoid under the second prefix works.
         let (status, _) = sb

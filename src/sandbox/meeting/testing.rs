@@ -8,7 +8,6 @@ pub(super) use reqwest::header::CONTENT_TYPE;
 pub(super) use serde_json::{Value, json};
 pub(super) use tokio::time::Instant;
 
-use super::time::{MS_PER_DAY, civil_from_days};
 pub(super) use super::{API_PREFIX, MeetingEmulator, MeetingOptions};
 pub(super) use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, TOKEN_PATH};
 use crate::sandbox::http::JSON_CONTENT_TYPE;
@@ -148,19 +147,21 @@ pub(super) fn meeting_body() -> Value {
         "presenter": 800_000_001u64,
         "startTime": "Jun 19, 2030 07:00 PM",
         "duration": 3_600_000,
-        "timezone": "Asia/Kolkata",
+        "timezone": "Asia/Calcutta",
         "participants": [{ "email": "dummy@email.com" }, { "email": "other@example.org" }],
     })
 }
 
 /// ISO 8601 for milliseconds since the epoch, in UTC.
 pub(super) fn iso(ms: i64) -> String {
-    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
-    let secs = ms.rem_euclid(MS_PER_DAY) / 1000;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+/// The `meetingKey` of a rendered meeting (a JSON number, as Zoho's meeting pages show it),
+/// as a path segment.
+pub(super) fn key_of(session: &Value) -> String {
+    session["meetingKey"]
+        .as_u64()
+        .expect("a numeric meetingKey")
+        .to_string()
 }

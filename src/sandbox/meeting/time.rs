@@ -1,24 +1,54 @@
-//! Start times: parsing what clients send and formatting what Zoho answers.
+//! Time: a meeting's time zone, start times as clients send them, and times as Zoho writes
+//! them.
+//!
+//! Time zones come from jiff's bundled copy of the IANA database (`tzdb-bundle-always`), so
+//! the sandbox needs no `/usr/share/zoneinfo`; Zoho's `Asia/Calcutta` is a link there to
+//! `Asia/Kolkata`. Instants are kept as milliseconds since the Unix epoch, as Zoho's answers
+//! give them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::ops::RangeInclusive;
 
-/// Milliseconds in a day.
-pub(super) const MS_PER_DAY: i64 = 86_400_000;
-/// The years a start time may fall in.
-pub(super) const YEARS: std::ops::RangeInclusive<i64> = 1970..=9999;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+
+/// The years a start time may fall in (the end of a meeting must stay inside jiff's range).
+pub(super) const YEARS: RangeInclusive<i16> = 1970..=9998;
+/// Longest accepted `timezone`, in bytes.
+pub(super) const MAX_TIMEZONE_LEN: usize = 64;
 /// English month abbreviations, as Zoho writes them.
 pub(super) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// Parses a start time in Zoho's format or ISO 8601 into milliseconds since the epoch.
-pub(super) fn parse_start_time(s: &str) -> Option<i64> {
-    parse_zoho_time(s).or_else(|| parse_iso_time(s))
+/// The time zone of an IANA name (`Asia/Kolkata`, `Asia/Calcutta`, `UTC`), compared without
+/// regard to case; `None` for an unknown name.
+pub(super) fn zone(name: &str) -> Option<TimeZone> {
+    if name.is_empty() || name.len() > MAX_TIMEZONE_LEN {
+        return None;
+    }
+    TimeZone::get(name).ok()
 }
 
-/// Parses Zoho's `"Jun 19, 2030 07:00 PM"` as UTC. The day and hour may have one or two
-/// digits; a trailing zone abbreviation (`IST`, `UTC`) is ignored.
-pub(super) fn parse_zoho_time(s: &str) -> Option<i64> {
+/// UTC, the time zone of a meeting created without one.
+pub(super) fn utc() -> TimeZone {
+    TimeZone::UTC
+}
+
+/// Parses a start time into milliseconds since the epoch: Zoho's `"Jun 19, 2030 07:00 PM"`
+/// read in `tz`, or ISO 8601 (`2030-06-19T19:00:00+05:30`; without an offset, read in `tz`).
+/// A local time that a daylight-saving change skips is moved forward by the gap; one that
+/// happens twice is the first of the two.
+pub(super) fn parse_start_time(s: &str, tz: &TimeZone) -> Option<i64> {
+    let instant = parse_zoho_time(s, tz).or_else(|| parse_iso_time(s, tz))?;
+    let year = instant.to_zoned(TimeZone::UTC).year();
+    YEARS.contains(&year).then(|| instant.as_millisecond())
+}
+
+/// Parses Zoho's `"Jun 19, 2030 07:00 PM"` in `tz`. The day and hour may have one or two
+/// digits; a trailing zone abbreviation (`IST`, as Zoho's own answers end) is ignored: the
+/// meeting's `timezone` decides.
+fn parse_zoho_time(s: &str, tz: &TimeZone) -> Option<Timestamp> {
     let mut words = s.split_whitespace();
     let month_name = words.next()?;
     let month = MONTHS
@@ -33,8 +63,8 @@ pub(super) fn parse_zoho_time(s: &str) -> Option<i64> {
         half if half.eq_ignore_ascii_case("PM") => true,
         _ => return None,
     };
-    if let Some(zone) = words.next()
-        && !(zone.len() <= 6 && zone.bytes().all(|b| b.is_ascii_alphabetic()))
+    if let Some(abbreviation) = words.next()
+        && !(abbreviation.len() <= 6 && abbreviation.bytes().all(|b| b.is_ascii_alphabetic()))
     {
         return None;
     }
@@ -42,198 +72,164 @@ pub(super) fn parse_zoho_time(s: &str) -> Option<i64> {
         return None;
     }
     let hour = hour % 12 + if pm { 12 } else { 0 };
-    let month = u32::try_from(month + 1).ok()?;
-    epoch_ms(i64::from(year), month, day, hour, minute, 0, 0)
+    let civil = DateTime::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month + 1).ok()?,
+        i8::try_from(day).ok()?,
+        i8::try_from(hour).ok()?,
+        i8::try_from(minute).ok()?,
+        0,
+        0,
+    )
+    .ok()?;
+    local(civil, tz)
 }
 
-/// Parses ISO 8601 / RFC 3339 `YYYY-MM-DDTHH:MM[:SS[.fff]][Z|±HH:MM|±HHMM]`; without an
-/// offset the time is UTC.
-pub(super) fn parse_iso_time(s: &str) -> Option<i64> {
+/// Parses ISO 8601 / RFC 3339 with a time of day: with an offset (`Z`, `+05:30`) it is an
+/// instant; without one it is a local time in `tz`.
+fn parse_iso_time(s: &str, tz: &TimeZone) -> Option<Timestamp> {
     let s = s.trim();
-    let b = s.as_bytes();
-    if !s.is_ascii()
-        || b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || b.get(13) != Some(&b':')
-    {
+    // A date alone is not a start time.
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+    if let Ok(instant) = s.parse::<Timestamp>() {
+        return Some(instant);
+    }
+    // Without an offset only: jiff would read an offset it cannot use as a local time.
+    let time = s.get(11..)?;
+    if time.contains(['+', '-', 'Z', 'z', '[']) {
         return None;
     }
-    let year = digits(s.get(0..4)?, 4, 4)?;
-    let month = digits(s.get(5..7)?, 2, 2)?;
-    let day = digits(s.get(8..10)?, 2, 2)?;
-    let hour = digits(s.get(11..13)?, 2, 2)?;
-    let minute = digits(s.get(14..16)?, 2, 2)?;
-    let mut rest = s.get(16..)?;
-    let mut second = 0;
-    let mut millis = 0;
-    if let Some(after) = rest.strip_prefix(':') {
-        second = digits(after.get(0..2)?, 2, 2)?;
-        rest = after.get(2..)?;
-        if let Some(after) = rest.strip_prefix('.') {
-            let len = after.bytes().take_while(u8::is_ascii_digit).count();
-            if len == 0 {
-                return None;
-            }
-            let frac = after.get(..len.min(3))?;
-            millis = digits(frac, 1, 3)? * 10u32.pow(3 - u32::try_from(frac.len()).ok()?);
-            rest = after.get(len..)?;
-        }
-    }
-    let offset_minutes: i64 = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first() {
-                Some(b'+') => 1,
-                Some(b'-') => -1,
-                _ => return None,
-            };
-            let zone = rest.get(1..)?;
-            let (h, m) = zone
-                .split_once(':')
-                .unwrap_or((zone.get(..2)?, zone.get(2..)?));
-            let (h, m) = (digits(h, 2, 2)?, digits(m, 2, 2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * i64::from(h * 60 + m)
-        }
-    };
-    let local = epoch_ms(i64::from(year), month, day, hour, minute, second, millis)?;
-    let utc = local.checked_sub(offset_minutes * 60_000)?;
-    let end_of_years = days_from_civil(YEARS.end() + 1, 1, 1) * MS_PER_DAY;
-    (0..end_of_years).contains(&utc).then_some(utc)
+    local(s.parse::<DateTime>().ok()?, tz)
 }
 
-/// Milliseconds since the epoch of a UTC civil time, checking every field's range.
-pub(super) fn epoch_ms(
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    millis: u32,
-) -> Option<i64> {
-    if !YEARS.contains(&year)
-        || !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-        || millis > 999
-    {
-        return None;
-    }
-    let seconds = i64::from(hour * 3600 + minute * 60 + second);
-    Some(days_from_civil(year, month, day) * MS_PER_DAY + seconds * 1000 + i64::from(millis))
+/// The instant of a local time in `tz`, resolving gaps and folds as described at
+/// [`parse_start_time`].
+fn local(civil: DateTime, tz: &TimeZone) -> Option<Timestamp> {
+    tz.to_ambiguous_zoned(civil)
+        .compatible()
+        .ok()
+        .map(|zoned| zoned.timestamp())
 }
 
 /// An unsigned decimal of `min..=max` ASCII digits (no sign, no spaces).
-pub(super) fn digits(s: &str, min: usize, max: usize) -> Option<u32> {
+fn digits(s: &str, min: usize, max: usize) -> Option<u32> {
     if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
 }
 
-/// Days in a month of the proleptic Gregorian calendar.
-pub(super) fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
+/// Milliseconds since the epoch, seen in `tz`; the epoch for a value outside jiff's range
+/// (the emulator never stores one).
+fn zoned(ms: i64, tz: &TimeZone) -> Zoned {
+    Timestamp::from_millisecond(ms)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_zoned(tz.clone())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`, <https://howardhinnant.github.io/date_algorithms.html>).
-pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+/// Formats an instant as Zoho does, in `tz` with the zone's abbreviation:
+/// `Jun 19, 2030 07:00 PM IST`.
+pub(super) fn zoho_time(ms: i64, tz: &TimeZone) -> String {
+    zoned(ms, tz).strftime("%b %d, %Y %I:%M %p %Z").to_string()
 }
 
-/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01
-/// (Hinnant's `civil_from_days`).
-pub(super) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = u32::try_from(day_of_year - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// The 12-hour clock time of an instant in `tz`: `07:00 PM`.
+pub(super) fn clock_time(ms: i64, tz: &TimeZone) -> String {
+    zoned(ms, tz).strftime("%I:%M %p").to_string()
 }
 
-/// Formats milliseconds since the epoch as Zoho does, in UTC: `Jun 19, 2030 07:00 PM`.
-pub(super) fn zoho_time(ms: i64) -> String {
-    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
-    let name = MONTHS
-        .get(usize::try_from(month).unwrap_or(1) - 1)
-        .copied()
-        .unwrap_or("Jan");
-    format!("{name} {day:02}, {year} {}", clock_time(ms))
+/// The offset of `tz` from UTC at an instant, in milliseconds (`19800000` for IST).
+pub(super) fn offset_ms(ms: i64, tz: &TimeZone) -> i64 {
+    i64::from(zoned(ms, tz).offset().seconds()) * 1000
 }
 
-/// The 12-hour clock time of milliseconds since the epoch, in UTC: `07:00 PM`.
-pub(super) fn clock_time(ms: i64) -> String {
-    let minutes = ms.rem_euclid(MS_PER_DAY) / 60_000;
-    let (hour, minute) = (minutes / 60, minutes % 60);
-    let half = if hour < 12 { "AM" } else { "PM" };
-    let hour = if hour % 12 == 0 { 12 } else { hour % 12 };
-    format!("{hour:02}:{minute:02} {half}")
+/// The calendar date of an instant in `tz`.
+pub(super) fn local_date(ms: i64, tz: &TimeZone) -> Date {
+    zoned(ms, tz).date()
 }
 
 /// The current time in milliseconds since the epoch.
 pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    Timestamp::now().as_millisecond()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+
+    fn tz(name: &str) -> TimeZone {
+        zone(name).unwrap()
+    }
+
+    /// 2030-06-19T19:00:00Z.
+    const JUNE_UTC: i64 = 1_908_126_000_000;
+    /// 2030-06-19T19:00:00+05:30.
+    const JUNE_IST: i64 = JUNE_UTC - 19_800_000;
 
     #[test]
-    fn parses_zoho_start_times_as_utc() {
-        let june = 1_908_126_000_000;
+    fn resolves_zone_names_with_the_bundled_database() {
+        for name in [
+            "Asia/Kolkata",
+            "Asia/Calcutta",
+            "asia/calcutta",
+            "UTC",
+            "America/New_York",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+            "Europe/London",
+        ] {
+            assert!(zone(name).is_some(), "{name}");
+        }
+        for bad in [
+            "",
+            "Asia/Atlantis",
+            "Asia Kolkata",
+            "/Asia",
+            "IST",
+            "+05:30",
+            "Asia/Kolkata\n",
+            &"A".repeat(65),
+        ] {
+            assert!(zone(bad).is_none(), "{bad:?}");
+        }
+        // The link and its target are the same zone.
+        assert_eq!(
+            offset_ms(JUNE_UTC, &tz("Asia/Calcutta")),
+            offset_ms(JUNE_UTC, &tz("Asia/Kolkata"))
+        );
+    }
+
+    #[test]
+    fn reads_zoho_start_times_in_the_meeting_time_zone() {
+        let ist = tz("Asia/Calcutta");
         for s in [
             "Jun 19, 2030 07:00 PM",
             "jun 19, 2030 7:00 pm",
             "  Jun 19, 2030   07:00 PM IST ",
+            // The abbreviation is ignored: the meeting's time zone decides.
             "Jun 19, 2030 07:00 PM UTC",
         ] {
-            assert_eq!(parse_start_time(s), Some(june), "{s}");
+            assert_eq!(parse_start_time(s, &ist), Some(JUNE_IST), "{s}");
         }
         assert_eq!(
-            parse_start_time("Jan 4, 2024 12:00 AM"),
+            parse_start_time("Jun 19, 2030 07:00 PM", &utc()),
+            Some(JUNE_UTC)
+        );
+        assert_eq!(
+            parse_start_time("Jan 4, 2024 12:00 AM", &utc()),
             Some(1_704_326_400_000)
         );
         assert_eq!(
-            parse_start_time("Jan 04, 2024 12:30 PM"),
+            parse_start_time("Jan 04, 2024 12:30 PM", &utc()),
             Some(1_704_371_400_000)
         );
         assert_eq!(
-            parse_start_time("Feb 29, 2028 11:59 PM"),
+            parse_start_time("Feb 29, 2028 11:59 PM", &utc()),
             Some(1_835_481_540_000)
         );
-        assert_eq!(parse_start_time("Jan 01, 1970 12:00 AM"), Some(0));
+        assert_eq!(parse_start_time("Jan 01, 1970 12:00 AM", &utc()), Some(0));
         for bad in [
             "",
             "Jun 19 2030 07:00 PM",
@@ -247,99 +243,146 @@ mod tests {
             "Feb 29, 2030 07:00 PM",
             "Feb 29, 2100 07:00 PM",
             "Jun 19, 1969 07:00 PM",
+            "Jun 19, 9999 07:00 PM",
             "Jun 19, 30 07:00 PM",
             "Jun +9, 2030 07:00 PM",
             "Jun 19, 2030 07:00 PM GMT+5",
             "Jun 19, 2030 07:00 PM IST extra",
             "Jun 19, 2030 07:00 XM",
         ] {
-            assert_eq!(parse_start_time(bad), None, "{bad}");
+            assert_eq!(parse_start_time(bad, &utc()), None, "{bad}");
         }
+        // Just after the epoch in UTC is before it in New York.
+        assert_eq!(
+            parse_start_time("Jan 01, 1970 12:30 AM", &tz("America/New_York")),
+            Some(5 * 3_600_000 + 1_800_000)
+        );
+        assert_eq!(
+            parse_start_time("Jan 01, 1970 12:30 AM", &tz("Asia/Kolkata")),
+            None
+        );
     }
 
     #[test]
-    fn parses_iso_start_times_with_offsets() {
-        let june = 1_908_126_000_000;
+    fn reads_new_york_summer_and_winter_with_their_own_offsets() {
+        let ny = tz("America/New_York");
+        // EDT, UTC-4.
+        assert_eq!(
+            parse_start_time("Jun 19, 2030 03:00 PM", &ny),
+            Some(JUNE_UTC)
+        );
+        // EST, UTC-5: 2030-01-15T20:00:00Z.
+        let january = 1_894_737_600_000;
+        assert_eq!(
+            parse_start_time("Jan 15, 2030 03:00 PM", &ny),
+            Some(january)
+        );
+        assert_eq!(zoho_time(JUNE_UTC, &ny), "Jun 19, 2030 03:00 PM EDT");
+        assert_eq!(zoho_time(january, &ny), "Jan 15, 2030 03:00 PM EST");
+        assert_eq!(offset_ms(JUNE_UTC, &ny), -14_400_000);
+        assert_eq!(offset_ms(january, &ny), -18_000_000);
+        // 02:30 on 2030-03-10 does not exist in New York: it is read as 03:30 EDT.
+        assert_eq!(
+            parse_start_time("Mar 10, 2030 02:30 AM", &ny).map(|ms| zoho_time(ms, &ny)),
+            Some("Mar 10, 2030 03:30 AM EDT".to_owned())
+        );
+        // 01:30 on 2030-11-03 happens twice: the first (EDT) is meant.
+        assert_eq!(
+            parse_start_time("Nov 03, 2030 01:30 AM", &ny).map(|ms| zoho_time(ms, &ny)),
+            Some("Nov 03, 2030 01:30 AM EDT".to_owned())
+        );
+    }
+
+    #[test]
+    fn reads_iso_start_times_with_an_offset_or_in_the_meeting_time_zone() {
+        let ist = tz("Asia/Kolkata");
         for s in [
             "2030-06-19T19:00:00Z",
             "2030-06-19T19:00Z",
-            "2030-06-19T19:00",
-            "2030-06-19 19:00:00",
             "2030-06-19t19:00:00z",
             "2030-06-20T00:30:00+05:30",
-            "2030-06-20T00:30:00+0530",
             "2030-06-19T14:00:00.000-05:00",
         ] {
-            assert_eq!(parse_start_time(s), Some(june), "{s}");
+            assert_eq!(parse_start_time(s, &ist), Some(JUNE_UTC), "{s}");
+            assert_eq!(parse_start_time(s, &utc()), Some(JUNE_UTC), "{s}");
         }
-        assert_eq!(parse_start_time("2030-06-19T19:00:00.5Z"), Some(june + 500));
+        // Without an offset: local time in the meeting's zone.
+        for s in [
+            "2030-06-19T19:00:00",
+            "2030-06-19T19:00",
+            "2030-06-19 19:00:00",
+        ] {
+            assert_eq!(parse_start_time(s, &utc()), Some(JUNE_UTC), "{s}");
+            assert_eq!(parse_start_time(s, &ist), Some(JUNE_IST), "{s}");
+        }
         assert_eq!(
-            parse_start_time("2030-06-19T19:00:00.123456Z"),
-            Some(june + 123)
+            parse_start_time("2030-06-19T19:00:00.5Z", &utc()),
+            Some(JUNE_UTC + 500)
         );
         assert_eq!(
-            parse_start_time("2000-02-29T00:00:00Z"),
+            parse_start_time("2000-02-29T00:00:00Z", &utc()),
             Some(951_782_400_000)
+        );
+        // A leap second is read as the last second of its minute, as jiff does.
+        assert_eq!(
+            parse_start_time("2030-06-19T19:00:60Z", &utc()),
+            Some(JUNE_UTC + 59_000)
         );
         for bad in [
             "2030-06-19",
             "2030-06-19T",
             "2030-6-19T19:00:00Z",
-            "2030-06-19T19:00:60Z",
             "2030-06-19T24:00:00Z",
             "2030-13-01T00:00:00Z",
             "2030-06-31T00:00:00Z",
-            "2030-06-19T19:00:00.Z",
             "2030-06-19T19:00:00+5:30",
-            "2030-06-19T19:00:00+24:00",
             "2030-06-19T19:00:00 UTC",
             "1970-01-01T00:30:00+01:00",
+            "9999-06-19T19:00:00Z",
             "+2030-06-19T19:00:00Z",
             "2030-06-19T19:00:00Zjunk",
             "2030-06-19T19:é0:00Z",
+            "\u{e9}\u{e9}\u{e9}\u{e9}-01-01T00:00",
         ] {
-            assert_eq!(parse_start_time(bad), None, "{bad}");
+            assert_eq!(parse_start_time(bad, &utc()), None, "{bad}");
         }
     }
 
     #[test]
-    fn civil_dates_round_trip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
-        let mut expected = (1970, 1, 1);
-        for days in 0..days_from_civil(2101, 1, 1) {
-            let date = civil_from_days(days);
-            assert_eq!(date, expected, "{days}");
-            assert_eq!(days_from_civil(date.0, date.1, date.2), days);
-            expected = if expected.2 < days_in_month(expected.0, expected.1) {
-                (expected.0, expected.1, expected.2 + 1)
-            } else if expected.1 < 12 {
-                (expected.0, expected.1 + 1, 1)
-            } else {
-                (expected.0 + 1, 1, 1)
-            };
-        }
-    }
-
-    #[test]
-    fn formats_zoho_times_and_iso() {
-        assert_eq!(zoho_time(1_908_126_000_000), "Jun 19, 2030 07:00 PM");
-        assert_eq!(zoho_time(0), "Jan 01, 1970 12:00 AM");
-        assert_eq!(zoho_time(1_704_371_400_000), "Jan 04, 2024 12:30 PM");
-        assert_eq!(zoho_time(MS_PER_DAY - 60_000), "Jan 01, 1970 11:59 PM");
-        assert_eq!(iso(1_908_126_000_000), "2030-06-19T19:00:00Z");
-        // Every rendering parses back to the same minute.
-        for ms in [0, 951_782_400_000, 1_908_126_000_000, 253_402_300_740_000] {
-            assert_eq!(parse_start_time(&zoho_time(ms)), Some(ms));
+    fn formats_times_with_the_zone_abbreviation_and_offset() {
+        let ist = tz("Asia/Calcutta");
+        assert_eq!(zoho_time(JUNE_IST, &ist), "Jun 19, 2030 07:00 PM IST");
+        assert_eq!(offset_ms(JUNE_IST, &ist), 19_800_000);
+        assert_eq!(clock_time(JUNE_IST, &ist), "07:00 PM");
+        assert_eq!(zoho_time(JUNE_UTC, &utc()), "Jun 19, 2030 07:00 PM UTC");
+        assert_eq!(offset_ms(JUNE_UTC, &utc()), 0);
+        assert_eq!(zoho_time(0, &utc()), "Jan 01, 1970 12:00 AM UTC");
+        assert_eq!(
+            zoho_time(1_704_371_400_000, &utc()),
+            "Jan 04, 2024 12:30 PM UTC"
+        );
+        assert_eq!(clock_time(86_400_000 - 60_000, &utc()), "11:59 PM");
+        // The same instant is a different date in Kolkata and New York.
+        let late = JUNE_UTC + 4 * 3_600_000 + 1_800_000; // 23:30 UTC
+        assert_eq!(local_date(late, &ist).to_string(), "2030-06-20");
+        assert_eq!(
+            local_date(late, &tz("America/New_York")).to_string(),
+            "2030-06-19"
+        );
+        // Every rendering parses back to the same minute, in its own zone.
+        for (ms, name) in [
+            (0, "UTC"),
+            (951_782_400_000, "Asia/Kolkata"),
+            (JUNE_UTC, "America/New_York"),
+            (1_894_737_600_000, "America/New_York"),
+            (253_370_764_740_000, "UTC"),
+        ] {
+            let zone = tz(name);
             assert_eq!(
-                parse_start_time(&format!("{} UTC", zoho_time(ms))),
-                Some(ms)
+                parse_start_time(&zoho_time(ms, &zone), &zone),
+                Some(ms),
+                "{ms} {name}"
             );
-            assert_eq!(parse_start_time(&iso(ms)), Some(ms));
         }
     }
 }
