@@ -33,3 +33,5 @@ mod deploy;
 mod fleet;
 // Token rejections in gzip/deflate/br answers: seen through, passed on byte for byte.
 mod rejection;
+// The meeting, webinar and participant-report answers against Zoho's documented examples.
+mod emulator_meetings;

@@ -631,6 +631,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn json_answers_are_gzipped_for_clients_that_accept_gzip() {
+        let sb = Sandbox::start().await;
+        let gunzip = |body: &[u8]| -> Value {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).unwrap();
+            serde_json::from_slice(&out).unwrap()
+        };
+        let get = |path: String, accept: Option<&'static str>, token: bool| {
+            let mut req = sb.http.get(format!("{}{path}", sb.meeting.url()));
+            if let Some(accept) = accept {
+                req = req.header("accept-encoding", accept);
+            }
+            if token {
+                req = req.header("authorization", format!("Zoho-oauthtoken {}", sb.token));
+            }
+            req.send()
+        };
+        let plain = get("/api/v2/user.json".to_owned(), None, true)
+            .await
+            .unwrap();
+        assert_eq!(plain.headers()["vary"], "Accept-Encoding");
+        assert!(plain.headers().get("content-encoding").is_none());
+        let plain: Value = plain.json().await.unwrap();
+        for accept in ["gzip", "br, gzip;q=0.5", "x-gzip", "*", "GZIP"] {
+            let resp = get("/api/v2/user.json".to_owned(), Some(accept), true)
+                .await
+                .unwrap();
+            assert_eq!(resp.headers()["content-encoding"], "gzip", "{accept}");
+            assert_eq!(resp.headers()["vary"], "Accept-Encoding", "{accept}");
+            let body = resp.bytes().await.unwrap();
+            assert_eq!(gunzip(&body), plain, "{accept}");
+        }
+        // Error answers too, the token rejection first of all.
+        let resp = get("/api/v2/user.json".to_owned(), Some("gzip"), false)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(resp.headers()["content-encoding"], "gzip");
+        assert_eq!(gunzip(&resp.bytes().await.unwrap()), invalid_token());
+        // Refused or not offered: plain.
+        for accept in ["gzip;q=0", "br", "identity", "deflate, gzip; q=0.0"] {
+            let resp = get("/api/v2/user.json".to_owned(), Some(accept), true)
+                .await
+                .unwrap();
+            assert!(resp.headers().get("content-encoding").is_none(), "{accept}");
+            assert_eq!(resp.json::<Value>().await.unwrap(), plain, "{accept}");
+        }
+        // An empty 204 is not encoded.
+        let created = sb.create(meeting_body()).await;
+        let resp = sb
+            .http
+            .delete(format!(
+                "{}{}",
+                sb.meeting.url(),
+                sb.org(&format!("sessions/{}.json", key_of(&created)))
+            ))
+            .header("authorization", format!("Zoho-oauthtoken {}", sb.token))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert!(resp.headers().get("content-encoding").is_none());
+        assert!(resp.bytes().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn serves_http2_with_prior_knowledge() {
         use hyper_util::client::legacy::Client;
         let sb = Sandbox::start().await;
