@@ -19,14 +19,15 @@
 //! | Method and path | Scope | Answer |
 //! | --- | --- | --- |
 //! | `GET /api/v2/user.json` | `ZohoMeeting.manageOrg.READ` | `200 {"userDetails":{..}}` |
-//! | `GET /api/v2/{zsoid}/sessions.json` | `ZohoMeeting.meeting.READ` | `200 {"session":[..]}`; query `listtype` (`all`, `past`, `today`, `upcoming`), `index`, `count` |
+//! | `GET /api/v2/{zsoid}/sessions.json` | `ZohoMeeting.meeting.READ` | `200 {"session":[..],"count":n}`; query `listtype` (`all`, `past`, `today`, `upcoming`), `index`, `count` |
 //! | `POST /api/v2/{zsoid}/sessions.json` | `ZohoMeeting.meeting.CREATE` | `201 {"session":{..}}` |
 //! | `GET /api/v2/{zsoid}/sessions/{meetingKey}.json` | `ZohoMeeting.meeting.READ` | `200 {"session":{..}}` |
 //! | `PUT /api/v2/{zsoid}/sessions/{meetingKey}.json` | `ZohoMeeting.meeting.UPDATE` | `200 {"session":{..}}` |
 //! | `DELETE /api/v2/{zsoid}/sessions/{meetingKey}.json` | `ZohoMeeting.meeting.DELETE` | `204`, empty body |
-//! | `GET`, `POST /api/v2/{zsoid}/webinar.json` | `ZohoMeeting.webinar.READ`, `.CREATE` | as for sessions, under the key `"webinar"` |
-//! | `GET`, `PUT`, `DELETE /api/v2/{zsoid}/webinar/{webinarKey}.json` | `ZohoMeeting.webinar.READ`, `.UPDATE`, `.DELETE` | as for sessions |
-//! | `GET /api/v2/{zsoid}/participant/{meetingKey}.json` | `ZohoMeeting.meeting.READ` | `200 {"participantsCount":n,"participants":[..]}`; query `index`, `count` |
+//! | `GET /api/v2/{zsoid}/webinar.json` | `ZohoMeeting.webinar.READ` | `200 {"webinar":[..],"count":n}`; query as for sessions |
+//! | `POST /api/v2/{zsoid}/webinar.json` | `ZohoMeeting.webinar.CREATE` | `201 {"session":{"webinarKey":..,"meetingKey":..,..}}` |
+//! | `GET`, `PUT`, `DELETE /api/v2/{zsoid}/webinar/{webinarKey}.json` | `ZohoMeeting.webinar.READ`, `.UPDATE`, `.DELETE` | as for sessions, with `webinarKey` |
+//! | `GET /api/v2/{zsoid}/participant/{meetingKey}.json` | `ZohoMeeting.meeting.READ` | `200 {"participantsCount":n,"participants":[..]}`; query `index` (a page number), `count` |
 //!
 //! A scope `ZohoMeeting.<resource>.ALL` covers every operation on that resource; scope names
 //! are compared without regard to case.
@@ -38,52 +39,88 @@
 //! 1. **Token** (`zoho-facts.md` §1, §9): `Authorization: Zoho-oauthtoken <token>` (or
 //!    `Bearer <token>`). A missing, unknown, expired or revoked token, or a forced rejection
 //!    ([`MeetingControl::reject_tokens`], [`MeetingControl::reject_all_tokens`]), answers
-//!    **HTTP 400** `{"error":{"code":2000,"message":"INVALID_OAUTHTOKEN"}}`, as Zoho does.
+//!    **HTTP 400** `{"error":{"code":2000,"message":"INVALID_OAUTHTOKEN"}}`, as Zoho documents.
 //! 2. **Path and method**: `404 {"error":{"code":404,"message":"Not found"}}`, or `405` with
 //!    an `Allow` header.
 //! 3. **Scope**: `401 {"code":"OAUTH_SCOPE_MISMATCH",..,"status":"error"}`, which is not a
-//!    token rejection and must not make a proxy refresh.
-//! 4. **Organisation**: a `{zsoid}` other than [`MeetingOptions::zsoid`] answers
-//!    `403 {"error":{"code":1025,"message":"Org doesn't matches with request uri"}}`.
+//!    token rejection and must not make a proxy refresh. (The Meeting pages document no
+//!    answer for a missing scope; this is the one other Zoho APIs give.)
+//! 4. **Organisation**: a `{zsoid}` other than [`MeetingOptions::zsoid`] answers as the
+//!    endpoint's page documents: on the meeting, webinar and participant endpoints
+//!    `401 {"error":{"errorCode":3001,"message":"You do not have permission to access this
+//!    organization account.","key":"UNAUTHORIZED_USER"}}` (a 401 that is **not** a token
+//!    problem: a proxy passes it through without refreshing).
 //! 5. **Fault injection**: [`MeetingOptions::failure_rate`] of the requests that got this far
 //!    answer `500 {"error":{"code":500,"message":"Internal server error"}}`.
-//! 6. **The endpoint**: an unknown key answers `400 {"error":{"errorCode":4000,
-//!    "key":"INVALID_MEETING_KEY",..}}`; an invalid body or query answers `400
-//!    {"error":{"errorCode":"INVALID_...","message":".."}}`.
+//! 6. **The endpoint**: an unknown key answers the documented `400 {"error":{"errorCode":4000,
+//!    "message":"The meeting key is invalid.","key":"INVALID_MEETING_KEY"}}`; an invalid
+//!    body or query answers `400 {"error":{"errorCode":4001,"key":"INVALID_...","message":
+//!    ".."}}` (Zoho documents no validation errors; this mirrors the documented one, and
+//!    `4001` is the emulator's own number).
 //!
 //! Paths outside the API prefixes answer `404` without a token check. Request bodies over
 //! [`MAX_BODY_BYTES`] answer `413` before any check, as a front-end would. Every answer is
-//! delayed by the current latency ([`MeetingControl::set_latency`]); JSON answers carry
-//! `Content-Type: application/json;charset=UTF-8`.
+//! delayed by the current latency ([`MeetingControl::set_latency`]). JSON answers carry
+//! `Content-Type: application/json;charset=UTF-8` and `Vary: Accept-Encoding`, and are
+//! gzip-compressed (`Content-Encoding: gzip`) when the request's `Accept-Encoding` accepts
+//! gzip, error answers included, as Zoho's front-ends do: a proxy must see a token rejection
+//! through the compression.
 //!
 //! # Meeting bodies
 //!
 //! Create and edit take `{"session":{"topic","agenda","presenter","startTime","duration",
-//! "timezone","participants":[{"email"}]}}` (`"webinar"` for webinars; either key is
-//! accepted on both), as a plain JSON body or in Zoho's documented `JSONString=<json>` form,
-//! URL-encoded (`application/x-www-form-urlencoded`) or raw. Creating needs `topic` (at most
-//! 200 characters) and `startTime`; `duration` is in **milliseconds** (60 000 to 86 400 000,
+//! "timezone","participants":[{"email"}]}}` (`"webinar"` is accepted as the wrapper too), as
+//! a plain JSON body or in Zoho's documented `JSONString=<json>` form, URL-encoded
+//! (`application/x-www-form-urlencoded`) or raw. Creating needs `topic` (at most 200
+//! characters) and `startTime`; `duration` is in **milliseconds** (60 000 to 86 400 000,
 //! default one hour); `timezone` defaults to `UTC`; `presenter`, when given, must be
 //! [`MeetingOptions::zuid`]. Editing replaces only the fields given.
 //!
-//! `startTime` is Zoho's `"Jun 19, 2030 07:00 PM"` (an optional trailing zone abbreviation
-//! such as `IST` is ignored) or ISO 8601 (`2030-06-19T19:00:00Z`, with an optional offset).
-//! **The sandbox has no time-zone database**: Zoho's format is read as UTC whatever
-//! `timezone` says, `startTime` and `endTime` are answered in UTC with a `UTC` suffix, and
-//! `listtype=today` means today in UTC. Start times in the past are accepted, so that
-//! `listtype=past` has something to list.
+//! **Time zones** come from the IANA database bundled into the binary (jiff's
+//! `tzdb-bundle-always`, no `/usr/share/zoneinfo` needed); `timezone` is an IANA name, Zoho's
+//! `Asia/Calcutta` included, and an unknown name answers `400` `INVALID_TIMEZONE`.
+//! `startTime` is Zoho's `"Jun 19, 2030 07:00 PM"`, read in the meeting's `timezone` (a
+//! trailing abbreviation such as `IST` is ignored), or ISO 8601: with an offset
+//! (`2030-06-19T19:00:00+05:30`) it is that instant, without one it is read in the meeting's
+//! zone. A local time skipped by a daylight-saving change moves forward by the gap; one that
+//! happens twice is the first. On edit, a `startTime` without `timezone` is read in the
+//! meeting's zone, and a new `timezone` alone keeps the instant. Answers give `startTime`
+//! and `endTime` in the meeting's zone with its abbreviation (`"Jun 19, 2030 07:00 PM IST"`)
+//! and, on create, `offset`: the zone's offset from UTC at the start, in milliseconds, a JSON
+//! number. Start times in the past are accepted, so that `listtype=past` has something to
+//! list.
 //!
-//! `index` is the 1-based position of the first record (default 1) and `count` the page size
-//! (default and maximum 100). Zoho's participant-report page calls `index` a page number;
-//! the two readings agree for `index=1`. `past` lists meetings that have ended, `upcoming`
-//! those that have not.
+//! # Answers
+//!
+//! Each answer has the fields and JSON types of the page that documents it
+//! (`tests/fixtures/zoho/` restates each example): `meetingKey`, `presenter`,
+//! `creatorZuid`, `presenterZuid`, `offset` and the list's `sysId` are numbers; participant
+//! `id`s and the report's `memberId` are strings. Create answers the create page's fields
+//! (with `participants` and `offset`), get and edit the get page's (with `presenterEmail`,
+//! `presenterName` and `meetingEmbedUrl`), list entries the list page's. `pwd` and
+//! `encryptPwd` show a generated six-character password masked as the pages show it
+//! (`"a***z"`); `meetingEmbedUrl` carries a generated 64-hex-digit `t`.
+//!
+//! Webinars are meetings kept apart: created, read and edited in `{"session":{..}}` with
+//! `webinarKey` (equal to `meetingKey`), which is what Zoho's webinar clients read; listed
+//! under `"webinar"`. Zoho's webinar pages were not available when this was written, so
+//! their shape follows the meeting pages (numeric keys) and those clients.
+//!
+//! Lists: `index` is the offset of the first record, from 0 (the default), as the list page
+//! calls it "Index of the Meeting Record"; `count` is the page size (default and maximum
+//! 100); the answer's `count` is how many meetings match before paging. `listtype` defaults
+//! to `all`; `past` lists meetings that have ended, `upcoming` those that have not, and
+//! `today` those that start on today's date **in the meeting's own time zone**. The
+//! participant report's `index` is a page number, as its page documents, counted from 1;
+//! `index=0` is the first page too.
 //!
 //! The participant report has one entry per invited email, with made-up join and leave
-//! times inside the meeting; it does not wait for the meeting to happen.
+//! times inside the meeting and clock times in the meeting's zone; it does not wait for the
+//! meeting to happen.
 //!
 //! Not emulated: the user-management endpoints, recordings, SDK sessions, recurring
-//! meetings, passwords, and Zoho's (undocumented) rate limits. At most [`MAX_SESSIONS`]
-//! meetings and webinars are kept.
+//! meetings, checking passwords, and Zoho's (undocumented) rate limits. At most
+//! [`MAX_SESSIONS`] meetings and webinars are kept.
 //!
 //! # Logging
 //!
