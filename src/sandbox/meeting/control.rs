@@ -65,7 +65,7 @@ impl MeetingControl {
         self.shared.zuid
     }
 
-    /// Returns the emulator's base URL, as [`MeetingEmulator::url`] does.
+    /// Returns the emulator's base URL, as [`MeetingEmulator::url`](super::MeetingEmulator::url) does.
     pub fn url(&self) -> String {
         self.shared.url.clone()
     }
