@@ -13,9 +13,9 @@
 //! - [`meeting`] emulates the Zoho Meeting API (`meeting.zoho.com`): the current user,
 //!   meetings, webinars and the participant report, kept in memory, with Zoho's answers to
 //!   bad tokens (`400` code `2000`), missing scopes (`401 OAUTH_SCOPE_MISMATCH`) and a wrong
-//!   organisation (`403` code `1025`). It checks tokens against an accounts emulator and can
-//!   inject latency, `500`s and forced token rejections. The proxy's tests use it as the
-//!   upstream.
+//!   organisation (`401 UNAUTHORIZED_USER`, as the meeting pages document). It checks
+//!   tokens against an accounts emulator and can inject latency, `500`s and forced token
+//!   rejections. The proxy's tests use it as the upstream.
 //!
 //! Both emulators share their server plumbing (binding, the accept loop, TLS, HTTP/1.1 and
 //! HTTP/2, body limits and JSON answers) through the private `http` module, so that each

@@ -302,3 +302,99 @@ async fn a_gzip_bomb_or_garbage_is_passed_through_without_a_refresh() {
     // A plain rejection under a coding the proxy does not know: not judged, passed on.
     passes_through_unchanged(Answer::new(400, Some("zstd"), MEETING_REJECTION.to_vec())).await;
 }
+
+/// The Meeting emulator, the accounts emulator it trusts, and a ready proxy in front of it.
+async fn setup_emulated() -> (
+    AccountsEmulator,
+    zoho_meeting_proxy::sandbox::meeting::MeetingEmulator,
+    TestProxy,
+) {
+    let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let meeting = support::meeting_emulator(&accounts).await;
+    let proxy = TestProxy::start(&accounts, &meeting.url(), &[]).await;
+    proxy.ready().await;
+    (accounts, meeting, proxy)
+}
+
+#[tokio::test]
+async fn the_emulators_wrong_org_answer_is_passed_through_without_a_refresh() {
+    let (accounts, meeting, proxy) = setup_emulated().await;
+    let mints = accounts.control().mint_count();
+
+    for encoding in [None, Some("gzip")] {
+        meeting.control().clear_requests();
+        let mut request = client().get(proxy.url("/api/v2/700000002/sessions.json"));
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{encoding:?}");
+        let compressed = response.headers().get("content-encoding").is_some();
+        let body = response.bytes().await.unwrap();
+        let body = if compressed {
+            gunzip(&body)
+        } else {
+            body.to_vec()
+        };
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let expected: serde_json::Value = serde_json::from_slice(UNAUTHORIZED_USER).unwrap();
+        assert_eq!(body, expected, "{encoding:?}");
+        // A 401 that is not a token problem: no refresh, no replay.
+        assert_eq!(meeting.control().requests().len(), 1, "{encoding:?}");
+    }
+    assert_eq!(accounts.control().mint_count(), mints);
+}
+
+#[tokio::test]
+async fn a_gzip_rejection_from_the_emulator_is_replayed_and_the_client_gets_gzip() {
+    let (accounts, meeting, proxy) = setup_emulated().await;
+    // The emulator's own JSON, uncompressed, for comparison.
+    let plain = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: serde_json::Value = plain.json().await.unwrap();
+    let mints = accounts.control().mint_count();
+    meeting.control().clear_requests();
+    meeting.control().reject_tokens(1);
+
+    let response = client()
+        .get(proxy.url("/api/v2/user.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(response.headers()["vary"], "Accept-Encoding");
+    let body = response.bytes().await.unwrap();
+    let decoded: serde_json::Value = serde_json::from_slice(&gunzip(&body)).unwrap();
+    assert_eq!(decoded, plain);
+    assert_eq!(accounts.control().mint_count(), mints + 1, "one refresh");
+    let seen = meeting.control().requests();
+    assert_eq!(seen.len(), 2, "the original and one replay");
+    assert_ne!(seen[0].authorization, seen[1].authorization);
+    for request in &seen {
+        let accept = request
+            .headers
+            .iter()
+            .find(|(name, _)| name == "accept-encoding")
+            .map(|(_, value)| value.as_str());
+        assert_eq!(
+            accept,
+            Some("gzip"),
+            "the client's Accept-Encoding was forwarded"
+        );
+    }
+}
+
+/// Inflates a gzip body.
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).unwrap();
+    out
+}

@@ -753,10 +753,7 @@ level = "trace"
         .unwrap();
     assert_eq!(created.status(), 201);
     let created: serde_json::Value = created.json().await.unwrap();
-    let key = match &created["session"]["meetingKey"] {
-        serde_json::Value::String(key) => key.clone(),
-        other => other.to_string(),
-    };
+    let key = created["session"]["meetingKey"].as_u64().unwrap();
     let session = url(&format!("/api/v2/{zsoid}/sessions/{key}.json"));
     let edited = http
         .put(&session)

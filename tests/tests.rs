@@ -41,3 +41,5 @@ mod metrics;
 mod logs;
 // The end-to-end scenario (tests/support/scenario.rs) against `sandbox --emulator-only`.
 mod scenario;
+// The meeting, webinar and participant-report answers against Zoho's documented examples.
+mod emulator_meetings;

@@ -1,0 +1,469 @@
+//! Which endpoint a request names: the API prefixes, the route, its methods and the scope
+//! it needs, and the access token.
+
+use hyper::Method;
+use hyper::header::{self, HeaderMap};
+
+use super::reject::Reject;
+use super::sessions::Kind;
+use super::{API_PREFIX, MEETING_API_PREFIX};
+
+/// An API endpoint, parsed from the path after the prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Route<'a> {
+    User,
+    Collection {
+        org: &'a str,
+        kind: Kind,
+    },
+    Item {
+        org: &'a str,
+        kind: Kind,
+        key: &'a str,
+    },
+    Participants {
+        org: &'a str,
+        key: &'a str,
+    },
+}
+
+/// What a request does, for the scope check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+// === impl Route ===
+
+impl<'a> Route<'a> {
+    /// Parses the path after the API prefix; `None` for an unknown endpoint.
+    pub(super) fn parse(rest: &'a str) -> Option<Self> {
+        let rest = rest.strip_suffix(".json").unwrap_or(rest);
+        let segments: Vec<&str> = rest.split('/').collect();
+        let kind = |segment: &str| {
+            [Kind::Meeting, Kind::Webinar]
+                .into_iter()
+                .find(|kind| kind.segment() == segment)
+        };
+        match segments.as_slice() {
+            ["user"] => Some(Route::User),
+            [org, collection] if !org.is_empty() => Some(Route::Collection {
+                org,
+                kind: kind(collection)?,
+            }),
+            [org, "participant", key] if !org.is_empty() && !key.is_empty() => {
+                Some(Route::Participants { org, key })
+            }
+            [org, collection, key] if !org.is_empty() && !key.is_empty() => Some(Route::Item {
+                org,
+                kind: kind(collection)?,
+                key,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The operation `method` performs here; `None` when the method is not allowed.
+    pub(super) fn operation(&self, method: &Method) -> Option<Op> {
+        match (self, method.as_str()) {
+            (_, "GET") => Some(Op::Read),
+            (Route::Collection { .. }, "POST") => Some(Op::Create),
+            (Route::Item { .. }, "PUT") => Some(Op::Update),
+            (Route::Item { .. }, "DELETE") => Some(Op::Delete),
+            _ => None,
+        }
+    }
+
+    /// The methods allowed here, for the `Allow` header.
+    pub(super) fn allow(&self) -> &'static str {
+        match self {
+            Route::User | Route::Participants { .. } => "GET",
+            Route::Collection { .. } => "GET, POST",
+            Route::Item { .. } => "GET, PUT, DELETE",
+        }
+    }
+
+    /// The resource part of the scope the endpoint needs (`ZohoMeeting.<resource>.<op>`).
+    pub(super) fn scope_resource(&self) -> &'static str {
+        match self {
+            Route::User => "manageOrg",
+            Route::Collection { kind, .. } | Route::Item { kind, .. } => kind.resource(),
+            Route::Participants { .. } => "meeting",
+        }
+    }
+
+    /// The answer to a path naming another organisation, as each endpoint's page documents
+    /// it: `401 UNAUTHORIZED_USER` on the meeting pages, `403` code `1025` elsewhere.
+    pub(super) fn wrong_org(&self) -> Reject {
+        match self {
+            Route::Collection { .. } | Route::Item { .. } | Route::Participants { .. } => {
+                Reject::UnauthorizedUser
+            }
+            _ => Reject::OrgMismatch,
+        }
+    }
+
+    /// The organisation id in the path, if the endpoint has one.
+    pub(super) fn org(&self) -> Option<&'a str> {
+        match *self {
+            Route::User => None,
+            Route::Collection { org, .. }
+            | Route::Item { org, .. }
+            | Route::Participants { org, .. } => Some(org),
+        }
+    }
+}
+
+// === impl Op ===
+
+impl Op {
+    /// The last part of the scope name.
+    pub(super) fn scope_name(self) -> &'static str {
+        match self {
+            Op::Read => "READ",
+            Op::Create => "CREATE",
+            Op::Update => "UPDATE",
+            Op::Delete => "DELETE",
+        }
+    }
+}
+
+// === helpers ===
+
+/// The path after an API prefix (`""` for the bare prefix); `None` outside the API.
+pub(super) fn api_path(path: &str) -> Option<&str> {
+    [API_PREFIX, MEETING_API_PREFIX]
+        .into_iter()
+        .find_map(|prefix| {
+            let rest = path.strip_prefix(prefix)?;
+            if rest.is_empty() {
+                Some(rest)
+            } else {
+                rest.strip_prefix('/')
+            }
+        })
+}
+
+/// The token of an `Authorization: Zoho-oauthtoken <token>` or `Bearer <token>` header.
+pub(super) fn access_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    let known =
+        scheme.eq_ignore_ascii_case("Zoho-oauthtoken") || scheme.eq_ignore_ascii_case("Bearer");
+    (known && !token.is_empty()).then_some(token)
+}
+
+/// Whether `scopes` hold `ZohoMeeting.<resource>.<op>` or `ZohoMeeting.<resource>.ALL`,
+/// compared without regard to case.
+pub(super) fn has_scope(scopes: &[String], resource: &str, op: Op) -> bool {
+    scopes.iter().any(|scope| {
+        let mut parts = scope.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(service), Some(res), Some(operation), None) => {
+                service.eq_ignore_ascii_case("ZohoMeeting")
+                    && res.eq_ignore_ascii_case(resource)
+                    && (operation.eq_ignore_ascii_case(op.scope_name())
+                        || operation.eq_ignore_ascii_case("ALL"))
+            }
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::meeting::testing::*;
+
+    #[test]
+    fn parses_routes_and_scopes() {
+        assert_eq!(api_path("/api/v2/user.json"), Some("user.json"));
+        assert_eq!(api_path("/meeting/api/v2"), Some(""));
+        assert_eq!(api_path("/api/v2x/user.json"), None);
+        assert_eq!(Route::parse("user.json"), Some(Route::User));
+        assert_eq!(
+            Route::parse("7/sessions.json"),
+            Some(Route::Collection {
+                org: "7",
+                kind: Kind::Meeting
+            })
+        );
+        assert_eq!(
+            Route::parse("7/webinar/9.json"),
+            Some(Route::Item {
+                org: "7",
+                kind: Kind::Webinar,
+                key: "9"
+            })
+        );
+        assert_eq!(
+            Route::parse("7/participant/9"),
+            Some(Route::Participants { org: "7", key: "9" })
+        );
+        for bad in [
+            "",
+            "7",
+            "7/user.json",
+            "7/sessions/9/x.json",
+            "/sessions.json",
+            "7/participant.json",
+        ] {
+            assert_eq!(Route::parse(bad), None, "{bad}");
+        }
+        let scopes = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(has_scope(
+            &scopes(&["ZohoMeeting.meeting.READ"]),
+            "meeting",
+            Op::Read
+        ));
+        assert!(!has_scope(
+            &scopes(&["ZohoMeeting.meeting.READ"]),
+            "meeting",
+            Op::Create
+        ));
+        assert!(has_scope(
+            &scopes(&["ZohoMeeting.meeting.ALL"]),
+            "meeting",
+            Op::Delete
+        ));
+        assert!(!has_scope(
+            &scopes(&["ZohoMeeting.meeting.ALL"]),
+            "webinar",
+            Op::Read
+        ));
+        assert!(!has_scope(
+            &scopes(&["ZohoCRM.meeting.ALL"]),
+            "meeting",
+            Op::Read
+        ));
+        assert!(!has_scope(
+            &scopes(&["ZohoMeeting.meeting.READ.x"]),
+            "meeting",
+            Op::Read
+        ));
+        assert!(!has_scope(&[], "manageOrg", Op::Read));
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_wrong_methods() {
+        let sb = Sandbox::start().await;
+        let not_found = json!({ "error": { "code": 404, "message": "Not found" } });
+        // Outside the API: 404 without a token check.
+        for path in ["/", "/nope", "/api/v20/user.json", "/meeting/join"] {
+            let (status, body) = sb.call_as(Method::GET, path, None, None).await;
+            assert_eq!(
+                (status, body),
+                (StatusCode::NOT_FOUND, not_found.clone()),
+                "{path}"
+            );
+        }
+        // Inside the API: the token first, then 404.
+        let inside = [
+            "/api/v2".to_owned(),
+            "/api/v2/".to_owned(),
+            "/api/v2/nope.json".to_owned(),
+            sb.org("recordings.json"),
+            sb.org("sessions/1/extra.json"),
+            sb.org("sessions/"),
+            "/api/v2//sessions.json".to_owned(),
+        ];
+        for path in &inside {
+            let (status, _) = sb.call_as(Method::GET, path, None, None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+            let (status, body) = sb.call(Method::GET, path, None).await;
+            assert_eq!(
+                (status, body),
+                (StatusCode::NOT_FOUND, not_found.clone()),
+                "{path}"
+            );
+        }
+        for (method, path, allow) in [
+            (Method::POST, "/api/v2/user.json".to_owned(), "GET"),
+            (Method::DELETE, sb.org("sessions.json"), "GET, POST"),
+            (
+                Method::POST,
+                sb.org("sessions/1234567890.json"),
+                "GET, PUT, DELETE",
+            ),
+            (Method::PUT, sb.org("participant/1234567890.json"), "GET"),
+        ] {
+            let resp = sb
+                .http
+                .request(method.clone(), format!("{}{path}", sb.meeting.url()))
+                .header("authorization", format!("Zoho-oauthtoken {}", sb.token))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.headers()["allow"], allow);
+            let (status, body) = read(resp).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(body["error"]["code"], 405);
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_unknown_expired_and_revoked_tokens_are_400_code_2000() {
+        let sb = Sandbox::start().await;
+        let path = sb.org("sessions.json");
+        let url = format!("{}{path}", sb.meeting.url());
+
+        let (status, body) = sb.call_as(Method::GET, &path, None, None).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, invalid_token()));
+        let (status, body) = sb
+            .call_as(Method::GET, &path, Some("1000.unknown.unknown"), None)
+            .await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, invalid_token()));
+        for header in [
+            format!("Basic {}", sb.token),
+            sb.token.clone(),
+            "Zoho-oauthtoken ".to_owned(),
+            "Zoho-oauthtoken".to_owned(),
+        ] {
+            let resp = sb
+                .http
+                .get(&url)
+                .header("authorization", header)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(read(resp).await, (StatusCode::BAD_REQUEST, invalid_token()));
+        }
+        // Bearer is accepted too, and the scheme is case-insensitive.
+        for scheme in ["Bearer", "zoho-OAuthToken"] {
+            let resp = sb
+                .http
+                .get(&url)
+                .header("authorization", format!("{scheme} {}", sb.token))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{scheme}");
+        }
+
+        // Expired.
+        sb.accounts.control().set_token_lifetime(Duration::ZERO);
+        let (expired, _) = mint(&sb.accounts, ALL_SCOPES).await;
+        let (status, body) = sb.call_as(Method::GET, &path, Some(&expired), None).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, invalid_token()));
+
+        // Revoked.
+        sb.accounts
+            .control()
+            .set_token_lifetime(Duration::from_secs(3600));
+        let (access, refresh) = mint(&sb.accounts, ALL_SCOPES).await;
+        let (status, _) = sb.call_as(Method::GET, &path, Some(&access), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(sb.accounts.control().revoke_refresh_token(&refresh));
+        let (status, body) = sb.call_as(Method::GET, &path, Some(&access), None).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, invalid_token()));
+    }
+
+    #[tokio::test]
+    async fn missing_scope_is_401_scope_mismatch_not_a_token_error() {
+        let sb = Sandbox::start().await;
+        let mismatch = json!({
+            "code": "OAUTH_SCOPE_MISMATCH",
+            "message": "invalid oauth scope to access this URL",
+            "status": "error",
+        });
+        let (read_only, _) = mint(&sb.accounts, &["ZohoMeeting.meeting.READ"]).await;
+        let list = sb.org("sessions.json");
+        let (status, _) = sb.call_as(Method::GET, &list, Some(&read_only), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let body = json!({ "session": meeting_body() });
+        let (status, answer) = sb
+            .call_as(Method::POST, &list, Some(&read_only), Some(&body))
+            .await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::UNAUTHORIZED, mismatch.clone())
+        );
+        for path in ["/api/v2/user.json".to_owned(), sb.org("webinar.json")] {
+            let (status, answer) = sb.call_as(Method::GET, &path, Some(&read_only), None).await;
+            assert_eq!(
+                (status, answer),
+                (StatusCode::UNAUTHORIZED, mismatch.clone()),
+                "{path}"
+            );
+        }
+
+        // Each operation needs its own scope; ALL covers them; case does not matter.
+        let created = sb.create(meeting_body()).await;
+        let item = sb.org(&format!("sessions/{}.json", &key_of(&created)));
+        let (update_only, _) = mint(&sb.accounts, &["zohomeeting.MEETING.update"]).await;
+        let edit = json!({ "session": { "topic": "t" } });
+        let (status, _) = sb
+            .call_as(Method::PUT, &item, Some(&update_only), Some(&edit))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = sb
+            .call_as(Method::DELETE, &item, Some(&update_only), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (webinar_all, _) = mint(&sb.accounts, &["ZohoMeeting.webinar.ALL"]).await;
+        let (status, _) = sb
+            .call_as(Method::DELETE, &item, Some(&webinar_all), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = sb
+            .call_as(
+                Method::GET,
+                &sb.org("webinar.json"),
+                Some(&webinar_all),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // The participant report needs meeting.READ.
+        let report = sb.org(&format!("participant/{}.json", &key_of(&created)));
+        let (status, _) = sb
+            .call_as(Method::GET, &report, Some(&webinar_all), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = sb
+            .call_as(Method::GET, &report, Some(&read_only), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // The scope check comes before the organisation check.
+        let (status, _) = sb
+            .call_as(
+                Method::GET,
+                "/api/v2/1/webinar.json",
+                Some(&read_only),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn wrong_zsoid_is_401_unauthorized_user_on_the_meeting_pages() {
+        let sb = Sandbox::start().await;
+        // As the participant-report page documents for an invalid organization id.
+        let unauthorized = json!({ "error": {
+            "errorCode": 3001,
+            "message": "You do not have permission to access this organization account.",
+            "key": "UNAUTHORIZED_USER",
+        }});
+        for path in [
+            "/api/v2/700000002/sessions.json",
+            "/meeting/api/v2/1/sessions.json",
+            "/api/v2/abc/webinar.json",
+            "/api/v2/700000002/sessions/1234567890.json",
+            "/api/v2/700000002/participant/1234567890.json",
+        ] {
+            let (status, body) = sb.call(Method::GET, path, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(body, unauthorized, "{path}");
+        }
+        // The right zsoid under the second prefix works.
+        let (status, _) = sb
+            .call(Method::GET, "/meeting/api/v2/700000001/sessions.json", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
