@@ -631,7 +631,10 @@ async fn serve_proxies_then_exits_cleanly_on_sigterm() {
         "{stdout}"
     );
     assert!(stdout.contains("last error:         -\n"), "{stdout}");
-    assert!(!stdout.contains("- s"), "no unit after a missing figure: {stdout}");
+    assert!(
+        !stdout.contains("- s"),
+        "no unit after a missing figure: {stdout}"
+    );
     assert!(!stdout.contains(&refresh));
 
     kill(&served.child, "-TERM");

@@ -43,3 +43,5 @@ mod logs;
 mod scenario;
 // The meeting, webinar and participant-report answers against Zoho's documented examples.
 mod emulator_meetings;
+// sandbox's fault flags through the binary: an outage that ends, owned-up rejections, a file store.
+mod sandbox_flags;

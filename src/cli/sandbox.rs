@@ -54,9 +54,16 @@ pub struct SandboxArgs {
     /// Share of Meeting API requests answered with HTTP 500 (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub failure_rate: f64,
-    /// Start with the token endpoint down (HTTP 503), to see the proxy back off.
-    #[arg(long)]
-    pub token_outage: bool,
+    /// Start with the token endpoint down (HTTP 503) for this long (e.g. `2m`), to watch the
+    /// proxy back off and then recover; without a value, until the sandbox stops.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        default_missing_value = "forever",
+        value_parser = parse_outage
+    )]
+    pub token_outage: Option<Outage>,
     /// Reject this many Meeting API requests as if their token were invalid, to see the
     /// proxy refresh and replay.
     #[arg(long, default_value_t = 0)]
@@ -71,6 +78,18 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub meeting_listen: SocketAddr,
 }
+
+/// How long `--token-outage` lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// This long from the start.
+    For(Duration),
+    /// Until the sandbox stops.
+    Forever,
+}
+
+/// Why Zoho would reject fresh tokens in the sandbox: `--reject-tokens` says so.
+const REJECTING_ON_PURPOSE: &str = "the sandbox's Meeting emulator rejects tokens on purpose (--reject-tokens): it rejects that many requests, replays included, then accepts tokens again";
 
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
@@ -109,8 +128,18 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             source,
         })?;
     let refresh_token = accounts.control().issue_refresh_token(&SCOPES);
-    if args.token_outage {
-        accounts.control().set_outage(Some(503));
+    match args.token_outage {
+        None => {}
+        Some(Outage::Forever) => accounts.control().set_outage(Some(503)),
+        Some(Outage::For(outage)) => {
+            accounts.control().set_outage(Some(503));
+            let control = accounts.control();
+            tokio::spawn(async move {
+                tokio::time::sleep(outage).await;
+                control.set_outage(None);
+                tracing::info!("the emulated token endpoint is back (--token-outage ended)");
+            });
+        }
     }
     if args.reject_tokens > 0 {
         meeting.control().reject_tokens(args.reject_tokens);
@@ -118,16 +147,13 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     tracing::info!(accounts = %accounts.url(), meeting = %meeting.url(), "emulator listening");
 
     if args.emulator_only {
-        println!(
-            "{}",
-            emulator_banner(
-                &accounts,
-                &meeting,
-                &client_id,
-                &client_secret,
-                &refresh_token
-            )
-        );
+        print_banner(&emulator_banner(
+            &accounts,
+            &meeting,
+            &client_id,
+            &client_secret,
+            &refresh_token,
+        ));
         until_signal(None, None).await?;
         return Ok(());
     }
@@ -144,29 +170,38 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     config.token.store = StoreConfig::Memory;
     let store: std::sync::Arc<dyn TokenStore> = std::sync::Arc::new(MemoryStore::new());
     let manager = token_manager(&config, store).await?;
+    if args.reject_tokens > 0 {
+        manager.explain_fresh_rejections(REJECTING_ON_PURPOSE);
+    }
     let running = app::start(&config, manager.clone()).await?;
     let proxy = match (&config.server.listen, running.proxy_addr()) {
         (_, Some(addr)) => format!("http://{addr}"),
         (Listen::Unix(path), None) => format!("unix:{}", path.display()),
         (Listen::Tcp(addr), None) => format!("http://{addr}"),
     };
-    println!(
-        "{}",
-        banner(
-            &proxy,
-            running.admin_addr(),
-            &accounts,
-            &meeting,
-            zsoid,
-            args.token_lifetime
-        )
-    );
+    print_banner(&banner(
+        &proxy,
+        running.admin_addr(),
+        &accounts,
+        &meeting,
+        zsoid,
+        args.token_lifetime,
+    ));
     until_signal(Some(&manager), None).await?;
     running.begin_shutdown();
     if running.finish().await {
         tracing::info!("shutdown complete");
     }
     Ok(())
+}
+
+/// Prints `text` on stdout in one write. A closed stdout (`sandbox | head -3`) is no reason to
+/// stop (or panic, as `println!` would): the sandbox goes on serving.
+fn print_banner(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(format!("{text}\n").as_bytes());
+    let _ = out.flush();
 }
 
 fn banner(
@@ -207,6 +242,13 @@ fn emulator_banner(
     refresh_token: &str,
 ) -> String {
     let scopes: Vec<String> = SCOPES.iter().map(|s| format!("{s:?}")).collect();
+    // A file store, so that `token` and `serve` reuse one access token instead of each
+    // minting one (the emulator, like Zoho, allows few per 10 minutes); one file per run,
+    // since each run has its own refresh token.
+    let token_path = std::env::temp_dir().join(format!(
+        "zoho-meeting-proxy-sandbox-{}.json",
+        std::process::id()
+    ));
     format!(
         "# zoho-meeting-proxy sandbox --emulator-only: a fake Zoho; these are not real credentials.\n\
          # Save as proxy.toml and run `zoho-meeting-proxy serve` (Ctrl-C stops the emulator).\n\
@@ -219,10 +261,12 @@ fn emulator_banner(
          \n[upstream]\n\
          url = {meeting:?}\n\
          \n[token]\n\
-         store = \"memory\"",
+         path = {path:?}\n\
+         store = \"file\"",
         accounts = accounts.url(),
         meeting = meeting.url(),
         scopes = scopes.join(", "),
+        path = token_path.display().to_string(),
     )
 }
 
@@ -255,6 +299,15 @@ fn parse_url(text: &str) -> Result<url::Url, RunError> {
     url::Url::parse(text).map_err(|e| RunError::Failed(format!("emulator URL {text:?}: {e}")))
 }
 
+fn parse_outage(text: &str) -> Result<Outage, String> {
+    if text == "forever" {
+        return Ok(Outage::Forever);
+    }
+    humantime::parse_duration(text)
+        .map(Outage::For)
+        .map_err(|e| format!("{text:?} is not a duration such as 30s or 2m: {e}"))
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
@@ -265,6 +318,16 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_outages_last_a_duration_or_until_the_end() {
+        assert_eq!(
+            parse_outage("90s"),
+            Ok(Outage::For(Duration::from_secs(90)))
+        );
+        assert_eq!(parse_outage("forever"), Ok(Outage::Forever));
+        assert!(parse_outage("soon").is_err());
+    }
 
     #[test]
     fn the_mint_budget_scales_with_the_token_lifetime() {

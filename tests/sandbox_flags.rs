@@ -1,0 +1,222 @@
+//! `sandbox`'s fault flags as a user tries them, through the real binary: an outage that
+//! ends (`--token-outage 2s`), rejections that the sandbox owns up to (`--reject-tokens`),
+//! and `--emulator-only` printing a configuration whose `token` calls reuse one token.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A `sandbox` process with `args`, on ephemeral ports, in an empty home.
+struct Sandbox {
+    child: tokio::process::Child,
+    home: tempfile::TempDir,
+    /// The banner, up to the addresses (or the whole printed proxy.toml).
+    printed: String,
+    log: tokio::task::JoinHandle<String>,
+}
+
+fn binary() -> String {
+    std::env::var("ZOHO_PROXY_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned())
+}
+
+fn command(home: &std::path::Path) -> tokio::process::Command {
+    let mut c = std::process::Command::new(binary());
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TMPDIR", home)
+        .current_dir(home)
+        .env("ZOHO_PROXY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("ZOHO_PROXY_SERVER__ADMIN_LISTEN", "127.0.0.1:0");
+    tokio::process::Command::from(c)
+}
+
+impl Sandbox {
+    /// Starts it and reads stdout until `until` has been printed.
+    async fn start(args: &[&str], until: &str) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = command(home.path());
+        cmd.arg("sandbox")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stderr = child.stderr.take().unwrap();
+        let log = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut log = String::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                log.push_str(&l);
+                log.push('\n');
+            }
+            log
+        });
+        let mut printed = String::new();
+        while !printed.contains(until) {
+            let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+                .await
+                .expect("sandbox prints its banner")
+                .unwrap()
+                .expect("sandbox is running");
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        Self {
+            child,
+            home,
+            printed,
+            log,
+        }
+    }
+
+    /// The address on the banner line starting with `name` (`proxy`, `admin`).
+    fn addr(&self, name: &str) -> String {
+        self.printed
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// SIGINT, a clean exit, and the log.
+    async fn stop(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        let log = self.log.await.unwrap();
+        assert_eq!(exit.code(), Some(0), "{log}");
+        log
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn a_token_outage_with_a_duration_ends_and_the_proxy_recovers() {
+    let sandbox = Sandbox::start(&["--token-outage", "2s"], "\n  admin ").await;
+    let admin = sandbox.addr("admin");
+    let readyz = format!("{admin}/readyz");
+    let first = client().get(&readyz).send().await.unwrap().status();
+    assert_eq!(first, 503, "no token during the outage");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if client().get(&readyz).send().await.unwrap().status() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ready after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let proxy = sandbox.addr("proxy");
+    let me = client()
+        .get(format!("{proxy}/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let log = sandbox.stop().await;
+    assert!(log.contains("--token-outage ended"), "{log}");
+}
+
+#[tokio::test]
+async fn rejections_the_sandbox_injects_do_not_blame_the_data_centre() {
+    let sandbox = Sandbox::start(&["--reject-tokens", "3"], "\n  admin ").await;
+    let (proxy, admin) = (sandbox.addr("proxy"), sandbox.addr("admin"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client()
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first request is rejected, its replay with a fresh token too: passed through.
+    let first = client()
+        .get(format!("{proxy}/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 400);
+    let status: serde_json::Value = client()
+        .get(format!("{admin}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hint = status["hint"].as_str().unwrap();
+    assert!(hint.contains("on purpose (--reject-tokens)"), "{hint}");
+    assert!(!hint.contains("data centre"), "{hint}");
+    // The third rejection is refreshed and replayed; then tokens are accepted again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client()
+            .get(format!("{proxy}/api/v2/user.json"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+    }
+    let log = sandbox.stop().await;
+    assert!(!log.contains("data centre is probably wrong"), "{log}");
+    assert!(log.contains("rejects tokens on purpose"), "{log}");
+}
+
+#[tokio::test]
+async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
+    let sandbox = Sandbox::start(&["--emulator-only"], "\nstore = ").await;
+    let config: toml::Table = sandbox.printed.parse().unwrap();
+    assert_eq!(config["token"]["store"].as_str(), Some("file"));
+    let path = config["token"]["path"].as_str().unwrap().to_owned();
+    let file = sandbox.home.path().join("proxy.toml");
+    std::fs::write(&file, &sandbox.printed).unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let out = command(sandbox.home.path())
+            .args(["-c", file.to_str().unwrap(), "token"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokens.push(String::from_utf8(out.stdout).unwrap());
+    }
+    assert!(!tokens[0].trim().is_empty());
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one token, reused from the file store"
+    );
+    assert!(std::path::Path::new(&path).exists(), "{path}");
+    sandbox.stop().await;
+}
