@@ -3,9 +3,9 @@
 //! redis outage under load, and what is (and is never) written to redis.
 //!
 //! Each test starts its own `redis-server` on a Unix socket in a temporary directory (no
-//! TCP port, so nothing to race for and nothing shared) and kills it when dropped. The
-//! server must be installed (`apt-get install redis-server`; `.ci/run` does it): these tests
-//! fail rather than skip without it. Tokens live a few seconds so that refreshes happen
+//! TCP port, so nothing to race for and nothing shared) and kills it when dropped. A missing
+//! `redis-server` is installed by `support::tools` (as root, with apt-get); where it cannot
+//! be, these tests fail rather than skip. Tokens live a few seconds so that refreshes happen
 //! within a test; assertions are on counts with generous bounds, and the counts are printed
 //! (`cargo test fleet -- --nocapture`).
 
@@ -40,6 +40,7 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> Self {
+        crate::support::tools::redis_server();
         let mut server = Self {
             dir: tempfile::tempdir().unwrap(),
             child: None,
@@ -71,7 +72,7 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot run redis-server ({e}): the fleet tests need a real redis; install it (Debian: apt-get install redis-server; .ci/run does this)"
+                    "cannot run redis-server ({e}): the fleet tests need a real redis (Debian: apt-get install redis-server)"
                 )
             });
         self.child = Some(child);

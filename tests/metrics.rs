@@ -1,6 +1,6 @@
 //! `/metrics` as a dashboard reads it: parsed by a real OpenMetrics parser (Python's
-//! `prometheus_client`, which `.ci/run` installs), every name exactly as README documents it,
-//! and the documented ones all there.
+//! `prometheus_client`, installed when missing by `support::tools`), every name exactly as
+//! README documents it, and the documented ones all there.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -22,13 +22,14 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 
 /// The families `PARSE` printed for `page`; panics with the parser's error when it refuses it.
 fn parse(page: &str) -> Vec<serde_json::Value> {
+    support::tools::prometheus_client();
     let mut child = Command::new("python3")
         .args(["-c", PARSE])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs (the tests need it with prometheus_client: `pip install prometheus_client`)");
+        .expect("python3 runs");
     child
         .stdin
         .take()
@@ -39,7 +40,7 @@ fn parse(page: &str) -> Vec<serde_json::Value> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("No module named"),
-        "the tests need Python's prometheus_client (`python3 -m pip install prometheus_client`; .ci/run installs it): {stderr}"
+        "the tests need Python's prometheus_client (`python3 -m pip install prometheus_client`): {stderr}"
     );
     assert!(
         out.status.success(),

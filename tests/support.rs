@@ -3,6 +3,7 @@
 
 pub mod scenario;
 pub mod served;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,115 @@
+//! Programs that some tests need beside Rust: `redis-server` (the fleet tests run a real
+//! one) and Python's `prometheus_client` (the metrics test parses `/metrics` with it).
+//!
+//! So that `cargo test` is the only set-up step on a fresh machine, a missing one is
+//! installed once per test run, where that can be done without asking anyone: `redis-server`
+//! through `apt-get` when running as root, `prometheus_client` through `pip`. What is done is
+//! said on standard error. `ZOHO_PROXY_TEST_NO_INSTALL=1` turns this off; then, or when the
+//! install fails, the test fails with the command to run by hand.
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Makes sure `redis-server` runs; panics with the install command when it cannot be had.
+pub fn redis_server() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        ensure(
+            "redis-server",
+            || succeeds(Command::new("redis-server").arg("--version")),
+            "apt-get install redis-server",
+            &[
+                &["apt-get", "update", "-qq"],
+                &["apt-get", "install", "-y", "-qq", "redis-server"],
+            ],
+            is_root(),
+        )
+    });
+    if let Err(e) = ready {
+        panic!("{e}");
+    }
+}
+
+/// Makes sure `python3 -c 'import prometheus_client'` works; panics with the install
+/// command when it cannot be had.
+pub fn prometheus_client() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        ensure(
+            "Python's prometheus_client",
+            || succeeds(Command::new("python3").args(["-c", "import prometheus_client"])),
+            "python3 -m pip install prometheus_client",
+            &[&[
+                "python3",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "prometheus_client",
+            ]],
+            true,
+        )
+    });
+    if let Err(e) = ready {
+        panic!("{e}");
+    }
+}
+
+/// `present()`, else the `steps` (when `allowed` and not turned off), then `present()` again.
+fn ensure(
+    what: &str,
+    present: impl Fn() -> bool,
+    by_hand: &str,
+    steps: &[&[&str]],
+    allowed: bool,
+) -> Result<(), String> {
+    if present() {
+        return Ok(());
+    }
+    let refused = |why: &str| {
+        Err(format!(
+            "these tests need {what}, which is missing ({why}); install it with `{by_hand}` \
+             (`.ci/run` and `cargo test` as root do this themselves)"
+        ))
+    };
+    if std::env::var_os("ZOHO_PROXY_TEST_NO_INSTALL").is_some_and(|v| v != "0") {
+        return refused("ZOHO_PROXY_TEST_NO_INSTALL is set");
+    }
+    if !allowed {
+        return refused("installing it needs root");
+    }
+    eprintln!("{what} is missing: installing it for the tests ({by_hand})");
+    for step in steps {
+        let ok = Command::new(step[0])
+            .args(&step[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return refused(&format!("`{}` failed", step.join(" ")));
+        }
+    }
+    if present() {
+        Ok(())
+    } else {
+        refused("still missing after the install")
+    }
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
