@@ -36,7 +36,7 @@ use crate::token::manager::TokenManager;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({key})")]
+    #[error("cannot listen on {addr} ({key}{})", bind_hint(key, source))]
     Bind {
         /// The configuration key.
         key: &'static str,
@@ -49,6 +49,22 @@ pub enum StartupError {
     /// An upstream client could not be built.
     #[error(transparent)]
     Routes(#[from] RouteError),
+}
+
+/// How to move a listener whose address is taken: the key's environment variable (and
+/// `sandbox`'s flag), which a newcomer with another program on 8080 looks for.
+fn bind_hint(key: &str, source: &std::io::Error) -> String {
+    if source.kind() != std::io::ErrorKind::AddrInUse {
+        return String::new();
+    }
+    let (variable, flag) = match key {
+        "server.admin_listen" => ("ZOHO_PROXY_SERVER__ADMIN_LISTEN", "--admin-listen"),
+        _ => ("ZOHO_PROXY_SERVER__LISTEN", "--listen"),
+    };
+    format!(
+        "; another program uses it: pick a free address with {variable}=127.0.0.1:PORT, \
+         or `sandbox {flag} 127.0.0.1:PORT`"
+    )
 }
 
 /// A running proxy.

@@ -635,10 +635,15 @@ impl Validator<'_> {
     }
 
     fn oauth(&self, o: raw::RawOAuth) -> Result<OAuthConfig, ConfigError> {
-        let data_center: DataCenter = o
-            .data_center
-            .parse()
-            .map_err(|m: String| self.err("oauth.data_center", m))?;
+        // "" is as if unset: the default, or the data centre `login` stored.
+        let unset = o.data_center.trim().is_empty();
+        let data_center: DataCenter = if unset {
+            DataCenter::Us
+        } else {
+            o.data_center
+                .parse()
+                .map_err(|m: String| self.err("oauth.data_center", m))?
+        };
         let (client_secret, client_secret_file) = self.secret_pair(
             "oauth.client_secret",
             o.client_secret,
@@ -709,10 +714,7 @@ impl Validator<'_> {
         }
         Ok(OAuthConfig {
             data_center,
-            data_center_source: self
-                .figment
-                .find_value("oauth.data_center")
-                .is_ok()
+            data_center_source: (!unset && self.figment.find_value("oauth.data_center").is_ok())
                 .then(|| {
                     origin_of(
                         self.figment.find_metadata("oauth.data_center"),

@@ -245,6 +245,17 @@ fn data_center_names_are_case_insensitive() {
 }
 
 #[test]
+fn an_empty_data_center_is_unset_so_login_decides() {
+    // proxy.toml.example's `data_center = ""`: the default, and not an explicit choice that
+    // a stored EU login would have to agree with.
+    let cfg = accepted(load_file("[oauth]\ndata_center = \"\"\n"));
+    assert_eq!(cfg.oauth.data_center, DataCenter::Us);
+    assert_eq!(cfg.oauth.data_center_source, None);
+    let set = accepted(load_file("[oauth]\ndata_center = \"us\"\n"));
+    assert!(set.oauth.data_center_source.is_some());
+}
+
+#[test]
 fn data_center_from_env_overrides_the_file() {
     let cfg = in_jail(|jail| {
         jail.set_env("ZOHO_PROXY_OAUTH__DATA_CENTER", "eu");

@@ -220,3 +220,41 @@ async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
     assert!(std::path::Path::new(&path).exists(), "{path}");
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn a_taken_port_says_how_to_move_and_listen_moves_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let home = tempfile::tempdir().unwrap();
+    let out = command(home.path())
+        .env("ZOHO_PROXY_SERVER__LISTEN", &port)
+        .arg("sandbox")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {port}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ZOHO_PROXY_SERVER__LISTEN=127.0.0.1:PORT")
+            && stderr.contains("sandbox --listen 127.0.0.1:PORT"),
+        "{stderr}"
+    );
+
+    // The flag wins over the configuration (here the environment naming the taken port).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let moved = free.local_addr().unwrap().to_string();
+    drop(free);
+    let sandbox = Sandbox::start(&["--listen", &moved], "\n  admin ").await;
+    assert_eq!(sandbox.addr("proxy"), format!("http://{moved}"));
+    let me = client()
+        .get(format!("http://{moved}/api/v2/user.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    sandbox.stop().await;
+}

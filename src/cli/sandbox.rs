@@ -71,6 +71,13 @@ pub struct SandboxArgs {
     /// Serve only the emulator and print a matching proxy.toml.
     #[arg(long)]
     pub emulator_only: bool,
+    /// Where the proxy listens, instead of `server.listen` (127.0.0.1:8080), e.g. when
+    /// another program uses that port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where the admin endpoints listen, instead of `server.admin_listen` (127.0.0.1:9090).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
     /// Where the emulated accounts server listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub accounts_listen: SocketAddr,
@@ -168,6 +175,12 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     // The emulator is not Zoho: a budget above Zoho's 10 is allowed (see `mint_budget`).
     config.oauth.max_mints_per_10m = max_mints;
     config.token.store = StoreConfig::Memory;
+    if let Some(listen) = args.listen {
+        config.server.listen = Listen::Tcp(listen);
+    }
+    if let Some(admin) = args.admin_listen {
+        config.server.admin_listen = Some(admin);
+    }
     let store: std::sync::Arc<dyn TokenStore> = std::sync::Arc::new(MemoryStore::new());
     let manager = token_manager(&config, store).await?;
     if args.reject_tokens > 0 {
