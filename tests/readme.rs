@@ -1,5 +1,6 @@
-//! README's quick start, as a user would follow it: `sandbox`, then the README's curl calls
-//! (with the real curl binary where installed), through at least two token refreshes.
+//! README's quick start, as a user would follow it: `sandbox`, then README's block of curl
+//! calls pasted into bash (the real curl; `$KEY` captured by the block's own one-liner),
+//! through at least two token refreshes.
 //!
 //! The binary is `$ZOHO_PROXY_TEST_BIN` when set (CI points it at the release build, as
 //! README's `cargo run --release -- sandbox` runs), else the one cargo built for the tests.
@@ -11,8 +12,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support;
 
-/// The curl lines of README's block marked `<!-- readme-test: sandbox -->`.
-fn readme_curls() -> Vec<String> {
+/// README's block marked `<!-- readme-test: sandbox -->`, as written.
+fn readme_block() -> &'static str {
     let readme = include_str!("../README.md");
     let start = readme
         .find("<!-- readme-test: sandbox -->")
@@ -23,100 +24,21 @@ fn readme_curls() -> Vec<String> {
         .expect("a sh block follows the marker")
         + 6;
     let close = block[open..].find("```").expect("the block ends") + open;
-    block[open..close]
-        .lines()
-        .filter(|l| l.starts_with("curl "))
-        .map(str::to_owned)
-        .collect()
+    &block[open..close]
 }
 
-/// Splits a README curl line into arguments, honouring single quotes (all it uses).
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in line.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                any = true;
-            }
-            ' ' if !quoted => {
-                if any {
-                    words.push(std::mem::take(&mut word));
-                    any = false;
-                }
-            }
-            c => {
-                word.push(c);
-                any = true;
-            }
-        }
-    }
-    if any {
-        words.push(word);
-    }
-    words
+/// Put before the block: stop at the first failure, and a `curl` that fails on an HTTP
+/// error and reports each status on stderr (a user's curl prints the body only).
+const PRELUDE: &str = r#"set -euo pipefail
+curl() {
+    command curl -sS --fail-with-body -w '%{stderr}README-STATUS %{http_code}\n' "$@"
+    # Spread the calls over several token lifetimes.
+    sleep 1.2
 }
-
-/// Runs one curl command line (with curl, or reqwest when curl is missing); returns status
-/// and body.
-async fn curl(args: &[String]) -> (u16, String) {
-    if which_curl() {
-        let output = tokio::process::Command::new("curl")
-            .args(["-sS", "-w", "\n%{http_code}"])
-            .args(&args[1..])
-            .output()
-            .await
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        return (code.trim().parse().unwrap(), body.to_owned());
-    }
-    // The same request with an HTTP client: -X METHOD, -H 'K: V', -d BODY, URL.
-    let (mut method, mut headers, mut body, mut url) =
-        ("GET".to_owned(), Vec::new(), None, String::new());
-    let mut it = args[1..].iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-X" => method = it.next().unwrap().clone(),
-            "-H" => headers.push(it.next().unwrap().clone()),
-            "-d" => {
-                body = Some(it.next().unwrap().clone());
-                if method == "GET" {
-                    method = "POST".into();
-                }
-            }
-            other => url = other.to_owned(),
-        }
-    }
-    let mut request = support::client().request(method.parse().unwrap(), url);
-    for h in headers {
-        let (k, v) = h.split_once(':').unwrap();
-        request = request.header(k.trim(), v.trim());
-    }
-    if let Some(body) = body {
-        request = request.body(body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
-fn which_curl() -> bool {
-    std::process::Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+"#;
 
 #[tokio::test]
 async fn readme_quick_start_works_as_written() {
-    let curls = readme_curls();
-    assert!(curls.len() >= 7, "{curls:?}");
     let home = tempfile::tempdir().unwrap();
     let binary = std::env::var("ZOHO_PROXY_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned());
@@ -172,37 +94,61 @@ async fn readme_quick_start_works_as_written() {
         log
     });
 
-    // Every README call, in order, on the actual ports; MEETING_KEY from the create answer.
-    let mut meeting_key = String::new();
-    let mut statuses = Vec::new();
-    for (i, line) in curls.iter().enumerate() {
-        let line = line
+    // The block as a user pastes it into bash, on the actual ports.
+    crate::support::tools::curl();
+    let block = readme_block();
+    let calls = block.matches("curl ").count();
+    assert!(calls >= 7, "{block}");
+    let script = format!(
+        "{PRELUDE}{}",
+        block
             .replace("127.0.0.1:8080", &proxy)
             .replace("127.0.0.1:9090", &admin)
-            .replace("MEETING_KEY", &meeting_key);
-        let (status, body) = curl(&shell_words(&line)).await;
-        if line.contains("-X POST") {
-            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-            // A number, as Zoho's create page shows it.
-            meeting_key = json["session"]["meetingKey"].as_u64().unwrap().to_string();
-        }
-        statuses.push(status);
-        assert!(
-            status < 300,
-            "README call {i} `{line}` gave {status}: {body}"
-        );
-        // Spread the calls over several token lifetimes.
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-    }
+    );
+    let run = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(
+        run.status.success(),
+        "README's block failed: {stderr}\n{stdout}"
+    );
+    let statuses: Vec<u16> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("README-STATUS "))
+        .map(|code| code.parse().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), calls, "every call ran: {stderr}");
+    assert!(statuses.iter().all(|s| *s < 300), "{statuses:?}");
     assert_eq!(statuses[1], 201, "create answers 201");
-    assert!(statuses.contains(&204), "delete answers 204: {statuses:?}");
+    assert_eq!(statuses[5], 204, "delete answers 204: {statuses:?}");
+    // The one-liner kept the key: a number, as Zoho's create page shows it.
+    let meeting_key: String = stdout
+        .split_once("meetingKey ")
+        .unwrap_or_else(|| panic!("the create line prints the key: {stdout}"))
+        .1
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert!(
+        !meeting_key.is_empty() && meeting_key.bytes().all(|b| b.is_ascii_digit()),
+        "{meeting_key:?}"
+    );
     // The deleted meeting is gone.
-    let (status, body) = curl(&shell_words(&format!(
-        "curl http://{proxy}/api/v2/700000001/sessions/{meeting_key}.json"
-    )))
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("INVALID_MEETING_KEY"));
+    let gone = support::client()
+        .get(format!(
+            "http://{proxy}/api/v2/700000001/sessions/{meeting_key}.json"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 400);
+    assert!(gone.text().await.unwrap().contains("INVALID_MEETING_KEY"));
 
     let kill = std::process::Command::new("kill")
         .args(["-INT", &child.id().unwrap().to_string()])

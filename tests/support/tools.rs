@@ -1,9 +1,10 @@
 //! Programs that some tests need beside Rust: `redis-server` (the fleet tests run a real
-//! one) and Python's `prometheus_client` (the metrics test parses `/metrics` with it).
+//! one), Python's `prometheus_client` (the metrics test parses `/metrics` with it) and
+//! `curl` (README's quick start is run with it).
 //!
 //! So that `cargo test` is the only set-up step on a fresh machine, a missing one is
 //! installed once per test run, where that can be done without asking anyone: `redis-server`
-//! through `apt-get` when running as root, `prometheus_client` through `pip`. What is done is
+//! and `curl` through `apt-get` when running as root, `prometheus_client` through `pip`. What is done is
 //! said on standard error. `ZOHO_PROXY_TEST_NO_INSTALL=1` turns this off; then, or when the
 //! install fails, the test fails with the command to run by hand.
 
@@ -21,6 +22,27 @@ pub fn redis_server() {
             &[
                 &["apt-get", "update", "-qq"],
                 &["apt-get", "install", "-y", "-qq", "redis-server"],
+            ],
+            is_root(),
+        )
+    });
+    if let Err(e) = ready {
+        panic!("{e}");
+    }
+}
+
+/// Makes sure `curl` runs (README's block is run with it); panics with the install command
+/// when it cannot be had.
+pub fn curl() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        ensure(
+            "curl",
+            || succeeds(Command::new("curl").arg("--version")),
+            "apt-get install curl",
+            &[
+                &["apt-get", "update", "-qq"],
+                &["apt-get", "install", "-y", "-qq", "curl"],
             ],
             is_root(),
         )
