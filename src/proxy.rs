@@ -52,6 +52,7 @@ use self::headers::X_REQUEST_ID;
 use self::route::{Route, Routes};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::telemetry;
 use crate::token::{AccessToken, Rejection, TokenSource};
 use crate::upstream::body::{self as request_body, RequestBody, UpstreamBody};
 use crate::upstream::{Affinity, error_chain};
@@ -498,8 +499,8 @@ impl Completion {
                     http.path = self.uri.path(),
                     http.status = self.status.as_u16(),
                     bytes,
-                    latency_ms = millis(total),
-                    upstream.latency_ms = self.upstream_latency.map(millis),
+                    latency_ms = telemetry::millis(total),
+                    upstream.latency_ms = self.upstream_latency.map(telemetry::millis),
                     request.id = self.request_id.to_str().unwrap_or("-"),
                     replayed = self.replayed,
                     "request"
@@ -548,11 +549,6 @@ fn generated_request_id(prefix: &[u8; 8], n: u64) -> HeaderValue {
         *out = b"0123456789abcdef"[nibble as usize];
     }
     HeaderValue::from_bytes(&buf[..9 + digits]).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
-/// Milliseconds, rounded to hundredths (logs show `0.16`, not `0.15693900000000002`).
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
 }
 
 fn log_proxy_error(error: &ProxyError) {

@@ -120,6 +120,16 @@ pub fn init(
     })
 }
 
+/// Milliseconds for a log field, rounded to hundredths (`0.16`, not `0.15693900000000002`).
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+/// Seconds for a log field, rounded to hundredths (`0.55`, not `0.5523998737335205`).
+pub fn seconds(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
 /// Formats an error with its causes, `top: cause: cause`, skipping a cause whose text the
 /// previous message already contains.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -150,4 +160,16 @@ pub fn install_panic_hook() {
              contain request data); please report this"
         );
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn log_figures_are_rounded_to_hundredths() {
+        assert_eq!(super::millis(Duration::from_nanos(156_939)), 0.16);
+        assert_eq!(super::seconds(Duration::from_secs_f64(0.552_399_873)), 0.55);
+        assert_eq!(super::seconds(Duration::from_secs(600)), 600.0);
+    }
 }

@@ -674,9 +674,9 @@ impl TokenManager {
             ErrorClass::Throttled | ErrorClass::Transient => tracing::warn!(
                 outcome = if class == ErrorClass::Throttled { "throttled" } else { "failed" },
                 error = %u,
-                retry_in_s = u.retry_after().as_secs_f32(),
+                retry_in_s = crate::telemetry::seconds(u.retry_after()),
                 failures = state.gate.failures,
-                "token refresh failed; keeping the current token while it is valid"
+                "token refresh failed; retrying (a still-valid token stays in use meanwhile)"
             ),
         }
         u

@@ -251,13 +251,13 @@ impl Fleet {
         if first {
             tracing::warn!(
                 error = %reason,
-                retry_in_s = delay.as_secs_f32(),
+                retry_in_s = crate::telemetry::seconds(delay),
                 "shared token store unreachable; serving the current token while it is valid and retrying"
             );
             // The background task may be asleep until the next refresh: let it retry.
             m.wake();
         } else {
-            tracing::debug!(error = %reason, retry_in_s = delay.as_secs_f32(), "shared token store still unreachable");
+            tracing::debug!(error = %reason, retry_in_s = crate::telemetry::seconds(delay), "shared token store still unreachable");
         }
         reason
     }
