@@ -11,52 +11,26 @@
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+type Ready = OnceLock<Result<(), String>>;
+
 /// Makes sure `redis-server` runs; panics with the install command when it cannot be had.
 pub fn redis_server() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        ensure(
-            "redis-server",
-            || succeeds(Command::new("redis-server").arg("--version")),
-            "apt-get install redis-server",
-            &[
-                &["apt-get", "update", "-qq"],
-                &["apt-get", "install", "-y", "-qq", "redis-server"],
-            ],
-            is_root(),
-        )
-    });
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
+    static READY: Ready = OnceLock::new();
+    require(&READY, || debian_program("redis-server"));
 }
 
 /// Makes sure `curl` runs (README's block is run with it); panics with the install command
 /// when it cannot be had.
 pub fn curl() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        ensure(
-            "curl",
-            || succeeds(Command::new("curl").arg("--version")),
-            "apt-get install curl",
-            &[
-                &["apt-get", "update", "-qq"],
-                &["apt-get", "install", "-y", "-qq", "curl"],
-            ],
-            is_root(),
-        )
-    });
-    if let Err(e) = ready {
-        panic!("{e}");
-    }
+    static READY: Ready = OnceLock::new();
+    require(&READY, || debian_program("curl"));
 }
 
 /// Makes sure `python3 -c 'import prometheus_client'` works; panics with the install
 /// command when it cannot be had.
 pub fn prometheus_client() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
+    static READY: Ready = OnceLock::new();
+    require(&READY, || {
         ensure(
             "Python's prometheus_client",
             || succeeds(Command::new("python3").args(["-c", "import prometheus_client"])),
@@ -73,9 +47,27 @@ pub fn prometheus_client() {
             true,
         )
     });
-    if let Err(e) = ready {
+}
+
+/// Runs `check` once per test run (other tests wait for it) and panics with its error.
+fn require(ready: &'static Ready, check: impl FnOnce() -> Result<(), String>) {
+    if let Err(e) = ready.get_or_init(check) {
         panic!("{e}");
     }
+}
+
+/// A program that Debian's package of the same name installs.
+fn debian_program(name: &str) -> Result<(), String> {
+    ensure(
+        name,
+        || succeeds(Command::new(name).arg("--version")),
+        &format!("apt-get install {name}"),
+        &[
+            &["apt-get", "update", "-qq"],
+            &["apt-get", "install", "-y", "-qq", name],
+        ],
+        is_root(),
+    )
 }
 
 /// `present()`, else the `steps` (when `allowed` and not turned off), then `present()` again.
