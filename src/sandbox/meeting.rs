@@ -129,8 +129,10 @@
 //! `Authorization` header, because tests assert on it; its `Debug` output redacts it.
 
 mod control;
+mod recordings;
 mod reject;
 mod route;
+mod sdk;
 mod sessions;
 #[cfg(test)]
 mod testing;
@@ -396,6 +398,12 @@ impl Shared {
             Route::Collection { kind, .. } => self.collection(kind, op, parts, body),
             Route::Item { kind, key, .. } => self.item(kind, key, op, parts, body),
             Route::Participants { key, .. } => self.participants(key, parts.uri.query()),
+            Route::Users { .. } => self.users(parts.uri.query()),
+            Route::UserItem { id, .. } => self.user_details(id),
+            Route::Recordings { .. } => self.recordings(parts.uri.query()),
+            Route::MeetingRecordings { key, .. } => self.meeting_recordings(key),
+            Route::RecordingFile { key, file, .. } => self.recording_file(key, file),
+            Route::Sdk { instant, .. } => self.sdk_session(instant, parts, body),
         }
     }
 
