@@ -15,14 +15,14 @@ use crate::support::{self, client};
 
 /// One documented example, restated.
 #[derive(Deserialize)]
-struct Fixture {
-    source: String,
-    status: u16,
-    body: Value,
+pub(crate) struct Fixture {
+    pub(crate) source: String,
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 /// Reads `tests/fixtures/zoho/{name}.json`.
-fn fixture(name: &str) -> Fixture {
+pub(crate) fn fixture(name: &str) -> Fixture {
     let path = format!(
         "{}/tests/fixtures/zoho/{name}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -95,7 +95,7 @@ fn shape_differences(doc: &Value, actual: &Value, at: &str, extras: &[&str]) -> 
 }
 
 /// Checks an answer against a fixture: status and shape.
-fn assert_documented(name: &str, status: StatusCode, body: &Value, extras: &[&str]) {
+pub(crate) fn assert_documented(name: &str, status: StatusCode, body: &Value, extras: &[&str]) {
     let fixture = fixture(name);
     assert_eq!(status.as_u16(), fixture.status, "{name}: {body}");
     let differences = shape_differences(&fixture.body, body, "", extras);
@@ -106,15 +106,15 @@ fn assert_documented(name: &str, status: StatusCode, body: &Value, extras: &[&st
     );
 }
 
-/// Both emulators and a token with every meeting and webinar scope.
-struct Zoho {
-    accounts: AccountsEmulator,
-    meeting: MeetingEmulator,
-    token: String,
+/// Both emulators and a token with every scope the Meeting emulator checks.
+pub(crate) struct Zoho {
+    pub(crate) accounts: AccountsEmulator,
+    pub(crate) meeting: MeetingEmulator,
+    pub(crate) token: String,
 }
 
 impl Zoho {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let accounts = support::emulator(AccountsOptions::default()).await;
         let meeting = support::meeting_emulator(&accounts).await;
         let token = mint(
@@ -123,6 +123,9 @@ impl Zoho {
                 "ZohoMeeting.manageOrg.READ",
                 "ZohoMeeting.meeting.ALL",
                 "ZohoMeeting.webinar.ALL",
+                "ZohoMeeting.user.READ",
+                "ZohoMeeting.recording.READ",
+                "ZohoMeeting.sdk.CREATE",
             ],
         )
         .await;
@@ -133,11 +136,11 @@ impl Zoho {
         }
     }
 
-    fn org(&self, rest: &str) -> String {
+    pub(crate) fn org(&self, rest: &str) -> String {
         format!("/api/v2/{}/{rest}", self.meeting.control().zsoid())
     }
 
-    async fn call_as(
+    pub(crate) async fn call_as(
         &self,
         method: Method,
         path: &str,
@@ -162,13 +165,18 @@ impl Zoho {
         (status, body)
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         self.call_as(method, path, Some(&self.token), body).await
     }
 }
 
 /// Mints an access token for `scopes` at the accounts emulator.
-async fn mint(accounts: &AccountsEmulator, scopes: &[&str]) -> String {
+pub(crate) async fn mint(accounts: &AccountsEmulator, scopes: &[&str]) -> String {
     let refresh = accounts.control().issue_refresh_token(scopes);
     refresh_with(accounts, &refresh).await
 }
@@ -194,7 +202,7 @@ async fn refresh_with(accounts: &AccountsEmulator, refresh: &str) -> String {
 }
 
 /// The documented create body, with our own values.
-fn session_body() -> Value {
+pub(crate) fn session_body() -> Value {
     json!({
         "topic": "Quarterly review",
         "agenda": "Numbers first.",

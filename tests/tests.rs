@@ -43,5 +43,7 @@ mod logs;
 mod scenario;
 // The meeting, webinar and participant-report answers against Zoho's documented examples.
 mod emulator_meetings;
+// The users, recordings and SDK-session answers against Zoho's examples, and through the proxy.
+mod emulator_endpoints;
 // sandbox's fault flags through the binary: an outage that ends, owned-up rejections, a file store.
 mod sandbox_flags;

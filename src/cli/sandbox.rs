@@ -27,7 +27,7 @@ use crate::token::policy::refresh_at;
 use crate::token::store::{MemoryStore, TokenStore};
 
 /// Every scope the emulator knows, granted to the sandbox's refresh token.
-const SCOPES: [&str; 9] = [
+const SCOPES: [&str; 12] = [
     "ZohoMeeting.manageOrg.READ",
     "ZohoMeeting.meeting.READ",
     "ZohoMeeting.meeting.CREATE",
@@ -37,6 +37,9 @@ const SCOPES: [&str; 9] = [
     "ZohoMeeting.webinar.CREATE",
     "ZohoMeeting.webinar.UPDATE",
     "ZohoMeeting.webinar.DELETE",
+    "ZohoMeeting.user.READ",
+    "ZohoMeeting.recording.READ",
+    "ZohoMeeting.sdk.CREATE",
 ];
 
 /// `sandbox` options.

@@ -2,8 +2,8 @@
 //!
 //! [`MeetingEmulator::start`] binds a TCP socket and serves, over HTTP/1.1 and HTTP/2
 //! (plain, or TLS when [`MeetingOptions::tls`] is set), the Meeting endpoints the proxy's
-//! users call: the current user, meetings (Zoho calls them sessions), webinars and the
-//! participant report. Access tokens are checked against an
+//! users call: the current user and the organisation's users, meetings (Zoho calls them
+//! sessions), webinars, the participant report, recordings and SDK sessions. Access tokens are checked against an
 //! [accounts emulator](super::accounts) through
 //! [`AccountsControl::validate_access_token`], so a token minted there works here until it
 //! expires or is revoked. [`MeetingControl`] drives and inspects the emulator from the same
@@ -28,6 +28,13 @@
 //! | `POST /api/v2/{zsoid}/webinar.json` | `ZohoMeeting.webinar.CREATE` | `201 {"session":{"webinarKey":..,"meetingKey":..,..}}` |
 //! | `GET`, `PUT`, `DELETE /api/v2/{zsoid}/webinar/{webinarKey}.json` | `ZohoMeeting.webinar.READ`, `.UPDATE`, `.DELETE` | as for sessions, with `webinarKey` |
 //! | `GET /api/v2/{zsoid}/participant/{meetingKey}.json` | `ZohoMeeting.meeting.READ` | `200 {"participantsCount":n,"participants":[..]}`; query `index` (a page number), `count` |
+//! | `GET /api/v2/{zsoid}/user.json` | `ZohoMeeting.user.READ` | `200 {"representation":[..],"totalCount":n,"resourceType":..}`; query `index` (a page number), `count` (default 20) |
+//! | `GET /api/v2/{zsoid}/user/{userId}.json` | `ZohoMeeting.user.READ` | `200 {"representation":{..},"resourceType":..}`; `userId` or `zuid` |
+//! | `GET /meeting/api/v2/{zsoid}/recordings.json` | `ZohoMeeting.recording.READ` | `200 {"recordings":[..],"meta":{"moreRecords":b}}`, newest first; query `index` (first record, from 1), `count` |
+//! | `GET /meeting/api/v2/{zsoid}/recordings/{meetingKey}.json` | `ZohoMeeting.recording.READ` | `200 {"recordings":[..]}`: one once the meeting has ended, none before |
+//! | `GET /meeting/api/v2/{zsoid}/recordings/{meetingKey}/download` (`transcript`, `summary`) | `ZohoMeeting.recording.READ` | `200` `video/mp4` (`text/plain`): where the recordings' links point |
+//! | `POST /meeting/api/v2/{zsoid}/sdk/session` | `ZohoMeeting.sdk.CREATE` | `201 {"session":{..}}` in the SDK pages' shape; body as for create |
+//! | `POST /meeting/api/v2/{zsoid}/sdk/session/meet` | `ZohoMeeting.sdk.CREATE` | `201 {"session":{..}}`; body `{"session":{"conferenceType":"audio"}}` (or `video`) |
 //!
 //! A scope `ZohoMeeting.<resource>.ALL` covers every operation on that resource; scope names
 //! are compared without regard to case.
@@ -46,10 +53,13 @@
 //!    token rejection and must not make a proxy refresh. (The Meeting pages document no
 //!    answer for a missing scope; this is the one other Zoho APIs give.)
 //! 4. **Organisation**: a `{zsoid}` other than [`MeetingOptions::zsoid`] answers as the
-//!    endpoint's page documents: on the meeting, webinar and participant endpoints
+//!    endpoint's page documents: on the meeting, webinar and participant endpoints (and the
+//!    recording and SDK ones, whose pages' error sections are cut short in the copies read)
 //!    `401 {"error":{"errorCode":3001,"message":"You do not have permission to access this
 //!    organization account.","key":"UNAUTHORIZED_USER"}}` (a 401 that is **not** a token
-//!    problem: a proxy passes it through without refreshing).
+//!    problem: a proxy passes it through without refreshing); on the user endpoints, as
+//!    their pages document, `403 {"error":{"code":1025,"message":"Org doesn't matches with
+//!    request uri"},"resourceType":"/meeting/api/v2/{zsoid}/user"}`.
 //! 5. **Fault injection**: [`MeetingOptions::failure_rate`] of the requests that got this far
 //!    answer `500 {"error":{"code":500,"message":"Internal server error"}}`.
 //! 6. **The endpoint**: an unknown key answers the documented `400 {"error":{"errorCode":4000,
@@ -118,9 +128,30 @@
 //! times inside the meeting and clock times in the meeting's zone; it does not wait for the
 //! meeting to happen.
 //!
-//! Not emulated: the user-management endpoints, recordings, SDK sessions, recurring
-//! meetings, checking passwords, and Zoho's (undocumented) rate limits. At most
-//! [`MAX_SESSIONS`] meetings and webinars are kept.
+//! # Users, recordings and SDK sessions
+//!
+//! The organisation has one user, the emulator's, an administrator (so the user pages'
+//! `403` code `1009` "Invalid org admin" never answers); an unknown `userId` answers `400`
+//! `INVALID_USER` (undocumented; the emulator's own). Their module, `meeting/users.rs`, has
+//! the shapes.
+//!
+//! A meeting whose end time has passed has exactly one recording, computed from the
+//! meeting (same meeting, same answer); webinars have none. Zoho's `downloadUrl` points at
+//! `download.zoho.com`: **the emulator's points at a path it serves itself**,
+//! `/meeting/api/v2/{zsoid}/recordings/{meetingKey}/download` on its own origin (and the
+//! transcript and summary links likewise), checked as any API request, so a client that
+//! sends that path through the proxy downloads the file with the injected token. An
+//! unknown meeting key answers the documented `INVALID_MEETING_KEY`. Their module,
+//! `meeting/recordings.rs`, has the details.
+//!
+//! SDK sessions store a meeting (listed, read, reported on and recorded like any other)
+//! and answer the SDK pages' shape, which differs from the meeting pages' (string
+//! `meetingKey`, `pwd` in clear); the pages show no status, and the emulator answers `201`
+//! as create does (`meeting/sdk.rs`).
+//!
+//! Not emulated: editing users, departments, webinar recordings, recurring meetings,
+//! checking passwords, and Zoho's (undocumented) rate limits. At most [`MAX_SESSIONS`]
+//! meetings and webinars are kept.
 //!
 //! # Logging
 //!
@@ -129,8 +160,10 @@
 //! `Authorization` header, because tests assert on it; its `Debug` output redacts it.
 
 mod control;
+mod recordings;
 mod reject;
 mod route;
+mod sdk;
 mod sessions;
 #[cfg(test)]
 mod testing;
@@ -396,6 +429,12 @@ impl Shared {
             Route::Collection { kind, .. } => self.collection(kind, op, parts, body),
             Route::Item { kind, key, .. } => self.item(kind, key, op, parts, body),
             Route::Participants { key, .. } => self.participants(key, parts.uri.query()),
+            Route::Users { .. } => self.users(parts.uri.query()),
+            Route::UserItem { id, .. } => self.user_details(id),
+            Route::Recordings { .. } => self.recordings(parts.uri.query()),
+            Route::MeetingRecordings { key, .. } => self.meeting_recordings(key),
+            Route::RecordingFile { key, file, .. } => self.recording_file(key, file),
+            Route::Sdk { instant, .. } => self.sdk_session(instant, parts, body),
         }
     }
 

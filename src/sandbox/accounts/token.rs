@@ -754,6 +754,27 @@ mod tests {
         assert_eq!(control.token_requests(), 5);
     }
 
+    #[tokio::test]
+    async fn by_default_the_eleventh_mint_in_ten_minutes_gets_zohos_throttle_with_http_200() {
+        // zoho-facts.md §5 and §6: ten tokens per ten minutes, then this exact body, HTTP 200.
+        let emu = start(AccountsOptions::default()).await;
+        let token = emu.control().issue_refresh_token(&[SCOPE]);
+        for _ in 0..10 {
+            let (_, body) = refresh(&emu, &token).await;
+            assert!(body["access_token"].is_string(), "{body}");
+        }
+        let (status, body) = refresh(&emu, &token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error_description": "You have made too many requests continuously. Please try again after some time.",
+                "error": "Access Denied",
+                "status": "failure",
+            })
+        );
+    }
+
     #[test]
     fn mint_window_rolls_after_ten_minutes() {
         let start = Instant::now();

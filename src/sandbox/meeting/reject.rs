@@ -33,8 +33,9 @@ pub(super) enum Reject {
     /// The endpoint exists but not with this method; carries the `Allow` value.
     MethodNotAllowed(&'static str),
     /// The path names another organisation, on an endpoint whose page documents
-    /// `403 {"error":{"code":1025,..}}` (the user pages).
-    OrgMismatch,
+    /// `403 {"error":{"code":1025,..},"resourceType":..}` (the user pages); carries the
+    /// `resourceType`.
+    OrgMismatch { resource_type: String },
     /// The path names another organisation, on an endpoint whose page documents
     /// `401 {"error":{"errorCode":3001,..,"key":"UNAUTHORIZED_USER"}}` (the meeting pages).
     /// Not a token problem: a proxy must pass it through.
@@ -111,6 +112,16 @@ pub(super) const INVALID_COUNT: Invalid = Invalid {
     key: "INVALID_COUNT",
     message: "count must be a positive integer.",
 };
+/// A user id that is neither the user's `userId` nor their `zuid`. The user pages document
+/// no answer for it.
+pub(super) const UNKNOWN_USER: Invalid = Invalid {
+    key: "INVALID_USER",
+    message: "No user of this organization has this user id.",
+};
+pub(super) const INVALID_CONFERENCE_TYPE: Invalid = Invalid {
+    key: "INVALID_CONFERENCE_TYPE",
+    message: "conferenceType must be audio or video.",
+};
 pub(super) const LIMIT_EXCEEDED: Invalid = Invalid {
     key: "LIMIT_EXCEEDED",
     message: "The sandbox holds at most 10000 meetings and webinars; delete some first.",
@@ -139,10 +150,12 @@ impl Reject {
                 error_code(StatusCode::METHOD_NOT_ALLOWED, 405, "Method not allowed"),
                 allow,
             ),
-            Reject::OrgMismatch => error_code(
+            Reject::OrgMismatch { resource_type } => json(
                 StatusCode::FORBIDDEN,
-                1025,
-                "Org doesn't matches with request uri",
+                &json!({
+                    "error": { "code": 1025, "message": "Org doesn't matches with request uri" },
+                    "resourceType": resource_type,
+                }),
             ),
             Reject::UnauthorizedUser => json(
                 StatusCode::UNAUTHORIZED,

@@ -4,6 +4,7 @@
 use hyper::Method;
 use hyper::header::{self, HeaderMap};
 
+use super::recordings::RecordingFile;
 use super::reject::Reject;
 use super::sessions::Kind;
 use super::{API_PREFIX, MEETING_API_PREFIX};
@@ -24,6 +25,36 @@ pub(super) enum Route<'a> {
     Participants {
         org: &'a str,
         key: &'a str,
+    },
+    /// `{org}/user`: the organisation's users.
+    Users {
+        org: &'a str,
+    },
+    /// `{org}/user/{userId}`: one user.
+    UserItem {
+        org: &'a str,
+        id: &'a str,
+    },
+    /// `{org}/recordings`: every recording.
+    Recordings {
+        org: &'a str,
+    },
+    /// `{org}/recordings/{meetingKey}`: one meeting's recordings.
+    MeetingRecordings {
+        org: &'a str,
+        key: &'a str,
+    },
+    /// `{org}/recordings/{meetingKey}/{file}`: a recording's file, where the emulator's
+    /// `downloadUrl` (and the transcript and summary URLs) point.
+    RecordingFile {
+        org: &'a str,
+        key: &'a str,
+        file: RecordingFile,
+    },
+    /// `{org}/sdk/session` (scheduled) or `{org}/sdk/session/meet` (instant).
+    Sdk {
+        org: &'a str,
+        instant: bool,
     },
 }
 
@@ -48,8 +79,29 @@ impl<'a> Route<'a> {
                 .into_iter()
                 .find(|kind| kind.segment() == segment)
         };
+        let org_ok = |org: &str| !org.is_empty();
         match segments.as_slice() {
             ["user"] => Some(Route::User),
+            [org, "user"] if org_ok(org) => Some(Route::Users { org }),
+            [org, "user", id] if org_ok(org) && !id.is_empty() => Some(Route::UserItem { org, id }),
+            [org, "recordings"] if org_ok(org) => Some(Route::Recordings { org }),
+            [org, "recordings", key] if org_ok(org) && !key.is_empty() => {
+                Some(Route::MeetingRecordings { org, key })
+            }
+            [org, "recordings", key, file] if org_ok(org) && !key.is_empty() => {
+                Some(Route::RecordingFile {
+                    org,
+                    key,
+                    file: RecordingFile::parse(file)?,
+                })
+            }
+            [org, "sdk", "session"] if org_ok(org) => Some(Route::Sdk {
+                org,
+                instant: false,
+            }),
+            [org, "sdk", "session", "meet"] if org_ok(org) => {
+                Some(Route::Sdk { org, instant: true })
+            }
             [org, collection] if !org.is_empty() => Some(Route::Collection {
                 org,
                 kind: kind(collection)?,
@@ -69,6 +121,8 @@ impl<'a> Route<'a> {
     /// The operation `method` performs here; `None` when the method is not allowed.
     pub(super) fn operation(&self, method: &Method) -> Option<Op> {
         match (self, method.as_str()) {
+            (Route::Sdk { .. }, "POST") => Some(Op::Create),
+            (Route::Sdk { .. }, _) => None,
             (_, "GET") => Some(Op::Read),
             (Route::Collection { .. }, "POST") => Some(Op::Create),
             (Route::Item { .. }, "PUT") => Some(Op::Update),
@@ -80,9 +134,16 @@ impl<'a> Route<'a> {
     /// The methods allowed here, for the `Allow` header.
     pub(super) fn allow(&self) -> &'static str {
         match self {
-            Route::User | Route::Participants { .. } => "GET",
+            Route::User
+            | Route::Participants { .. }
+            | Route::Users { .. }
+            | Route::UserItem { .. }
+            | Route::Recordings { .. }
+            | Route::MeetingRecordings { .. }
+            | Route::RecordingFile { .. } => "GET",
             Route::Collection { .. } => "GET, POST",
             Route::Item { .. } => "GET, PUT, DELETE",
+            Route::Sdk { .. } => "POST",
         }
     }
 
@@ -92,17 +153,34 @@ impl<'a> Route<'a> {
             Route::User => "manageOrg",
             Route::Collection { kind, .. } | Route::Item { kind, .. } => kind.resource(),
             Route::Participants { .. } => "meeting",
+            Route::Users { .. } | Route::UserItem { .. } => "user",
+            Route::Recordings { .. }
+            | Route::MeetingRecordings { .. }
+            | Route::RecordingFile { .. } => "recording",
+            Route::Sdk { .. } => "sdk",
         }
     }
 
     /// The answer to a path naming another organisation, as each endpoint's page documents
-    /// it: `401 UNAUTHORIZED_USER` on the meeting pages, `403` code `1025` elsewhere.
+    /// it: `403` code `1025` on the user pages (list of users, user details), which also
+    /// give the `resourceType`; `401 UNAUTHORIZED_USER` on the meeting pages, and on the
+    /// recording and SDK endpoints, whose pages (cut short in the stored copies) show no
+    /// error: they are served under `/meeting/api/v2` as the participant report's documented
+    /// `INVALID_MEETING_KEY` resolution ("a valid recording Id") suggests it shares their
+    /// errors.
     pub(super) fn wrong_org(&self) -> Reject {
-        match self {
-            Route::Collection { .. } | Route::Item { .. } | Route::Participants { .. } => {
-                Reject::UnauthorizedUser
-            }
-            _ => Reject::OrgMismatch,
+        match *self {
+            Route::Users { org } | Route::UserItem { org, .. } => Reject::OrgMismatch {
+                resource_type: format!("{MEETING_API_PREFIX}/{org}/user"),
+            },
+            Route::User
+            | Route::Collection { .. }
+            | Route::Item { .. }
+            | Route::Participants { .. }
+            | Route::Recordings { .. }
+            | Route::MeetingRecordings { .. }
+            | Route::RecordingFile { .. }
+            | Route::Sdk { .. } => Reject::UnauthorizedUser,
         }
     }
 
@@ -112,7 +190,13 @@ impl<'a> Route<'a> {
             Route::User => None,
             Route::Collection { org, .. }
             | Route::Item { org, .. }
-            | Route::Participants { org, .. } => Some(org),
+            | Route::Participants { org, .. }
+            | Route::Users { org }
+            | Route::UserItem { org, .. }
+            | Route::Recordings { org }
+            | Route::MeetingRecordings { org, .. }
+            | Route::RecordingFile { org, .. }
+            | Route::Sdk { org, .. } => Some(org),
         }
     }
 }
@@ -207,13 +291,52 @@ mod tests {
         for bad in [
             "",
             "7",
-            "7/user.json",
+            "7/users.json",
+            "7/sdk.json",
+            "7/sdk/session/later",
+            "7/recordings/9/video",
+            "/user.json",
             "7/sessions/9/x.json",
             "/sessions.json",
             "7/participant.json",
         ] {
             assert_eq!(Route::parse(bad), None, "{bad}");
         }
+        assert_eq!(Route::parse("7/user.json"), Some(Route::Users { org: "7" }));
+        assert_eq!(
+            Route::parse("7/user/9"),
+            Some(Route::UserItem { org: "7", id: "9" })
+        );
+        assert_eq!(
+            Route::parse("7/recordings.json"),
+            Some(Route::Recordings { org: "7" })
+        );
+        assert_eq!(
+            Route::parse("7/recordings/9.json"),
+            Some(Route::MeetingRecordings { org: "7", key: "9" })
+        );
+        assert_eq!(
+            Route::parse("7/recordings/9/download"),
+            Some(Route::RecordingFile {
+                org: "7",
+                key: "9",
+                file: RecordingFile::Video
+            })
+        );
+        assert_eq!(
+            Route::parse("7/sdk/session"),
+            Some(Route::Sdk {
+                org: "7",
+                instant: false
+            })
+        );
+        assert_eq!(
+            Route::parse("7/sdk/session/meet.json"),
+            Some(Route::Sdk {
+                org: "7",
+                instant: true
+            })
+        );
         let scopes = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(has_scope(
             &scopes(&["ZohoMeeting.meeting.READ"]),
@@ -266,7 +389,8 @@ mod tests {
             "/api/v2".to_owned(),
             "/api/v2/".to_owned(),
             "/api/v2/nope.json".to_owned(),
-            sb.org("recordings.json"),
+            sb.org("recording.json"),
+            sb.org("recordings/1/play"),
             sb.org("sessions/1/extra.json"),
             sb.org("sessions/"),
             "/api/v2//sessions.json".to_owned(),

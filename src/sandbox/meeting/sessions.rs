@@ -52,31 +52,31 @@ pub(super) enum Kind {
 /// A stored meeting or webinar.
 #[derive(Clone, Debug)]
 pub(super) struct Session {
-    kind: Kind,
-    key: u64,
-    sys_id: u64,
-    topic: String,
-    agenda: String,
-    presenter: u64,
+    pub(super) kind: Kind,
+    pub(super) key: u64,
+    pub(super) sys_id: u64,
+    pub(super) topic: String,
+    pub(super) agenda: String,
+    pub(super) presenter: u64,
     /// Start, in milliseconds since the Unix epoch (never negative).
-    start_ms: i64,
-    duration_ms: u64,
+    pub(super) start_ms: i64,
+    pub(super) duration_ms: u64,
     /// The `timezone` as the client gave it (Zoho echoes `Asia/Calcutta` as such).
-    timezone: String,
+    pub(super) timezone: String,
     /// The zone that name resolves to.
-    zone: TimeZone,
+    pub(super) zone: TimeZone,
     /// The meeting password; answers show it masked, as Zoho's do.
-    password: String,
+    pub(super) password: String,
     /// The `t` parameter of `meetingEmbedUrl`.
-    embed_token: String,
-    participants: Vec<Participant>,
+    pub(super) embed_token: String,
+    pub(super) participants: Vec<Participant>,
 }
 
 /// An invited participant.
 #[derive(Clone, Debug)]
 pub(super) struct Participant {
-    id: u64,
-    email: String,
+    pub(super) id: u64,
+    pub(super) email: String,
 }
 
 /// The validated fields of a create or edit body; `None` when absent (or `null`).
@@ -184,7 +184,20 @@ impl Shared {
         body: &[u8],
     ) -> Result<Response<Body>, Reject> {
         let fields = session_fields(content_type, body)?;
-        let input = SessionInput::from_json(&fields, self.zuid, &utc())?;
+        let rendered =
+            self.insert_session(kind, &fields, |this, s| this.render(s, View::Created))?;
+        Ok(json(StatusCode::CREATED, &wrap(rendered)))
+    }
+
+    /// Validates the fields of a create body, stores the new meeting or webinar under a fresh
+    /// key and returns what `render` makes of it. Shared by create and the SDK sessions.
+    pub(super) fn insert_session<T>(
+        &self,
+        kind: Kind,
+        fields: &Map<String, Value>,
+        render: impl FnOnce(&Self, &Session) -> T,
+    ) -> Result<T, Reject> {
+        let input = SessionInput::from_json(fields, self.zuid, &utc())?;
         let topic = input.topic.ok_or(Reject::Invalid(TOPIC_REQUIRED))?;
         let start_ms = input.start_ms.ok_or(Reject::Invalid(START_TIME_REQUIRED))?;
         let (timezone, zone) = input
@@ -217,23 +230,20 @@ impl Shared {
             participants,
         };
 
-        let rendered = {
-            let mut state = self.lock();
-            if state.sessions.len() >= MAX_SESSIONS {
-                return Err(Reject::Invalid(LIMIT_EXCEEDED));
+        let mut state = self.lock();
+        if state.sessions.len() >= MAX_SESSIONS {
+            return Err(Reject::Invalid(LIMIT_EXCEEDED));
+        }
+        session.key = loop {
+            // Ten digits, like Zoho's meeting keys.
+            let key = rng.random_range(1_000_000_000..10_000_000_000u64);
+            if !state.sessions.contains_key(&key) {
+                break key;
             }
-            session.key = loop {
-                // Ten digits, like Zoho's meeting keys.
-                let key = rng.random_range(1_000_000_000..10_000_000_000u64);
-                if !state.sessions.contains_key(&key) {
-                    break key;
-                }
-            };
-            let rendered = self.render(&session, View::Created);
-            state.sessions.insert(session.key, session);
-            rendered
         };
-        Ok(json(StatusCode::CREATED, &wrap(rendered)))
+        let rendered = render(self, &session);
+        state.sessions.insert(session.key, session);
+        Ok(rendered)
     }
 
     /// `GET sessions/{key}.json` / `webinar/{key}.json`.
@@ -319,9 +329,7 @@ impl Shared {
         key: &str,
         query: Option<&str>,
     ) -> Result<Response<Body>, Reject> {
-        let params = query_params(query);
-        let take = count(&params)?;
-        let skip = index(&params)?.saturating_sub(1).saturating_mul(take);
+        let (skip, take) = page(&query_params(query), MAX_PAGE_SIZE)?;
         let state = self.lock();
         let meeting = find(&state.sessions, Kind::Meeting, key)?;
         let end = meeting.end_ms();
@@ -703,7 +711,7 @@ fn wrap(value: Value) -> Value {
 }
 
 /// Reads `index`, a whole number (default 0).
-fn index(params: &HashMap<String, String>) -> Result<usize, Invalid> {
+pub(super) fn index(params: &HashMap<String, String>) -> Result<usize, Invalid> {
     match params.get("index") {
         None => Ok(0),
         Some(value) => parse_key(value.trim())
@@ -713,9 +721,14 @@ fn index(params: &HashMap<String, String>) -> Result<usize, Invalid> {
 }
 
 /// Reads `count`, a positive whole number (default and maximum [`MAX_PAGE_SIZE`]).
-fn count(params: &HashMap<String, String>) -> Result<usize, Invalid> {
+pub(super) fn count(params: &HashMap<String, String>) -> Result<usize, Invalid> {
+    count_or(params, MAX_PAGE_SIZE)
+}
+
+/// Reads `count`, a positive whole number (default `default`, at most [`MAX_PAGE_SIZE`]).
+fn count_or(params: &HashMap<String, String>, default: usize) -> Result<usize, Invalid> {
     match params.get("count") {
-        None => Ok(MAX_PAGE_SIZE),
+        None => Ok(default),
         Some(value) => match parse_key(value.trim()) {
             Some(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX).min(MAX_PAGE_SIZE)),
             _ => Err(INVALID_COUNT),
@@ -723,11 +736,31 @@ fn count(params: &HashMap<String, String>) -> Result<usize, Invalid> {
     }
 }
 
+/// Reads `index` as a page number counted from 1 (`0` is the first page too) and `count`
+/// as the page size (default `default_count`); returns how many records to skip and take.
+pub(super) fn page(
+    params: &HashMap<String, String>,
+    default_count: usize,
+) -> Result<(usize, usize), Invalid> {
+    let take = count_or(params, default_count)?;
+    let skip = index(params)?.saturating_sub(1).saturating_mul(take);
+    Ok((skip, take))
+}
+
 /// A password masked as Zoho's answers show it: first and last character around `***`.
 fn mask(password: &str) -> String {
     let first = password.chars().next().unwrap_or('*');
     let last = password.chars().last().unwrap_or('*');
     format!("{first}***{last}")
+}
+
+/// 64 lower-case hex digits: the SHA-256 of `text`.
+pub(super) fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 64 lower-case hex digits, like the `t` of Zoho's `meetingEmbedUrl`.

@@ -18,6 +18,9 @@ pub(super) const ALL_SCOPES: &[&str] = &[
     "ZohoMeeting.manageOrg.READ",
     "ZohoMeeting.meeting.ALL",
     "ZohoMeeting.webinar.ALL",
+    "ZohoMeeting.user.READ",
+    "ZohoMeeting.recording.READ",
+    "ZohoMeeting.sdk.CREATE",
 ];
 
 /// A plain reqwest client.

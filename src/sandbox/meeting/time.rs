@@ -135,6 +135,18 @@ pub(super) fn zoho_time(ms: i64, tz: &TimeZone) -> String {
     zoned(ms, tz).strftime("%b %d, %Y %I:%M %p %Z").to_string()
 }
 
+/// Formats an instant as the recording pages do, in `tz` with the zone's abbreviation:
+/// `2023-08-18T10:46:28 IST`.
+pub(super) fn recording_time(ms: i64, tz: &TimeZone) -> String {
+    zoned(ms, tz).strftime("%Y-%m-%dT%H:%M:%S %Z").to_string()
+}
+
+/// Formats an instant as the SDK pages' `startDate`, in `tz` without the zone and with an
+/// unpadded day: `Jan 4, 2024 07:00 PM`.
+pub(super) fn start_date(ms: i64, tz: &TimeZone) -> String {
+    zoned(ms, tz).strftime("%b %-d, %Y %I:%M %p").to_string()
+}
+
 /// The 12-hour clock time of an instant in `tz`: `07:00 PM`.
 pub(super) fn clock_time(ms: i64, tz: &TimeZone) -> String {
     zoned(ms, tz).strftime("%I:%M %p").to_string()
@@ -362,6 +374,12 @@ mod tests {
             "Jan 04, 2024 12:30 PM UTC"
         );
         assert_eq!(clock_time(86_400_000 - 60_000, &utc()), "11:59 PM");
+        // The recording and SDK pages' formats: 1692335788703 is the recording page's start.
+        assert_eq!(
+            recording_time(1_692_335_788_703, &ist),
+            "2023-08-18T10:46:28 IST"
+        );
+        assert_eq!(start_date(1_704_375_000_000, &ist), "Jan 4, 2024 07:00 PM");
         // The same instant is a different date in Kolkata and New York.
         let late = JUNE_UTC + 4 * 3_600_000 + 1_800_000; // 23:30 UTC
         assert_eq!(local_date(late, &ist).to_string(), "2030-06-20");
