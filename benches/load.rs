@@ -9,16 +9,17 @@
 //! "hyper floor": what any hyper-based proxy costs before it does anything else). `wrk` drives each in turn, alternating,
 //! for 1 and 64 keep-alive connections; then it measures a 1 GiB streamed download and
 //! upload through the proxy (GB/s, peak RSS growth), RSS idle and with 1,000 idle keep-alive
-//! connections, the time to the first byte of a chunked response, and the request path
-//! against a TLS upstream (nginx terminating TLS with an rcgen certificate). Last, under
-//! `valgrind --tool=callgrind`, the instructions each proxy executes per request: a count
-//! the machine's noise does not change, to tell where time goes.
+//! connections, and the time to the first byte of a chunked response. Then where users live
+//! ([`scale`], issue 15): a TLS upstream speaking HTTP/1.1 and HTTP/2, 2,000 slow requests in
+//! flight, and an HTTP/2 upstream whose stream limit binds, next to nginx and haproxy. Last,
+//! under `valgrind --tool=callgrind`, the instructions each proxy executes per request: a
+//! count the machine's noise does not change, to tell where time goes.
 //!
 //! Missing tools are named with their install command; what can be measured still is.
 //! `ZMP_BENCH_SECS` sets each wrk run's length (default 5); `ZMP_BENCH_PARTS` picks parts
-//! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `instructions`;
-//! default all); `ZMP_BENCH_KEEP=1` keeps the run's directory (the callgrind outputs, for
-//! `callgrind_annotate`).
+//! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `wan`,
+//! `h2-streams`, `instructions`; default all); `ZMP_BENCH_KEEP=1` keeps the run's directory
+//! (the callgrind outputs, for `callgrind_annotate`). BENCHMARKS.md tells more.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -35,7 +36,15 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
 
+// The parts of issue 15 (TLS, WAN, HTTP/2 streams): `load.rs` + `load/`, as modules go.
+#[path = "load/scale.rs"]
+mod scale;
+
 const GIB: u64 = 1 << 30;
+
+/// The `Authorization` the other proxies (and the hyper floor) set: a token of Zoho's shape.
+const AUTHORIZATION: &str =
+    "Zoho-oauthtoken 1000.0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef";
 
 static BENCH_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
@@ -175,13 +184,13 @@ fn main() {
         }
         println!("\n## Streaming through the proxy (default threads)\n");
         let idle = rss_kib(ours.pid());
-        let sampler = RssSampler::start(ours.pid());
+        let sampler = PeakSampler::rss(ours.pid());
         let t = Instant::now();
         let got = download(ours.addr, GIB).await;
         let dl = t.elapsed();
         let peak_dl = sampler.stop();
         assert_eq!(got, GIB);
-        let sampler = RssSampler::start(ours.pid());
+        let sampler = PeakSampler::rss(ours.pid());
         let t = Instant::now();
         let sent = upload(ours.addr, GIB).await;
         let ul = t.elapsed();
@@ -244,33 +253,27 @@ fn main() {
         }
     });
 
-    match (&nginx, wrk) {
-        _ if !part("tls") => {}
-        (Some(bin), true) => {
-            println!(
-                "\n## TLS upstream (nginx terminates TLS with an rcgen certificate in front of the upstream)\n"
-            );
-            let (cert, key, ca) = tls_files(dir.path());
-            let tls = Nginx::tls_terminator(bin, dir.path(), upstream, &cert, &key);
-            let tls_url = format!("https://localhost:{}", tls.addr.port());
-            let ours_tls = Proxy::start(&runtime, &accounts, &tls_url, Some(&ca), 0, dir.path());
-            let nginx_tls = Nginx::proxy(bin, dir.path(), &tls_url, Some(&ca));
-            println!("| connections | target | requests/s | p50 | p99 |");
-            println!("|---|---|---|---|---|");
-            for conns in [1u32, 64] {
-                for (name, addr) in [
-                    ("nginx → TLS", nginx_tls.addr),
-                    ("ours → TLS", ours_tls.addr),
-                ] {
-                    let w = run_wrk(addr, "/x", conns, secs);
-                    println!(
-                        "| {conns} | {name} | {:.0} | {:.0} µs | {:.0} µs |",
-                        w.rps, w.p50_us, w.p99_us
-                    );
-                }
-            }
-        }
-        _ => println!("\n(TLS rows need nginx and wrk.)"),
+    let bench = scale::Bench {
+        runtime: &runtime,
+        accounts: &accounts,
+        dir: dir.path(),
+        secs,
+        nginx: nginx.as_deref(),
+        haproxy: have("haproxy"),
+        h2load: have("h2load"),
+        tls: tls_files(dir.path()),
+    };
+    if part("tls") || part("wan") || part("h2-streams") {
+        bench.prepare();
+    }
+    if wrk && part("tls") {
+        bench.tls();
+    }
+    if wrk && part("wan") {
+        bench.wan(upstream);
+    }
+    if wrk && part("h2-streams") {
+        bench.h2_streams();
     }
 
     if valgrind && part("instructions") {
@@ -311,6 +314,7 @@ fn main() {
                 None,
                 1,
                 dir.path(),
+                "",
             ));
             let addr = p.addr;
             (Box::new(p) as Box<dyn std::any::Any>, addr)
@@ -346,7 +350,22 @@ fn main() {
 type Body = BoxBody<Bytes, Infallible>;
 
 async fn start_upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_each(listener(), |stream| async move {
+        let service =
+            hyper::service::service_fn(|req| async move { Ok::<_, Infallible>(route(req).await) });
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
+}
+
+/// Serves each connection `listener` accepts (`TCP_NODELAY` set) with `serve`, on a task of
+/// its own, from a task of its own; returns the listener's address.
+fn serve_each<F, Fut>(listener: tokio::net::TcpListener, serve: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
@@ -354,17 +373,18 @@ async fn start_upstream() -> SocketAddr {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req| async move {
-                    Ok::<_, Infallible>(route(req).await)
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     addr
+}
+
+/// A loopback listener whose backlog takes 2,000 connections arriving at once (tokio's
+/// `bind` allows 1,024; the rest would wait for SYN retransmits).
+fn listener() -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    socket.listen(4096).unwrap()
 }
 
 async fn route(req: Request<Incoming>) -> Response<Body> {
@@ -385,6 +405,11 @@ async fn route(req: Request<Incoming>) -> Response<Body> {
             }
         }
         return Response::new(Full::new(Bytes::from(n.to_string())).boxed());
+    }
+    if let Some(ms) = path.strip_prefix("/sleep/") {
+        // A far upstream: the answer comes after this many milliseconds (a timer, no CPU).
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        return Response::new(Full::new(Bytes::from_static(b"ok\n")).boxed());
     }
     if path == "/chunked" {
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
@@ -573,9 +598,7 @@ impl Floor {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let stat = PathBuf::from(format!("/proc/self/task/{tid}/stat"));
                 tx.send((listener.local_addr().unwrap(), stat)).unwrap();
-                let auth = hyper::header::HeaderValue::from_static(
-                    "Zoho-oauthtoken 1000.0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef",
-                );
+                let auth = hyper::header::HeaderValue::from_static(AUTHORIZATION);
                 let host = hyper::header::HeaderValue::from_str(&upstream.to_string()).unwrap();
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
@@ -596,17 +619,18 @@ impl Floor {
                     let sender = std::sync::Arc::new(tokio::sync::Mutex::new(sender));
                     let (auth, host) = (auth.clone(), host.clone());
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                            let sender = sender.clone();
-                            let (auth, host) = (auth.clone(), host.clone());
-                            async move {
-                                req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
-                                req.headers_mut().insert(hyper::header::HOST, host);
-                                let mut sender = sender.lock().await;
-                                sender.ready().await?;
-                                sender.send_request(req).await
-                            }
-                        });
+                        let service =
+                            hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                                let sender = sender.clone();
+                                let (auth, host) = (auth.clone(), host.clone());
+                                async move {
+                                    req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
+                                    req.headers_mut().insert(hyper::header::HOST, host);
+                                    let mut sender = sender.lock().await;
+                                    sender.ready().await?;
+                                    sender.send_request(req).await
+                                }
+                            });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
@@ -645,11 +669,31 @@ impl Proxy {
         threads: usize,
         dir: &Path,
     ) -> Self {
-        Self::start_under(&[], accounts, upstream, ca, threads, dir).await
+        Self::start_under(&[], accounts, upstream, ca, threads, dir, "").await
+    }
+
+    /// [`Proxy::start`], with `extra` configuration: TOML lines that end the `[upstream]`
+    /// table (written last), and may open tables after it (`[limits]` …).
+    fn start_tuned(
+        bench: &scale::Bench<'_>,
+        upstream: &str,
+        ca: Option<&Path>,
+        threads: usize,
+        extra: &str,
+    ) -> Self {
+        bench.runtime.block_on(Self::start_under(
+            &[],
+            bench.accounts,
+            upstream,
+            ca,
+            threads,
+            bench.dir,
+            extra,
+        ))
     }
 
     /// [`Proxy::start_in`], the binary run by `wrapper` (a command and its arguments) when
-    /// one is given.
+    /// one is given, with `extra` configuration as in [`Proxy::start_tuned`].
     async fn start_under(
         wrapper: &[&str],
         accounts: &AccountsEmulator,
@@ -657,6 +701,7 @@ impl Proxy {
         ca: Option<&Path>,
         threads: usize,
         dir: &Path,
+        extra: &str,
     ) -> Self {
         let refresh = accounts
             .control()
@@ -671,8 +716,8 @@ impl Proxy {
             format!(
                 "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\nworker_threads = {threads}\n\
                  [oauth]\nclient_id = {:?}\nclient_secret = {:?}\nrefresh_token = {refresh:?}\naccounts_url = {:?}\n\
-                 [upstream]\nurl = {upstream:?}\n{ca_line}\
-                 [token]\nstore = \"memory\"\n[log]\nlevel = \"warn,zoho_meeting_proxy=info,zoho_meeting_proxy::proxy=warn\"\n",
+                 [token]\nstore = \"memory\"\n[log]\nlevel = \"warn,zoho_meeting_proxy=info,zoho_meeting_proxy::proxy=warn\"\n\
+                 [upstream]\nurl = {upstream:?}\n{ca_line}{extra}",
                 opts.client_id,
                 opts.client_secret,
                 accounts.url()
@@ -771,33 +816,14 @@ impl Nginx {
         };
         let scheme = url.scheme();
         let conf = format!(
-            "upstream up {{ server {server}; keepalive 128; }}\n\
-             server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;\n\
+            "upstream up {{ server {server}; keepalive 4096; }}\n\
+             server {{ listen 127.0.0.1:{port} backlog=4096; keepalive_requests 1000000;\n\
                location / {{ proxy_pass {scheme}://up; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
-                 proxy_set_header Host {host}; proxy_set_header Authorization \"Zoho-oauthtoken 1000.0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef\";\n\
+                 proxy_set_header Host {host}; proxy_set_header Authorization \"{AUTHORIZATION}\";\n\
                  proxy_buffering off; proxy_request_buffering off; {tls} }} }}",
             host = url.host_str().unwrap(),
         );
         Self::run(wrapper, bin, dir, &conf, port)
-    }
-
-    fn tls_terminator(
-        bin: &Path,
-        dir: &Path,
-        upstream: SocketAddr,
-        cert: &Path,
-        key: &Path,
-    ) -> Self {
-        let port = free_port();
-        let conf = format!(
-            "upstream plain {{ server {upstream}; keepalive 128; }}\n\
-             server {{ listen 127.0.0.1:{port} ssl; keepalive_requests 1000000;\n\
-               ssl_certificate {}; ssl_certificate_key {};\n\
-               location / {{ proxy_pass http://plain; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }} }}",
-            cert.display(),
-            key.display()
-        );
-        Self::run(&[], bin, dir, &conf, port)
     }
 
     /// Under a `wrapper`, nginx runs without its master process, so that the wrapped
@@ -808,8 +834,8 @@ impl Nginx {
         let mut f = std::fs::File::create(&path).unwrap();
         write!(
             f,
-            "worker_processes 1; daemon off; pid {d}/{name}.pid; error_log {d}/{name}.err;\n\
-             {master}events {{ worker_connections 4096; }}\n\
+            "worker_processes 1; worker_rlimit_nofile 65536; daemon off; pid {d}/{name}.pid; error_log {d}/{name}.err;\n\
+             {master}events {{ worker_connections 16384; }}\n\
              http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; {server} }}\n",
             d = dir.display(),
             master = if wrapper.is_empty() {
@@ -926,6 +952,10 @@ struct Wrk {
     requests: f64,
     /// CPU µs per request of the process measured: (user, system).
     cpu: Option<(f64, f64)>,
+    /// wrk's socket errors: connect, read, write and timeout, added up.
+    socket_errors: u64,
+    /// Answers that were not 2xx or 3xx.
+    non_2xx: u64,
 }
 
 impl Wrk {
@@ -939,8 +969,14 @@ impl Wrk {
 /// [`run_wrk`], with the CPU time spent during the run by the process or thread whose
 /// `/proc/…/stat` is `stat`.
 fn run_wrk_cpu(addr: SocketAddr, path: &str, conns: u32, secs: u64, stat: Option<&Path>) -> Wrk {
+    with_cpu(stat, || run_wrk(addr, path, conns, secs))
+}
+
+/// The wrk `run`, with the CPU time spent during it by the process or thread whose
+/// `/proc/…/stat` is `stat`.
+fn with_cpu(stat: Option<&Path>, run: impl FnOnce() -> Wrk) -> Wrk {
     let before = stat.map(cpu_ticks);
-    let mut w = run_wrk(addr, path, conns, secs);
+    let mut w = run();
     if let (Some(stat), Some((u0, s0))) = (stat, before)
         && w.requests > 0.0
     {
@@ -979,6 +1015,11 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
+    run_wrk_url(&format!("http://{addr}{path}"), conns, secs)
+}
+
+/// wrk against `url` (`http://` or `https://`; wrk speaks HTTP/1.1 only).
+fn run_wrk_url(url: &str, conns: u32, secs: u64) -> Wrk {
     let threads = if conns == 1 { 1 } else { 2 };
     let out = Command::new("wrk")
         .args([
@@ -986,7 +1027,7 @@ fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
             &format!("-c{conns}"),
             &format!("-d{secs}s"),
             "--latency",
-            &format!("http://{addr}{path}"),
+            url,
         ])
         .output()
         .unwrap();
@@ -1006,10 +1047,18 @@ fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
             w.p50_us = micros(v.trim());
         } else if let Some(v) = line.strip_prefix("99%") {
             w.p99_us = micros(v.trim());
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            w.socket_errors = v
+                .split(',')
+                .filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            w.non_2xx = v.trim().parse().unwrap_or(0);
         }
     }
     if text.contains("Non-2xx") {
-        eprintln!("warning: non-2xx answers from {addr}");
+        eprintln!("warning: non-2xx answers from {url}");
         if let Some(dir) = BENCH_DIR.get() {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 if entry.path().extension().is_some_and(|e| e == "err") {
@@ -1122,24 +1171,30 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct RssSampler {
+/// The highest value a reading took while it ran, read on a thread of its own.
+struct PeakSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     handle: std::thread::JoinHandle<u64>,
 }
 
-impl RssSampler {
-    fn start(pid: u32) -> Self {
+impl PeakSampler {
+    fn start(every: Duration, read: impl Fn() -> u64 + Send + 'static) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut peak = 0;
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_kib(pid));
-                std::thread::sleep(Duration::from_millis(20));
+                peak = peak.max(read());
+                std::thread::sleep(every);
             }
             peak
         });
         Self { stop, handle }
+    }
+
+    /// The peak RSS of process `pid`, in KiB, read every 20 ms.
+    fn rss(pid: u32) -> Self {
+        Self::start(Duration::from_millis(20), move || rss_kib(pid))
     }
 
     fn stop(self) -> u64 {

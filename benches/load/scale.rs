@@ -1,0 +1,779 @@
+//! The parts of the load bench where users live (issue 15): a TLS upstream that speaks
+//! HTTP/1.1 or HTTP/2 (`tls`), 2,000 slow requests in flight (`wan`), and an HTTP/2 upstream
+//! whose concurrent-stream limit binds (`h2-streams`).
+//!
+//! Each part runs ours next to nginx and haproxy where they do the same job (one worker or
+//! thread each, as ours at `worker_threads = 1`), prints a table, and ends with issue 15's
+//! targets, each with its figure and "met" or "not met". The upstreams run in the bench's
+//! process: the plain one of the other parts (a `/sleep/MS` path answers after MS ms, on a
+//! timer), and a TLS one here (rustls + hyper, HTTP/1.1 or HTTP/2 chosen by ALPN, certificate
+//! from an rcgen CA that every proxy is told to trust).
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::{
+    AUTHORIZATION, AccountsEmulator, Child, Command, Duration, Infallible, Instant, Nginx, Path,
+    PathBuf, PeakSampler, Proxy, SocketAddr, Stdio, TokioExecutor, TokioIo, Wrk, free_port,
+    listener, route, run_wrk_url, serve_each, stat_path, terminate, with_cpu,
+};
+
+/// `wan` and `h2-streams`: how long the upstream takes to answer, as a far data centre would.
+const FAR_MS: u64 = 30;
+
+/// `wan`: client connections, each with one request in flight.
+const WAN_CONNECTIONS: u32 = 2_000;
+
+/// `h2-streams`: requests in flight, and the upstream's `SETTINGS_MAX_CONCURRENT_STREAMS`.
+const H2_IN_FLIGHT: u32 = 1_000;
+const H2_STREAM_LIMIT: u32 = 100;
+
+/// Open files the parts need at most: wrk's, the proxies' and the in-process upstream's
+/// sockets (`wan`: 2,000 client connections, as many upstream ones per proxy, kept idle
+/// between runs).
+const OPEN_FILES: u64 = 65_536;
+
+/// What the parts share.
+pub(super) struct Bench<'a> {
+    pub(super) runtime: &'a tokio::runtime::Runtime,
+    pub(super) accounts: &'a AccountsEmulator,
+    pub(super) dir: &'a Path,
+    /// Each wrk (or h2load) run's length.
+    pub(super) secs: u64,
+    pub(super) nginx: Option<&'a Path>,
+    pub(super) haproxy: bool,
+    pub(super) h2load: bool,
+    /// The TLS upstream's certificate, its key, and the CA that signed it (PEM files).
+    pub(super) tls: (PathBuf, PathBuf, PathBuf),
+}
+
+/// One row of a table: what drives the load at what, and the process whose CPU and RSS count.
+struct Target {
+    name: String,
+    load: Load,
+    /// The proxy process (nginx: its worker); `None` for the upstream itself.
+    pid: Option<u32>,
+}
+
+enum Load {
+    /// wrk (HTTP/1.1, over TLS for an `https://` URL), one request in flight per connection.
+    Wrk { url: String, connections: u32 },
+    /// h2load: HTTP/2 over TLS, `streams` in flight on each of `connections`.
+    H2load {
+        url: String,
+        connections: u32,
+        streams: u32,
+    },
+}
+
+/// What one run measured.
+#[derive(Clone)]
+struct Run {
+    w: Wrk,
+    /// Peak RSS of the target's process, KiB.
+    rss_kib: Option<u64>,
+    /// Peak established connections from the target's process to the upstream (sampled
+    /// every 200 ms).
+    upstream_conns: Option<u64>,
+    /// Connections the kernel dropped during the run because a listener's accept queue was
+    /// full (machine-wide `TcpExt: ListenOverflows`; runs do not overlap).
+    listen_overflows: u64,
+}
+
+/// A proxy other than ours, stopped when dropped.
+struct Haproxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+// === impl Bench ===
+
+impl Bench<'_> {
+    /// Raises the open-file limit (see [`raise_open_files`]) and names the install command
+    /// of each missing tool these parts use.
+    pub(super) fn prepare(&self) {
+        raise_open_files();
+        if !self.haproxy {
+            println!(
+                "haproxy is not installed: `apt-get update && apt-get install -y haproxy` (haproxy rows skipped)"
+            );
+        }
+        if !self.h2load {
+            println!(
+                "h2load is not installed: `apt-get update && apt-get install -y nghttp2-client` (h2load rows skipped)"
+            );
+        }
+    }
+
+    /// `tls`: a TLS upstream speaking HTTP/1.1, then one choosing HTTP/2 by ALPN, at 64 and
+    /// 512 connections.
+    pub(super) fn tls(&self) {
+        let secs = self.secs;
+        println!(
+            "\n## TLS upstream, HTTP/1.1 and HTTP/2 (wrk, {secs} s per run, 2 rounds alternating; small GET)\n"
+        );
+        println!(
+            "| upstream | connections | target | requests/s | p50 | p99 | vs nginx (rps) | proxy CPU per request (user + sys) | errors |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let mut verdicts = Vec::new();
+        for h2 in [false, true] {
+            let (mode, alpn): (&str, &[&str]) = if h2 {
+                ("HTTP/2", &["h2", "http/1.1"])
+            } else {
+                ("HTTP/1.1", &["http/1.1"])
+            };
+            let upstream = self.tls_upstream(alpn, None);
+            let url = format!("https://localhost:{}", upstream.port());
+            let ca = &self.tls.2;
+            let ours = Proxy::start_tuned(self, &url, Some(ca), 1, "");
+            let nginx = self
+                .nginx
+                .map(|bin| Nginx::proxy(bin, self.dir, &url, Some(ca)));
+            let haproxy = self.haproxy.then(|| {
+                Haproxy::start(
+                    self.dir,
+                    &format!(
+                        "127.0.0.1:{} ssl verify required ca-file {} sni str(localhost) alpn {}",
+                        upstream.port(),
+                        ca.display(),
+                        alpn[0]
+                    ),
+                )
+            });
+            for connections in [64, 512] {
+                let wrk = |url: String| Load::Wrk { url, connections };
+                let mut targets = vec![Target {
+                    name: "direct (wrk: HTTP/1.1 over TLS)".to_owned(),
+                    load: wrk(format!("https://127.0.0.1:{}/x", upstream.port())),
+                    pid: None,
+                }];
+                if let Some(n) = &nginx {
+                    targets.push(Target {
+                        name: "nginx (1 worker; HTTP/1.1 upstream)".to_owned(),
+                        load: wrk(format!("http://{}/x", n.addr)),
+                        pid: Some(n.worker_pid()),
+                    });
+                }
+                if let Some(h) = &haproxy {
+                    targets.push(Target {
+                        name: format!("haproxy (1 thread; {mode} upstream)"),
+                        load: wrk(format!("http://{}/x", h.addr)),
+                        pid: Some(h.child.id()),
+                    });
+                }
+                targets.push(Target {
+                    name: format!("ours (worker_threads = 1; {mode} upstream)"),
+                    load: wrk(format!("http://{}/x", ours.addr)),
+                    pid: Some(ours.pid()),
+                });
+                let runs = self.measure(&targets, None);
+                let nginx_run = nginx.as_ref().map(|_| &runs[1]);
+                for (t, r) in targets.iter().zip(&runs) {
+                    println!(
+                        "| {mode} | {connections} | {} | {:.0} | {} | {} | {} | {} | {} |",
+                        t.name,
+                        r.w.rps,
+                        us(r.w.p50_us),
+                        us(r.w.p99_us),
+                        nginx_run.map_or("-".to_owned(), |n| format!("{:.2}", r.w.rps / n.w.rps)),
+                        cpu(&r.w),
+                        errors(&r.w),
+                    );
+                }
+                if connections == 64 {
+                    let at = format!("tls, {mode} upstream, 64 connections");
+                    let ours = runs.last().expect("ours is a target");
+                    match nginx_run {
+                        Some(n) => verdicts.extend(versus_nginx(&at, ours, n)),
+                        None => verdicts.push(format!("- {at}: no nginx to compare with")),
+                    }
+                }
+            }
+        }
+        println!(
+            "\nThe upstream is in the bench's process (rustls + hyper; rcgen CA in each proxy's trust \
+             store: `upstream.ca_file`, `proxy_ssl_trusted_certificate`, haproxy's `ca-file`). \
+             An HTTP/2 upstream also accepts HTTP/1.1, for nginx (which speaks only HTTP/1.x to \
+             an upstream) and wrk. CPU per request: the proxy process's user and system time \
+             over the run, from /proc, divided by the requests wrk completed. Errors: wrk's socket \
+             errors + non-2xx answers.\n\nTargets:\n"
+        );
+        for v in verdicts {
+            println!("{v}");
+        }
+    }
+
+    /// `wan`: 2,000 connections, each with a request the upstream answers after 30 ms.
+    pub(super) fn wan(&self, upstream: SocketAddr) {
+        let (secs, conns) = (self.secs, WAN_CONNECTIONS);
+        println!(
+            "\n## {conns} slow requests in flight (upstream answers after {FAR_MS} ms; wrk -c {conns}, {secs} s per run, 2 rounds alternating)\n"
+        );
+        if !enough_open_files() {
+            return;
+        }
+        let up_url = format!("http://{upstream}");
+        // The default (10,000) allows 2,000 connections already; said here so that it shows.
+        let limits = "[limits]\nmax_connections = 10000\n";
+        let ours1 = Proxy::start_tuned(self, &up_url, None, 1, limits);
+        let ours = Proxy::start_tuned(self, &up_url, None, 0, limits);
+        let nginx = self
+            .nginx
+            .map(|bin| Nginx::proxy(bin, self.dir, &up_url, None));
+        let haproxy = self
+            .haproxy
+            .then(|| Haproxy::start(self.dir, &upstream.to_string()));
+        let path = format!("/sleep/{FAR_MS}");
+        let wrk = |addr: SocketAddr| Load::Wrk {
+            url: format!("http://{addr}{path}"),
+            connections: conns,
+        };
+        let mut targets = vec![Target {
+            name: "direct".to_owned(),
+            load: wrk(upstream),
+            pid: None,
+        }];
+        if let Some(n) = &nginx {
+            targets.push(Target {
+                name: "nginx (1 worker)".to_owned(),
+                load: wrk(n.addr),
+                pid: Some(n.worker_pid()),
+            });
+        }
+        if let Some(h) = &haproxy {
+            targets.push(Target {
+                name: "haproxy (1 thread)".to_owned(),
+                load: wrk(h.addr),
+                pid: Some(h.child.id()),
+            });
+        }
+        for (name, p) in [
+            ("ours (worker_threads = 1)", &ours1),
+            ("ours (default threads)", &ours),
+        ] {
+            targets.push(Target {
+                name: name.to_owned(),
+                load: wrk(p.addr),
+                pid: Some(p.pid()),
+            });
+        }
+        let runs = self.measure(&targets, None);
+        println!(
+            "| target | requests/s | p50 | p99 | added p50 | added p99 | socket errors | non-2xx | listen overflows | peak RSS |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        let direct = &runs[0].w;
+        for (t, r) in targets.iter().zip(&runs) {
+            let added = |v: f64, d: f64| match t.pid {
+                Some(_) => ms(v - d),
+                None => "-".to_owned(),
+            };
+            println!(
+                "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                t.name,
+                r.w.rps,
+                ms(r.w.p50_us),
+                ms(r.w.p99_us),
+                added(r.w.p50_us, direct.p50_us),
+                added(r.w.p99_us, direct.p99_us),
+                r.w.socket_errors,
+                r.w.non_2xx,
+                r.listen_overflows,
+                r.rss_kib
+                    .map_or("-".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
+            );
+        }
+        println!(
+            "\nAdded = target − direct. wrk's closed loop offers {conns} / {FAR_MS} ms = {:.0} \
+             requests/s; where a proxy cannot serve that many, requests wait in it and the added \
+             latency is that queue. Socket errors: wrk's connect, read, write and timeout \
+             (2 s) errors. Listen overflows: connection attempts the kernel dropped during the \
+             run because the target's accept queue was full (the client retries the SYN after \
+             1 s; a backlog of 4,096 here for the upstream, nginx and haproxy). Peak RSS: \
+             sampled every 20 ms (nginx: its worker).\n\nTargets:\n",
+            f64::from(conns) / (FAR_MS as f64 / 1000.0)
+        );
+        let nginx_p99 = nginx.as_ref().map(|_| runs[1].w.p99_us);
+        let ours_rows = targets
+            .iter()
+            .zip(&runs)
+            .filter(|(t, _)| t.name.starts_with("ours"));
+        for (t, r) in ours_rows {
+            let errors = r.w.socket_errors + r.w.non_2xx;
+            verdict(
+                &format!("wan, {}: zero errors", t.name),
+                errors.to_string(),
+                errors == 0,
+            );
+            let added = r.w.p99_us - direct.p99_us;
+            verdict(
+                &format!("wan, {}: added p99 ≤ 2 ms", t.name),
+                ms(added),
+                added <= 2_000.0,
+            );
+            let rss = r.rss_kib.unwrap_or(0) as f64 / 1024.0;
+            verdict(
+                &format!("wan, {}: peak RSS ≤ 100 MB", t.name),
+                format!("{rss:.1} MB"),
+                rss <= 100.0,
+            );
+            match nginx_p99 {
+                Some(n) => verdict(
+                    &format!("wan, {}: p99 ≤ nginx's", t.name),
+                    format!("{} vs {}", ms(r.w.p99_us), ms(n)),
+                    r.w.p99_us <= n,
+                ),
+                None => println!("- wan, {}: no nginx to compare with", t.name),
+            }
+        }
+    }
+
+    /// `h2-streams`: 1,000 requests in flight through an HTTP/2 upstream that allows 100
+    /// streams per connection, with one upstream connection and with the default cap.
+    pub(super) fn h2_streams(&self) {
+        let (secs, n) = (self.secs, H2_IN_FLIGHT);
+        println!(
+            "\n## HTTP/2 upstream limited to {H2_STREAM_LIMIT} concurrent streams, {n} requests in flight (upstream answers after {FAR_MS} ms; {secs} s per run, 2 rounds alternating)\n"
+        );
+        if !enough_open_files() {
+            return;
+        }
+        let upstream = self.tls_upstream(&["h2", "http/1.1"], Some(H2_STREAM_LIMIT));
+        let url = format!("https://localhost:{}", upstream.port());
+        let ca = &self.tls.2;
+        let before = Proxy::start_tuned(self, &url, Some(ca), 0, "max_h2_connections = 1\n");
+        let after = Proxy::start_tuned(self, &url, Some(ca), 0, "");
+        let path = format!("/sleep/{FAR_MS}");
+        let mut targets = vec![Target {
+            name: format!("direct (wrk: HTTP/1.1 over TLS, {n} connections)"),
+            load: Load::Wrk {
+                url: format!("https://127.0.0.1:{}{path}", upstream.port()),
+                connections: n,
+            },
+            pid: None,
+        }];
+        if self.h2load {
+            let connections = n / H2_STREAM_LIMIT;
+            targets.push(Target {
+                name: format!(
+                    "direct (h2load: HTTP/2, {connections} connections × {H2_STREAM_LIMIT} streams)"
+                ),
+                load: Load::H2load {
+                    url: format!("https://127.0.0.1:{}{path}", upstream.port()),
+                    connections,
+                    streams: H2_STREAM_LIMIT,
+                },
+                pid: None,
+            });
+        }
+        for (name, p) in [
+            ("ours, max_h2_connections = 1 (before)", &before),
+            ("ours, max_h2_connections = 16 (after, the default)", &after),
+        ] {
+            targets.push(Target {
+                name: format!("{name}; wrk, {n} connections"),
+                load: Load::Wrk {
+                    url: format!("http://{}{path}", p.addr),
+                    connections: n,
+                },
+                pid: Some(p.pid()),
+            });
+        }
+        let runs = self.measure(&targets, Some(upstream.port()));
+        println!(
+            "| target | requests/s | p50 | p99 | errors | upstream connections (peak) | proxy CPU per request (user + sys) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (t, r) in targets.iter().zip(&runs) {
+            println!(
+                "| {} | {:.0} | {} | {} | {} | {} | {} |",
+                t.name,
+                r.w.rps,
+                ms(r.w.p50_us),
+                ms(r.w.p99_us),
+                errors(&r.w),
+                r.upstream_conns.map_or("-".to_owned(), |c| c.to_string()),
+                cpu(&r.w),
+            );
+        }
+        println!(
+            "\nAt most {H2_STREAM_LIMIT} streams per upstream connection each {FAR_MS} ms: one \
+             connection carries at most {:.0} requests/s. Upstream connections: the proxy's \
+             established TCP connections to the upstream, sampled every 200 ms.\n\nTargets:\n",
+            f64::from(H2_STREAM_LIMIT) / (FAR_MS as f64 / 1000.0)
+        );
+        let ours = &runs.last().expect("ours is a target").w;
+        let what =
+            "h2-streams: ours (default) requests/s within 10 % of direct at the same concurrency";
+        for (t, direct) in targets.iter().zip(&runs).filter(|(t, _)| t.pid.is_none()) {
+            let direct = direct.w.rps;
+            if direct > 0.0 {
+                verdict(
+                    &format!("{what}, {}", t.name),
+                    format!("{:.0} vs {direct:.0} ({:.2})", ours.rps, ours.rps / direct),
+                    ours.rps >= 0.9 * direct,
+                );
+            } else {
+                println!(
+                    "- {what}, {}: not measured (the direct runs completed no request; wrk over \
+                     TLS needs runs of 3 s or more to open 1,000 connections)",
+                    t.name
+                );
+            }
+        }
+    }
+
+    /// An in-process TLS upstream offering `alpn`; HTTP/2 connections allow `streams`
+    /// concurrent streams (hyper's default when `None`).
+    fn tls_upstream(&self, alpn: &[&str], streams: Option<u32>) -> SocketAddr {
+        let (cert, key, _) = &self.tls;
+        let certs = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        self.runtime.block_on(async move {
+            serve_each(listener(), move |stream| {
+                serve_tls(acceptor.clone(), stream, streams)
+            })
+        })
+    }
+
+    /// Each target in turn, two rounds; per target, the round with the median (here: the
+    /// higher) requests/s. `upstream_port` given, the peak count of connections to it too.
+    fn measure(&self, targets: &[Target], upstream_port: Option<u16>) -> Vec<Run> {
+        let mut rounds: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
+        for _round in 0..2 {
+            for (i, t) in targets.iter().enumerate() {
+                rounds[i].push(self.run(t, upstream_port));
+            }
+        }
+        rounds
+            .into_iter()
+            .map(|mut r| {
+                r.sort_by(|a, b| a.w.rps.total_cmp(&b.w.rps));
+                r.swap_remove(r.len() / 2)
+            })
+            .collect()
+    }
+
+    fn run(&self, t: &Target, upstream_port: Option<u16>) -> Run {
+        let rss = t.pid.map(PeakSampler::rss);
+        let conns = upstream_port.zip(t.pid).map(|(port, pid)| {
+            PeakSampler::start(Duration::from_millis(200), move || {
+                connections_to(port, pid)
+            })
+        });
+        let overflows = listen_overflows();
+        let stat = t.pid.map(stat_path);
+        let w = with_cpu(stat.as_deref(), || match &t.load {
+            Load::Wrk { url, connections } => run_wrk_url(url, *connections, self.secs),
+            Load::H2load {
+                url,
+                connections,
+                streams,
+            } => run_h2load(self.dir, url, *connections, *streams, self.secs),
+        });
+        Run {
+            w,
+            rss_kib: rss.map(PeakSampler::stop),
+            upstream_conns: conns.map(PeakSampler::stop),
+            listen_overflows: listen_overflows().saturating_sub(overflows),
+        }
+    }
+}
+
+// === impl Haproxy ===
+
+impl Haproxy {
+    /// haproxy in HTTP mode, one thread, keep-alive both sides, setting `Host` and
+    /// `Authorization`, in front of `server` (the rest of a `server` line: address and options).
+    fn start(dir: &Path, server: &str) -> Self {
+        let port = free_port();
+        let config = dir.join(format!("haproxy-{port}.cfg"));
+        std::fs::write(
+            &config,
+            format!(
+                "global\n  maxconn 8000\n  nbthread 1\n\n\
+                 defaults\n  mode http\n  maxconn 8000\n  timeout connect 5s\n  timeout client 60s\n  \
+                 timeout server 60s\n  http-reuse always\n\n\
+                 frontend proxy\n  bind 127.0.0.1:{port}\n  default_backend zoho\n\n\
+                 backend zoho\n  http-request set-header Host localhost\n  \
+                 http-request set-header Authorization \"{AUTHORIZATION}\"\n  server up {server}\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join(format!("haproxy-{port}.err"))).unwrap();
+        let mut child = Command::new("haproxy")
+            .args(["-db", "-f", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            let exited = child.try_wait().ok().flatten().is_some();
+            assert!(
+                !exited && Instant::now() < deadline,
+                "haproxy starts ({}; its log: {})",
+                config.display(),
+                dir.join(format!("haproxy-{port}.err")).display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, addr }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+// === helpers ===
+
+/// One TLS connection of the in-process upstream: HTTP/2 when ALPN chose it, else HTTP/1.1.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    streams: Option<u32>,
+) {
+    let Ok(tls) = acceptor.accept(stream).await else {
+        return;
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let service =
+        hyper::service::service_fn(|req| async move { Ok::<_, Infallible>(route(req).await) });
+    let io = TokioIo::new(tls);
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        if let Some(n) = streams {
+            builder.max_concurrent_streams(n);
+        }
+        let _ = builder.serve_connection(io, service).await;
+    } else {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .await;
+    }
+}
+
+/// h2load for `secs` against `url`: requests/s, and p50/p99 from its per-request log.
+fn run_h2load(dir: &Path, url: &str, connections: u32, streams: u32, secs: u64) -> Wrk {
+    let log = dir.join(format!("h2load-{}.log", rand::random::<u32>()));
+    let out = Command::new("h2load")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-m{streams}"),
+            &format!("-D{secs}"),
+            &format!("--log-file={}", log.display()),
+            url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut w = Wrk::default();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("finished in ") {
+            // "1.00s, 3276.00 req/s, 125.86KB/s"
+            w.rps = v
+                .split(", ")
+                .nth(1)
+                .and_then(|r| r.strip_suffix(" req/s"))
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0.0);
+        } else if let Some(v) = line.strip_prefix("requests: ") {
+            // "N total, N started, N done, N succeeded, N failed, N errored, N timeout"
+            let count = |what: &str| -> u64 {
+                v.split(", ")
+                    .find_map(|kv| kv.strip_suffix(what)?.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            w.requests = count(" done") as f64;
+            w.socket_errors = count(" errored") + count(" timeout");
+            w.non_2xx = count(" failed").saturating_sub(count(" errored"));
+        }
+    }
+    // Each line: start time (µs since the epoch), status, duration (µs).
+    let mut durations: Vec<f64> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split('\t').nth(2)?.trim().parse().ok())
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        durations
+            .get(((durations.len() as f64 * q) as usize).min(durations.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (w.p50_us, w.p99_us) = (at(0.50), at(0.99));
+    let _ = std::fs::remove_file(log);
+    w
+}
+
+/// Established TCP connections from process `pid` to `port`: its sockets (`/proc/PID/fd`)
+/// found in `/proc/net/tcp` with that remote port.
+fn connections_to(port: u16, pid: u32) -> u64 {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.path()).ok()?;
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields
+                .get(2)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            fields.get(3) == Some(&"01")
+                && remote_port == Some(port)
+                && fields.get(9).is_some_and(|i| inodes.contains(*i))
+        })
+        .count() as u64
+}
+
+/// The kernel's count of connections dropped because a listener's accept queue was full
+/// (`TcpExt: ListenOverflows` in `/proc/net/netstat`).
+fn listen_overflows() -> u64 {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (tcp_ext.next(), tcp_ext.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raises this process's open-file limit (children, wrk and the proxies, inherit it) with
+/// `prlimit`: to [`OPEN_FILES`] as root, else to the hard limit.
+fn raise_open_files() {
+    let pid = std::process::id().to_string();
+    let set = |n: u64| {
+        let _ = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={n}:{n}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    if open_files().0 < OPEN_FILES {
+        set(OPEN_FILES);
+    }
+    let (soft, hard) = open_files();
+    if soft < OPEN_FILES && hard > soft {
+        set(hard);
+    }
+}
+
+/// Whether the open-file limit allows 2,000 client connections and as many upstream ones,
+/// each end in a process of this machine; if not, says what to do.
+fn enough_open_files() -> bool {
+    let soft = open_files().0;
+    let enough = soft >= 16_384;
+    if !enough {
+        println!(
+            "The open-file limit is {soft}: raise it (`ulimit -n {OPEN_FILES}`, as root) and run again (part skipped)."
+        );
+    }
+    enough
+}
+
+/// This process's open-file limit: (soft, hard), from `/proc/self/limits`.
+fn open_files() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_default();
+    let mut values = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(u64::MAX));
+    (values.next().unwrap_or(0), values.next().unwrap_or(0))
+}
+
+/// Our figures against nginx's, as issue 15 asks at 64 connections.
+fn versus_nginx(at: &str, ours: &Run, nginx: &Run) -> Vec<String> {
+    let (o, n) = (&ours.w, &nginx.w);
+    let mut lines = vec![
+        line(
+            &format!("{at}: ours requests/s ≥ nginx's"),
+            format!("{:.0} vs {:.0}", o.rps, n.rps),
+            o.rps >= n.rps,
+        ),
+        line(
+            &format!("{at}: ours p99 ≤ nginx's"),
+            format!("{} vs {}", us(o.p99_us), us(n.p99_us)),
+            o.p99_us <= n.p99_us,
+        ),
+    ];
+    let total = |w: &Wrk| w.cpu.map(|(u, s)| u + s);
+    lines.push(match (total(o), total(n)) {
+        (Some(oc), Some(nc)) => line(
+            &format!("{at}: ours CPU per request ≤ 1.2 × nginx's"),
+            format!("{oc:.1} µs vs {nc:.1} µs ({:.2} ×)", oc / nc),
+            oc <= 1.2 * nc,
+        ),
+        _ => format!("- {at}: CPU per request not measured"),
+    });
+    lines
+}
+
+fn verdict(what: &str, figure: String, met: bool) {
+    println!("{}", line(what, figure, met));
+}
+
+fn line(what: &str, figure: String, met: bool) -> String {
+    format!(
+        "- {what}: {figure} — {}",
+        if met { "met" } else { "**not met**" }
+    )
+}
+
+fn us(v: f64) -> String {
+    format!("{v:.0} µs")
+}
+
+fn ms(v_us: f64) -> String {
+    format!("{:.2} ms", v_us / 1000.0)
+}
+
+fn cpu(w: &Wrk) -> String {
+    w.cpu.map_or("-".to_owned(), |(u, s)| {
+        format!("{:.1} µs ({u:.1} + {s:.1})", u + s)
+    })
+}
+
+fn errors(w: &Wrk) -> String {
+    (w.socket_errors + w.non_2xx).to_string()
+}
