@@ -226,16 +226,37 @@ impl Running {
     }
 }
 
+/// The accept queue of the proxy's TCP listener. tokio's `TcpListener::bind` asks for 1,024:
+/// a batch job opening 2,000 connections at once overflowed it (the load bench's `wan` part
+/// counted ~2,300 dropped SYNs, each a client waiting a second to retry). The kernel caps it
+/// at `net.core.somaxconn` (4,096 on current Linux).
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds `addr` as tokio's `TcpListener::bind` does (`SO_REUSEADDR` on Unix), with a deeper
+/// accept queue.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 async fn bind_proxy(listen: &Listen) -> Result<Listener, StartupError> {
     match listen {
-        Listen::Tcp(addr) => TcpListener::bind(addr)
-            .await
-            .map(Listener::Tcp)
-            .map_err(|source| StartupError::Bind {
-                key: "server.listen",
-                addr: addr.to_string(),
-                source,
-            }),
+        Listen::Tcp(addr) => {
+            listen_tcp(*addr)
+                .map(Listener::Tcp)
+                .map_err(|source| StartupError::Bind {
+                    key: "server.listen",
+                    addr: addr.to_string(),
+                    source,
+                })
+        }
         Listen::Unix(path) => {
             let bind_error = |source| StartupError::Bind {
                 key: "server.listen",
