@@ -19,7 +19,9 @@
 //! `ZMP_BENCH_SECS` sets each wrk run's length (default 5); `ZMP_BENCH_PARTS` picks parts
 //! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `wan`,
 //! `h2-streams`, `instructions`; default all); `ZMP_BENCH_KEEP=1` keeps the run's directory
-//! (the callgrind outputs, for `callgrind_annotate`). BENCHMARKS.md tells more.
+//! (the callgrind outputs, for `callgrind_annotate`); `ZMP_BENCH_PROXY_BIN=PATH` runs that
+//! build of ours (an older commit's, say) in this harness, for a before/after comparison.
+//! BENCHMARKS.md tells more.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -724,8 +726,9 @@ impl Proxy {
             ),
         )
         .unwrap();
-        let bin = env!("CARGO_BIN_EXE_zoho-meeting-proxy");
-        let mut child = wrapped(wrapper, Path::new(bin))
+        let bin = std::env::var("ZMP_BENCH_PROXY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned());
+        let mut child = wrapped(wrapper, Path::new(&bin))
             .args(["-c", config.to_str().unwrap(), "serve"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
