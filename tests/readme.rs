@@ -3,14 +3,11 @@
 //! through at least two token refreshes.
 //!
 //! The binary is `$ZOHO_PROXY_TEST_BIN` when set (CI points it at the release build, as
-//! README's `cargo run --release -- sandbox` runs), else the one cargo built for the tests.
-
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
+//! README's `cargo run --release -- sandbox` runs), else the one cargo built for the tests
+//! (`support::sandbox`).
 
 use crate::support;
+use crate::support::sandbox::Sandbox;
 
 /// README's block marked `<!-- readme-test: sandbox -->`, as written.
 fn readme_block() -> &'static str {
@@ -39,60 +36,15 @@ curl() {
 
 #[tokio::test]
 async fn readme_quick_start_works_as_written() {
-    let home = tempfile::tempdir().unwrap();
-    let binary = std::env::var("ZOHO_PROXY_TEST_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned());
-    let mut cmd = tokio::process::Command::from({
-        let mut c = std::process::Command::new(&binary);
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .current_dir(home.path())
-            // Ephemeral ports instead of 8080/9090, which may be taken on a shared machine.
-            .env("ZOHO_PROXY_SERVER__LISTEN", "127.0.0.1:0")
-            .env("ZOHO_PROXY_SERVER__ADMIN_LISTEN", "127.0.0.1:0");
-        c
-    });
-    cmd.args(["sandbox", "--token-lifetime", "4s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    let (mut proxy, mut admin) = (None, None);
-    while proxy.is_none() || admin.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
-            .await
-            .expect("the banner appears")
-            .unwrap()
-            .expect("sandbox is running");
-        banner.push_str(&line);
-        banner.push('\n');
-        let url = |l: &str| {
-            l.split_whitespace()
-                .nth(1)
-                .unwrap()
-                .trim_start_matches("http://")
-                .to_owned()
-        };
-        if line.trim_start().starts_with("proxy ") {
-            proxy = Some(url(&line));
-        } else if line.trim_start().starts_with("admin ") {
-            admin = Some(url(&line));
-        }
-    }
-    let (proxy, admin) = (proxy.unwrap(), admin.unwrap());
-    let stderr = child.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut log = String::new();
-        while let Ok(Some(l)) = lines.next_line().await {
-            log.push_str(&l);
-            log.push('\n');
-        }
-        log
-    });
+    let sandbox = Sandbox::start(&["--token-lifetime", "4s"], "\n  admin ").await;
+    let proxy = sandbox
+        .addr("proxy")
+        .trim_start_matches("http://")
+        .to_owned();
+    let admin = sandbox
+        .addr("admin")
+        .trim_start_matches("http://")
+        .to_owned();
 
     // The block as a user pastes it into bash, on the actual ports.
     crate::support::tools::curl();
@@ -150,17 +102,7 @@ async fn readme_quick_start_works_as_written() {
     assert_eq!(gone.status(), 400);
     assert!(gone.text().await.unwrap().contains("INVALID_MEETING_KEY"));
 
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let log = log.await.unwrap();
-    assert_eq!(exit.code(), Some(0), "{log}");
+    let log = sandbox.stop().await;
     let refreshes = log.matches("access token refreshed").count();
     assert!(
         refreshes >= 3,
