@@ -4,70 +4,8 @@
 //! the `token` command reads the token `serve` holds. `tests/live.rs` runs the same scenario
 //! against the real Zoho.
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-
+use crate::support::sandbox::Sandbox;
 use crate::support::scenario::{self, Binary};
-
-/// `sandbox --emulator-only`, running, and the `proxy.toml` it printed.
-struct Emulator {
-    child: tokio::process::Child,
-    config: toml::Table,
-}
-
-impl Emulator {
-    async fn start(binary: &Binary) -> Self {
-        let mut cmd = binary.bare(&["sandbox", "--emulator-only"]);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = tokio::spawn(async move {
-            let mut log = String::new();
-            while let Ok(Some(line)) = stderr.next_line().await {
-                log.push_str(&line);
-                log.push('\n');
-            }
-            log
-        });
-        let mut printed = String::new();
-        // The banner is a proxy.toml whose last line is the token store.
-        while !printed.contains("\nstore = ") {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("the emulator prints its proxy.toml")
-                .unwrap();
-            let Some(line) = line else {
-                let log = log.await.unwrap();
-                panic!("the emulator exited after printing:\n{printed}\nits log:\n{log}");
-            };
-            printed.push_str(&line);
-            printed.push('\n');
-        }
-        let config = printed.parse::<toml::Table>().unwrap();
-        Self { child, config }
-    }
-
-    fn oauth(&self, key: &str) -> String {
-        self.config["oauth"][key].as_str().unwrap().to_owned()
-    }
-
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("the emulator exits on SIGINT")
-            .unwrap();
-        assert_eq!(exit.code(), Some(0));
-    }
-}
 
 #[tokio::test]
 async fn the_end_to_end_scenario_passes_against_the_sandbox() {
@@ -82,8 +20,11 @@ async fn the_end_to_end_scenario_passes_against_the_sandbox() {
             Some(home.path().join("state").display().to_string()),
         ),
     ];
-    let emulator = Emulator::start(&binary).await;
-    let mut config = emulator.config.clone();
+    // The banner is a proxy.toml whose last line is the token store.
+    let emulator = Sandbox::start(&["--emulator-only"], "\nstore = ").await;
+    let mut config: toml::Table = emulator.printed.parse().unwrap();
+    let oauth = |key: &str| config["oauth"][key].as_str().unwrap().to_owned();
+    let (client_secret, refresh_token) = (oauth("client_secret"), oauth("refresh_token"));
     let token_path = home.path().join("token.json");
     config["token"] = toml::Value::Table(toml::Table::from_iter([
         ("store".to_owned(), toml::Value::from("file")),
@@ -118,8 +59,8 @@ async fn the_end_to_end_scenario_passes_against_the_sandbox() {
     // The replay, in the summary line (per-request lines are at debug by default).
     assert!(log.contains("; 1 replayed;"), "{log}");
     for secret in [
-        emulator.oauth("client_secret"),
-        emulator.oauth("refresh_token"),
+        client_secret,
+        refresh_token,
         report.revoked_token.expose().clone(),
     ] {
         assert!(

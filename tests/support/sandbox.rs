@@ -60,11 +60,14 @@ impl Sandbox {
         });
         let mut printed = String::new();
         while !printed.contains(until) {
-            let line = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+            let line = tokio::time::timeout(Duration::from_secs(30), out.next_line())
                 .await
                 .expect("sandbox prints its banner")
-                .unwrap()
-                .expect("sandbox is running");
+                .unwrap();
+            let Some(line) = line else {
+                let log = log.await.unwrap();
+                panic!("sandbox exited after printing:\n{printed}\nits log:\n{log}");
+            };
             printed.push_str(&line);
             printed.push('\n');
         }
