@@ -161,3 +161,47 @@ async fn a_taken_port_says_how_to_move_and_listen_moves_it() {
     assert_eq!(me.status(), 200);
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn the_banners_try_lines_work_pasted_into_a_shell() {
+    let sandbox = Sandbox::start(&[], "Ctrl-C stops it.").await;
+    let lines: Vec<&str> = sandbox
+        .printed
+        .lines()
+        .skip_while(|l| !l.starts_with("Try"))
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl ") || l.starts_with("KEY="))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", sandbox.printed);
+    crate::support::tools::curl();
+    // Stop at the first failure; curl fails on an HTTP error.
+    let script = format!(
+        "set -euo pipefail\ncurl() {{ command curl -sS --fail-with-body \"$@\"; }}\n{}\n",
+        lines.join("\n")
+    );
+    let run = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let key = stdout
+        .split_once("meetingKey ")
+        .map(|(_, rest)| rest.split_whitespace().next().unwrap_or(""))
+        .unwrap_or("");
+    assert!(
+        !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()),
+        "{stdout}"
+    );
+    // The read by $KEY answered that meeting.
+    assert!(
+        stdout.contains(&format!("\"meetingKey\":{key},")),
+        "{stdout}"
+    );
+    sandbox.stop().await;
+}

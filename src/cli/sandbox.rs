@@ -2,7 +2,7 @@
 //!
 //! Starts the accounts and Meeting emulators on loopback ports, then the real proxy — the
 //! same code path as `serve`, with a memory token store — wired to them, and prints where
-//! everything listens and three curl commands to try. `--emulator-only` serves just the fake
+//! everything listens and curl lines to paste (tested as printed). `--emulator-only` serves just the fake
 //! Zoho and prints a matching `proxy.toml`, for pointing your own `serve` (or your own
 //! integration tests) at it.
 //!
@@ -239,9 +239,10 @@ fn banner(
          \n  admin     {admin}\
          \n  emulator  accounts {accounts}, meeting {meeting}\
          \n  org       zsoid {zsoid}; access tokens live {lifetime}\
-         \n\nTry:\
+         \n\nTry, from another terminal (README.md has edit, delete and more):\
          \n  curl {proxy}/api/v2/user.json\
-         \n  curl -X POST {proxy}/api/v2/{zsoid}/sessions.json -H 'Content-Type: application/json' -d '{create}'\
+         \n  KEY=$(curl -s -X POST {proxy}/api/v2/{zsoid}/sessions.json -H 'Content-Type: application/json' -d '{create}' | grep -o '\"meetingKey\":[0-9]*' | cut -d: -f2); echo \"meetingKey $KEY\"\
+         \n  curl {proxy}/api/v2/{zsoid}/sessions/$KEY.json\
          \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'\
          \n\nCtrl-C stops it.",
         accounts = accounts.url(),
