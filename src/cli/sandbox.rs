@@ -2,9 +2,9 @@
 //!
 //! Starts the accounts and Meeting emulators on loopback ports, then the real proxy — the
 //! same code path as `serve`, with a memory token store — wired to them, and prints where
-//! everything listens and curl lines to paste (tested as printed). `--emulator-only` serves just the fake
-//! Zoho and prints a matching `proxy.toml`, for pointing your own `serve` (or your own
-//! integration tests) at it.
+//! everything listens and curl lines to paste (tested as printed). `--emulator-only` serves
+//! just the fake Zoho and prints a matching `proxy.toml`, for pointing your own `serve` (or
+//! your own integration tests) at it.
 //!
 //! The emulator's mint limit and the proxy's `oauth.max_mints_per_10m` both follow
 //! `--token-lifetime` ([`mint_budget`]), so short-lived tokens do not spend the budget and
