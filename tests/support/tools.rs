@@ -9,7 +9,7 @@
 //! install fails, the test fails with the command to run by hand.
 
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 type Ready = OnceLock<Result<(), String>>;
 
@@ -93,6 +93,9 @@ fn ensure(
     if !allowed {
         return refused("installing it needs root");
     }
+    // One install at a time: two apt-get runs at once would fight over dpkg's lock.
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
     eprintln!("{what} is missing: installing it for the tests ({by_hand})");
     for step in steps {
         let ok = Command::new(step[0])
