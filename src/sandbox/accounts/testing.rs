@@ -1,4 +1,8 @@
 //! Helpers shared by the accounts emulator's unit tests.
+//!
+//! Compiled only for tests (`#[cfg(test)]` here and where the parent declares it): its
+//! `unwrap`s fail a test, never the proxy.
+#![cfg(test)]
 
 use std::collections::HashMap;
 

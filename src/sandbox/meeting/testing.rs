@@ -1,5 +1,9 @@
 //! Test support shared by the emulator's unit tests: a sandbox of both emulators and a
 //! client.
+//!
+//! Compiled only for tests (`#[cfg(test)]` here and where the parent declares it): its
+//! `unwrap`s fail a test, never the proxy.
+#![cfg(test)]
 
 pub(super) use std::time::Duration;
 
