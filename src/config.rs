@@ -635,7 +635,8 @@ impl Validator<'_> {
     }
 
     fn oauth(&self, o: raw::RawOAuth) -> Result<OAuthConfig, ConfigError> {
-        // "" is as if unset: the default, or the data centre `login` stored.
+        // Unset or "": us here; the data centre `login` stored replaces it later
+        // (`app::effective_config`), since only an explicit choice must agree with it.
         let unset = o.data_center.trim().is_empty();
         let data_center: DataCenter = if unset {
             DataCenter::Us

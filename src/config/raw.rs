@@ -166,7 +166,8 @@ impl Default for RawServer {
 impl Default for RawOAuth {
     fn default() -> Self {
         Self {
-            data_center: "us".into(),
+            // Unset: the data centre `login` stored, else us (`Validator::oauth`).
+            data_center: String::new(),
             client_id: String::new(),
             client_secret: Secret::default(),
             client_secret_file: String::new(),
