@@ -7,7 +7,7 @@
 //! (`support::sandbox`).
 
 use crate::support;
-use crate::support::sandbox::Sandbox;
+use crate::support::sandbox::{Sandbox, bash};
 
 /// README's block marked `<!-- readme-test: sandbox -->`, as written.
 fn readme_block() -> &'static str {
@@ -57,11 +57,7 @@ async fn readme_quick_start_works_as_written() {
             .replace("127.0.0.1:8080", &proxy)
             .replace("127.0.0.1:9090", &admin)
     );
-    let run = tokio::process::Command::new("bash")
-        .args(["-c", &script])
-        .output()
-        .await
-        .unwrap();
+    let run = bash(&script).await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr),

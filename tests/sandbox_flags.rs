@@ -1,14 +1,12 @@
-//! `sandbox`'s fault flags as a user tries them, through the real binary: an outage that
-//! ends (`--token-outage 2s`), rejections that the sandbox owns up to (`--reject-tokens`),
-//! and `--emulator-only` printing a configuration whose `token` calls reuse one token.
+//! `sandbox` as a user tries it, through the real binary: an outage that ends
+//! (`--token-outage 2s`), rejections that the sandbox owns up to (`--reject-tokens`),
+//! `--emulator-only` printing a configuration whose `token` calls reuse one token, a taken
+//! port and `--listen`, and the banner's curl lines pasted into bash.
 
 use std::time::Duration;
 
-use crate::support::sandbox::{Sandbox, command};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
+use crate::support::client;
+use crate::support::sandbox::{Sandbox, bash, command};
 
 #[tokio::test]
 async fn a_token_outage_with_a_duration_ends_and_the_proxy_recovers() {
@@ -179,11 +177,7 @@ async fn the_banners_try_lines_work_pasted_into_a_shell() {
         "set -euo pipefail\ncurl() {{ command curl -sS --fail-with-body \"$@\"; }}\n{}\n",
         lines.join("\n")
     );
-    let run = tokio::process::Command::new("bash")
-        .args(["-c", &script])
-        .output()
-        .await
-        .unwrap();
+    let run = bash(&script).await;
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),

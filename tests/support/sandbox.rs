@@ -108,3 +108,12 @@ impl Sandbox {
         log
     }
 }
+
+/// Runs `script` with `bash -c`, as a user pastes lines into a shell.
+pub async fn bash(script: &str) -> std::process::Output {
+    tokio::process::Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .await
+        .expect("bash runs")
+}
