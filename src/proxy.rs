@@ -13,9 +13,10 @@
 //!    token is refreshed once — single-flight, so fifty rejected requests cause one mint —
 //!    and the request replayed once if its body was kept (bodies up to
 //!    `upstream.replay_body_limit`). When no replacement can be had the token is dead and the
-//!    request gets 503 with `Retry-After`; when the rejected token was itself a replacement,
-//!    Zoho's answer passes through. Everything else streams back untouched apart from
-//!    hop-by-hop headers.
+//!    request gets 503 with `Retry-After`; when the rejected token was a replacement that Zoho
+//!    rejected before accepting any request with it, Zoho's answer passes through. Any other
+//!    answer marks the token accepted (an atomic load once it is) and streams back untouched
+//!    apart from hop-by-hop headers.
 //! 4. `log_completion`: one event per request when the response body ends, with method,
 //!    path (never the query), status, bytes, latencies, request id and whether it was
 //!    replayed.
@@ -53,9 +54,15 @@ use self::route::{Route, Routes};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::telemetry;
-use crate::token::{AccessToken, Rejection, TokenSource};
+use crate::token::{self, AccessToken, Rejection, TokenSource};
 use crate::upstream::body::{self as request_body, RequestBody, UpstreamBody};
 use crate::upstream::{Affinity, error_chain};
+
+/// Replays of one request at most: one per token that Zoho rejects while the request is in
+/// flight. A second happens only when the replacement served other requests and was revoked
+/// before this replay reached Zoho; a replacement rejected before any acceptance is never
+/// replayed (see [`Rejection::Repeated`]).
+const MAX_REPLAYS: u32 = 2;
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
@@ -241,8 +248,8 @@ impl Proxy {
     }
 
     /// Phases 1 to 3: the upstream request, then one send-and-replay loop: a token
-    /// rejection is reported, and the request replayed once with the replacement when its
-    /// body was kept; a token that cannot be replaced gets 503.
+    /// rejection is reported, and the request replayed with the replacement when its body
+    /// was kept (at most [`MAX_REPLAYS`] times); a token that cannot be replaced gets 503.
     async fn forward(
         &self,
         req: Request<Incoming>,
@@ -258,16 +265,17 @@ impl Proxy {
             // Rare (no token yet, or it expired or died during an outage).
             None => self.tokens.wait().await.map_err(ProxyError::NoToken)?,
         };
-        let (mut body, mut replay) = match kept {
+        let (mut body, replay) = match kept {
             Kept::Buffered(bytes) => (
                 RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
                 Some((clone_head(&head), bytes)),
             ),
             Kept::Stream(body) => (body, None),
         };
-        let mut replayed = false;
+        let mut replays = 0;
         loop {
             let (response, latency) = self.send(head, body, &token, route, affinity).await?;
+            let replayed = replays > 0;
             let pass = |response| {
                 Ok(Forwarded {
                     response: downstream_response(response),
@@ -276,6 +284,7 @@ impl Proxy {
                 })
             };
             if !rejection::may_reject(response.status()) {
+                token::record_acceptance(&*self.tokens, &token);
                 return pass(response.map(ResponseBody::stream));
             }
             let (parts, incoming) = response.into_parts();
@@ -283,33 +292,34 @@ impl Proxy {
             let rejected = rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head);
             let response = Response::from_parts(parts, peeked.into_body());
             if !rejected {
+                token::record_acceptance(&*self.tokens, &token);
                 return pass(response);
             }
             if !replayed {
                 self.metrics.record_rejection();
             }
-            // A replay rejected too is reported (the source records that replacements are
-            // rejected: `Repeated`) and passed through.
-            match (self.tokens.report_rejected(&token).await, replayed) {
-                (Rejection::Dead(unavailable), false) => {
-                    return Err(ProxyError::NoToken(unavailable));
-                }
-                (Rejection::Replaced(fresh), false) => {
+            match self.tokens.report_rejected(&token).await {
+                Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
+                // New tokens do not help (wrong data centre or scopes): Zoho's answer.
+                Rejection::Repeated => return pass(response),
+                Rejection::Replaced(fresh) => {
                     // A body too large to have been kept: the client retries; the next
-                    // request has the new token.
-                    let Some((replay_head, bytes)) = replay.take() else {
+                    // request has the new token. A replay whose token Zoho had accepted
+                    // before and rejects now (revoked meanwhile) is replayed once more.
+                    let Some((replay_head, bytes)) =
+                        replay.as_ref().filter(|_| replays < MAX_REPLAYS)
+                    else {
                         return pass(response);
                     };
                     drop(response);
                     self.metrics.record_replay();
+                    replays += 1;
                     (head, body, token) = (
-                        replay_head,
-                        RequestBody::Buffered((!bytes.is_empty()).then_some(bytes)),
+                        clone_head(replay_head),
+                        RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
                         fresh,
                     );
-                    replayed = true;
                 }
-                (Rejection::Repeated, _) | (_, true) => return pass(response),
             }
         }
     }

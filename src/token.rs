@@ -6,9 +6,13 @@
 //! `HeaderValue` built from shared [`Bytes`] only bumps a reference count. The value is marked
 //! sensitive, so `Debug` prints `Sensitive` and HTTP/2 never indexes it.
 //!
-//! The request path sees only a [`TokenSource`]: the current token, a wait for one, and a
-//! way to report that Zoho rejected one. A token that Zoho rejected and that cannot be
-//! replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
+//! The request path sees only a [`TokenSource`]: the current token, a wait for one, a way to
+//! report that Zoho rejected one, and a way to say that Zoho accepted one. A rejection is
+//! judged by what the token has done, not by how it was made: a token that Zoho accepted at
+//! least once ([`AccessToken::is_accepted`]) is replaced when it is rejected, however often
+//! that happens; only a replacement ([`AccessToken::is_replacement`]) rejected before any
+//! request with it was accepted means new tokens cannot help. A token that Zoho rejected and
+//! that cannot be replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
 //!
 //! Submodules, from the bottom up:
 //! - [`client`]: one exchange with Zoho's token endpoint;
@@ -61,6 +65,10 @@ pub struct AccessToken {
     fingerprint: String,
     /// Zoho rejected it and no replacement could be had: never sent again.
     dead: AtomicBool,
+    /// Zoho answered a request with it with anything but a token rejection.
+    accepted: AtomicBool,
+    /// It was minted (or taken) to replace a token that Zoho rejected.
+    replacement: AtomicBool,
 }
 
 /// The current access token, swapped atomically by the refresher.
@@ -105,6 +113,8 @@ impl AccessToken {
             lifetime,
             generation,
             dead: AtomicBool::new(false),
+            accepted: AtomicBool::new(false),
+            replacement: AtomicBool::new(false),
         })
     }
 
@@ -166,6 +176,27 @@ impl AccessToken {
     pub fn mark_dead(&self) {
         self.dead.store(true, Ordering::Relaxed);
     }
+
+    /// Whether Zoho has answered a request with it with anything but a token rejection. One
+    /// atomic load: the request path checks it on every answer.
+    pub fn is_accepted(&self) -> bool {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Records that Zoho accepted it; returns `true` for the first caller only.
+    pub fn mark_accepted(&self) -> bool {
+        !self.accepted.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether it was minted (or taken) to replace a token that Zoho rejected.
+    pub fn is_replacement(&self) -> bool {
+        self.replacement.load(Ordering::Relaxed)
+    }
+
+    /// Records that it replaces a token that Zoho rejected.
+    pub fn mark_replacement(&self) {
+        self.replacement.store(true, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for AccessToken {
@@ -175,6 +206,8 @@ impl fmt::Debug for AccessToken {
             .field("remaining", &self.remaining())
             .field("generation", &self.generation)
             .field("dead", &self.is_dead())
+            .field("accepted", &self.is_accepted())
+            .field("replacement", &self.is_replacement())
             .finish_non_exhaustive()
     }
 }
@@ -260,6 +293,19 @@ pub trait TokenSource: Send + Sync {
     /// Zoho rejected `token`: replaces it (one mint for every caller that reports the same
     /// token), or says why it cannot be, in which case the token is dead.
     fn report_rejected<'a>(&'a self, token: &'a Arc<AccessToken>) -> BoxFuture<'a, Rejection>;
+
+    /// Zoho answered a request with `token` with anything but a token rejection, for the
+    /// first time: the request path calls this once per token (after
+    /// [`AccessToken::mark_accepted`] returned `true`).
+    fn accepted(&self, token: &AccessToken);
+}
+
+/// Records that Zoho accepted `token`: one atomic load when it already had, and a call to
+/// [`TokenSource::accepted`] the first time.
+pub fn record_acceptance(tokens: &dyn TokenSource, token: &AccessToken) {
+    if !token.is_accepted() && token.mark_accepted() {
+        tokens.accepted(token);
+    }
 }
 
 /// The answer to [`TokenSource::report_rejected`].
@@ -269,8 +315,9 @@ pub enum Rejection {
     Replaced(Arc<AccessToken>),
     /// No replacement can be had: the token is dead; answer 503.
     Dead(Unavailable),
-    /// The rejected token was itself minted to replace a rejected one: refreshing again will
-    /// not help (wrong data centre, revoked access). Pass Zoho's answer through.
+    /// The rejected token was minted to replace a rejected one and Zoho rejected it before
+    /// accepting any request with it: new tokens do not help (wrong data centre or scopes).
+    /// Pass Zoho's answer through.
     Repeated,
 }
 

@@ -1,7 +1,8 @@
 //! When a token goes bad, through the real binary against the in-process emulators: a
 //! rejected token that cannot be replaced is dead (never sent again, 503 + `Retry-After`,
 //! `/readyz` 503, `/status` says why) until a new one is held; a fixed secret and SIGHUP
-//! mint at once; a replacement rejected again passes through and `/status` says so.
+//! mint at once; a replacement rejected before any acceptance passes through and `/status`
+//! says so, while one that served is replaced like any token.
 
 use std::path::Path;
 use std::time::Duration;
@@ -224,8 +225,12 @@ async fn a_fixed_secret_file_and_sighup_mint_at_once_without_a_request() {
     served.stop(&[CLIENT_SECRET, &refresh]).await;
 }
 
+/// A rejection is judged by what the token has done: a replacement that Zoho rejects on its
+/// first use passes through (new tokens do not help: wrong data centre), and that state ends
+/// when Zoho accepts a token again; a replacement that served and is rejected later (an
+/// hour's second revocation) is refreshed and replayed like any token.
 #[tokio::test]
-async fn a_replacement_rejected_again_passes_through_and_status_says_so() {
+async fn a_replacement_rejected_before_acceptance_passes_through_one_that_served_is_replaced() {
     let (accounts, meeting, refresh) = zoho().await;
     let home = tempfile::tempdir().unwrap();
     write_config(
@@ -237,6 +242,7 @@ async fn a_replacement_rejected_again_passes_through_and_status_says_so() {
     );
     let served = Served::start(home.path()).await;
     served.wait_ready(200).await;
+
     // As a wrong data centre would: every token is rejected.
     meeting.control().reject_all_tokens(true);
     let response = get(&served, "/api/v2/user.json").await;
@@ -256,8 +262,32 @@ async fn a_replacement_rejected_again_passes_through_and_status_says_so() {
     assert_eq!(accounts.control().mint_count(), 2);
     let s = status(&served).await;
     assert_eq!(s["upstream_rejects_fresh_tokens"], true, "{s}");
-    assert!(s["hint"].as_str().unwrap().contains("data centre"), "{s}");
+    let hint = s["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("data centre") && hint.contains("scopes"),
+        "{s}"
+    );
+
+    // Zoho accepts the replacement now: the state ends by itself.
     meeting.control().reject_all_tokens(false);
     assert_eq!(get(&served, "/api/v2/user.json").await.status(), 200);
+    let s = status(&served).await;
+    assert_eq!(s["upstream_rejects_fresh_tokens"], false, "{s}");
+    assert!(s["hint"].is_null(), "{s}");
+
+    // The replacement served; Zoho revokes it (an hour's second revocation), then the
+    // next one after it served too: each is refreshed and replayed, no client sees a 400.
+    for round in 0..2 {
+        meeting.control().revoke_tokens_in_use(1);
+        let mints = accounts.control().mint_count();
+        for i in 0..3 {
+            let response = get(&served, "/api/v2/user.json").await;
+            assert_eq!(response.status(), 200, "round {round}, request {i}");
+        }
+        assert_eq!(accounts.control().mint_count(), mints + 1, "round {round}");
+        let s = status(&served).await;
+        assert_eq!(s["upstream_rejects_fresh_tokens"], false, "{s}");
+        assert_eq!(s["ready"], true, "{s}");
+    }
     served.stop(&[CLIENT_SECRET, &refresh]).await;
 }

@@ -67,8 +67,8 @@ pub struct SandboxArgs {
         value_parser = parse_outage
     )]
     pub token_outage: Option<Outage>,
-    /// Reject this many Meeting API requests as if their token were invalid, to see the
-    /// proxy refresh and replay.
+    /// Revoke the access token in use this many times (each after it has served a request),
+    /// as Zoho does when access is removed, to see the proxy refresh and replay.
     #[arg(long, default_value_t = 0)]
     pub reject_tokens: u32,
     /// Serve only the emulator and print a matching proxy.toml.
@@ -97,9 +97,6 @@ pub enum Outage {
     /// Until the sandbox stops.
     Forever,
 }
-
-/// Why Zoho would reject fresh tokens in the sandbox: `--reject-tokens` says so.
-const REJECTING_ON_PURPOSE: &str = "the sandbox's Meeting emulator rejects tokens on purpose (--reject-tokens): it rejects that many requests, replays included, then accepts tokens again";
 
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
@@ -152,7 +149,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
         }
     }
     if args.reject_tokens > 0 {
-        meeting.control().reject_tokens(args.reject_tokens);
+        meeting.control().revoke_tokens_in_use(args.reject_tokens);
     }
     tracing::info!(accounts = %accounts.url(), meeting = %meeting.url(), "emulator listening");
 
@@ -186,9 +183,6 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     }
     let store: std::sync::Arc<dyn TokenStore> = std::sync::Arc::new(MemoryStore::new());
     let manager = token_manager(&config, store).await?;
-    if args.reject_tokens > 0 {
-        manager.explain_fresh_rejections(REJECTING_ON_PURPOSE);
-    }
     let running = app::start(&config, manager.clone()).await?;
     let proxy = match (&config.server.listen, running.proxy_addr()) {
         (_, Some(addr)) => format!("http://{addr}"),

@@ -170,7 +170,7 @@ mod testing;
 mod time;
 mod users;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -288,6 +288,12 @@ struct State {
     failure_rate: f64,
     reject_next: u32,
     reject_all: bool,
+    /// [`MeetingControl::revoke_tokens_in_use`]: revocations still to make.
+    revoke_next: u32,
+    /// Tokens that passed the token check since revocations were asked for (the candidates).
+    served: HashSet<String>,
+    /// Tokens revoked here: rejected from now on.
+    revoked: HashSet<String>,
     request_count: u64,
     requests: VecDeque<MeetingRequest>,
     sessions: BTreeMap<u64, Session>,
@@ -451,10 +457,29 @@ impl Shared {
             }
         }
         let token = access_token(headers).ok_or(Reject::InvalidToken)?;
-        self.accounts
+        let scopes = self
+            .accounts
             .validate_access_token(token)
             .map(|info| info.scopes)
-            .ok_or(Reject::InvalidToken)
+            .ok_or(Reject::InvalidToken)?;
+        let mut state = self.lock();
+        if state.revoked.contains(token) {
+            return Err(Reject::InvalidToken);
+        }
+        if state.revoke_next > 0 {
+            if state.served.remove(token) {
+                state.revoke_next -= 1;
+                state.revoked.insert(token.to_owned());
+                tracing::info!(
+                    left = state.revoke_next,
+                    "the Meeting emulator revoked the access token in use, as asked \
+                     (--reject-tokens): the proxy should refresh and replay"
+                );
+                return Err(Reject::InvalidToken);
+            }
+            state.served.insert(token.to_owned());
+        }
+        Ok(scopes)
     }
 }
 

@@ -65,7 +65,7 @@ pub struct Credentials {
 }
 
 /// Why Zoho rejects freshly minted tokens, in the usual case.
-const WRONG_DATA_CENTRE: &str = "Zoho rejects freshly minted tokens: the data centre is probably wrong (upstream.url must be the account's Meeting host; `login` records the data centre), or the app's access was revoked";
+const WRONG_DATA_CENTRE: &str = "Zoho rejected a new access token before accepting any request with it, so new tokens do not help: the data centre is probably wrong (set oauth.data_center to the account's; upstream.url, when set, must be that data centre's Meeting host; `login` records the data centre), or the scopes (oauth.scopes) do not cover the Meeting API. Zoho's answers pass through until it accepts a token again (the next scheduled refresh, SIGHUP, a new login)";
 
 /// Owns the cache's write side: see the [module docs](self).
 pub struct TokenManager {
@@ -82,9 +82,6 @@ pub struct TokenManager {
     wake: Notify,
     /// A reload asked for an attempt.
     reload: AtomicBool,
-    /// Why Zoho would reject even fresh tokens, when it is known (the sandbox says it does
-    /// so on purpose); else the usual suspects, [`WRONG_DATA_CENTRE`].
-    fresh_rejection_cause: std::sync::OnceLock<&'static str>,
     counts: RefreshCounts,
     /// This process's residue for mint record times (see [`mint_record_time`]).
     mint_residue: u64,
@@ -97,9 +94,8 @@ struct State {
     governor: MintGovernor,
     last_refresh: Option<SystemTime>,
     last_error: Option<String>,
-    /// The generation of the last token minted to replace a rejected one.
-    replacement: u64,
-    /// Zoho rejected such a replacement too.
+    /// Zoho rejected a replacement before accepting any request with it, and has accepted
+    /// no token since.
     rejects_fresh: bool,
     /// The record time of this process's last mint.
     last_own_mint: u64,
@@ -166,7 +162,6 @@ impl TokenManager {
                 governor: MintGovernor::new(settings.max_mints_per_10m),
                 last_refresh: None,
                 last_error: None,
-                replacement: 0,
                 rejects_fresh: false,
                 last_own_mint: 0,
             }),
@@ -174,7 +169,6 @@ impl TokenManager {
             mint_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             reload: AtomicBool::new(false),
-            fresh_rejection_cause: std::sync::OnceLock::new(),
             counts: RefreshCounts::default(),
             mint_residue: rand::random::<u64>() % MINT_SPREAD_MS,
             coordinator,
@@ -289,10 +283,10 @@ impl TokenManager {
     }
 
     /// A reload happened (SIGHUP, a changed secret): the background task makes an attempt
-    /// at once if the token is dead or missing or attempts were held back (a terminal stop,
-    /// backoff). A spent mint budget still holds.
+    /// at once if the token is dead or missing, attempts were held back (a terminal stop,
+    /// backoff), or Zoho rejects new tokens (the reload may have fixed why). A spent mint
+    /// budget still holds.
     pub fn retry_now(&self) {
-        self.lock_state().rejects_fresh = false;
         self.reload.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
@@ -304,7 +298,14 @@ impl TokenManager {
         loop {
             // Errors are logged and recorded by the attempt; the schedule handles them.
             if self.reload.swap(false, Ordering::Relaxed) {
-                let _ = self.single_flight(Trigger::Reload).await;
+                // While Zoho rejects new tokens the token held is not worth keeping: the
+                // reload may have fixed why, and only a new token can tell.
+                let trigger = if self.lock_state().rejects_fresh {
+                    Trigger::Manual
+                } else {
+                    Trigger::Reload
+                };
+                let _ = self.single_flight(trigger).await;
             } else if self.due() {
                 let _ = self.single_flight(Trigger::Scheduled).await;
             } else if self
@@ -353,7 +354,7 @@ impl TokenManager {
                 "Zoho rejected the access token and no new one can be minted now (see blocked_by and last_error); fix the credentials and send SIGHUP, or wait for the next attempt",
             )
         } else if state.rejects_fresh {
-            Some(self.fresh_rejection_cause())
+            Some(WRONG_DATA_CENTRE)
         } else {
             None
         };
@@ -380,50 +381,37 @@ impl TokenManager {
         }
     }
 
-    /// Says why the upstream rejects fresh tokens, where that is known (the sandbox, which
-    /// rejects them on purpose), instead of blaming the data centre. Set once.
-    pub fn explain_fresh_rejections(&self, cause: &'static str) {
-        let _ = self.fresh_rejection_cause.set(cause);
-    }
-
-    fn fresh_rejection_cause(&self) -> &'static str {
-        self.fresh_rejection_cause
-            .get()
-            .copied()
-            .unwrap_or(WRONG_DATA_CENTRE)
-    }
-
     /// Refresh attempts by outcome.
     pub fn refresh_counts(&self) -> &RefreshCounts {
         &self.counts
     }
 
-    /// Zoho rejected `token`: replaces it, or marks it dead. See the [module docs](self).
+    /// Zoho rejected `token`: replaces it, or marks it dead, or (a replacement rejected before
+    /// any acceptance) says that new tokens do not help. See the [module docs](self).
     async fn rejected(&self, token: &Arc<AccessToken>) -> Rejection {
-        let generation = token.generation();
-        {
+        if token.is_replacement() && !token.is_accepted() {
             let mut state = self.lock_state();
-            if generation == state.replacement {
-                if !state.rejects_fresh {
-                    tracing::error!(
-                        token.fingerprint = token.fingerprint(),
-                        cause = self.fresh_rejection_cause(),
-                        "Zoho rejected a token minted to replace a rejected one; passing Zoho's \
-                         answers through"
-                    );
-                }
-                state.rejects_fresh = true;
-                return Rejection::Repeated;
+            if !state.rejects_fresh {
+                tracing::error!(
+                    token.fingerprint = token.fingerprint(),
+                    cause = WRONG_DATA_CENTRE,
+                    "Zoho rejected a new access token before accepting any request with it; \
+                     passing Zoho's answers through until it accepts a token again"
+                );
             }
+            state.rejects_fresh = true;
+            return Rejection::Repeated;
         }
         tracing::info!(
             token.fingerprint = token.fingerprint(),
             "upstream rejected the access token; refreshing"
         );
-        match self.force_refresh(generation).await {
+        match self.force_refresh(token.generation()).await {
             Ok(fresh) => {
-                let mut state = self.lock_state();
-                state.replacement = state.replacement.max(fresh.generation());
+                // Whoever minted it (this caller, another request, the schedule, another
+                // replica), it is what replaces a rejected token; one Zoho already accepted
+                // stays an ordinary token.
+                fresh.mark_replacement();
                 Rejection::Replaced(fresh)
             }
             Err(unavailable) => {
@@ -439,6 +427,18 @@ impl TokenManager {
                 );
                 Rejection::Dead(unavailable.after_rejection())
             }
+        }
+    }
+
+    /// Zoho accepted `token` for the first time: if it had been rejecting new tokens, that
+    /// state ends.
+    fn first_accepted(&self, token: &AccessToken) {
+        let mut state = self.lock_state();
+        if std::mem::take(&mut state.rejects_fresh) {
+            tracing::info!(
+                token.fingerprint = token.fingerprint(),
+                "Zoho accepts access tokens again"
+            );
         }
     }
 
@@ -671,13 +671,31 @@ impl TokenManager {
                 error = %u,
                 "token refresh refused; background refresh stopped until the credentials are fixed (SIGHUP retries at once)"
             ),
-            ErrorClass::Throttled | ErrorClass::Transient => tracing::warn!(
-                outcome = if class == ErrorClass::Throttled { "throttled" } else { "failed" },
-                error = %u,
-                retry_in_s = crate::telemetry::seconds(u.retry_after()),
-                failures = state.gate.failures,
-                "token refresh failed; retrying (a still-valid token stays in use meanwhile)"
-            ),
+            ErrorClass::Throttled | ErrorClass::Transient => {
+                let outcome = if class == ErrorClass::Throttled {
+                    "throttled"
+                } else {
+                    "failed"
+                };
+                let retry_in_s = crate::telemetry::seconds(u.retry_after());
+                if self.cache.usable().is_some() {
+                    tracing::warn!(
+                        outcome,
+                        error = %u,
+                        retry_in_s,
+                        failures = state.gate.failures,
+                        "token refresh failed; retrying (the still-valid token stays in use meanwhile)"
+                    );
+                } else {
+                    tracing::warn!(
+                        outcome,
+                        error = %u,
+                        retry_in_s,
+                        failures = state.gate.failures,
+                        "token refresh failed; retrying (no usable token meanwhile: requests get 503 with Retry-After)"
+                    );
+                }
+            }
         }
         u
     }
@@ -739,6 +757,10 @@ impl TokenSource for TokenManager {
 
     fn report_rejected<'a>(&'a self, token: &'a Arc<AccessToken>) -> BoxFuture<'a, Rejection> {
         Box::pin(self.rejected(token))
+    }
+
+    fn accepted(&self, token: &AccessToken) {
+        self.first_accepted(token);
     }
 }
 

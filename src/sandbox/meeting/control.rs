@@ -23,6 +23,17 @@ impl MeetingControl {
         state.reject_next = state.reject_next.saturating_add(n);
     }
 
+    /// Revokes the access token in use `n` times, as Zoho does when a user removes the
+    /// connection or an admin rotates access: each of the next `n` API requests whose token
+    /// has already passed the token check once (since this call) finds it revoked and is
+    /// answered `INVALID_OAUTHTOKEN`, and that token stays rejected. A token is accepted at
+    /// least once before it is revoked, so a proxy that refreshes and replays serves every
+    /// request. Calls add up.
+    pub fn revoke_tokens_in_use(&self, n: u32) {
+        let mut state = self.shared.lock();
+        state.revoke_next = state.revoke_next.saturating_add(n);
+    }
+
     /// Rejects every API request's token while `on`; pending
     /// [`reject_tokens`](Self::reject_tokens) rejections are kept for later.
     pub fn reject_all_tokens(&self, on: bool) {
@@ -208,6 +219,22 @@ mod tests {
         }
         control.reject_all_tokens(false);
         assert_eq!(sb.call(Method::GET, path, None).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn tokens_in_use_are_revoked_after_serving_once_and_stay_revoked() {
+        let sb = Sandbox::start().await;
+        let control = sb.meeting.control();
+        let path = "/api/v2/user.json";
+        control.revoke_tokens_in_use(1);
+        // The token serves once, then is revoked, and stays so.
+        assert_eq!(sb.call(Method::GET, path, None).await.0, StatusCode::OK);
+        for _ in 0..2 {
+            assert_eq!(
+                sb.call(Method::GET, path, None).await,
+                (StatusCode::BAD_REQUEST, invalid_token())
+            );
+        }
     }
 
     #[tokio::test]
