@@ -354,6 +354,9 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), RunError> {
         let manager = token_manager(config, store).await?;
         let token = manager.mint_now().await?;
         let status = manager.status();
+        if let Some(mismatch) = status.data_center_mismatch {
+            return Err(RunError::Failed(mismatch));
+        }
         println!(
             "# online: refreshed an access token at {}; it expires in {} s; {} of {} mints used in this 10-minute window",
             describe_accounts(creds.accounts_url()),

@@ -125,9 +125,10 @@ pub struct ServerConfig {
 pub struct OAuthConfig {
     /// The data centre of the Zoho account **(default: `us`)**.
     pub data_center: DataCenter,
-    /// Where `oauth.data_center` was set (`file proxy.toml`, `environment variable ...`), or
+    /// Where `oauth.data_center` was set (`file proxy.toml`, `environment variable ...`, or
+    /// `recorded by login in …` once the effective configuration took the stored one), or
     /// `None` when it is the default: a data centre stored by `login` overrides only the
-    /// default.
+    /// default, and a default nobody chose is checked against Zoho's answers.
     pub data_center_source: Option<String>,
     /// The OAuth client id; empty when not configured.
     pub client_id: String,

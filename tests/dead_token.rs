@@ -291,3 +291,67 @@ async fn a_replacement_rejected_before_acceptance_passes_through_one_that_served
     }
     served.stop(&[CLIENT_SECRET, &refresh]).await;
 }
+
+/// A refresh token of another data centre with `oauth.data_center` unset: Zoho's token
+/// answer names the account's data centre (`api_domain`), and the proxy says so at start
+/// (an error naming `oauth.data_center` and the value), in `/status` and in
+/// `check --online`, instead of silently using the US servers.
+#[tokio::test]
+async fn a_data_centre_nobody_chose_is_not_silently_guessed() {
+    use zoho_meeting_proxy::config::DataCenter;
+    let mut options = support::options(Duration::from_secs(3600));
+    options.location = DataCenter::Eu;
+    let accounts = support::emulator(options).await;
+    let meeting = support::meeting_emulator(&accounts).await;
+    let refresh = accounts.control().issue_refresh_token(SCOPES);
+    let home = tempfile::tempdir().unwrap();
+    let oauth = format!("client_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{refresh}\"");
+    write_config(
+        home.path(),
+        &accounts.url(),
+        &meeting.url(),
+        &oauth,
+        "store = \"memory\"",
+    );
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    let s = status(&served).await;
+    let mismatch = s["data_center_mismatch"].as_str().unwrap_or_default();
+    assert!(
+        mismatch.contains("set oauth.data_center = \"eu\"")
+            && mismatch.contains("https://www.zohoapis.eu"),
+        "{s}"
+    );
+    assert_eq!(s["hint"].as_str(), Some(mismatch), "{s}");
+    let log = served.stop(&[CLIENT_SECRET, &refresh]).await;
+    assert!(
+        log.lines().any(|l| l.contains("ERROR")
+            && l.contains("oauth.data_center")
+            && l.contains("set oauth.data_center = \"eu\"")),
+        "{log}"
+    );
+
+    let check = |extra: &str| {
+        let mut c = support::bin(home.path());
+        c.args(["check", "--online"])
+            .env("ZOHO_PROXY_OAUTH__DATA_CENTER", extra);
+        c
+    };
+    let out = support::run(check("")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("set oauth.data_center = \"eu\""),
+        "{stderr}"
+    );
+    // Told, the proxy agrees with Zoho: nothing to say.
+    let out = support::run(check("eu")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("# ok"), "{stdout}");
+}

@@ -751,3 +751,36 @@ async fn debug_output_never_shows_secrets() {
     assert!(status.refresh_stopped);
     assert_no_secret(&format!("{m:?} {status:?}"), &secrets);
 }
+
+/// A refresh refused at the US accounts server while nobody chose a data centre says that an
+/// account of another data centre needs `oauth.data_center`, in the error and the status hint.
+#[tokio::test]
+async fn a_refusal_at_the_guessed_us_accounts_server_names_oauth_data_center() {
+    use zoho_meeting_proxy::config::DataCenter;
+    use zoho_meeting_proxy::token::manager::DataCentreCheck;
+
+    let (emu, ctl, rt) = accounts(HOUR).await;
+    assert!(ctl.revoke_refresh_token(&rt));
+    let check = |guessed| DataCentreCheck {
+        in_use: DataCenter::Us,
+        meeting_host: "https://meeting.zoho.com".into(),
+        guessed,
+        us_accounts: true,
+    };
+    for guessed in [true, false] {
+        let m = manager(&emu, &rt);
+        m.check_data_centre(check(guessed));
+        let err = m.mint_now().await.unwrap_err();
+        let status = m.status();
+        let hint = status.hint.clone().unwrap_or_default();
+        let says = |text: &str| text.contains("oauth.data_center is unset");
+        assert!(matches!(err, Unavailable::Terminal { .. }), "{err:?}");
+        assert_eq!(says(&err.to_string()), guessed, "{err}");
+        assert_eq!(says(&hint), guessed, "{status:?}");
+        assert_eq!(
+            says(status.last_error.as_deref().unwrap()),
+            guessed,
+            "{status:?}"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
 use crate::token::TokenCache;
 use crate::token::client::{OAuthClient, TokenError};
-use crate::token::manager::{Credentials, Settings, TokenManager};
+use crate::token::manager::{Credentials, DataCentreCheck, Settings, TokenManager};
 use crate::token::store::redis::RedisStore;
 use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
 
@@ -161,8 +161,23 @@ pub async fn token_manager(
         request_wait: config.upstream.timeout,
     };
     let manager = TokenManager::new(cache, client, store, creds, settings);
+    manager.check_data_centre(data_centre_check(config));
     manager.restore(&state);
     Ok(manager)
+}
+
+/// What Zoho's token answers are checked against: the data centre of the Meeting host in
+/// use (of `upstream.url` when it is one of Zoho's, else `oauth.data_center`), and whether
+/// nobody chose it (`oauth.data_center` unset and no data centre recorded by `login`).
+pub fn data_centre_check(config: &Config) -> DataCentreCheck {
+    let meeting_host = origin(&config.upstream.url).to_owned();
+    DataCentreCheck {
+        in_use: DataCenter::from_meeting_url(&meeting_host).unwrap_or(config.oauth.data_center),
+        meeting_host,
+        guessed: config.oauth.data_center_source.is_none(),
+        us_accounts: DataCenter::from_accounts_url(origin(&config.oauth.accounts_url))
+            == Some(DataCenter::Us),
+    }
 }
 
 /// Names the data centre of an accounts server, or says it is a custom one.
@@ -247,6 +262,7 @@ pub fn apply_stored_login(
         return Ok(effective);
     }
     effective.oauth.data_center = stored_dc;
+    effective.oauth.data_center_source = Some(format!("recorded by `login` in {store}"));
     if !config.upstream.url_explicit {
         effective.upstream.url = url::Url::parse(stored_dc.meeting_url())
             .map_err(|e| WiringError::Failed(format!("data centre {stored_dc}: {e}")))?;

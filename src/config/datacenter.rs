@@ -117,6 +117,22 @@ impl DataCenter {
         ALL.into_iter()
             .find(|dc| dc.accounts_url().eq_ignore_ascii_case(url))
     }
+
+    /// The data centre whose Meeting host is `url` (an origin, as for
+    /// [`from_accounts_url`](Self::from_accounts_url)), if it is one of Zoho's.
+    pub fn from_meeting_url(url: &str) -> Option<DataCenter> {
+        let url = url.trim_end_matches('/');
+        ALL.into_iter()
+            .find(|dc| dc.meeting_url().eq_ignore_ascii_case(url))
+    }
+
+    /// The data centre a token answer's `api_domain` names (`https://www.zohoapis.eu`, …),
+    /// if it is one of Zoho's.
+    pub fn from_api_domain(url: &str) -> Option<DataCenter> {
+        let url = url.trim().trim_end_matches('/');
+        ALL.into_iter()
+            .find(|dc| dc.zohoapis_url().eq_ignore_ascii_case(url))
+    }
 }
 
 impl fmt::Display for DataCenter {
@@ -154,6 +170,8 @@ mod tests {
             assert!(dc.meeting_url().starts_with("https://meeting."));
             assert!(dc.zohoapis_url().starts_with("https://www.zohoapis."));
             assert_eq!(DataCenter::from_accounts_url(dc.accounts_url()), Some(dc));
+            assert_eq!(DataCenter::from_meeting_url(dc.meeting_url()), Some(dc));
+            assert_eq!(DataCenter::from_api_domain(dc.zohoapis_url()), Some(dc));
         }
     }
 
@@ -174,6 +192,15 @@ mod tests {
             DataCenter::from_accounts_url("https://accounts.zoho.evil"),
             None
         );
+        assert_eq!(
+            DataCenter::from_api_domain("https://www.zohoapis.evil"),
+            None
+        );
+        assert_eq!(
+            DataCenter::from_api_domain("https://www.zohoapis.eu/"),
+            Some(DataCenter::Eu)
+        );
+        assert_eq!(DataCenter::from_meeting_url("http://127.0.0.1:8080"), None);
         assert_eq!(
             DataCenter::from_accounts_url("https://accounts.zoho.com/"),
             Some(DataCenter::Us)

@@ -39,6 +39,7 @@ use super::{
     AccessToken, BoxFuture, EXPIRY_SKEW, Rejection, TokenCache, TokenSource, Unavailable,
     fingerprint, unix_ms, unix_ms_of,
 };
+use crate::config::DataCenter;
 use crate::secret::Secret;
 
 /// Lifetime assumed for a token restored from the store (Zoho's is one hour).
@@ -64,6 +65,25 @@ pub struct Credentials {
     minted_by: String,
 }
 
+/// The data centre the proxy works in, to check Zoho's token answers against: their
+/// `api_domain` names the account's data centre.
+#[derive(Clone, Debug)]
+pub struct DataCentreCheck {
+    /// The data centre of the Meeting host requests go to (of `upstream.url` when it is one
+    /// of Zoho's, else `oauth.data_center`).
+    pub in_use: DataCenter,
+    /// The Meeting host requests go to (an origin), for messages.
+    pub meeting_host: String,
+    /// `oauth.data_center` is unset and no `login` recorded one: the US servers are used
+    /// without anyone having chosen them.
+    pub guessed: bool,
+    /// The accounts server is the US one.
+    pub us_accounts: bool,
+}
+
+/// A refresh refused at the US accounts server while nobody chose a data centre.
+const GUESSED_DATA_CENTRE: &str = "oauth.data_center is unset, so the US accounts server was asked: an account of another data centre (eu, in, au, jp, ca, sa, uk, cn) needs oauth.data_center set to it, or `login` to record it";
+
 /// Why Zoho rejects freshly minted tokens, in the usual case.
 const WRONG_DATA_CENTRE: &str = "Zoho rejected a new access token before accepting any request with it, so new tokens do not help: the data centre is probably wrong (set oauth.data_center to the account's; upstream.url, when set, must be that data centre's Meeting host; `login` records the data centre), or the scopes (oauth.scopes) do not cover the Meeting API. Zoho's answers pass through until it accepts a token again (the next scheduled refresh, SIGHUP, a new login)";
 
@@ -82,6 +102,8 @@ pub struct TokenManager {
     wake: Notify,
     /// A reload asked for an attempt.
     reload: AtomicBool,
+    /// What Zoho's token answers are checked against, when set ([`TokenManager::check_data_centre`]).
+    data_centre: std::sync::OnceLock<DataCentreCheck>,
     counts: RefreshCounts,
     /// This process's residue for mint record times (see [`mint_record_time`]).
     mint_residue: u64,
@@ -97,6 +119,8 @@ struct State {
     /// Zoho rejected a replacement before accepting any request with it, and has accepted
     /// no token since.
     rejects_fresh: bool,
+    /// Zoho's last token answer named another data centre than the Meeting host in use.
+    data_center_mismatch: Option<String>,
     /// The record time of this process's last mint.
     last_own_mint: u64,
 }
@@ -163,12 +187,14 @@ impl TokenManager {
                 last_refresh: None,
                 last_error: None,
                 rejects_fresh: false,
+                data_center_mismatch: None,
                 last_own_mint: 0,
             }),
             settings,
             mint_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             reload: AtomicBool::new(false),
+            data_centre: std::sync::OnceLock::new(),
             counts: RefreshCounts::default(),
             mint_residue: rand::random::<u64>() % MINT_SPREAD_MS,
             coordinator,
@@ -349,12 +375,17 @@ impl TokenManager {
             Some(t) if t.is_usable() => Some("expiring"),
             _ => Some("no_token"),
         };
-        let hint = if dead {
+        let guessed = self.guessed_data_centre();
+        let hint = if let Some(mismatch) = &state.data_center_mismatch {
+            Some(mismatch.clone())
+        } else if state.gate.is_terminal() && guessed.is_some() {
+            guessed.map(str::to_owned)
+        } else if dead {
             Some(
-                "Zoho rejected the access token and no new one can be minted now (see blocked_by and last_error); fix the credentials and send SIGHUP, or wait for the next attempt",
+                "Zoho rejected the access token and no new one can be minted now (see blocked_by and last_error); fix the credentials and send SIGHUP, or wait for the next attempt".to_owned(),
             )
         } else if state.rejects_fresh {
-            Some(WRONG_DATA_CENTRE)
+            Some(WRONG_DATA_CENTRE.to_owned())
         } else {
             None
         };
@@ -375,9 +406,67 @@ impl TokenManager {
             accounts_server: crate::config::origin(&self.credentials.load().accounts_url)
                 .to_owned(),
             upstream_rejects_fresh_tokens: state.rejects_fresh,
+            data_center_mismatch: state.data_center_mismatch.clone(),
             hint,
             store_error: self.coordinator.store_error(),
             minting_alone: self.coordinator.minting_alone(),
+        }
+    }
+
+    /// Checks every token answer's `api_domain` against `check` from now on (set once).
+    pub fn check_data_centre(&self, check: DataCentreCheck) {
+        let _ = self.data_centre.set(check);
+    }
+
+    /// When the US servers are used because nobody chose a data centre, what to say about a
+    /// refresh refused there.
+    fn guessed_data_centre(&self) -> Option<&'static str> {
+        self.data_centre
+            .get()
+            .filter(|c| c.guessed && c.us_accounts)
+            .map(|_| GUESSED_DATA_CENTRE)
+    }
+
+    /// Compares the data centre a token answer names (`api_domain`) with the one in use;
+    /// logs a disagreement as an error when it is new, and keeps it for `/status`.
+    fn check_api_domain(&self, api_domain: Option<&str>) {
+        let Some(check) = self.data_centre.get() else {
+            return;
+        };
+        let named = api_domain.and_then(DataCenter::from_api_domain);
+        let mismatch = match named {
+            Some(dc) if dc != check.in_use => Some(format!(
+                "Zoho's token answer names the {dc} data centre (api_domain {}) but requests go to {}, a {} Meeting host{}: set oauth.data_center = \"{dc}\"{}",
+                dc.zohoapis_url(),
+                check.meeting_host,
+                check.in_use,
+                if check.guessed {
+                    " (oauth.data_center is unset, so the US servers are used)"
+                } else {
+                    ""
+                },
+                if check.guessed {
+                    String::new()
+                } else {
+                    format!(
+                        " (and upstream.url = \"{}\" if you set it)",
+                        dc.meeting_url()
+                    )
+                },
+            )),
+            // No api_domain, one of another kind, or the same data centre.
+            _ => None,
+        };
+        let mut state = self.lock_state();
+        if mismatch != state.data_center_mismatch {
+            if let Some(message) = &mismatch {
+                tracing::error!(
+                    key = "oauth.data_center",
+                    value = named.map(DataCenter::name),
+                    "{message}"
+                );
+            }
+            state.data_center_mismatch = mismatch;
         }
     }
 
@@ -478,6 +567,7 @@ impl TokenManager {
             self.cache.generation() + 1,
         )
         .map_err(|_| self.failed(TokenError::Malformed))?;
+        self.check_api_domain(grant.api_domain.as_deref());
         let token = Arc::new(token);
         self.cache.store(token.clone());
         let resumed = {
@@ -653,8 +743,11 @@ impl TokenManager {
 
     /// Records a failed attempt, schedules the next, and says what callers get meanwhile.
     fn failed(&self, error: TokenError) -> Unavailable {
-        let reason = error.to_string();
         let class = error.class();
+        let reason = match self.guessed_data_centre() {
+            Some(guess) if class == ErrorClass::Terminal => format!("{error}; {guess}"),
+            _ => error.to_string(),
+        };
         let mut state = self.lock_state();
         state.last_error = Some(reason.clone());
         RefreshCounts::add(match class {

@@ -32,10 +32,14 @@ pub struct TokenStatus {
     pub next_attempt_in_s: Option<u64>,
     /// The accounts server tokens come from.
     pub accounts_server: String,
-    /// Zoho rejected a token minted to replace a rejected one: refreshing does not help.
+    /// Zoho rejected a replacement before accepting any request with it: new tokens do not
+    /// help (until Zoho accepts a token again).
     pub upstream_rejects_fresh_tokens: bool,
+    /// Zoho's last token answer named another data centre (`api_domain`) than the Meeting
+    /// host in use: what to set.
+    pub data_center_mismatch: Option<String>,
     /// What to check when something is wrong, for a person.
-    pub hint: Option<&'static str>,
+    pub hint: Option<String>,
     /// Shared stores: why the store cannot be used right now (cleared when it answers).
     pub store_error: Option<String>,
     /// Shared stores: this replica minted on its own because the store stayed unreachable
