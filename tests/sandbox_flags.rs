@@ -90,21 +90,39 @@ async fn rejections_the_sandbox_injects_do_not_blame_the_data_centre() {
     assert!(log.contains("rejects tokens on purpose"), "{log}");
 }
 
+/// With the system's temporary directory (`TMPDIR` unset, as users run it, unlike the other
+/// tests), the printed file store is one the proxy accepts: `token` twice gives one token and
+/// `check` passes. See issue 20, item 2 (the store was put in `/tmp` itself, which the proxy
+/// refuses as world-writable).
 #[tokio::test]
 async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
-    let sandbox = Sandbox::start(&["--emulator-only"], "\nstore = ").await;
+    use std::os::unix::fs::PermissionsExt;
+    let no_tmpdir = |c: &mut tokio::process::Command| {
+        c.env_remove("TMPDIR");
+    };
+    let sandbox = Sandbox::start_with(&["--emulator-only"], "\nstore = ", no_tmpdir).await;
     let config: toml::Table = sandbox.printed.parse().unwrap();
     assert_eq!(config["token"]["store"].as_str(), Some("file"));
-    let path = config["token"]["path"].as_str().unwrap().to_owned();
+    let path = std::path::PathBuf::from(config["token"]["path"].as_str().unwrap());
+    assert!(
+        !path.starts_with(sandbox.home.path()),
+        "{}: not in the test's TMPDIR",
+        path.display()
+    );
+    let dir = path.parent().unwrap().to_owned();
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     let file = sandbox.home.path().join("proxy.toml");
     std::fs::write(&file, &sandbox.printed).unwrap();
+    let configured = |args: &[&str]| {
+        let mut c = command(sandbox.home.path());
+        no_tmpdir(&mut c);
+        c.args(["-c", file.to_str().unwrap()]).args(args);
+        c
+    };
     let mut tokens = Vec::new();
-    for _ in 0..3 {
-        let out = command(sandbox.home.path())
-            .args(["-c", file.to_str().unwrap(), "token"])
-            .output()
-            .await
-            .unwrap();
+    for _ in 0..2 {
+        let out = configured(&["token"]).output().await.unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -114,12 +132,26 @@ async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
         tokens.push(String::from_utf8(out.stdout).unwrap());
     }
     assert!(!tokens[0].trim().is_empty());
-    assert!(
-        tokens.iter().all(|t| *t == tokens[0]),
+    assert_eq!(
+        tokens[0], tokens[1],
         "one token, reused from the file store"
     );
-    assert!(std::path::Path::new(&path).exists(), "{path}");
+    assert!(path.exists(), "{}", path.display());
+    let check = configured(&["check"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("# token store: {}", path.display()))
+            && stdout.ends_with("# ok\n"),
+        "{stdout}"
+    );
     sandbox.stop().await;
+    assert!(!dir.exists(), "{} is removed on Ctrl-C", dir.display());
 }
 
 #[tokio::test]
