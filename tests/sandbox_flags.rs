@@ -1,12 +1,13 @@
 //! `sandbox` as a user tries it, through the real binary: an outage that ends
 //! (`--token-outage 2s`), rejections that the sandbox owns up to (`--reject-tokens`),
 //! `--emulator-only` printing a configuration whose `token` calls reuse one token, a taken
-//! port and `--listen`, and the banner's curl lines pasted into bash.
+//! port and `--listen`, and the banner's curl lines (and its `status` and `wait` lines for a
+//! moved admin listener) pasted into bash.
 
 use std::time::Duration;
 
 use crate::support::client;
-use crate::support::sandbox::{Sandbox, bash, command};
+use crate::support::sandbox::{Sandbox, bash, binary, command};
 
 #[tokio::test]
 async fn a_token_outage_with_a_duration_ends_and_the_proxy_recovers() {
@@ -228,6 +229,53 @@ async fn the_banners_try_lines_work_pasted_into_a_shell() {
     assert!(
         stdout.contains(&format!("\"meetingKey\":{key},")),
         "{stdout}"
+    );
+    sandbox.stop().await;
+}
+
+/// With the admin endpoints away from their default (`--admin-listen`), the banner prints the
+/// `status` and `wait` lines that find them, and they work pasted into a shell (with the
+/// binary on PATH, in a directory without a proxy.toml). See issue 20, item 5.
+#[tokio::test]
+async fn the_banner_says_how_status_and_wait_find_a_moved_admin_listener() {
+    let sandbox = Sandbox::start(&["--admin-listen", "127.0.0.1:0"], "Ctrl-C stops it.").await;
+    let admin = sandbox.addr("admin");
+    let admin = admin.trim_start_matches("http://");
+    assert_ne!(admin, "127.0.0.1:9090");
+    let lines: Vec<&str> = sandbox
+        .printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ZOHO_PROXY_SERVER__ADMIN_LISTEN="))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("ZOHO_PROXY_SERVER__ADMIN_LISTEN={admin} zoho-meeting-proxy status"),
+            format!(
+                "ZOHO_PROXY_SERVER__ADMIN_LISTEN={admin} zoho-meeting-proxy wait --timeout 30s"
+            ),
+        ],
+        "{}",
+        sandbox.printed
+    );
+    let bin_dir = std::path::Path::new(&binary()).parent().unwrap().to_owned();
+    let script = format!(
+        "set -euo pipefail\ncd '{home}'\nexport PATH='{bin}':\"$PATH\"\n{}\n",
+        lines.join("\n"),
+        home = sandbox.home.path().display(),
+        bin = bin_dir.display(),
+    );
+    let run = bash(&script).await;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("ready:"),
+        "status printed the token status: {stdout}"
     );
     sandbox.stop().await;
 }

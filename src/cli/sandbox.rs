@@ -10,7 +10,7 @@
 //! `--token-lifetime` ([`mint_budget`]), so short-lived tokens do not spend the budget and
 //! leave the sandbox answering 503.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -98,6 +98,10 @@ pub enum Outage {
     /// Until the sandbox stops.
     Forever,
 }
+
+/// `server.admin_listen`'s default, where `status` and `wait` look unless told otherwise.
+const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 
 /// Why Zoho would reject fresh tokens in the sandbox: `--reject-tokens` says so.
 const REJECTING_ON_PURPOSE: &str = "the sandbox's Meeting emulator rejects tokens on purpose (--reject-tokens): it rejects that many requests, replays included, then accepts tokens again";
@@ -235,6 +239,16 @@ fn banner(
     zsoid: u64,
     lifetime: Duration,
 ) -> String {
+    // `status` and `wait` read `server.admin_listen` from their own configuration: away from
+    // its default they must be told where the admin endpoints are.
+    let commands = match admin {
+        Some(addr) if addr != DEFAULT_ADMIN_LISTEN => format!(
+            "\n\nThe admin endpoints are not on {DEFAULT_ADMIN_LISTEN}, so tell status and wait where they are:\
+             \n  ZOHO_PROXY_SERVER__ADMIN_LISTEN={addr} zoho-meeting-proxy status\
+             \n  ZOHO_PROXY_SERVER__ADMIN_LISTEN={addr} zoho-meeting-proxy wait --timeout 30s"
+        ),
+        _ => String::new(),
+    };
     let admin = admin.map_or_else(
         || "disabled".to_owned(),
         |a| format!("http://{a}  (/livez /readyz /metrics /status)"),
@@ -250,7 +264,7 @@ fn banner(
          \n  curl {proxy}/api/v2/user.json\
          \n  KEY=$(curl -s -X POST {proxy}/api/v2/{zsoid}/sessions.json -H 'Content-Type: application/json' -d '{create}' | grep -o '\"meetingKey\":[0-9]*' | cut -d: -f2); echo \"meetingKey $KEY\"\
          \n  curl {proxy}/api/v2/{zsoid}/sessions/$KEY.json\
-         \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'\
+         \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'{commands}\
          \n\nCtrl-C stops it.",
         accounts = accounts.url(),
         meeting = meeting.url(),
@@ -382,6 +396,12 @@ mod tests {
         );
         assert_eq!(parse_outage("forever"), Ok(Outage::Forever));
         assert!(parse_outage("soon").is_err());
+    }
+
+    #[test]
+    fn the_default_admin_address_is_the_configurations() {
+        let config = Config::from_figment(&Config::figment(None), None).unwrap();
+        assert_eq!(config.server.admin_listen, Some(DEFAULT_ADMIN_LISTEN));
     }
 
     #[test]

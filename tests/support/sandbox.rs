@@ -17,7 +17,7 @@ pub struct Sandbox {
 }
 
 /// The binary under test.
-fn binary() -> String {
+pub fn binary() -> String {
     std::env::var("ZOHO_PROXY_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned())
 }
