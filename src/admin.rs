@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /livez` | `200 ok` while the process runs. |
 //! | `GET /readyz` | `200 ready` while a token with more than the refresh margin left is held; `503` otherwise and from the moment shutdown begins. Never calls Zoho. |
-//! | `GET /metrics` | OpenMetrics text (Prometheus reads it): requests by route, method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. |
+//! | `GET /metrics` | Prometheus metrics: requests by route, method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. OpenMetrics text when `Accept` names `application/openmetrics-text` (as Prometheus sends it), else the classic text format 0.0.4 ([`crate::metrics::prefers_openmetrics`]). |
 //! | `GET /status` | JSON: `ready`, `token_expires_in_s`, `last_refresh`, `last_error`, `mints_in_window`, `token_fingerprint` (a SHA-256 prefix, never the token) and more. |
 //!
 //! Anything else is `404`; other methods than `GET`/`HEAD` are `405`.
@@ -91,11 +91,21 @@ impl Admin {
                 }
             }
             "/metrics" => {
-                let mut r = text(StatusCode::OK, self.metrics.encode());
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-                );
+                let page = self.metrics.encode();
+                let (body, content_type) =
+                    if crate::metrics::prefers_openmetrics(req.headers().get_all(header::ACCEPT)) {
+                        (page, crate::metrics::CONTENT_TYPE)
+                    } else {
+                        (
+                            crate::metrics::openmetrics_to_text(&page),
+                            crate::metrics::TEXT_CONTENT_TYPE,
+                        )
+                    };
+                let mut r = text(StatusCode::OK, body);
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                r.headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("accept"));
                 r
             }
             "/status" => {

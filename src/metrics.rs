@@ -7,17 +7,22 @@
 //! [`AtomicHistogram`]s. Token metrics are read from the token manager at scrape time, and
 //! the `process_*` metrics from `/proc/self` (Linux; elsewhere they are left out).
 //!
-//! The page is OpenMetrics 1.0 text (served as `application/openmetrics-text`), which
-//! Prometheus reads as it reads its classic format: every name of the proxy starts with one
+//! The page is encoded as OpenMetrics 1.0 text: every name of the proxy starts with one
 //! `zoho_proxy_`, counters end in `_total`, the last histogram bucket is `le="+Inf"`, and the
-//! page ends in `# EOF`.
+//! page ends in `# EOF`. `/metrics` serves it as is (`application/openmetrics-text`) to
+//! scrapers whose `Accept` names OpenMetrics ([`prefers_openmetrics`], as Prometheus'
+//! client libraries negotiate), and rewritten in the classic text format 0.0.4
+//! ([`openmetrics_to_text`]) to the others: older agents that send
+//! `Accept: text/plain;version=0.0.4`, or nothing.
+//! See <https://prometheus.io/docs/instrumenting/exposition_formats/> and
+//! <https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md>.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::Method;
+use http::{HeaderValue, Method};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -89,6 +94,9 @@ struct ProcessCollector;
 
 /// The OpenMetrics content type of [`Metrics::encode`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of Prometheus' classic text format ([`openmetrics_to_text`]).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 // === impl Metrics ===
 
@@ -462,6 +470,167 @@ impl Collector for ProcessCollector {
     }
 }
 
+// === the classic text format ===
+
+/// Whether a scraper's `Accept` header values ask for OpenMetrics rather than the classic
+/// text format: some media range `application/openmetrics-text` with a quality above 0 and no
+/// lower than that of every `text/plain` range. Other ranges (`*/*`, protobuf) do not count;
+/// without any, the answer is the classic format, as Prometheus' client libraries negotiate.
+pub fn prefers_openmetrics<'a>(accept: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
+    let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+    for value in accept {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for range in value.split(',') {
+            let mut params = range.split(';');
+            let media = params.next().unwrap_or("").trim();
+            let quality = params
+                .filter_map(|p| p.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, q)| q.trim().parse::<f32>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .unwrap_or(0.0);
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                openmetrics = openmetrics.max(quality);
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                text = text.max(quality);
+            }
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= text
+}
+
+/// Rewrites an OpenMetrics page ([`Metrics::encode`]) in Prometheus' classic text format
+/// 0.0.4 ([`TEXT_CONTENT_TYPE`]), with the same samples under the names Prometheus stores:
+/// - `# TYPE` and `# HELP` name a family as its samples are named: the counter `x` (samples
+///   `x_total`) becomes `x_total`, the info `x` becomes the gauge `x_info`; `stateset` becomes
+///   `gauge`, `gaugehistogram` `histogram`, and `unknown` `untyped` (the classic format has
+///   none of them); `counter`, `gauge`, `histogram` and `summary` stay;
+/// - `# UNIT` lines, `# EOF`, `_created` samples and exemplars are left out;
+/// - HELP text loses OpenMetrics' `\"` escape (the classic format escapes only `\\` and
+///   `\n`), and sample timestamps turn from seconds into milliseconds.
+///
+/// Label sets and values are written alike in both formats and pass as they are.
+pub fn openmetrics_to_text(page: &str) -> String {
+    // Each family's type, from its `# TYPE` line: `# HELP` may come before it.
+    let types: std::collections::HashMap<&str, &str> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split_once(' '))
+        .collect();
+    let mut out = String::with_capacity(page.len());
+    // The family whose samples follow, and its OpenMetrics type.
+    let mut family = ("", "unknown");
+    for line in page.lines() {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let (keyword, rest) = comment.split_once(' ').unwrap_or((comment, ""));
+            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            if !matches!(keyword, "HELP" | "TYPE" | "UNIT") {
+                continue;
+            }
+            let kind = types.get(name).copied().unwrap_or("unknown");
+            family = (name, kind);
+            let (classic_name, classic_type) = classic_family(name, kind);
+            match keyword {
+                "HELP" => {
+                    out.push_str(&format!("# HELP {classic_name} {}\n", classic_help(text)));
+                }
+                "TYPE" => out.push_str(&format!("# TYPE {classic_name} {classic_type}\n")),
+                _ => {}
+            }
+            continue;
+        }
+        let (series, rest) = split_series(line);
+        let name = series.split('{').next().unwrap_or(series);
+        let created = name
+            .strip_suffix("_created")
+            .is_some_and(|base| base == family.0);
+        let has_created = matches!(
+            family.1,
+            "counter" | "histogram" | "summary" | "gaugehistogram"
+        );
+        if name.is_empty() || (created && has_created) {
+            continue;
+        }
+        // An exemplar follows ` # ` after the value (and the timestamp).
+        let rest = rest.split_once(" # ").map_or(rest, |(sample, _)| sample);
+        let mut fields = rest.split_whitespace();
+        let Some(value) = fields.next() else {
+            continue;
+        };
+        out.push_str(series);
+        out.push(' ');
+        out.push_str(value);
+        if let Some(seconds) = fields.next().and_then(|t| t.parse::<f64>().ok()) {
+            out.push_str(&format!(" {}", (seconds * 1000.0).round() as i64));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The classic format's family name and type for the OpenMetrics family `name` of type
+/// `kind` (see [`openmetrics_to_text`]).
+fn classic_family<'a>(name: &'a str, kind: &'a str) -> (std::borrow::Cow<'a, str>, &'a str) {
+    use std::borrow::Cow;
+    match kind {
+        "counter" => (Cow::Owned(format!("{name}_total")), "counter"),
+        "info" => (Cow::Owned(format!("{name}_info")), "gauge"),
+        "gauge" | "histogram" | "summary" => (Cow::Borrowed(name), kind),
+        "stateset" => (Cow::Borrowed(name), "gauge"),
+        "gaugehistogram" => (Cow::Borrowed(name), "histogram"),
+        _ => (Cow::Borrowed(name), "untyped"),
+    }
+}
+
+/// OpenMetrics HELP text as classic HELP text: `\"` becomes `"`; `\\` and `\n` stay.
+fn classic_help(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some(next) => {
+                out.push('\\');
+                out.push(next);
+            }
+            None => out.push_str("\\\\"),
+        }
+    }
+    out
+}
+
+/// Splits a sample line after its series (the name and the label set, whose quoted values
+/// may hold spaces, braces and `#`); returns the series and the rest.
+fn split_series(line: &str) -> (&str, &str) {
+    let end = match line.find(['{', ' ']) {
+        Some(brace) if line[brace..].starts_with('{') => {
+            let (mut quoted, mut escaped) = (false, false);
+            line[brace..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    let close = c == '}' && !quoted;
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = quoted;
+                    } else if c == '"' {
+                        quoted = !quoted;
+                    }
+                    close
+                })
+                .map_or(line.len(), |(i, _)| brace + i + 1)
+        }
+        Some(space) => space,
+        None => line.len(),
+    };
+    line.split_at(end)
+}
+
 /// What `/proc/self` tells of this process.
 #[derive(Debug, Default, PartialEq)]
 struct ProcessStats {
@@ -582,6 +751,89 @@ mod tests {
             "120 requests: 2xx 118, 4xx 2; 1 replayed; upstream 49.75 ms mean"
         );
         assert_eq!(now.since(&now).requests(), 0);
+    }
+
+    #[test]
+    fn openmetrics_is_rewritten_in_the_classic_text_format() {
+        let openmetrics = concat!(
+            "# HELP app_requests Requests, \\\"quoted\\\", a \\\\ and a \\n.\n",
+            "# TYPE app_requests counter\n",
+            "# UNIT app_requests requests\n",
+            "app_requests_total{path=\"/a b\",q=\"x # {y} \\\"z\\\"\"} 3 # {trace=\"1\"} 1.0 1700000000.5\n",
+            "app_requests_created{path=\"/a b\",q=\"x # {y} \\\"z\\\"\"} 1700000000.25\n",
+            "# TYPE app_up gauge\n",
+            "# HELP app_up Whether it is up.\n",
+            "app_up 1 1700000000.125\n",
+            "# HELP app_latency_seconds Latency.\n",
+            "# TYPE app_latency_seconds histogram\n",
+            "app_latency_seconds_sum 0.5\n",
+            "app_latency_seconds_count 2\n",
+            "app_latency_seconds_bucket{le=\"0.1\"} 1 # {id=\"x\"} 0.05\n",
+            "app_latency_seconds_bucket{le=\"+Inf\"} 2\n",
+            "app_latency_seconds_created 1700000000.0\n",
+            "# HELP app_build The build.\n",
+            "# TYPE app_build info\n",
+            "app_build_info{version=\"1.2.3\"} 1\n",
+            "# HELP app_other Something else.\n",
+            "# TYPE app_other unknown\n",
+            "app_other NaN\n",
+            "# EOF\n",
+        );
+        let classic = concat!(
+            "# HELP app_requests_total Requests, \"quoted\", a \\\\ and a \\n.\n",
+            "# TYPE app_requests_total counter\n",
+            "app_requests_total{path=\"/a b\",q=\"x # {y} \\\"z\\\"\"} 3\n",
+            "# TYPE app_up gauge\n",
+            "# HELP app_up Whether it is up.\n",
+            "app_up 1 1700000000125\n",
+            "# HELP app_latency_seconds Latency.\n",
+            "# TYPE app_latency_seconds histogram\n",
+            "app_latency_seconds_sum 0.5\n",
+            "app_latency_seconds_count 2\n",
+            "app_latency_seconds_bucket{le=\"0.1\"} 1\n",
+            "app_latency_seconds_bucket{le=\"+Inf\"} 2\n",
+            "# HELP app_build_info The build.\n",
+            "# TYPE app_build_info gauge\n",
+            "app_build_info{version=\"1.2.3\"} 1\n",
+            "# HELP app_other Something else.\n",
+            "# TYPE app_other untyped\n",
+            "app_other NaN\n",
+        );
+        assert_eq!(openmetrics_to_text(openmetrics), classic);
+        // Nothing to rewrite, and lines that are not samples, give nothing (and no panic).
+        assert_eq!(openmetrics_to_text(""), "");
+        assert_eq!(openmetrics_to_text("x{a=\"unterminated\n{}\n# EOF"), "");
+    }
+
+    #[test]
+    fn only_scrapers_that_ask_for_openmetrics_get_it() {
+        let asks = |values: &[&str]| {
+            let values: Vec<HeaderValue> = values
+                .iter()
+                .map(|v| HeaderValue::from_str(v).unwrap())
+                .collect();
+            prefers_openmetrics(&values)
+        };
+        // Prometheus 2 and 3.
+        assert!(asks(&[
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ]));
+        assert!(asks(&[
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,*/*;q=0.1"
+        ]));
+        assert!(asks(&["Application/OpenMetrics-Text"]));
+        assert!(asks(&["text/html", "application/openmetrics-text; q=0.2"]));
+        // Older agents, curl, browsers, nothing at all.
+        assert!(!asks(&["text/plain;version=0.0.4"]));
+        assert!(!asks(&[
+            "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
+        ]));
+        assert!(!asks(&["*/*"]));
+        assert!(!asks(&["text/html,application/xhtml+xml,*/*;q=0.8"]));
+        assert!(!asks(&[]));
+        // Refused or unreadable quality.
+        assert!(!asks(&["application/openmetrics-text;q=0"]));
+        assert!(!asks(&["application/openmetrics-text;q=high"]));
     }
 
     #[test]

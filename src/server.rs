@@ -145,6 +145,11 @@ pub async fn drain(graceful: GracefulShutdown, grace: Duration) -> bool {
 }
 
 /// The connection builder: HTTP/1.1 keep-alive plus HTTP/2 prior knowledge.
+///
+/// HTTP/1 connections support half-closes: a client that shuts down its write side after
+/// sending a request (`nc -N`, `shutdown(SHUT_WR)`) still gets the answer. Without it hyper
+/// closes the connection as soon as it reads the end of the stream, and a request still
+/// waiting for the upstream is answered to nobody (issue 20).
 pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -152,6 +157,7 @@ pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true)
+        .half_close(true)
         .max_buf_size(settings.max_header_bytes.max(8192));
     builder
         .http2()

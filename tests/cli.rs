@@ -82,9 +82,29 @@ async fn finish(child: tokio::process::Child) -> (i32, String) {
 /// Runs a whole browser login against the emulator: `login --no-browser`, the emulator's
 /// consent, the redirect back. Returns the exit code and stderr.
 async fn browser_login(home: &Path, args: &[&str]) -> (i32, String) {
+    let login = browser_login_page(home, args, &[]).await;
+    assert_eq!(login.status, 200);
+    (login.code, login.stderr)
+}
+
+/// What a browser login showed, as [`browser_login_page`] ran it.
+struct BrowserLogin {
+    /// `login`'s exit code and standard error.
+    code: i32,
+    stderr: String,
+    /// The status and page the browser got for the redirect.
+    status: u16,
+    page: String,
+    /// The refresh token in the store when the page arrived.
+    stored_at_answer: Option<String>,
+}
+
+/// As [`browser_login`], with `env` set for `login`, and what the browser was shown.
+async fn browser_login_page(home: &Path, args: &[&str], env: &[(&str, &str)]) -> BrowserLogin {
     let mut cmd = tokio::process::Command::from(bin(home));
     cmd.args(["login", "--no-browser", "--timeout", "30s"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -100,8 +120,20 @@ async fn browser_login(home: &Path, args: &[&str]) -> (i32, String) {
     assert_eq!(consent.status(), 302);
     let location = consent.headers()["location"].to_str().unwrap().to_owned();
     let answer = http.get(location).send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    finish(child).await
+    let status = answer.status().as_u16();
+    let page = answer.text().await.unwrap();
+    let stored_at_answer = std::fs::read(home.join("token.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|state| state["refresh_token"]["token"].as_str().map(str::to_owned));
+    let (code, stderr) = finish(child).await;
+    BrowserLogin {
+        code,
+        stderr,
+        status,
+        page,
+        stored_at_answer,
+    }
 }
 
 /// Runs `check` (with `args`) and returns the exit code, stdout and stderr.
@@ -371,6 +403,49 @@ async fn login_token_check_revoke_end_to_end() {
     })
     .await;
     assert_eq!(out.status.code(), Some(78));
+}
+
+/// The browser hears "Logged in" only once the code is exchanged and the refresh token
+/// stored; when the exchange fails it gets "Login failed" with the reason, and no secret.
+/// See issue 20, item 3 (the success page came before the exchange).
+#[tokio::test]
+async fn the_browser_is_told_the_outcome_of_the_code_exchange() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+
+    // A wrong client secret: the consent needs only the client id; the exchange is refused.
+    let wrong = "wrong-client-secret-7c41";
+    let failed = browser_login_page(
+        home.path(),
+        &[],
+        &[("ZOHO_PROXY_OAUTH__CLIENT_SECRET", wrong)],
+    )
+    .await;
+    let (page, stderr) = (&failed.page, &failed.stderr);
+    assert_eq!(failed.code, 1, "{stderr}");
+    assert_eq!(control.token_requests(), 1, "the exchange was tried");
+    assert_eq!(failed.status, 502, "{page}");
+    assert!(
+        page.contains("Login failed") && !page.contains("Logged in"),
+        "{page}"
+    );
+    assert!(page.contains("invalid_client"), "the reason: {page}");
+    assert!(
+        !page.contains(wrong) && !page.contains(CLIENT_SECRET),
+        "{page}"
+    );
+    assert!(stderr.contains("invalid_client"), "{stderr}");
+    assert_eq!(failed.stored_at_answer, None);
+
+    // The right secret: "Logged in", once the refresh token is in the store.
+    let login = browser_login_page(home.path(), &[], &[]).await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert_eq!(login.status, 200, "{}", login.page);
+    assert!(login.page.contains("Logged in"), "{}", login.page);
+    let stored = login.stored_at_answer.expect("stored before the page");
+    assert!(stored.starts_with("1000."), "{stored}");
 }
 
 #[tokio::test]

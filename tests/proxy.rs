@@ -469,6 +469,51 @@ async fn revoke_current(accounts: &AccountsEmulator, proxy: &TestProxy) {
     assert_eq!(response.status(), 200);
 }
 
+/// A client that half-closes its connection once its request is sent (`printf .. | nc -N`,
+/// Python's `sock.shutdown(SHUT_WR)`) gets the whole answer, every time, although the proxy
+/// reads the end of the stream while the request is still waiting for the upstream.
+/// See issue 20, item 1 (no answer 94 times in 100).
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_whole_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_accounts, _meeting, proxy) = with_meeting(&[]).await;
+    for attempt in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(
+                b"GET /api/v2/user.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        // shutdown(SHUT_WR): the request is all there is.
+        stream.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+            .await
+            .expect("the proxy closes the connection after its answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("attempt {attempt}: no complete answer: {answer:?}"));
+        assert!(
+            head.starts_with("HTTP/1.1 200 "),
+            "attempt {attempt}: {head}"
+        );
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("attempt {attempt}: no content-length: {head}"));
+        assert_eq!(body.len(), length, "attempt {attempt}: the whole body");
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["userDetails"]["zsoid"].is_number(), "{json}");
+    }
+}
+
 fn meeting_body(agenda: &str) -> String {
     serde_json::json!({"session": {
         "topic": "Replay check", "agenda": agenda, "startTime": "Jun 19, 2030 07:00 PM",

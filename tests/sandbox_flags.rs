@@ -1,12 +1,13 @@
 //! `sandbox` as a user tries it, through the real binary: an outage that ends
 //! (`--token-outage 2s`), revocations the proxy refreshes and replays past (`--reject-tokens`),
 //! `--emulator-only` printing a configuration whose `token` calls reuse one token, a taken
-//! port and `--listen`, and the banner's curl lines pasted into bash.
+//! port and `--listen`, and the banner's curl lines (and its `status` and `wait` lines for a
+//! moved admin listener) pasted into bash.
 
 use std::time::Duration;
 
 use crate::support::client;
-use crate::support::sandbox::{Sandbox, bash, command};
+use crate::support::sandbox::{Sandbox, bash, binary, command};
 
 #[tokio::test]
 async fn a_token_outage_with_a_duration_ends_and_the_proxy_recovers() {
@@ -99,21 +100,39 @@ async fn revoked_tokens_are_refreshed_and_replayed_and_no_client_sees_one() {
     assert!(!log.contains("data centre is probably wrong"), "{log}");
 }
 
+/// With the system's temporary directory (`TMPDIR` unset, as users run it, unlike the other
+/// tests), the printed file store is one the proxy accepts: `token` twice gives one token and
+/// `check` passes. See issue 20, item 2 (the store was put in `/tmp` itself, which the proxy
+/// refuses as world-writable).
 #[tokio::test]
 async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
-    let sandbox = Sandbox::start(&["--emulator-only"], "\nstore = ").await;
+    use std::os::unix::fs::PermissionsExt;
+    let no_tmpdir = |c: &mut tokio::process::Command| {
+        c.env_remove("TMPDIR");
+    };
+    let sandbox = Sandbox::start_with(&["--emulator-only"], "\nstore = ", no_tmpdir).await;
     let config: toml::Table = sandbox.printed.parse().unwrap();
     assert_eq!(config["token"]["store"].as_str(), Some("file"));
-    let path = config["token"]["path"].as_str().unwrap().to_owned();
+    let path = std::path::PathBuf::from(config["token"]["path"].as_str().unwrap());
+    assert!(
+        !path.starts_with(sandbox.home.path()),
+        "{}: not in the test's TMPDIR",
+        path.display()
+    );
+    let dir = path.parent().unwrap().to_owned();
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     let file = sandbox.home.path().join("proxy.toml");
     std::fs::write(&file, &sandbox.printed).unwrap();
+    let configured = |args: &[&str]| {
+        let mut c = command(sandbox.home.path());
+        no_tmpdir(&mut c);
+        c.args(["-c", file.to_str().unwrap()]).args(args);
+        c
+    };
     let mut tokens = Vec::new();
-    for _ in 0..3 {
-        let out = command(sandbox.home.path())
-            .args(["-c", file.to_str().unwrap(), "token"])
-            .output()
-            .await
-            .unwrap();
+    for _ in 0..2 {
+        let out = configured(&["token"]).output().await.unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -123,12 +142,26 @@ async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
         tokens.push(String::from_utf8(out.stdout).unwrap());
     }
     assert!(!tokens[0].trim().is_empty());
-    assert!(
-        tokens.iter().all(|t| *t == tokens[0]),
+    assert_eq!(
+        tokens[0], tokens[1],
         "one token, reused from the file store"
     );
-    assert!(std::path::Path::new(&path).exists(), "{path}");
+    assert!(path.exists(), "{}", path.display());
+    let check = configured(&["check"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("# token store: {}", path.display()))
+            && stdout.ends_with("# ok\n"),
+        "{stdout}"
+    );
     sandbox.stop().await;
+    assert!(!dir.exists(), "{} is removed on Ctrl-C", dir.display());
 }
 
 #[tokio::test]
@@ -205,6 +238,53 @@ async fn the_banners_try_lines_work_pasted_into_a_shell() {
     assert!(
         stdout.contains(&format!("\"meetingKey\":{key},")),
         "{stdout}"
+    );
+    sandbox.stop().await;
+}
+
+/// With the admin endpoints away from their default (`--admin-listen`), the banner prints the
+/// `status` and `wait` lines that find them, and they work pasted into a shell (with the
+/// binary on PATH, in a directory without a proxy.toml). See issue 20, item 5.
+#[tokio::test]
+async fn the_banner_says_how_status_and_wait_find_a_moved_admin_listener() {
+    let sandbox = Sandbox::start(&["--admin-listen", "127.0.0.1:0"], "Ctrl-C stops it.").await;
+    let admin = sandbox.addr("admin");
+    let admin = admin.trim_start_matches("http://");
+    assert_ne!(admin, "127.0.0.1:9090");
+    let lines: Vec<&str> = sandbox
+        .printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ZOHO_PROXY_SERVER__ADMIN_LISTEN="))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("ZOHO_PROXY_SERVER__ADMIN_LISTEN={admin} zoho-meeting-proxy status"),
+            format!(
+                "ZOHO_PROXY_SERVER__ADMIN_LISTEN={admin} zoho-meeting-proxy wait --timeout 30s"
+            ),
+        ],
+        "{}",
+        sandbox.printed
+    );
+    let bin_dir = std::path::Path::new(&binary()).parent().unwrap().to_owned();
+    let script = format!(
+        "set -euo pipefail\ncd '{home}'\nexport PATH='{bin}':\"$PATH\"\n{}\n",
+        lines.join("\n"),
+        home = sandbox.home.path().display(),
+        bin = bin_dir.display(),
+    );
+    let run = bash(&script).await;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("ready:"),
+        "status printed the token status: {stdout}"
     );
     sandbox.stop().await;
 }

@@ -7,7 +7,8 @@
 //!   loopback `oauth.redirect_uri`; check `state`; accept the redirect's `accounts-server`
 //!   only if it is one of Zoho's accounts servers or the configured `oauth.accounts_url`
 //!   (it arrives through the browser, and the client secret is about to be sent to it);
-//!   exchange the code there;
+//!   exchange the code there and store the refresh token, and only then answer the browser:
+//!   "Logged in" once the token is stored, "Login failed" with the reason otherwise;
 //! - `--code GRANT`: exchange a Self Client grant code at the configured accounts server.
 //!
 //! Either way the account's data centre is stored with the refresh token (the redirect's
@@ -43,6 +44,24 @@ struct Callback {
     reply: oneshot::Sender<Response<Full<Bytes>>>,
 }
 
+/// A redirect with a grant code, whose browser still waits for its answer.
+struct Redirect {
+    code: Secret<String>,
+    /// The accounts server to exchange the code at.
+    accounts: Url,
+    /// The redirect URI the code was issued for.
+    uri: Url,
+    /// The data centre the redirect's `location` names.
+    location: Option<DataCenter>,
+    browser: Browser,
+}
+
+/// The browser waiting on the redirect listener, until [`Browser::answer`].
+struct Browser {
+    reply: oneshot::Sender<Response<Full<Bytes>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
 /// What the redirect said, once `state` matched.
 enum Outcome {
     Code {
@@ -72,22 +91,68 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
     // Refuse early, before any code is spent, if the store is unusable.
     let previous = store.load().await?.refresh_token;
 
-    let (accounts, code, redirect_uri, location) = match args.code {
+    let (accounts, code, redirect_uri, location, browser) = match args.code {
         Some(code) => (
             config.oauth.accounts_url.clone(),
             Secret::new(code),
             None,
             None,
+            None,
         ),
         None => {
-            let (accounts, code, redirect, location) =
-                browser_flow(config, args.no_browser, args.timeout).await?;
-            (accounts, code, Some(redirect), location)
+            let redirect = browser_flow(config, args.no_browser, args.timeout).await?;
+            (
+                redirect.accounts,
+                redirect.code,
+                Some(redirect.uri),
+                redirect.location,
+                Some(redirect.browser),
+            )
         }
     };
     let data_center = account_data_center(config, location, &accounts);
+    let stored = exchange_and_store(
+        &client,
+        &store,
+        config,
+        &accounts,
+        &code,
+        redirect_uri.as_ref(),
+        data_center,
+    )
+    .await;
+    if let Some(browser) = browser {
+        browser.answer(result_page(&stored)).await;
+    }
+    let refresh_token = stored?;
+    eprintln!(
+        "Logged in at {} (data centre {data_center}). The refresh token is stored in {}.",
+        describe_accounts(&accounts),
+        store.describe()
+    );
+    // Only now that the new token is safe: each login mints a refresh token, and Zoho
+    // silently drops the oldest past 20 per client.
+    retire_old_login(&client, previous, &refresh_token, args.keep_old).await;
+    Ok(())
+}
+
+/// Exchanges the grant code at `accounts` and stores the refresh token with its first access
+/// token and the account's data centre; returns the refresh token.
+///
+/// # Errors
+/// The token endpoint's refusal or failure, an answer without a refresh token, or a store
+/// that cannot be written.
+async fn exchange_and_store(
+    client: &crate::token::client::OAuthClient,
+    store: &Arc<dyn crate::token::store::TokenStore>,
+    config: &Config,
+    accounts: &Url,
+    code: &Secret<String>,
+    redirect_uri: Option<&Url>,
+    data_center: DataCenter,
+) -> Result<Secret<String>, RunError> {
     let grant = client
-        .exchange_code(&accounts, &code, redirect_uri.as_ref().map(Url::as_str))
+        .exchange_code(accounts, code, redirect_uri.map(Url::as_str))
         .await?;
     let Some(refresh_token) = grant
         .refresh_token
@@ -99,23 +164,41 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
         ));
     };
     save_login(
-        &store,
+        store,
         config,
-        &accounts,
+        accounts,
         data_center,
         refresh_token.clone(),
         grant,
     )
     .await?;
-    eprintln!(
-        "Logged in at {} (data centre {data_center}). The refresh token is stored in {}.",
-        describe_accounts(&accounts),
-        store.describe()
-    );
-    // Only now that the new token is safe: each login mints a refresh token, and Zoho
-    // silently drops the oldest past 20 per client.
-    retire_old_login(&client, previous, &refresh_token, args.keep_old).await;
-    Ok(())
+    Ok(refresh_token)
+}
+
+/// The browser's answer once the exchange and the store are done: "Logged in", or "Login
+/// failed" with the reason (errors never carry a secret).
+fn result_page(stored: &Result<Secret<String>, RunError>) -> Response<Full<Bytes>> {
+    match stored {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Logged in",
+            "zoho-meeting-proxy exchanged the authorization for a refresh token and stored it. You can close this window.",
+        ),
+        Err(error) => {
+            let status = match error {
+                RunError::Token(_) => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            page(
+                status,
+                "Login failed",
+                &format!(
+                    "zoho-meeting-proxy could not complete the login: {}. The terminal running login says more.",
+                    super::report(error)
+                ),
+            )
+        }
+    }
 }
 
 /// The account's data centre: the redirect's `location` when it names one, else the one
@@ -131,8 +214,8 @@ fn account_data_center(
         .unwrap_or(config.oauth.data_center)
 }
 
-/// The browser flow up to a verified grant code, the accounts server to exchange it at, the
-/// redirect URI it was issued for, and the data centre the redirect's `location` names.
+/// The browser flow up to a verified grant code, with the browser left waiting for the
+/// result ([`Browser::answer`]). A redirect that is refused is answered at once.
 ///
 /// A redirect URI with port 0 listens on a port the system picks (handy with the sandbox's
 /// emulator; a real Zoho client needs the exact registered URI).
@@ -140,7 +223,7 @@ async fn browser_flow(
     config: &Config,
     no_browser: bool,
     timeout: Duration,
-) -> Result<(Url, Secret<String>, Url, Option<DataCenter>), RunError> {
+) -> Result<Redirect, RunError> {
     let mut redirect = config.oauth.redirect_uri.clone();
     let addr = redirect_addr(&redirect)?;
     let listener = TcpListener::bind(addr)
@@ -189,36 +272,58 @@ async fn browser_flow(
                 ));
                 continue;
             }
-            let outcome = judge(config, &params);
-            let response = match &outcome {
-                Outcome::Code { .. } => page(
-                    StatusCode::OK,
-                    "Logged in",
-                    "zoho-meeting-proxy received the authorization. You can close this window.",
-                ),
-                Outcome::Refused(why) => page(StatusCode::BAD_REQUEST, "Login failed", why),
-            };
-            let _ = cb.reply.send(response);
-            return Some(outcome);
+            return Some((judge(config, &params), cb.reply));
         }
         None
     })
     .await;
-    // Let the answer reach the browser before the listener goes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    server.abort();
+    // Redirects that arrive from now on are told the login is over.
+    drop(rx);
     match result {
-        Err(_) => Err(RunError::Failed(format!(
-            "no redirect arrived within {}; run login again",
-            humantime::format_duration(timeout)
-        ))),
-        Ok(None) => Err(RunError::Failed("the redirect listener stopped".into())),
-        Ok(Some(Outcome::Refused(why))) => Err(RunError::Failed(why)),
-        Ok(Some(Outcome::Code {
+        Err(_) => {
+            server.abort();
+            Err(RunError::Failed(format!(
+                "no redirect arrived within {}; run login again",
+                humantime::format_duration(timeout)
+            )))
+        }
+        Ok(None) => {
+            server.abort();
+            Err(RunError::Failed("the redirect listener stopped".into()))
+        }
+        Ok(Some((Outcome::Refused(why), reply))) => {
+            Browser { reply, server }
+                .answer(page(StatusCode::BAD_REQUEST, "Login failed", &why))
+                .await;
+            Err(RunError::Failed(why))
+        }
+        Ok(Some((
+            Outcome::Code {
+                code,
+                accounts,
+                location,
+            },
+            reply,
+        ))) => Ok(Redirect {
             code,
             accounts,
+            uri: redirect_for_exchange,
             location,
-        })) => Ok((accounts, code, redirect_for_exchange, location)),
+            browser: Browser { reply, server },
+        }),
+    }
+}
+
+// === impl Browser ===
+
+impl Browser {
+    /// Answers the waiting browser with `page`, then closes the redirect listener.
+    async fn answer(self, page: Response<Full<Bytes>>) {
+        // The browser may have given up; the terminal says what happened either way.
+        let _ = self.reply.send(page);
+        // Let the answer reach the browser before the listener goes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.server.abort();
     }
 }
 

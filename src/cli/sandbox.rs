@@ -10,7 +10,8 @@
 //! `--token-lifetime` ([`mint_budget`]), so short-lived tokens do not spend the budget and
 //! leave the sandbox answering 503.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -98,6 +99,11 @@ pub enum Outage {
     Forever,
 }
 
+/// `server.admin_listen`'s default, where `status` and `wait` look unless told otherwise.
+const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+
+
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
     let max_mints = mint_budget(args.token_lifetime, config.token.refresh_margin);
@@ -154,15 +160,21 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     tracing::info!(accounts = %accounts.url(), meeting = %meeting.url(), "emulator listening");
 
     if args.emulator_only {
+        let state = private_dir(&std::env::temp_dir())?;
         print_banner(&emulator_banner(
             &accounts,
             &meeting,
             &client_id,
             &client_secret,
             &refresh_token,
+            &state.join("token.json"),
         ));
-        until_signal(None, None).await?;
-        return Ok(());
+        let stopped = until_signal(None, None).await;
+        // Its tokens die with the emulator.
+        if let Err(error) = std::fs::remove_dir_all(&state) {
+            tracing::warn!(path = %state.display(), error = %error, "cannot remove the sandbox's token directory");
+        }
+        return stopped;
     }
 
     let mut config = config.clone();
@@ -222,6 +234,16 @@ fn banner(
     zsoid: u64,
     lifetime: Duration,
 ) -> String {
+    // `status` and `wait` read `server.admin_listen` from their own configuration: away from
+    // its default they must be told where the admin endpoints are.
+    let commands = match admin {
+        Some(addr) if addr != DEFAULT_ADMIN_LISTEN => format!(
+            "\n\nThe admin endpoints are not on {DEFAULT_ADMIN_LISTEN}, so tell status and wait where they are:\
+             \n  ZOHO_PROXY_SERVER__ADMIN_LISTEN={addr} zoho-meeting-proxy status\
+             \n  ZOHO_PROXY_SERVER__ADMIN_LISTEN={addr} zoho-meeting-proxy wait --timeout 30s"
+        ),
+        _ => String::new(),
+    };
     let admin = admin.map_or_else(
         || "disabled".to_owned(),
         |a| format!("http://{a}  (/livez /readyz /metrics /status)"),
@@ -237,7 +259,7 @@ fn banner(
          \n  curl {proxy}/api/v2/user.json\
          \n  KEY=$(curl -s -X POST {proxy}/api/v2/{zsoid}/sessions.json -H 'Content-Type: application/json' -d '{create}' | grep -o '\"meetingKey\":[0-9]*' | cut -d: -f2); echo \"meetingKey $KEY\"\
          \n  curl {proxy}/api/v2/{zsoid}/sessions/$KEY.json\
-         \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'\
+         \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'{commands}\
          \n\nCtrl-C stops it.",
         accounts = accounts.url(),
         meeting = meeting.url(),
@@ -245,24 +267,24 @@ fn banner(
     )
 }
 
+/// The `proxy.toml` that `--emulator-only` prints, with its file token store at `token_path`.
+///
+/// A file store, so that `token` and `serve` reuse one access token instead of each minting
+/// one (the emulator, like Zoho, allows few per 10 minutes); one file per run, since each
+/// run has its own refresh token.
 fn emulator_banner(
     accounts: &AccountsEmulator,
     meeting: &MeetingEmulator,
     client_id: &str,
     client_secret: &str,
     refresh_token: &str,
+    token_path: &Path,
 ) -> String {
     let scopes: Vec<String> = SCOPES.iter().map(|s| format!("{s:?}")).collect();
-    // A file store, so that `token` and `serve` reuse one access token instead of each
-    // minting one (the emulator, like Zoho, allows few per 10 minutes); one file per run,
-    // since each run has its own refresh token.
-    let token_path = std::env::temp_dir().join(format!(
-        "zoho-meeting-proxy-sandbox-{}.json",
-        std::process::id()
-    ));
     format!(
         "# zoho-meeting-proxy sandbox --emulator-only: a fake Zoho; these are not real credentials.\n\
          # Save as proxy.toml and run `zoho-meeting-proxy serve` (Ctrl-C stops the emulator).\n\
+         # The token store is in a private directory (mode 0700) that Ctrl-C removes.\n\
          [oauth]\n\
          client_id = {client_id:?}\n\
          client_secret = {client_secret:?}\n\
@@ -306,6 +328,37 @@ fn mint_budget(lifetime: Duration, refresh_margin: Duration) -> u32 {
         .clamp(ZOHO_MAX_MINTS_PER_10M, MAX_MINTS_PER_10M)
 }
 
+/// Creates a fresh directory in `parent` that only this user may enter (mode 0700), for
+/// `--emulator-only`'s token store: the file store refuses a world-writable directory such
+/// as `/tmp` itself, where another user could swap the file.
+fn private_dir(parent: &Path) -> Result<PathBuf, RunError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let mut attempt = 0;
+    loop {
+        let dir = parent.join(format!(
+            "zoho-meeting-proxy-sandbox-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            // Taken (by an earlier run with the same process id, or another user): another name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(RunError::Io {
+                    what: format!(
+                        "cannot create a private directory in {} for the token store (set TMPDIR to another directory)",
+                        parent.display()
+                    ),
+                    source,
+                });
+            }
+        }
+    }
+}
+
 fn parse_url(text: &str) -> Result<url::Url, RunError> {
     url::Url::parse(text).map_err(|e| RunError::Failed(format!("emulator URL {text:?}: {e}")))
 }
@@ -338,6 +391,30 @@ mod tests {
         );
         assert_eq!(parse_outage("forever"), Ok(Outage::Forever));
         assert!(parse_outage("soon").is_err());
+    }
+
+    #[test]
+    fn the_default_admin_address_is_the_configurations() {
+        let config = Config::from_figment(&Config::figment(None), None).unwrap();
+        assert_eq!(config.server.admin_listen, Some(DEFAULT_ADMIN_LISTEN));
+    }
+
+    #[test]
+    fn private_directories_are_fresh_and_only_for_this_user() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let one = private_dir(parent.path()).unwrap();
+        let two = private_dir(parent.path()).unwrap();
+        assert_ne!(one, two);
+        for dir in [&one, &two] {
+            assert_eq!(dir.parent(), Some(parent.path()));
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+        }
+        let missing = parent.path().join("missing");
+        let error = private_dir(&missing).unwrap_err().to_string();
+        assert!(error.contains("set TMPDIR"), "{error}");
     }
 
     #[test]

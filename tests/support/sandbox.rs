@@ -17,7 +17,7 @@ pub struct Sandbox {
 }
 
 /// The binary under test.
-fn binary() -> String {
+pub fn binary() -> String {
     std::env::var("ZOHO_PROXY_TEST_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned())
 }
@@ -39,8 +39,19 @@ pub fn command(home: &std::path::Path) -> tokio::process::Command {
 impl Sandbox {
     /// Starts it and reads stdout until `until` has been printed.
     pub async fn start(args: &[&str], until: &str) -> Self {
+        Self::start_with(args, until, |_| {}).await
+    }
+
+    /// As [`Sandbox::start`], with the command changed by `adjust` first (an environment
+    /// variable removed, say).
+    pub async fn start_with(
+        args: &[&str],
+        until: &str,
+        adjust: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = command(home.path());
+        adjust(&mut cmd);
         cmd.arg("sandbox")
             .args(args)
             .stdout(Stdio::piped())
