@@ -197,6 +197,12 @@ impl AccessToken {
     pub fn mark_replacement(&self) {
         self.replacement.store(true, Ordering::Relaxed);
     }
+
+    /// Makes it an ordinary token again: the refresh token it came from was replaced (a new
+    /// `login`), so Zoho rejecting it says nothing about the tokens minted from now on.
+    pub fn clear_replacement(&self) {
+        self.replacement.store(false, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for AccessToken {

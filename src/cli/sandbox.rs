@@ -103,7 +103,6 @@ pub enum Outage {
 const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 
-
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
     let max_mints = mint_budget(args.token_lifetime, config.token.refresh_margin);

@@ -121,6 +121,8 @@ struct State {
     rejects_fresh: bool,
     /// Zoho's last token answer named another data centre than the Meeting host in use.
     data_center_mismatch: Option<String>,
+    /// The refresh token changed: the next reload mints whatever the token held.
+    mint_on_reload: bool,
     /// The record time of this process's last mint.
     last_own_mint: u64,
 }
@@ -188,6 +190,7 @@ impl TokenManager {
                 last_error: None,
                 rejects_fresh: false,
                 data_center_mismatch: None,
+                mint_on_reload: false,
                 last_own_mint: 0,
             }),
             settings,
@@ -325,11 +328,15 @@ impl TokenManager {
             // Errors are logged and recorded by the attempt; the schedule handles them.
             if self.reload.swap(false, Ordering::Relaxed) {
                 // While Zoho rejects new tokens the token held is not worth keeping: the
-                // reload may have fixed why, and only a new token can tell.
-                let trigger = if self.lock_state().rejects_fresh {
-                    Trigger::Manual
-                } else {
-                    Trigger::Reload
+                // reload may have fixed why, and only a new token can tell. After a new
+                // refresh token, the token held is the old one's.
+                let trigger = {
+                    let mut state = self.lock_state();
+                    if std::mem::take(&mut state.mint_on_reload) || state.rejects_fresh {
+                        Trigger::Manual
+                    } else {
+                        Trigger::Reload
+                    }
                 };
                 let _ = self.single_flight(trigger).await;
             } else if self.due() {
@@ -478,7 +485,10 @@ impl TokenManager {
     /// Zoho rejected `token`: replaces it, or marks it dead, or (a replacement rejected before
     /// any acceptance) says that new tokens do not help. See the [module docs](self).
     async fn rejected(&self, token: &Arc<AccessToken>) -> Rejection {
-        if token.is_replacement() && !token.is_accepted() {
+        // Only the token held counts: a request that still carried an older one replays
+        // with the one held (`force_refresh` keeps it).
+        let held = self.cache.generation() == token.generation();
+        if held && token.is_replacement() && !token.is_accepted() {
             let mut state = self.lock_state();
             if !state.rejects_fresh {
                 tracing::error!(
@@ -806,8 +816,10 @@ impl TokenManager {
     /// Uses `credentials` for the mints that start from now on. When the refresh token
     /// changed, the mint history is cleared here and in the store: Zoho's budget is per
     /// refresh token, so a new one starts with a full budget (as after `login`). The cached
-    /// access token stays in use until it expires or the upstream rejects it. Returns whether
-    /// the refresh token changed.
+    /// access token came from the old refresh token (which `login` revokes, and which may be
+    /// another account's): the next reload ([`TokenManager::retry_now`]) mints with the new
+    /// one, and until then a rejection of the cached token is refreshed as any is. Returns
+    /// whether the refresh token changed.
     pub async fn set_credentials(&self, credentials: Credentials) -> bool {
         let old = self.credentials.load_full();
         let changed = old.refresh_token != credentials.refresh_token;
@@ -819,6 +831,13 @@ impl TokenManager {
             let mut state = self.lock_state();
             state.governor = MintGovernor::new(self.settings.max_mints_per_10m);
             state.rejects_fresh = false;
+            // The token held came from the old refresh token (`login` may have revoked it,
+            // or it may belong to another account): the next reload mints with the new one,
+            // and a rejection of it until then is an ordinary one.
+            state.mint_on_reload = true;
+        }
+        if let Some(token) = self.cache.load() {
+            token.clear_replacement();
         }
         let cleared = self
             .store
