@@ -157,8 +157,11 @@ impl Route {
         let path = uri.path();
         let path = match (&self.prefix, self.strip) {
             (Some(prefix), true) => {
+                // `prefix` or `prefix/rest`: only the one `/` after the prefix goes, so that
+                // `/crm//x` keeps its empty segment, which the access rules saw.
                 let rest = path.get(prefix.len()..).unwrap_or("");
-                format!("{}/{}", self.base, rest.trim_start_matches('/'))
+                let rest = rest.strip_prefix('/').unwrap_or(rest);
+                format!("{}/{rest}", self.base)
             }
             _ => format!("{}{path}", self.base),
         };
@@ -260,5 +263,39 @@ mod tests {
         let root = Routes::new(&config("", "https://meeting.zoho.com")).unwrap();
         let uri: Uri = "/api/v2/x".parse().unwrap();
         assert!(root.select(uri.path()).1.target(&uri).is_none());
+    }
+
+    /// Caught by the `route_target` fuzz target (seed `strip_double_slash`): stripping the
+    /// prefix removed every `/` after it, so `/crm//x` went upstream as `/base/x`, a path the
+    /// access rules never saw (`GET /crm/*/Leads` allowed `/crm//Leads`, forwarded as
+    /// `/base/Leads`).
+    #[test]
+    fn stripping_the_prefix_keeps_empty_segments() {
+        let c = config(
+            r#"
+            [[routes]]
+            prefix = "/download/"
+            upstream = "https://download.zoho.com"
+            strip_prefix = true
+            [[routes]]
+            prefix = "/crm"
+            upstream = "https://crm.zoho.com/base"
+            strip_prefix = true
+            "#,
+            "https://meeting.zoho.eu",
+        );
+        let routes = Routes::new(&c).unwrap();
+        for (sent, label, expected) in [
+            ("/download//x?a", "/download/", "//x?a"),
+            ("/download//", "/download/", "//"),
+            ("/download/", "/download/", "/"),
+            ("/crm//Leads", "/crm", "/base//Leads"),
+            ("/crm///a//b/", "/crm", "/base///a//b/"),
+        ] {
+            assert_eq!(
+                target(&routes, sent),
+                (label.to_owned(), expected.to_owned())
+            );
+        }
     }
 }
