@@ -149,12 +149,13 @@ impl Route {
     }
 
     /// The target to send upstream for the origin-form `uri`, or `None` when it is
-    /// unchanged.
+    /// unchanged. A target that is not a path (`OPTIONS *`) is left alone: appended to a
+    /// base path (`/zoho*`) it would name a path outside it.
     pub fn target(&self, uri: &Uri) -> Option<Uri> {
-        if self.base.is_empty() && !self.strip {
+        let path = uri.path();
+        if (self.base.is_empty() && !self.strip) || !path.starts_with('/') {
             return None;
         }
-        let path = uri.path();
         let path = match (&self.prefix, self.strip) {
             (Some(prefix), true) => {
                 // `prefix` or `prefix/rest`: only the one `/` after the prefix goes, so that
@@ -296,6 +297,30 @@ mod tests {
                 target(&routes, sent),
                 (label.to_owned(), expected.to_owned())
             );
+        }
+    }
+
+    /// Caught by the `route_target` fuzz target (seed `asterisk_base`): `OPTIONS *` on a route
+    /// with a base path went upstream as `OPTIONS /zoho*`, a path outside the base path.
+    #[test]
+    fn an_asterisk_target_is_not_put_after_a_base_path() {
+        let c = config(
+            r#"
+            [[routes]]
+            prefix = "/"
+            upstream = "https://download.zoho.com/files"
+            strip_prefix = true
+            "#,
+            "https://gw.example.zoho.com/zoho/",
+        );
+        let routes = Routes::new(&c).unwrap();
+        let asterisk: Uri = "*".parse().unwrap();
+        let (_, route) = routes.select(asterisk.path());
+        assert_eq!(route.label(), "default");
+        assert!(route.target(&asterisk).is_none());
+        assert_eq!(target(&routes, "*"), ("default".into(), "*".into()));
+        for route in routes.iter() {
+            assert!(route.target(&asterisk).is_none(), "{}", route.label());
         }
     }
 }
