@@ -4,7 +4,9 @@
 //!
 //! Input: a request target. Plain, it is an HTTP/1.1 request line's target (parsed as
 //! hyper does, with `http::Uri`); after a `h2:` prefix it is an HTTP/2 `:path` (the URI
-//! built as h2 builds it, with `:scheme` http and `:authority` localhost:8080).
+//! built as h2 builds it, with `:scheme` http and `:authority` localhost:8080; a `:path`
+//! that is neither origin-form nor `*`, such as `#x` or `?x`, is skipped: h2 accepts it and
+//! `http` reads its path as `/`).
 //!
 //! Property, against an independent model of the documented rule (interface.md, "Requests
 //! refused before forwarding"; `has_dot_segment`'s docs): percent-decode `%2e`/`%2E` to `.`
@@ -86,8 +88,10 @@ fuzz_target!(|data: &[u8]| {
         None => (false, data),
     };
     let uri = if h2 {
-        // h2 refuses an empty :path; the rest is `PathAndQuery`'s to accept.
-        if target.is_empty() {
+        // A :path must be origin-form or `*` (RFC 9113 §8.3.1). h2 refuses only an empty one
+        // and leaves the rest to `PathAndQuery`, which takes `#x` and `?x` with `/` as their
+        // path: what the guard, the rules and the upstream all see, but not what was sent.
+        if !(target.starts_with(b"/") || target == b"*") {
             return;
         }
         let Ok(path) = PathAndQuery::try_from(target) else {

@@ -23,8 +23,9 @@
 //!   (`OPTIONS *`) is refused or forwarded untouched, never put after a base path;
 //! - a path with a dot segment is never forwarded.
 //!
-//! An HTTP/2 `:path` that starts with `?` (not origin-form, RFC 9113 §8.3.1, but accepted by
-//! h2) is skipped: `http` reads its empty path as `/`, so it goes to the base path + `/`.
+//! An HTTP/2 `:path` that is neither origin-form nor `*` (RFC 9113 §8.3.1), such as `?x` or
+//! `#x`, is skipped: h2 accepts it and `http` reads its path as `/`, so it goes to the base
+//! path + `/`.
 #![no_main]
 
 use std::cell::RefCell;
@@ -186,7 +187,7 @@ fuzz_target!(|data: &[u8]| {
         None => (false, target),
     };
     let uri = if h2 {
-        if target.is_empty() || target.starts_with(b"?") {
+        if !(target.starts_with(b"/") || target == b"*") {
             return;
         }
         let Ok(path) = PathAndQuery::try_from(target) else {
