@@ -334,14 +334,7 @@ impl Proxy {
         route: &Route,
     ) -> (Parts, Incoming) {
         let (mut head, body) = req.into_parts();
-        // HTTP/1 targets are origin-form already (the common case: no copy).
-        if !headers::is_origin_form(&head.uri) {
-            head.uri = headers::origin_form(&head.uri);
-        }
-        // The access rules saw the path as the client sent it.
-        if let Some(target) = route.target(&head.uri) {
-            head.uri = target;
-        }
+        head.uri = upstream_target(std::mem::take(&mut head.uri), route);
         head.version = Version::HTTP_11;
         head.extensions = http::Extensions::new();
         headers::strip_hop_by_hop(&mut head.headers);
@@ -523,6 +516,23 @@ impl Completion {
             request_line!(debug);
         }
     }
+}
+
+/// The request target sent upstream for a request to `uri` that [`Routes::select`] gave to
+/// `route`: origin-form, path and query exactly as received, after the route's base path or
+/// with its prefix stripped ([`Route::target`]).
+///
+/// Part of phase 1; public (hidden) so that the fuzz targets check what is really forwarded.
+#[doc(hidden)]
+pub fn upstream_target(uri: Uri, route: &Route) -> Uri {
+    // HTTP/1 targets are origin-form already (the common case: no copy).
+    let uri = if headers::is_origin_form(&uri) {
+        uri
+    } else {
+        headers::origin_form(&uri)
+    };
+    // The access rules saw the path as the client sent it.
+    route.target(&uri).unwrap_or(uri)
 }
 
 /// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.

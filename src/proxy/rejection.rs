@@ -68,19 +68,19 @@ pub fn may_reject(status: StatusCode) -> bool {
     status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED
 }
 
-/// Whether an answer with these `headers` and `body` (all of it, or its first
-/// [`PEEK_LIMIT`] bytes) says the token is invalid: what the proxy asks of a 400/401. A
-/// compressed body is decoded first, as the module documentation describes; at most its
-/// first [`PEEK_LIMIT`] bytes are decoded.
+/// Whether an answer with these `headers` and `body` (all of it, or what the peek read)
+/// says the token is invalid: what the proxy asks of a 400/401. Only the first
+/// [`PEEK_LIMIT`] bytes are judged (the peek keeps whole frames, so it may hand over more);
+/// a compressed body is decoded first, as the module documentation describes.
 pub fn is_token_rejection_with_headers(headers: &HeaderMap, body: &[u8]) -> bool {
     let Some(codings) = content_codings(headers) else {
         return false;
     };
+    let peeked = body.get(..PEEK_LIMIT).unwrap_or(body);
     if codings.is_empty() {
-        return is_token_rejection(body);
+        return is_token_rejection(peeked);
     }
-    let compressed = body.get(..PEEK_LIMIT).unwrap_or(body);
-    match decode(&codings, compressed) {
+    match decode(&codings, peeked) {
         Some(decoded) => is_token_rejection(&decoded),
         None => false,
     }
@@ -542,6 +542,29 @@ mod tests {
                 "{codings:?}"
             );
         }
+    }
+
+    /// Caught by the `rejection_compressed` fuzz target (seed `plain_many_objects`, over its
+    /// heap bound): a plain body was judged whole, however much the peek had read (it keeps
+    /// whole frames: up to a frame past [`PEEK_LIMIT`]), and its JSON parse costs about a
+    /// hundred times its length in heap. Only the first [`PEEK_LIMIT`] bytes count, as for a
+    /// compressed body.
+    #[test]
+    fn a_plain_body_is_judged_by_its_first_peek_limit_bytes() {
+        let mut late = vec![b' '; PEEK_LIMIT];
+        late.extend_from_slice(MEETING_REJECTION);
+        assert!(is_token_rejection(&late));
+        for headers in [plain(), encoded(&["identity"])] {
+            assert!(!is_token_rejection_with_headers(&headers, &late));
+            assert!(is_token_rejection_with_headers(
+                &headers,
+                &late[late.len() - PEEK_LIMIT..]
+            ));
+        }
+        // Within the limit, a prefix still counts.
+        let mut early = MEETING_REJECTION.to_vec();
+        early.extend(std::iter::repeat_n(b'x', 3 * PEEK_LIMIT));
+        assert!(is_token_rejection_with_headers(&plain(), &early));
     }
 
     /// `count` gzip members of 256 KiB of zeros each, the last ending with `tail`.

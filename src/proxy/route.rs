@@ -149,16 +149,20 @@ impl Route {
     }
 
     /// The target to send upstream for the origin-form `uri`, or `None` when it is
-    /// unchanged.
+    /// unchanged. A target that is not a path (`OPTIONS *`) is left alone: appended to a
+    /// base path (`/zoho*`) it would name a path outside it.
     pub fn target(&self, uri: &Uri) -> Option<Uri> {
-        if self.base.is_empty() && !self.strip {
+        let path = uri.path();
+        if (self.base.is_empty() && !self.strip) || !path.starts_with('/') {
             return None;
         }
-        let path = uri.path();
         let path = match (&self.prefix, self.strip) {
             (Some(prefix), true) => {
+                // `prefix` or `prefix/rest`: only the one `/` after the prefix goes, so that
+                // `/crm//x` keeps its empty segment, which the access rules saw.
                 let rest = path.get(prefix.len()..).unwrap_or("");
-                format!("{}/{}", self.base, rest.trim_start_matches('/'))
+                let rest = rest.strip_prefix('/').unwrap_or(rest);
+                format!("{}/{rest}", self.base)
             }
             _ => format!("{}{path}", self.base),
         };
@@ -260,5 +264,63 @@ mod tests {
         let root = Routes::new(&config("", "https://meeting.zoho.com")).unwrap();
         let uri: Uri = "/api/v2/x".parse().unwrap();
         assert!(root.select(uri.path()).1.target(&uri).is_none());
+    }
+
+    /// Caught by the `route_target` fuzz target (seed `strip_double_slash`): stripping the
+    /// prefix removed every `/` after it, so `/crm//x` went upstream as `/base/x`, a path the
+    /// access rules never saw (`GET /crm/*/Leads` allowed `/crm//Leads`, forwarded as
+    /// `/base/Leads`).
+    #[test]
+    fn stripping_the_prefix_keeps_empty_segments() {
+        let c = config(
+            r#"
+            [[routes]]
+            prefix = "/download/"
+            upstream = "https://download.zoho.com"
+            strip_prefix = true
+            [[routes]]
+            prefix = "/crm"
+            upstream = "https://crm.zoho.com/base"
+            strip_prefix = true
+            "#,
+            "https://meeting.zoho.eu",
+        );
+        let routes = Routes::new(&c).unwrap();
+        for (sent, label, expected) in [
+            ("/download//x?a", "/download/", "//x?a"),
+            ("/download//", "/download/", "//"),
+            ("/download/", "/download/", "/"),
+            ("/crm//Leads", "/crm", "/base//Leads"),
+            ("/crm///a//b/", "/crm", "/base///a//b/"),
+        ] {
+            assert_eq!(
+                target(&routes, sent),
+                (label.to_owned(), expected.to_owned())
+            );
+        }
+    }
+
+    /// Caught by the `route_target` fuzz target (seed `asterisk_base`): `OPTIONS *` on a route
+    /// with a base path went upstream as `OPTIONS /zoho*`, a path outside the base path.
+    #[test]
+    fn an_asterisk_target_is_not_put_after_a_base_path() {
+        let c = config(
+            r#"
+            [[routes]]
+            prefix = "/"
+            upstream = "https://download.zoho.com/files"
+            strip_prefix = true
+            "#,
+            "https://gw.example.zoho.com/zoho/",
+        );
+        let routes = Routes::new(&c).unwrap();
+        let asterisk: Uri = "*".parse().unwrap();
+        let (_, route) = routes.select(asterisk.path());
+        assert_eq!(route.label(), "default");
+        assert!(route.target(&asterisk).is_none());
+        assert_eq!(target(&routes, "*"), ("default".into(), "*".into()));
+        for route in routes.iter() {
+            assert!(route.target(&asterisk).is_none(), "{}", route.label());
+        }
     }
 }
