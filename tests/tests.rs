@@ -47,3 +47,5 @@ mod emulator_meetings;
 mod emulator_endpoints;
 // sandbox's fault flags through the binary: an outage that ends, owned-up rejections, a file store.
 mod sandbox_flags;
+// Tests that live through a day: seeded random sequences against the token wing, invariants after each step.
+mod sequence;
