@@ -21,8 +21,8 @@
 //! - `ZMP_SEQUENCE_SHRINK_SECS=<s>`: real time spent shrinking a failure (default 60; 0: none);
 //! - `ZMP_SEQUENCE_TOLERATE_KNOWN=1`: a pass-through of a token Zoho had accepted before
 //!   (the known bug: `Rejection::Repeated` for a replacement that served requests), or of a
-//!   rejected replacement after a reload (the same rule), ends that sequence without failing
-//!   the run, to look for other bugs past them.
+//!   rejected replacement after a reload (the same rule), is taken as what the proxy does
+//!   instead of failing the sequence, to look for other bugs past them.
 //!
 //! A failure prints the seed, how to replay it, every step with what came of it, and the
 //! sequence shrunk to the fewest steps that still fail the same way, ready to paste into
@@ -106,8 +106,15 @@ fn fail(
     };
     let budget = env("ZMP_SEQUENCE_SHRINK_SECS").unwrap_or(60);
     let failing = &steps[..violation.step.min(steps.len())];
-    let shrunk = (budget > 0 && !failing.is_empty())
-        .then(|| run::shrink(params, failing, violation.kind, Duration::from_secs(budget)));
+    let shrunk = (budget > 0 && !failing.is_empty()).then(|| {
+        run::shrink(
+            params,
+            failing,
+            violation.kind,
+            Duration::from_secs(budget),
+            options,
+        )
+    });
     panic!("{}", run::report(seed, params, &outcome, shrunk.as_deref()));
 }
 
@@ -338,4 +345,23 @@ fn login_beside_the_running_proxy_takes_effect_at_sighup() {
             ],
         );
     }
+}
+
+/// Requests whose token Zoho rejected are answered while the clock passes the refresh point:
+/// the refresher's new token is the replacement they are replayed with (one token for all),
+/// and it is an ordinary token afterwards: rejected in turn, it is refreshed, not passed
+/// through (the known bug, reached through the scheduled refresh: `replacement` takes the
+/// generation of the token the rejected requests adopted).
+#[test]
+fn a_scheduled_token_adopted_by_rejected_requests_is_ordinary() {
+    check_steps(
+        HOUR,
+        &[
+            RevokeCurrent,
+            InFlight { gets: 2, posts: 1 },
+            Requests { gets: 1, posts: 0 },
+            RevokeCurrent,
+            Requests { gets: 1, posts: 1 },
+        ],
+    );
 }

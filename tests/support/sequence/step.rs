@@ -26,6 +26,9 @@ pub struct Params {
 pub enum Step {
     /// Clients send `gets` GETs and `posts` small POSTs, all at once.
     Requests { gets: u8, posts: u8 },
+    /// The same, answered slowly: the clock passes the current token's refresh point (at
+    /// most 50 s on) while they are in flight, with Zoho's verdicts given before.
+    InFlight { gets: u8, posts: u8 },
     /// Zoho revokes the proxy's current access token.
     RevokeCurrent,
     /// Zoho revokes every access token (the refresh token stays).
@@ -149,9 +152,11 @@ impl Drawn {
                     rng.random_range(2..=8)
                 };
                 let posts = rng.random_range(0..=total);
-                Step::Requests {
-                    gets: total - posts,
-                    posts,
+                let gets = total - posts;
+                if rng.random_bool(0.15) {
+                    Step::InFlight { gets, posts }
+                } else {
+                    Step::Requests { gets, posts }
                 }
             }
             30..46 => Step::Advance(match rng.random_range(0..10) {

@@ -127,6 +127,9 @@ pub struct World {
     pub phantoms: Vec<Phantom>,
     /// The `Retry-After` of the last 503 a client got, in seconds.
     pub last_retry_after: Option<u64>,
+    /// When (tokio clock) each token request was made, in order, as [`World::settle`] saw
+    /// them come (the clock stands still while it looks).
+    attempts: std::cell::RefCell<Vec<Instant>>,
     pub causes: Causes,
 }
 
@@ -218,6 +221,7 @@ impl World {
             refresh_token,
             phantoms: Vec::new(),
             last_retry_after: None,
+            attempts: std::cell::RefCell::new(Vec::new()),
             causes: Causes::default(),
         };
         world.settle().await;
@@ -263,6 +267,13 @@ impl World {
         loop {
             clock::breathe().await;
             let now = self.activity();
+            {
+                let mut attempts = self.attempts.borrow_mut();
+                let seen = u64::try_from(attempts.len()).unwrap_or(u64::MAX);
+                for _ in seen..now.0 {
+                    attempts.push(Instant::now());
+                }
+            }
             let handled = now.0 <= now.1;
             if handled && last == Some(now) {
                 quiet += 1;
@@ -300,6 +311,11 @@ impl World {
         )
     }
 
+    /// When (tokio clock) each token request so far was made.
+    pub fn attempt_times(&self) -> Vec<Instant> {
+        self.attempts.borrow().clone()
+    }
+
     /// `/readyz`'s status and `/status`'s body.
     pub async fn readiness(&self) -> (u16, serde_json::Value) {
         let readyz = self
@@ -333,7 +349,12 @@ impl World {
         let token_requests = self.accounts().token_requests();
         match step {
             Step::Requests { gets, posts } => {
-                acted.answers = self.requests(index, 0, gets, posts).await;
+                acted.answers = self.requests(index, 0, gets, posts, None).await;
+            }
+            Step::InFlight { gets, posts } => {
+                let (answers, by) = self.in_flight(index, gets, posts).await;
+                acted.answers = answers;
+                acted.note = format!("the clock moved {} s meanwhile", by.as_secs());
             }
             Step::RevokeCurrent => {
                 let revoked = self
@@ -403,7 +424,7 @@ impl World {
             Step::Sighup => self.reloader.reload(Cause::Signal).await,
             Step::Recover => {
                 let due = self.nothing_in_the_way();
-                let mut answers = self.requests(index, 0, 1, 0).await;
+                let mut answers = self.requests(index, 0, 1, 0, None).await;
                 let mut waited = None;
                 if answers[0].status == 503 {
                     let secs = answers[0]
@@ -412,9 +433,10 @@ impl World {
                         .and_then(|s| s.parse::<u64>().ok())
                         .unwrap_or(1);
                     waited = Some(secs);
+                    self.settle().await;
                     tokio::time::advance(Duration::from_secs(secs)).await;
                     self.settle().await;
-                    answers.extend(self.requests(index, 1, 1, 0).await);
+                    answers.extend(self.requests(index, 1, 1, 0, None).await);
                 }
                 acted.answers = answers;
                 acted.recovery = Some(Recovery { due, waited });
@@ -476,6 +498,64 @@ impl World {
         (own + others) as u64
     }
 
+    /// When the proxy refreshes its current token: its refresh margin (plus a tenth, at most
+    /// 30 s) before expiry (`policy::refresh_at`).
+    fn refresh_point(&self) -> Option<Instant> {
+        self.current_token().map(|t| {
+            let margin = self.margin(&t);
+            let lead = (margin / 10).min(Duration::from_secs(30));
+            t.expires_at - margin - lead
+        })
+    }
+
+    /// [`Step::InFlight`]: the clock moves to 20 s before the current token's refresh point
+    /// (when it is further), then requests are sent that the Meeting emulator answers after
+    /// the clock moved past that point (at most 50 s, within `upstream.timeout`): its
+    /// verdicts are given when they arrive, the answers come once the refresher had its turn.
+    /// Returns the answers and how far the clock moved while they were in flight.
+    async fn in_flight(&self, index: usize, gets: u8, posts: u8) -> (Vec<Answer>, Duration) {
+        if let Some(at) = self.refresh_point() {
+            let now = Instant::now();
+            if at > now + Duration::from_secs(40) {
+                tokio::time::advance(at - now - Duration::from_secs(20)).await;
+                self.settle().await;
+            }
+        }
+        let now = Instant::now();
+        let by = self
+            .refresh_point()
+            .filter(|at| *at > now)
+            .map_or(Duration::from_secs(30), |at| {
+                at - now + Duration::from_secs(1)
+            })
+            .min(Duration::from_secs(50));
+        let n = usize::from(gets + posts);
+        let arrived_before = self.meeting().request_count();
+        let finished = std::cell::Cell::new(0);
+        self.meeting().set_latency(by);
+        let moved = async {
+            // Every request has reached Zoho (and waits there) or been answered already.
+            let started = std::time::Instant::now();
+            loop {
+                self.settle().await;
+                let arrived = self.meeting().request_count() - arrived_before;
+                if usize::try_from(arrived).unwrap_or(usize::MAX) + finished.get() >= n {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "harness: {n} requests never reached the Meeting emulator"
+                );
+            }
+            // Replays after the clock moved are answered at once.
+            self.meeting().set_latency(Duration::ZERO);
+            tokio::time::advance(by).await;
+        };
+        let (answers, ()) =
+            tokio::join!(self.requests(index, 0, gets, posts, Some(&finished)), moved);
+        (answers, by)
+    }
+
     /// How far `jump` moves the clock from now.
     fn jump(&self, jump: Jump) -> Duration {
         let now = Instant::now();
@@ -487,11 +567,7 @@ impl World {
         match jump {
             Jump::Secs(s) => Duration::from_secs(s),
             Jump::RetryAfter => Duration::from_secs(self.last_retry_after.unwrap_or(1)),
-            Jump::PastRefresh => after(token.map(|t| {
-                let margin = self.margin(&t);
-                let lead = (margin / 10).min(Duration::from_secs(30));
-                t.expires_at - margin - lead + Duration::from_secs(1)
-            })),
+            Jump::PastRefresh => after(self.refresh_point().map(|at| at + Duration::from_secs(1))),
             Jump::IntoSkew => after(token.map(|t| {
                 let skew = EXPIRY_SKEW.min((t.expires_at - t.minted_at) / 10);
                 t.expires_at - skew / 2
@@ -562,8 +638,16 @@ impl World {
         );
     }
 
-    /// Sends `gets` GETs and `posts` POSTs at once, ids `s{step}.{round}.{n}`.
-    async fn requests(&self, step: usize, round: usize, gets: u8, posts: u8) -> Vec<Answer> {
+    /// Sends `gets` GETs and `posts` POSTs at once, ids `s{step}.{round}.{n}`; counts the
+    /// answered ones in `finished`.
+    async fn requests(
+        &self,
+        step: usize,
+        round: usize,
+        gets: u8,
+        posts: u8,
+        finished: Option<&std::cell::Cell<usize>>,
+    ) -> Vec<Answer> {
         let zsoid = self.meeting().zsoid();
         let sends = (0..gets + posts).map(|n| {
             let id = format!("s{step}.{round}.{n}");
@@ -604,6 +688,9 @@ impl World {
                 let (retry_after, content_type) = (header("retry-after"), header("content-type"));
                 let status = response.status().as_u16();
                 let body = response.text().await.expect("the body arrives");
+                if let Some(finished) = finished {
+                    finished.set(finished.get() + 1);
+                }
                 Answer {
                     id,
                     method,
