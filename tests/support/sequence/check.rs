@@ -146,6 +146,9 @@ pub struct Observed<'a> {
     pub token_requests_before: u64,
     /// Every token was rejected (a wrong data centre) while the step ran.
     pub wrong_dc: bool,
+    /// The mint budget was spent when the step began (it frees by the wall clock, maybe
+    /// during the step).
+    pub budget_spent: bool,
 }
 
 /// The invariants' memory across steps.
@@ -206,6 +209,7 @@ impl Checker {
             token_requests,
             token_requests_before,
             wrong_dc,
+            budget_spent,
         } = observed;
         let fail = |kind, detail: String| Violation {
             step: index,
@@ -375,7 +379,7 @@ impl Checker {
                 )),
                 // (None when the budget is spent: the attempt is refused without asking Zoho.)
                 Step::Sighup | Step::FixSecret | Step::Login { .. }
-                    if token_requests > 1 || token_requests == 0 && !world.budget_spent() =>
+                    if token_requests > 1 || token_requests == 0 && !budget_spent =>
                 {
                     Some(format!(
                         "SIGHUP made {token_requests} token request(s), not 1"

@@ -145,6 +145,7 @@ async fn drive(
         let index = i + 1;
         let marks = world.marks();
         let wrong_dc = world.causes.wrong_dc;
+        let budget_spent = world.budget_spent();
         let acted = world.act(index, step).await;
         let (checks, mints, token_requests) = world.since(marks);
         log.lock().unwrap().push(describe(
@@ -173,6 +174,7 @@ async fn drive(
             token_requests,
             token_requests_before: marks.token_requests,
             wrong_dc,
+            budget_spent,
         };
         checker.step(observed, &world).await?;
     }
