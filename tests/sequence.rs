@@ -13,8 +13,8 @@
 //! Environment (prefixed `ZMP_`, not `ZOHO_PROXY_`, which the proxy's configuration reads):
 //! - `ZMP_SEQUENCES=5000`: how many random sequences (default 300);
 //! - `ZMP_SEQUENCE_STEPS=60`: steps per sequence (default 30);
-//! - `ZMP_SEQUENCE_SEED=<seed>`: replay that one sequence, printing its steps and the proxy's
-//!   log;
+//! - `ZMP_SEQUENCE_SEED=<seed>`: replay that one sequence (with the run's
+//!   `ZMP_SEQUENCE_STEPS`), printing its steps and the proxy's log;
 //! - `ZMP_SEQUENCE_BASE=<seed>`: the first seed of the random run (default: random,
 //!   printed);
 //! - `ZMP_SEQUENCE_WORKERS=<n>`: sequences at once (default 8);
@@ -113,7 +113,10 @@ fn fail(
             options,
         )
     });
-    panic!("{}", run::report(seed, params, &outcome, shrunk.as_deref()));
+    panic!(
+        "{}",
+        run::report(seed, params, steps.len(), &outcome, shrunk.as_deref())
+    );
 }
 
 /// Runs `steps` with `params`, and fails with the report (shrunk) when an invariant breaks:
@@ -139,7 +142,7 @@ fn random_sequences_keep_the_promise() {
         if outcome.result.is_err() {
             fail(Some(seed), params, &steps, outcome, options);
         }
-        println!("{}", run::report(Some(seed), params, &outcome, None));
+        println!("{}", run::report(Some(seed), params, len, &outcome, None));
         return;
     }
     let count = env("ZMP_SEQUENCES").unwrap_or(300);

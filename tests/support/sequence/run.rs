@@ -326,11 +326,13 @@ pub fn run_many(
     )
 }
 
-/// The report of a failure: what broke, the knobs, how to replay it, the steps with what
-/// came of each, the proxy's log when captured, and the shrunk sequence when there is one.
+/// The report of a sequence of `len` steps: what broke, the knobs, how to replay it, the
+/// steps with what came of each, the proxy's log when captured, and the shrunk sequence
+/// when there is one.
 pub fn report(
     seed: Option<u64>,
     params: Params,
+    len: usize,
     outcome: &Outcome,
     shrunk: Option<&[Step]>,
 ) -> String {
@@ -342,7 +344,8 @@ pub fn report(
     }
     if let Some(seed) = seed {
         out.push_str(&format!(
-            "replay: ZMP_SEQUENCE_SEED={seed} cargo test --test integration sequence -- --nocapture\n"
+            "replay: ZMP_SEQUENCE_SEED={seed} ZMP_SEQUENCE_STEPS={len} cargo test --test \
+             integration sequence::random -- --nocapture\n"
         ));
     }
     out.push_str(&format!("{params:?}\nsteps (then what came of each):\n"));
