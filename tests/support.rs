@@ -3,6 +3,7 @@
 
 pub mod sandbox;
 pub mod scenario;
+pub mod sequence;
 pub mod served;
 pub mod tools;
 

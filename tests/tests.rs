@@ -47,3 +47,5 @@ mod emulator_meetings;
 mod emulator_endpoints;
 // sandbox's fault flags through the binary: an outage that ends, owned-up rejections, a file store.
 mod sandbox_flags;
+// Sequences through a day: seeded random steps against the token wing, the promise after each.
+mod sequence;

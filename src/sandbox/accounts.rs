@@ -3,9 +3,10 @@
 //! [`AccountsEmulator::start`] binds a TCP socket and serves, over HTTP/1.1 and HTTP/2
 //! (plain, or TLS when [`AccountsOptions::tls`] is set), the three endpoints an OAuth client
 //! of Zoho needs. [`AccountsControl`] drives and inspects the emulator from the same process:
-//! it issues Self Client grant codes and refresh tokens, revokes them, injects outages and
-//! failures (of the token endpoint and, separately, of the revocation endpoint), keeps a log
-//! of the tokens revoked through the endpoint, and validates access tokens for the other
+//! it issues Self Client grant codes and refresh tokens, revokes them (and access tokens, one
+//! or all), injects outages, throttling and failures (of the token endpoint and, separately,
+//! of the revocation endpoint), rotates the client secret, keeps logs of the tokens minted
+//! and of those revoked through the endpoint, and validates access tokens for the other
 //! emulators.
 //!
 //! The module is split by endpoint: `authorize` (the consent redirect), `token` (the token
@@ -78,7 +79,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -187,10 +188,28 @@ pub struct TokenRequestRecord {
     pub content_type: Option<String>,
 }
 
+/// One access token the emulator minted, as [`AccountsControl::mints`] lists it.
+///
+/// The log is the emulator's own state and holds tokens in clear, for tests; `Debug`
+/// redacts them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MintRecord {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token it was minted from (`None` for a code exchange without one).
+    pub refresh_token: Option<String>,
+    /// When it was minted (tokio clock, as the emulator's expiries).
+    pub minted_at: Instant,
+    /// When it expires (tokio clock).
+    pub expires_at: Instant,
+    /// When it was minted, by the wall clock (what a mint budget of "10 per 10 minutes" is
+    /// counted in by clients that persist mint times).
+    pub wall: SystemTime,
+}
+
 /// State shared by the server task and every [`AccountsControl`].
 struct Shared {
     client_id: String,
-    client_secret_digest: [u8; 32],
     expires_in_seconds_only: bool,
     max_mints_per_10m: u32,
     location: DataCenter,
@@ -203,6 +222,9 @@ struct Shared {
 #[derive(Default)]
 struct State {
     token_lifetime: Duration,
+    /// SHA-256 of the registered client's secret (changed by
+    /// [`AccountsControl::set_client_secret`]).
+    client_secret_digest: [u8; 32],
     grant_codes: HashMap<String, GrantCode>,
     refresh_tokens: HashMap<String, RefreshToken>,
     access_tokens: HashMap<String, AccessToken>,
@@ -213,6 +235,9 @@ struct State {
     pending_failures: VecDeque<(u32, Failure)>,
     requests: VecDeque<TokenRequestRecord>,
     revocations: VecDeque<String>,
+    /// Zoho's throttle answer with this HTTP status for every token request, while set.
+    throttling: Option<u16>,
+    mint_log: VecDeque<MintRecord>,
 }
 
 /// A grant code waiting to be exchanged.
@@ -272,6 +297,23 @@ impl fmt::Debug for AccountsOptions {
     }
 }
 
+// === impl MintRecord ===
+
+impl fmt::Debug for MintRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintRecord")
+            .field("access_token", &crate::secret::REDACTED)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| crate::secret::REDACTED),
+            )
+            .field("minted_at", &self.minted_at)
+            .field("expires_at", &self.expires_at)
+            .field("wall", &self.wall)
+            .finish()
+    }
+}
+
 // === impl AccountsEmulator ===
 
 impl AccountsEmulator {
@@ -287,7 +329,6 @@ impl AccountsEmulator {
         let addr = listener.addr();
         let shared = Arc::new(Shared {
             client_id: opts.client_id,
-            client_secret_digest: Sha256::digest(opts.client_secret.as_bytes()).into(),
             expires_in_seconds_only: opts.expires_in_seconds_only,
             max_mints_per_10m: opts.max_mints_per_10m,
             location: opts.location,
@@ -295,6 +336,7 @@ impl AccountsEmulator {
             url: listener.url(),
             state: Mutex::new(State {
                 token_lifetime: opts.token_lifetime,
+                client_secret_digest: Sha256::digest(opts.client_secret.as_bytes()).into(),
                 ..State::default()
             }),
         });
@@ -395,6 +437,16 @@ impl State {
         self.access_tokens.retain(|_, t| t.expires_at > now);
         let token = new_token();
         let lifetime = self.token_lifetime;
+        if self.mint_log.len() >= REQUEST_LOG_CAPACITY {
+            self.mint_log.pop_front();
+        }
+        self.mint_log.push_back(MintRecord {
+            access_token: token.clone(),
+            refresh_token: parent.clone(),
+            minted_at: now,
+            expires_at: now + lifetime,
+            wall: SystemTime::now(),
+        });
         self.access_tokens.insert(
             token.clone(),
             AccessToken {

@@ -7,9 +7,9 @@
 //! [accounts emulator](super::accounts) through
 //! [`AccountsControl::validate_access_token`], so a token minted there works here until it
 //! expires or is revoked. [`MeetingControl`] drives and inspects the emulator from the same
-//! process: forced token rejection, latency and failure injection, and a log of every
+//! process: forced token rejection, latency and failure injection, a log of every
 //! request received (with its `Authorization` header, so tests can check what a proxy
-//! injected).
+//! injected), and a log of every token check with its verdict.
 //!
 //! # Endpoints
 //!
@@ -270,6 +270,22 @@ pub struct MeetingRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// The token check of one API request, as [`MeetingControl::token_checks`] lists it.
+///
+/// `Debug` redacts the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenCheck {
+    /// The access token sent (without its scheme), when the `Authorization` header held one.
+    pub token: Option<String>,
+    /// The request's `X-Request-Id`, when it had one.
+    pub request_id: Option<String>,
+    /// Whether the token was accepted (`false`: the request was answered
+    /// `INVALID_OAUTHTOKEN`).
+    pub accepted: bool,
+    /// When the request was checked (tokio clock, as the accounts emulator's expiries).
+    pub at: tokio::time::Instant,
+}
+
 /// State shared by the server task and every [`MeetingControl`].
 struct Shared {
     zsoid: u64,
@@ -297,6 +313,7 @@ struct State {
     request_count: u64,
     requests: VecDeque<MeetingRequest>,
     sessions: BTreeMap<u64, Session>,
+    token_checks: VecDeque<TokenCheck>,
 }
 
 // === impl MeetingOptions ===
@@ -500,6 +517,7 @@ impl Handler for Shared {
             Err(BodyError::TooLarge { .. }) => Err(Reject::TooLarge),
             Err(BodyError::Read) => Err(Reject::BadBody),
         };
+        self.record_token_check(&parts, &answer);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }

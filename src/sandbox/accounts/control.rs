@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use sha2::{Digest, Sha256};
+
 use super::{
-    AccessTokenInfo, Failure, GrantCode, RefreshToken, Shared, TokenRequestRecord, new_token,
-    owned_scopes,
+    AccessTokenInfo, Failure, GrantCode, MintRecord, RefreshToken, Shared, TokenRequestRecord,
+    new_token, owned_scopes,
 };
 
 /// A handle that drives and inspects a running [`AccountsEmulator`](super::AccountsEmulator).
@@ -163,6 +165,49 @@ impl AccountsControl {
     pub fn url(&self) -> String {
         self.shared.url.clone()
     }
+
+    /// Changes the registered client's secret, as rotating it in Zoho's API console does:
+    /// from now on token requests with any other secret are answered `invalid_client`.
+    /// Tokens already minted stay valid.
+    pub fn set_client_secret(&self, secret: &str) {
+        self.shared.lock().client_secret_digest = Sha256::digest(secret.as_bytes()).into();
+    }
+
+    /// Revokes one access token, as Zoho does when it invalidates a token early (the 16th
+    /// live token pushes out the oldest, say). Its refresh token stays valid. Returns whether
+    /// the token was live. Not listed by [`revocations`](Self::revocations).
+    pub fn revoke_access_token(&self, token: &str) -> bool {
+        self.shared.lock().access_tokens.remove(token).is_some()
+    }
+
+    /// Revokes every access token, keeping the refresh tokens (a password change that
+    /// "terminates all sessions", say). Returns how many were live, expired ones included.
+    pub fn revoke_access_tokens(&self) -> usize {
+        let mut state = self.shared.lock();
+        let n = state.access_tokens.len();
+        state.access_tokens.clear();
+        n
+    }
+
+    /// Starts (`Some(status)`) or ends (`None`) throttling: while on, every token request is
+    /// answered with Zoho's throttle body (`"error":"Access Denied"`, see the
+    /// [module docs](super)) with HTTP `status`: Zoho documents 200, others have seen 400. A
+    /// value that is not a valid HTTP status code is served as `200`.
+    ///
+    /// An [outage](Self::set_outage) answers first; pending [`fail_next`](Self::fail_next)
+    /// failures are kept for later. Requests still count in
+    /// [`token_requests`](Self::token_requests).
+    pub fn set_throttling(&self, status: Option<u16>) {
+        self.shared.lock().throttling = status;
+    }
+
+    /// Returns the access tokens minted, by either grant, oldest first (at most
+    /// [`REQUEST_LOG_CAPACITY`](super::REQUEST_LOG_CAPACITY) entries), with the refresh
+    /// token each came from and when it was minted and expires. The log holds tokens in
+    /// clear, for tests.
+    pub fn mints(&self) -> Vec<MintRecord> {
+        self.shared.lock().mint_log.iter().cloned().collect()
+    }
 }
 
 impl fmt::Debug for AccountsControl {
@@ -268,5 +313,151 @@ mod tests {
         control.clear_failures();
         let (_, body) = refresh(&emu, &token).await;
         assert!(body["access_token"].is_string());
+    }
+
+    #[tokio::test]
+    async fn a_rotated_client_secret_refuses_the_old_one() {
+        let emu = start(AccountsOptions::default()).await;
+        let control = emu.control();
+        let token = control.issue_refresh_token(&[SCOPE]);
+        let (_, before) = refresh(&emu, &token).await;
+        let minted = before["access_token"].as_str().unwrap().to_owned();
+        control.set_client_secret("rotated");
+        let (status, body) = refresh(&emu, &token).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({ "error": "invalid_client" }));
+        // Tokens minted before stay valid.
+        assert!(control.validate_access_token(&minted).is_some());
+        let (_, body) = post_token(
+            &emu,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &token),
+                ("client_secret", "rotated"),
+            ],
+        )
+        .await;
+        assert!(body["access_token"].is_string(), "{body}");
+        // Back to the original: the default secret works again.
+        control.set_client_secret(&AccountsOptions::default().client_secret);
+        let (_, body) = refresh(&emu, &token).await;
+        assert!(body["access_token"].is_string(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn access_tokens_can_be_revoked_one_or_all_keeping_the_refresh_token() {
+        let emu = start(AccountsOptions::default()).await;
+        let control = emu.control();
+        let token = control.issue_refresh_token(&[SCOPE]);
+        let mut minted = Vec::new();
+        for _ in 0..3 {
+            let (_, body) = refresh(&emu, &token).await;
+            minted.push(body["access_token"].as_str().unwrap().to_owned());
+        }
+        assert!(control.revoke_access_token(&minted[0]));
+        assert!(!control.revoke_access_token(&minted[0]), "already gone");
+        assert!(control.validate_access_token(&minted[0]).is_none());
+        assert!(control.validate_access_token(&minted[1]).is_some());
+        assert_eq!(control.revoke_access_tokens(), 2);
+        assert!(
+            minted
+                .iter()
+                .all(|t| control.validate_access_token(t).is_none())
+        );
+        assert_eq!(control.revoke_access_tokens(), 0);
+        // The refresh token still mints; console revocations are not in the revocation log.
+        let (_, body) = refresh(&emu, &token).await;
+        assert!(body["access_token"].is_string());
+        assert!(control.revocations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn throttling_answers_access_denied_with_the_chosen_status_until_ended() {
+        let emu = start(AccountsOptions::default()).await;
+        let control = emu.control();
+        let token = control.issue_refresh_token(&[SCOPE]);
+        control.fail_next(1, Failure::ServerError);
+        control.set_throttling(Some(400));
+        assert_eq!(
+            refresh(&emu, &token).await,
+            (StatusCode::BAD_REQUEST, throttle_body())
+        );
+        control.set_throttling(Some(200));
+        assert_eq!(
+            refresh(&emu, &token).await,
+            (StatusCode::OK, throttle_body())
+        );
+        control.set_throttling(Some(1));
+        assert_eq!(
+            refresh(&emu, &token).await,
+            (StatusCode::OK, throttle_body())
+        );
+        // An outage answers first.
+        control.set_outage(Some(503));
+        let resp = client()
+            .post(format!("{}{TOKEN_PATH}", emu.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        control.set_outage(None);
+        control.set_throttling(None);
+        // The queued failure was kept for later.
+        let resp = client()
+            .post(format!("{}{TOKEN_PATH}", emu.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let (_, body) = refresh(&emu, &token).await;
+        assert!(body["access_token"].is_string());
+        assert_eq!(control.mint_count(), 1);
+        assert_eq!(control.token_requests(), 6);
+    }
+
+    #[tokio::test]
+    async fn the_mint_log_lists_every_minted_token_with_its_refresh_token_and_expiry() {
+        let emu = start(AccountsOptions {
+            token_lifetime: Duration::from_secs(60),
+            ..AccountsOptions::default()
+        })
+        .await;
+        let control = emu.control();
+        let code = control.issue_grant_code(&[SCOPE]);
+        let (_, exchanged) = post_token(
+            &emu,
+            &[("grant_type", "authorization_code"), ("code", &code)],
+        )
+        .await;
+        let refresh_token = exchanged["refresh_token"].as_str().unwrap().to_owned();
+        control.set_token_lifetime(Duration::from_secs(30));
+        let (_, refreshed) = refresh(&emu, &refresh_token).await;
+        control.fail_next(1, Failure::Throttle);
+        refresh(&emu, &refresh_token).await;
+
+        let log = control.mints();
+        assert_eq!(log.len(), 2, "failures mint nothing");
+        assert_eq!(
+            log[0].access_token,
+            exchanged["access_token"].as_str().unwrap()
+        );
+        assert_eq!(
+            log[1].access_token,
+            refreshed["access_token"].as_str().unwrap()
+        );
+        for (record, lifetime) in log.iter().zip([60, 30]) {
+            assert_eq!(
+                record.refresh_token.as_deref(),
+                Some(refresh_token.as_str())
+            );
+            assert_eq!(
+                record.expires_at - record.minted_at,
+                Duration::from_secs(lifetime)
+            );
+        }
+        assert!(log[0].wall <= log[1].wall);
+        let debug = format!("{log:?}");
+        assert!(!debug.contains(&refresh_token), "{debug}");
+        assert!(!debug.contains(&log[0].access_token), "{debug}");
     }
 }

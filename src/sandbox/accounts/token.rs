@@ -54,6 +54,8 @@ enum TokenOutcome {
     Failure(Failure),
     Error(&'static str),
     Throttled,
+    /// [`AccountsControl::set_throttling`](super::AccountsControl::set_throttling) is on.
+    Throttling(StatusCode),
     Issued {
         access_token: String,
         refresh_token: Option<String>,
@@ -66,9 +68,9 @@ enum TokenOutcome {
 
 impl Shared {
     /// Whether `id` and `secret` are the registered client's credentials.
-    fn client_matches(&self, id: &str, secret: &str) -> bool {
+    fn client_matches(&self, state: &State, id: &str, secret: &str) -> bool {
         let secret_digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let secret_ok = constant_time_eq(&secret_digest, &self.client_secret_digest);
+        let secret_ok = constant_time_eq(&secret_digest, &state.client_secret_digest);
         id == self.client_id && secret_ok
     }
 
@@ -89,6 +91,11 @@ impl Shared {
                 StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             );
         }
+        if let Some(status) = state.throttling {
+            return TokenOutcome::Throttling(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            );
+        }
         if let Some(failure) = state.take_failure() {
             return TokenOutcome::Failure(failure);
         }
@@ -101,7 +108,7 @@ impl Shared {
         let client_id = params.get("client_id").or(basic_id);
         let client_secret = params.get("client_secret").or(basic_secret);
         match (client_id, client_secret) {
-            (Some(id), Some(secret)) if self.client_matches(id, secret) => {}
+            (Some(id), Some(secret)) if self.client_matches(&state, id, secret) => {}
             _ => return TokenOutcome::Error("invalid_client"),
         }
 
@@ -182,6 +189,7 @@ impl Shared {
             TokenOutcome::Failure(Failure::Throttle) | TokenOutcome::Throttled => {
                 json(StatusCode::OK, &throttle_body())
             }
+            TokenOutcome::Throttling(status) => json(status, &throttle_body()),
             TokenOutcome::Failure(Failure::InvalidClient) => error_json("invalid_client"),
             TokenOutcome::Failure(Failure::InvalidCode) => error_json("invalid_code"),
             TokenOutcome::Failure(Failure::ServerError) => {

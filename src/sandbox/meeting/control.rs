@@ -4,11 +4,15 @@
 use std::fmt;
 use std::time::Duration;
 
+use hyper::Response;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use rand::Rng;
 
-use super::{MeetingControl, MeetingRequest, REQUEST_LOG_CAPACITY, Shared};
+use super::reject::Reject;
+use super::route::{access_token, api_path};
+use super::{MeetingControl, MeetingRequest, REQUEST_LOG_CAPACITY, Shared, TokenCheck};
+use crate::sandbox::http::Body;
 
 // === impl MeetingControl ===
 
@@ -80,12 +84,37 @@ impl MeetingControl {
     pub fn url(&self) -> String {
         self.shared.url.clone()
     }
+
+    /// Returns the token check of every API request whose token was checked, oldest first
+    /// (at most [`REQUEST_LOG_CAPACITY`] entries): the token, the request's `X-Request-Id`,
+    /// whether the token was accepted, and when. Requests outside the API prefixes and
+    /// bodies refused before the check are not listed. The log holds tokens in clear, for
+    /// tests (a proxy's: was a rejected token sent again? an expired one?).
+    pub fn token_checks(&self) -> Vec<TokenCheck> {
+        self.shared.lock().token_checks.iter().cloned().collect()
+    }
 }
 
 impl fmt::Debug for MeetingControl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeetingControl")
             .field("url", &self.shared.url)
+            .finish()
+    }
+}
+
+// === impl TokenCheck ===
+
+impl fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCheck")
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| crate::secret::REDACTED),
+            )
+            .field("request_id", &self.request_id)
+            .field("accepted", &self.accepted)
+            .field("at", &self.at)
             .finish()
     }
 }
@@ -144,6 +173,31 @@ impl Shared {
         }
         state.requests.push_back(record);
         state.latency
+    }
+
+    /// Logs the token check of an API request answered `answer` (see
+    /// [`MeetingControl::token_checks`]); requests whose body was refused never reached it.
+    pub(super) fn record_token_check(
+        &self,
+        parts: &Parts,
+        answer: &Result<Response<Body>, Reject>,
+    ) {
+        if api_path(parts.uri.path()).is_none()
+            || matches!(answer, Err(Reject::TooLarge | Reject::BadBody))
+        {
+            return;
+        }
+        let check = TokenCheck {
+            token: access_token(&parts.headers).map(str::to_owned),
+            request_id: parts.headers.get("x-request-id").map(header_text),
+            accepted: !matches!(answer, Err(Reject::InvalidToken)),
+            at: tokio::time::Instant::now(),
+        };
+        let mut state = self.lock();
+        if state.token_checks.len() >= REQUEST_LOG_CAPACITY {
+            state.token_checks.pop_front();
+        }
+        state.token_checks.push_back(check);
     }
 
     /// Whether fault injection picks this request.
@@ -345,5 +399,59 @@ mod tests {
         control.clear_requests();
         assert!(control.requests().is_empty());
         assert_eq!(control.request_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn token_checks_list_each_api_request_with_its_verdict() {
+        let sb = Sandbox::start().await;
+        let control = sb.meeting.control();
+        let path = "/api/v2/user.json";
+        let send = |token: Option<String>, id: &'static str| {
+            let mut req = sb
+                .http
+                .get(format!("{}{path}", sb.meeting.url()))
+                .header("x-request-id", id);
+            if let Some(token) = token {
+                req = req.header("authorization", format!("Zoho-oauthtoken {token}"));
+            }
+            req.send()
+        };
+        assert_eq!(
+            send(Some(sb.token.clone()), "a").await.unwrap().status(),
+            StatusCode::OK
+        );
+        control.reject_all_tokens(true);
+        send(Some(sb.token.clone()), "b").await.unwrap();
+        control.reject_all_tokens(false);
+        send(None, "c").await.unwrap();
+        send(Some("1000.unknown.token".into()), "d").await.unwrap();
+        // Outside the API: no token check.
+        sb.call(Method::GET, "/elsewhere", None).await;
+        // A body too large is refused before the check.
+        sb.http
+            .post(format!("{}{}", sb.meeting.url(), sb.org("sessions.json")))
+            .header("authorization", format!("Zoho-oauthtoken {}", sb.token))
+            .body(vec![b' '; super::super::MAX_BODY_BYTES + 1])
+            .send()
+            .await
+            .unwrap();
+
+        let checks = control.token_checks();
+        let seen: Vec<(Option<&str>, Option<&str>, bool)> = checks
+            .iter()
+            .map(|c| (c.token.as_deref(), c.request_id.as_deref(), c.accepted))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some(sb.token.as_str()), Some("a"), true),
+                (Some(sb.token.as_str()), Some("b"), false),
+                (None, Some("c"), false),
+                (Some("1000.unknown.token"), Some("d"), false),
+            ]
+        );
+        assert!(checks.windows(2).all(|w| w[0].at <= w[1].at));
+        let debug = format!("{checks:?}");
+        assert!(!debug.contains(&sb.token), "{debug}");
     }
 }
