@@ -198,8 +198,9 @@ impl AccessToken {
         self.replacement.store(true, Ordering::Relaxed);
     }
 
-    /// Makes it an ordinary token again: the refresh token it came from was replaced (a new
-    /// `login`), so Zoho rejecting it says nothing about the tokens minted from now on.
+    /// Makes it an ordinary token again: a reload (SIGHUP, a new `login`) may have fixed why
+    /// Zoho rejects new tokens, so its rejection says nothing about the tokens minted from
+    /// now on.
     pub fn clear_replacement(&self) {
         self.replacement.store(false, Ordering::Relaxed);
     }

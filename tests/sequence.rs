@@ -44,6 +44,9 @@ const REGRESSION_SEEDS: &[u64] = &[
     // A rejected replacement passed through after `login` and the data centre fixed
     // (`a_rejected_replacement_is_not_passed_through_after_login`).
     74,
+    // A rejected replacement passed through after SIGHUP ended that state, once its refresh
+    // token was revoked (`a_sighup_ends_the_pass_through_state_even_when_its_mint_fails`).
+    9238162015104976217,
 ];
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -363,6 +366,30 @@ fn a_scheduled_token_adopted_by_rejected_requests_is_ordinary() {
             Requests { gets: 1, posts: 0 },
             RevokeCurrent,
             Requests { gets: 1, posts: 1 },
+        ],
+    );
+}
+
+/// SIGHUP ends the state in which a rejected replacement's answers pass through, even when
+/// the mint it makes fails: here the refresh token was revoked (killing the held token), so
+/// the held token's next rejection makes it dead (503 + `Retry-After`), not Zoho's 400.
+/// Found by seed 9238162015104976217 after the rule of issue 20; shrunk.
+#[test]
+fn a_sighup_ends_the_pass_through_state_even_when_its_mint_fails() {
+    check_steps(
+        Params {
+            max_mints: 26,
+            lifetime_s: 900,
+            margin_s: 900,
+            refresh_token_in_store: true,
+        },
+        &[
+            WrongDataCentre(true),
+            Requests { gets: 1, posts: 0 },
+            WrongDataCentre(false),
+            RevokeRefresh,
+            FixSecret,
+            InFlight { gets: 5, posts: 2 },
         ],
     );
 }

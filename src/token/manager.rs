@@ -315,7 +315,14 @@ impl TokenManager {
     /// at once if the token is dead or missing, attempts were held back (a terminal stop,
     /// backoff), or Zoho rejects new tokens (the reload may have fixed why). A spent mint
     /// budget still holds.
+    ///
+    /// A reload also ends the state in which Zoho's rejections pass through
+    /// (`upstream_rejects_fresh_tokens`): the token held becomes an ordinary one, whose
+    /// rejection is refreshed (or makes it dead) like any other.
     pub fn retry_now(&self) {
+        if let Some(token) = self.cache.load() {
+            token.clear_replacement();
+        }
         self.reload.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
@@ -332,7 +339,8 @@ impl TokenManager {
                 // refresh token, the token held is the old one's.
                 let trigger = {
                     let mut state = self.lock_state();
-                    if std::mem::take(&mut state.mint_on_reload) || state.rejects_fresh {
+                    let rejects_fresh = std::mem::take(&mut state.rejects_fresh);
+                    if std::mem::take(&mut state.mint_on_reload) || rejects_fresh {
                         Trigger::Manual
                     } else {
                         Trigger::Reload
