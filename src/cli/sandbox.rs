@@ -75,6 +75,12 @@ pub struct SandboxArgs {
     /// Serve only the emulator and print a matching proxy.toml.
     #[arg(long)]
     pub emulator_only: bool,
+    /// With `--emulator-only`: the emulator accepts the refresh token in this file (read
+    /// once, surrounding whitespace ignored) instead of issuing a random one, and the
+    /// printed proxy.toml names the file instead of the value. For a pod or compose file in
+    /// which the emulator and the proxy are given the same secret file.
+    #[arg(long, value_name = "FILE", requires = "emulator_only")]
+    pub refresh_token_file: Option<PathBuf>,
     /// Where the proxy listens, instead of `server.listen` (127.0.0.1:8080), e.g. when
     /// another program uses that port.
     #[arg(long, value_name = "ADDR")]
@@ -102,7 +108,6 @@ pub enum Outage {
 /// `server.admin_listen`'s default, where `status` and `wait` look unless told otherwise.
 const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
-
 
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
@@ -140,7 +145,14 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             ),
             source,
         })?;
-    let refresh_token = accounts.control().issue_refresh_token(&SCOPES);
+    let refresh_token = match &args.refresh_token_file {
+        None => accounts.control().issue_refresh_token(&SCOPES),
+        Some(path) => {
+            let token = read_refresh_token(path)?;
+            accounts.control().register_refresh_token(&token, &SCOPES);
+            token
+        }
+    };
     match args.token_outage {
         None => {}
         Some(Outage::Forever) => accounts.control().set_outage(Some(503)),
@@ -166,7 +178,10 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             &meeting,
             &client_id,
             &client_secret,
-            &refresh_token,
+            &match &args.refresh_token_file {
+                None => RefreshTokenLine::Value(&refresh_token),
+                Some(path) => RefreshTokenLine::File(path),
+            },
             &state.join("token.json"),
         ));
         let stopped = until_signal(None, None).await;
@@ -267,6 +282,30 @@ fn banner(
     )
 }
 
+/// How the printed `proxy.toml` gives the refresh token.
+enum RefreshTokenLine<'a> {
+    /// `refresh_token = "…"`: the emulator's own random one.
+    Value(&'a str),
+    /// `refresh_token_file = "…"`: the file `--refresh-token-file` named.
+    File(&'a Path),
+}
+
+/// Reads `--refresh-token-file`: the token, trimmed, not empty.
+fn read_refresh_token(path: &Path) -> Result<String, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::Io {
+        what: format!("cannot read --refresh-token-file {}", path.display()),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(RunError::Failed(format!(
+            "--refresh-token-file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
+}
+
 /// The `proxy.toml` that `--emulator-only` prints, with its file token store at `token_path`.
 ///
 /// A file store, so that `token` and `serve` reuse one access token instead of each minting
@@ -277,10 +316,16 @@ fn emulator_banner(
     meeting: &MeetingEmulator,
     client_id: &str,
     client_secret: &str,
-    refresh_token: &str,
+    refresh_token: &RefreshTokenLine<'_>,
     token_path: &Path,
 ) -> String {
     let scopes: Vec<String> = SCOPES.iter().map(|s| format!("{s:?}")).collect();
+    let refresh_token = match refresh_token {
+        RefreshTokenLine::Value(token) => format!("refresh_token = {token:?}"),
+        RefreshTokenLine::File(path) => {
+            format!("refresh_token_file = {:?}", path.display().to_string())
+        }
+    };
     format!(
         "# zoho-meeting-proxy sandbox --emulator-only: a fake Zoho; these are not real credentials.\n\
          # Save as proxy.toml and run `zoho-meeting-proxy serve` (Ctrl-C stops the emulator).\n\
@@ -288,7 +333,7 @@ fn emulator_banner(
          [oauth]\n\
          client_id = {client_id:?}\n\
          client_secret = {client_secret:?}\n\
-         refresh_token = {refresh_token:?}\n\
+         {refresh_token}\n\
          accounts_url = {accounts:?}\n\
          scopes = [{scopes}]\n\
          \n[upstream]\n\
