@@ -224,7 +224,8 @@ fn set_env(container: &mut serde_norway::Value, name: &str, value: &str) {
 /// cannot run: a native sidecar. It runs `initContainers` to completion before starting
 /// `containers` and ignores `restartPolicy: Always` (tried: `kube play` blocks on the
 /// sidecar), so the proxy moves to `containers` and the application is gated by `wait`, as
-/// the manifest's comment describes for clusters without native sidecars.
+/// the manifest's comment describes for clusters without native sidecars. The `ports`
+/// entry goes too (see below).
 fn pod_manifest(image: &str, client: &str, secrets: &std::path::Path) -> String {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -241,6 +242,9 @@ fn pod_manifest(image: &str, client: &str, secrets: &std::path::Path) -> String 
     assert_eq!(proxy["name"].as_str(), Some("zoho-meeting-proxy"));
     assert_eq!(proxy["restartPolicy"].as_str(), Some("Always"));
     mapping(&mut proxy).remove("restartPolicy");
+    // The pod runs with `--network none` (loopback only, no host network touched), where
+    // podman refuses port mappings, and `kube play` turns `containerPort` into one.
+    assert!(mapping(&mut proxy).remove("ports").is_some());
     proxy["image"] = image.into();
     set_env(
         &mut proxy,
