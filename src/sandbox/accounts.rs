@@ -190,7 +190,8 @@ pub struct TokenRequestRecord {
 /// State shared by the server task and every [`AccountsControl`].
 struct Shared {
     client_id: String,
-    client_secret_digest: [u8; 32],
+    /// Replaced by [`AccountsControl::set_client_secret`].
+    client_secret_digest: Mutex<[u8; 32]>,
     expires_in_seconds_only: bool,
     max_mints_per_10m: u32,
     location: DataCenter,
@@ -287,7 +288,7 @@ impl AccountsEmulator {
         let addr = listener.addr();
         let shared = Arc::new(Shared {
             client_id: opts.client_id,
-            client_secret_digest: Sha256::digest(opts.client_secret.as_bytes()).into(),
+            client_secret_digest: Mutex::new(Sha256::digest(opts.client_secret.as_bytes()).into()),
             expires_in_seconds_only: opts.expires_in_seconds_only,
             max_mints_per_10m: opts.max_mints_per_10m,
             location: opts.location,

@@ -82,6 +82,18 @@ impl AccountsControl {
         );
     }
 
+    /// Replaces the client secret, as regenerating it in Zoho's API console does: the old
+    /// one is refused from now on.
+    pub fn set_client_secret(&self, secret: &str) {
+        use sha2::Digest as _;
+        *self
+            .shared
+            .client_secret_digest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            sha2::Sha256::digest(secret.as_bytes()).into();
+    }
+
     /// Revokes a refresh token and every access token minted from it, as if revoked in
     /// Zoho's console. Returns whether the token was live.
     pub fn revoke_refresh_token(&self, token: &str) -> bool {

@@ -68,7 +68,11 @@ impl Shared {
     /// Whether `id` and `secret` are the registered client's credentials.
     fn client_matches(&self, id: &str, secret: &str) -> bool {
         let secret_digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let secret_ok = constant_time_eq(&secret_digest, &self.client_secret_digest);
+        let registered = *self
+            .client_secret_digest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let secret_ok = constant_time_eq(&secret_digest, &registered);
         id == self.client_id && secret_ok
     }
 
