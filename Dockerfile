@@ -29,7 +29,6 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -d -m 0700 -o 65532 -g 65532 /out/var/lib/zoho-meeting-proxy
 
 # --- run: glibc, CA roots, no shell, uid 65532 -------------------------------------------
-# hadolint ignore=DL3006
 FROM ${RUNTIME_BASE}
 COPY --from=build /out/ /
 USER 65532:65532
