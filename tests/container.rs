@@ -460,3 +460,184 @@ fn pod_from_the_manifest_serves_the_application_on_localhost_and_stops_like_a_si
          {without_store:.2?} without one"
     );
 }
+
+/// The application of the compose test: waits for the proxy, makes one call with the client
+/// key (the replicas listen beyond loopback, so a key is required), and stays up. `$$` is
+/// compose's escape for `$`.
+const COMPOSE_APP_SCRIPT: &str = r#"zoho-meeting-proxy wait --timeout 60s || exit 1
+curl -sS -H "Proxy-Authorization: Bearer $$(cat /run/secrets/client_keys)" -w '\napp: status %{http_code}\n' http://127.0.0.1:8080/api/v2/user.json
+echo "app: done"
+exec sleep 3600
+"#;
+
+/// deploy/docker-compose.yml with what the test must substitute, and why:
+/// - the emulator and an application as two more services, the images made here (the
+///   proxy's image is tagged as the file names it, and `up --no-build` uses it: the build
+///   stage's `rust` image cannot be pulled here);
+/// - one network namespace for all services instead of a bridge network (no host network is
+///   touched, and no address beyond loopback is used): Redis's, joined by the others with
+///   `network_mode: service:redis`, so Redis is `127.0.0.1:6379`, not `redis:6379`;
+/// - one replica, not two: two replicas in one network namespace cannot both listen on
+///   0.0.0.0:8080 (two replicas sharing Redis are tested in tests/fleet.rs), and no published
+///   ports (podman cannot publish from a shared or empty network namespace).
+fn compose_file(image: &str, client: &str, redis: &str) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/docker-compose.yml"
+    ))
+    .unwrap();
+    let mut compose: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let services = &mut compose["services"];
+    services["redis"]["image"] = redis.into();
+    services["redis"]["network_mode"] = "none".into();
+
+    let proxy = &mut services["proxy"];
+    assert_eq!(proxy["deploy"]["replicas"].as_u64(), Some(2));
+    proxy["deploy"]["replicas"] = 1.into();
+    assert!(mapping(proxy).remove("ports").is_some());
+    proxy["network_mode"] = "service:redis".into();
+    let env = &mut proxy["environment"];
+    assert_eq!(
+        env["ZOHO_PROXY_TOKEN__REDIS_URL"].as_str(),
+        Some("redis://redis:6379/0")
+    );
+    env["ZOHO_PROXY_TOKEN__REDIS_URL"] = "redis://127.0.0.1:6379/0".into();
+    env["ZOHO_PROXY_OAUTH__CLIENT_ID"] = EMULATOR_CLIENT_ID.into();
+    env["ZOHO_PROXY_OAUTH__ACCOUNTS_URL"] = format!("http://{ACCOUNTS}").into();
+    env["ZOHO_PROXY_UPSTREAM__URL"] = format!("http://{MEETING}").into();
+    let image_name = proxy["image"].as_str().unwrap().to_owned();
+
+    let mut emulator = emulator_args(&[]);
+    emulator[3] = "/run/secrets/refresh_token".into();
+    services["zoho"] = serde_norway::from_str(&format!(
+        "image: {image}\n\
+         command: {emulator}\n\
+         network_mode: 'service:redis'\n\
+         secrets: [refresh_token]\n",
+        emulator = serde_json::to_string(&emulator).unwrap(),
+    ))
+    .unwrap();
+    services["app"] = serde_norway::from_str(&format!(
+        "image: {client}\n\
+         entrypoint: ['sh', '-c']\n\
+         command: [{script:?}]\n\
+         network_mode: 'service:redis'\n\
+         secrets: [client_keys]\n\
+         depends_on: [proxy]\n",
+        script = COMPOSE_APP_SCRIPT,
+    ))
+    .unwrap();
+    // As JSON (which is YAML): serde_norway writes the string "no" unquoted, which
+    // podman-compose's YAML 1.1 parser reads as false (redis then refuses `--appendonly`).
+    let mut text = serde_json::to_string_pretty(&compose).unwrap();
+    text.push_str(&format!("\n# proxy image: {image_name}\n"));
+    text
+}
+
+#[test]
+fn compose_file_brings_up_the_proxy_and_an_application_that_reaches_it() {
+    use std::os::unix::fs::PermissionsExt;
+    crate::support::tools::podman_compose();
+    let engine = Engine::new();
+    let image = engine.proxy_image();
+    let client = engine.client_image();
+    let redis = engine.redis_image();
+    let project = engine.scratch("compose");
+    let compose = compose_file(image, client, redis);
+    let named = compose
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("# proxy image: "))
+        .unwrap()
+        .to_owned();
+    engine.podman(&["tag", image, &named]);
+    std::fs::write(project.join("docker-compose.yml"), &compose).unwrap();
+    // The secret files as the compose file's header says to make them.
+    let secrets = project.join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let refresh = format!("1000.{:032x}", rand::random::<u128>());
+    let key = format!("{:048x}", rand::random::<u128>());
+    for (name, value) in [
+        ("client_secret", EMULATOR_CLIENT_SECRET),
+        ("refresh_token", refresh.as_str()),
+        ("client_keys", key.as_str()),
+    ] {
+        std::fs::write(secrets.join(name), format!("{value}\n")).unwrap();
+        std::fs::set_permissions(secrets.join(name), std::fs::Permissions::from_mode(0o444))
+            .unwrap();
+    }
+
+    let up = Instant::now();
+    let mut cmd = engine.command("python3");
+    cmd.args([
+        "-m",
+        "podman_compose",
+        "--in-pod",
+        "false",
+        "-p",
+        "zohocompose",
+        "-f",
+    ])
+    .arg(project.join("docker-compose.yml"))
+    .args(["up", "-d", "--no-build"])
+    .current_dir(&project);
+    // podman-compose waits for dependencies forever when one fails to start: bounded here,
+    // so that the engine's cleanup still runs.
+    let log = std::fs::File::create(project.join("up.log")).unwrap();
+    let mut child = cmd
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let status = engine.until(
+        "podman-compose up -d",
+        Duration::from_secs(120),
+        &[],
+        || child.try_wait().unwrap(),
+    );
+    if !status.success() {
+        let _ = child.kill();
+    }
+    assert!(
+        status.success(),
+        "podman-compose up: {status}\n{}",
+        std::fs::read_to_string(project.join("up.log")).unwrap()
+    );
+    let names = engine.podman(&["ps", "-a", "--format", "{{.Names}}"]);
+    let name_of = |service: &str| {
+        names
+            .lines()
+            .find(|n| n.contains(&format!("_{service}_")))
+            .unwrap_or_else(|| panic!("no {service} container in:\n{names}"))
+            .to_owned()
+    };
+    let (app, proxy, zoho) = (name_of("app"), name_of("proxy"), name_of("zoho"));
+    engine.until(
+        "the application's call",
+        Duration::from_secs(90),
+        &[&app, &proxy, &zoho],
+        || engine.logs(&app).contains("app: done").then_some(()),
+    );
+    eprintln!(
+        "compose up to the application's answer in {:.1?}",
+        up.elapsed()
+    );
+    let app_log = engine.logs(&app);
+    assert!(app_log.contains("app: status 200"), "{app_log}");
+    assert!(app_log.contains("userDetails"), "{app_log}");
+
+    // Without the key: 407, the proxy listens beyond loopback with keys required.
+    let (status, _) = engine.curl_in(&app, &["http://127.0.0.1:8080/api/v2/user.json"]);
+    assert_eq!(status, 407);
+    // The token is in Redis, shared: /status says so.
+    let (status, body) = engine.curl_in(&app, &["http://127.0.0.1:9090/status"]);
+    assert_eq!(status, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["ready"], true, "{status}");
+    let keys = engine.podman(&["exec", &name_of("redis"), "redis-cli", "--scan"]);
+    assert!(
+        keys.lines()
+            .any(|k| k.starts_with("zoho-meeting-proxy:") && k.ends_with("access_token")),
+        "{keys}"
+    );
+}

@@ -33,6 +33,8 @@ pub const PROXY_IMAGE: &str = "localhost/zoho-meeting-proxy:test";
 pub const BASE_IMAGE: &str = "localhost/zoho-test-cc-base:latest";
 /// The application image: a shell, `sleep`, curl, and the proxy binary (for `wait`).
 pub const CLIENT_IMAGE: &str = "localhost/zoho-test-client:latest";
+/// The stand-in for `redis:7-bookworm`.
+pub const REDIS_IMAGE: &str = "localhost/zoho-test-redis:latest";
 
 /// podman and buildah with everything in one temporary directory.
 pub struct Engine {
@@ -190,27 +192,49 @@ impl Engine {
     /// `/usr/local/bin/zoho-meeting-proxy` (for `wait`), with their libraries, user 65532.
     pub fn client_image(&self) -> &'static str {
         tools::curl();
-        let binary = release_binary();
-        let rootfs = self.scratch("client-rootfs");
+        self.image_of_programs(
+            CLIENT_IMAGE,
+            &[
+                (PathBuf::from("/bin/dash"), "bin/sh"),
+                (PathBuf::from("/bin/sleep"), "bin/sleep"),
+                (PathBuf::from("/bin/cat"), "bin/cat"),
+                (which("curl"), "usr/bin/curl"),
+                (release_binary(), "usr/local/bin/zoho-meeting-proxy"),
+            ],
+        );
+        CLIENT_IMAGE
+    }
+
+    /// A stand-in for `redis:7-bookworm` (no registry here): the host's `redis-server` and
+    /// `redis-cli` (Debian's, installed when missing) with their libraries, user 65532.
+    pub fn redis_image(&self) -> &'static str {
+        tools::redis_server();
+        self.image_of_programs(
+            REDIS_IMAGE,
+            &[
+                (which("redis-server"), "usr/bin/redis-server"),
+                (which("redis-cli"), "usr/bin/redis-cli"),
+            ],
+        );
+        REDIS_IMAGE
+    }
+
+    /// An image `FROM scratch` with `programs` (host path, path in the image), their
+    /// libraries, the base files, `PATH` and user 65532.
+    fn image_of_programs(&self, name: &str, programs: &[(PathBuf, &str)]) {
+        let rootfs = self.scratch(&format!("rootfs-{}", name.replace(['/', ':'], "_")));
         debian_base(&rootfs);
-        for (from, to) in [
-            (PathBuf::from("/bin/dash"), "bin/sh"),
-            (PathBuf::from("/bin/sleep"), "bin/sleep"),
-            (PathBuf::from("/bin/cat"), "bin/cat"),
-            (which("curl"), "usr/bin/curl"),
-            (binary, "usr/local/bin/zoho-meeting-proxy"),
-        ] {
+        for (from, to) in programs {
             let dest = rootfs.join(to);
             std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&from, &dest).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-            copy_libraries(&from, &rootfs);
+            std::fs::copy(from, &dest).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+            copy_libraries(from, &rootfs);
         }
         self.image_from_rootfs(
-            CLIENT_IMAGE,
+            name,
             &rootfs,
             &["--env", "PATH=/usr/local/bin:/usr/bin:/bin"],
         );
-        CLIENT_IMAGE
     }
 
     fn image_from_rootfs(&self, name: &str, rootfs: &Path, config: &[&str]) {
@@ -307,6 +331,15 @@ impl Drop for Engine {
     /// Removes every pod, container and image this engine made (they all live in its
     /// storage), then the directory.
     fn drop(&mut self) {
+        // Containers that share another's network namespace must go first: `rm --all`
+        // removes what it can, and again until none is left.
+        for _ in 0..3 {
+            let left = self.try_run("podman", &["ps", "--all", "--quiet"]);
+            if left.stdout.trim_ascii().is_empty() {
+                break;
+            }
+            self.try_run("podman", &["rm", "--all", "--force", "--time", "0"]);
+        }
         for (program, args) in [
             (
                 "podman",

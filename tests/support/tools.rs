@@ -1,11 +1,13 @@
 //! Programs that some tests need beside Rust: `redis-server` (the fleet tests run a real
 //! one), Python's `prometheus_client` (the metrics test parses `/metrics` with it), `curl`
-//! (README's quick start is run with it) and `podman`, `buildah` and `runc` (the container
-//! tests build the image and run the pod).
+//! (README's quick start is run with it), `podman`, `buildah` and `runc` (the container
+//! tests build the image and run the pod) and `podman-compose` (from PyPI, for the compose
+//! file).
 //!
 //! So that `cargo test` is the only set-up step on a fresh machine, a missing one is
 //! installed once per test run, where that can be done without asking anyone: `redis-server`,
-//! `curl`, `podman`, `buildah` and `runc` through `apt-get` when running as root, `prometheus_client` through `pip`. What is done is
+//! `curl`, `podman`, `buildah` and `runc` through `apt-get` when running as root,
+//! `podman-compose` and `prometheus_client` through `pip`. What is done is
 //! said on standard error. `ZOHO_PROXY_TEST_NO_INSTALL=1` turns this off; then, or when the
 //! install fails, the test fails with the command to run by hand.
 
@@ -35,6 +37,29 @@ pub fn podman() {
         ["podman", "buildah", "runc"]
             .into_iter()
             .try_for_each(debian_program)
+    });
+}
+
+/// Makes sure `python3 -m podman_compose` runs (the compose test); panics with the install
+/// command when it cannot be had.
+pub fn podman_compose() {
+    static READY: Ready = OnceLock::new();
+    require(&READY, || {
+        ensure(
+            "podman-compose",
+            || succeeds(Command::new("python3").args(["-m", "podman_compose", "--version"])),
+            "python3 -m pip install podman-compose",
+            &[&[
+                "python3",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "podman-compose",
+            ]],
+            true,
+        )
     });
 }
 
