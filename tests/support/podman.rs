@@ -1,7 +1,14 @@
-//! Containers for the tests: podman and buildah with their storage, configuration and state in
-//! a temporary directory (nothing under /etc, /var/lib/containers or /dev/shm is touched),
-//! the image built from the repository's `Dockerfile` with the release binary, and a small
-//! client image. Everything a test made is removed when its [`Engine`] is dropped.
+//! Containers for the tests: podman and buildah with their storage, configuration, locks,
+//! events and state in a temporary directory, the image built from the repository's
+//! `Dockerfile` with the release binary, and small client and Redis images. Everything a test
+//! made is removed when its [`Engine`] is dropped.
+//!
+//! What is left outside the temporary directory, because podman 4.3 and buildah 1.28 fix the
+//! paths for root and offer no setting: the empty directories `/run/netns` and `/run/runc`,
+//! netavark's IP-allocation database `/run/containers/networks/ipam.db` (the pods have no
+//! network, so it records nothing), and containers/image's blob-digest cache
+//! `/var/lib/containers/cache/blob-info-cache-v1.boltdb`. No image, container, network or
+//! lock outlives a test.
 //!
 //! What this machine needs, and why (found by trying; podman 4.3, buildah 1.28 from Debian):
 //! - `runtime = "runc"`, `cgroup_manager = "cgroupfs"`: crun refuses this machine's cgroup
