@@ -279,6 +279,7 @@ impl Engine {
     /// (all of a pod's containers share it): (HTTP status, body); status 0 when nothing
     /// answered.
     pub fn curl_in(&self, netns_of: &str, args: &[&str]) -> (u16, String) {
+        tools::curl();
         let pid = self.pid(netns_of);
         let out = Command::new("nsenter")
             .args(["-t", &pid, "-n", "curl", "-sS", "-w", "\n%{http_code}"])
