@@ -507,8 +507,11 @@ fn compose_file(image: &str, client: &str, redis: &str) -> String {
     env["ZOHO_PROXY_UPSTREAM__URL"] = format!("http://{MEETING}").into();
     let image_name = proxy["image"].as_str().unwrap().to_owned();
 
-    let mut emulator = emulator_args(&[]);
-    emulator[3] = "/run/secrets/refresh_token".into();
+    // Compose mounts each secret at /run/secrets/NAME.
+    let emulator: Vec<String> = emulator_args(&[])
+        .into_iter()
+        .map(|a| a.replace("/run/secrets/zoho/", "/run/secrets/"))
+        .collect();
     services["zoho"] = serde_norway::from_str(&format!(
         "image: {image}\n\
          command: {emulator}\n\
