@@ -18,7 +18,7 @@ use clap::Args;
 use tokio::time::Instant;
 
 use super::RunError;
-use super::serve::until_signal;
+use super::serve::{Signals, until_signal};
 use crate::app::{self, token_manager};
 use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
 use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
@@ -111,6 +111,8 @@ const DEFAULT_ADMIN_LISTEN: SocketAddr =
 
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
+    // Before the banner: Ctrl-C (or a test's SIGINT) as soon as it appears is a clean stop.
+    let signals = Signals::install()?;
     let max_mints = mint_budget(args.token_lifetime, config.token.refresh_margin);
     let accounts_options = AccountsOptions {
         token_lifetime: args.token_lifetime,
@@ -184,7 +186,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             },
             &state.join("token.json"),
         ));
-        let stopped = until_signal(None, None).await;
+        let stopped = until_signal(signals, None, None).await;
         // Its tokens die with the emulator.
         if let Err(error) = std::fs::remove_dir_all(&state) {
             tracing::warn!(path = %state.display(), error = %error, "cannot remove the sandbox's token directory");
@@ -224,7 +226,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
         zsoid,
         args.token_lifetime,
     ));
-    until_signal(Some(&manager), None).await?;
+    until_signal(signals, Some(&manager), None).await?;
     running.begin_shutdown();
     if running.finish().await {
         tracing::info!("shutdown complete");
