@@ -3,10 +3,20 @@
 # zoho-meeting-proxy as a container: a sidecar next to your application, or one replica of a
 # small pool. Build: `docker build -t zoho-meeting-proxy .`
 #
+# The same file builds the image from a binary built elsewhere (what the tests do, with
+# buildah): a build context named `build` replaces the build stage, so the directory given
+# must hold out/usr/local/bin/zoho-meeting-proxy and out/var/lib/zoho-meeting-proxy/ (mode
+# 0700, owner 65532), and RUNTIME_BASE may name another base with the same content:
+#   buildah bud --format docker --build-context build=DIR \
+#     --build-arg RUNTIME_BASE=localhost/cc-base -t zoho-meeting-proxy .
+#
 # Configuration is by environment (`ZOHO_PROXY_<SECTION>__<KEY>`), secrets by mounted files
 # (`ZOHO_PROXY_OAUTH__CLIENT_SECRET_FILE`, `ZOHO_PROXY_OAUTH__REFRESH_TOKEN_FILE`). Logs are
 # JSON on standard output. SIGHUP (or a change to a mounted secret file) reloads the
 # configuration and secrets; SIGTERM drains within `server.shutdown_grace` (30 s).
+
+# The runtime base: glibc, libgcc_s, the CA roots and a `nonroot` user 65532; no shell.
+ARG RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
 
 # --- build -----------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS build
@@ -19,7 +29,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -d -m 0700 -o 65532 -g 65532 /out/var/lib/zoho-meeting-proxy
 
 # --- run: glibc, CA roots, no shell, uid 65532 -------------------------------------------
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_BASE}
 COPY --from=build /out/ /
 USER 65532:65532
 

@@ -487,3 +487,207 @@ path = "{}"
     assert_eq!(status["blocked_by"], "terminal", "{status}");
     served.stop(&[CLIENT_SECRET, &old, &new]).await;
 }
+
+/// A secret volume as the kubelet lays it out (its `AtomicWriter`): each key is a symlink
+/// `KEY -> ..data/KEY`, `..data` a symlink to a timestamped directory holding the files.
+/// An update writes a whole new timestamped directory, points `..data_tmp` at it, renames
+/// `..data_tmp` over `..data` (the one atomic step) and removes the old directory.
+struct KubeletVolume {
+    dir: std::path::PathBuf,
+    generation: u32,
+}
+
+impl KubeletVolume {
+    fn new(dir: &Path, files: &[(&str, &str)]) -> Self {
+        let mut volume = Self {
+            dir: dir.to_owned(),
+            generation: 0,
+        };
+        let first = volume.write_generation(files);
+        std::os::unix::fs::symlink(&first, dir.join("..data")).unwrap();
+        for (key, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{key}"), dir.join(key)).unwrap();
+        }
+        volume
+    }
+
+    /// Writes the next timestamped directory, not yet visible through `..data`.
+    fn write_generation(&mut self, files: &[(&str, &str)]) -> String {
+        self.generation += 1;
+        let name = format!(
+            "..2026_12_07_18_00_{:02}.{}",
+            self.generation,
+            100 + self.generation
+        );
+        let path = self.dir.join(&name);
+        std::fs::create_dir(&path).unwrap();
+        for (key, value) in files {
+            std::fs::write(path.join(key), value).unwrap();
+            std::fs::set_permissions(path.join(key), std::fs::Permissions::from_mode(0o400))
+                .unwrap();
+        }
+        name
+    }
+
+    /// Makes `generation` the visible one, as the kubelet does, and removes the old one.
+    fn swap_to(&self, generation: &str) {
+        let old = std::fs::read_link(self.dir.join("..data")).unwrap();
+        let tmp = self.dir.join("..data_tmp");
+        if tmp.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(generation, &tmp).unwrap();
+        }
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+    }
+}
+
+/// Issue 21, item 4: the client secret and the refresh token rotated in a secret volume the
+/// way the kubelet rotates them. The proxy picks up the new pair without a restart and
+/// without one failed request, and never reads a rotation that is only half written.
+#[tokio::test]
+async fn a_secret_volume_rotated_as_the_kubelet_does_is_picked_up_whole() {
+    const NEW_SECRET: &str = "rotated-client-secret-9d41";
+    let scopes = &["ZohoMeeting.manageOrg.READ"];
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let meeting = support::meeting_emulator(&emu).await;
+    let home = tempfile::tempdir().unwrap();
+    let secrets = home.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let old_refresh = control.issue_refresh_token(scopes);
+    let mut volume = KubeletVolume::new(
+        &secrets,
+        &[
+            ("client_secret", &format!("{CLIENT_SECRET}\n")),
+            ("refresh_token", &format!("{old_refresh}\n")),
+        ],
+    );
+    write_config(
+        home.path(),
+        &emu.url(),
+        &meeting.url(),
+        "",
+        &format!(
+            "client_secret_file = \"{}\"\nrefresh_token_file = \"{}\"",
+            secrets.join("client_secret").display(),
+            secrets.join("refresh_token").display()
+        ),
+        "",
+    );
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    assert_eq!(control.mint_count(), 1);
+
+    // A client on one keep-alive connection, throughout.
+    let mut conn = KeepAlive::connect(served.proxy).await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let outcomes = Arc::new(Mutex::new(Vec::<Result<u16, String>>::new()));
+    let client = {
+        let (stop, outcomes) = (stop.clone(), outcomes.clone());
+        tokio::spawn(async move {
+            loop {
+                let outcome = conn.get("/api/v2/user.json", &[]).await;
+                let failed = outcome.is_err();
+                outcomes.lock().unwrap().push(outcome);
+                if failed {
+                    return;
+                }
+                tokio::select! {
+                    _ = stop.notified() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        })
+    };
+    let count = || outcomes.lock().unwrap().len();
+    let wait_for_requests = |n: usize| async move {
+        let target = count() + n;
+        while count() < target {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    wait_for_requests(5).await;
+
+    // The secret is regenerated at Zoho (the old one is refused from now on) and a new
+    // refresh token issued; the kubelet starts writing them: the new directory is half
+    // written (the client secret whole, the refresh token cut short), and `..data_tmp`
+    // already points at it, but `..data` does not yet.
+    control.set_client_secret(NEW_SECRET);
+    let new_refresh = control.issue_refresh_token(scopes);
+    let half = &new_refresh[..new_refresh.len() / 2];
+    let next = volume.write_generation(&[
+        ("client_secret", &format!("{NEW_SECRET}\n")),
+        ("refresh_token", half),
+    ]);
+    std::os::unix::fs::symlink(&next, secrets.join("..data_tmp")).unwrap();
+    // Three rounds of the watcher (every 2 s): nothing of it is read.
+    tokio::time::sleep(3 * Duration::from_secs(2)).await;
+    assert!(
+        !served.log().contains("secret file changed"),
+        "a half-written rotation was read:\n{}",
+        served.log()
+    );
+    assert_eq!(control.mint_count(), 1);
+
+    // The kubelet finishes writing and swaps `..data`.
+    std::fs::set_permissions(
+        secrets.join(&next).join("refresh_token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        secrets.join(&next).join("refresh_token"),
+        format!("{new_refresh}\n"),
+    )
+    .unwrap();
+    volume.swap_to(&next);
+    served
+        .wait_log(
+            &[
+                "configuration reloaded",
+                "oauth.client_secret",
+                "oauth.refresh_token",
+            ],
+            1,
+        )
+        .await;
+    wait_for_requests(5).await;
+
+    // Zoho forgets the old refresh token and its access tokens: the next request is
+    // rejected, and the proxy refreshes and replays it. A mint now succeeds only with the
+    // new pair (the old secret and refresh token are both refused).
+    assert!(control.revoke_refresh_token(&old_refresh));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while control.mint_count() < 2 {
+        assert!(Instant::now() < deadline, "no new mint:\n{}", served.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_requests(10).await;
+    stop.notify_one();
+    client.await.unwrap();
+
+    let outcomes = outcomes.lock().unwrap().clone();
+    let statuses: Vec<u16> = outcomes
+        .iter()
+        .map(|o| {
+            *o.as_ref()
+                .unwrap_or_else(|e| panic!("transport failure: {e}"))
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "every request answered 200 across the rotation: {statuses:?}\n{}",
+        served.log()
+    );
+    eprintln!(
+        "{} requests across the rotation, all 200; {} mints",
+        statuses.len(),
+        control.mint_count()
+    );
+    let (_, status) = served.admin("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["ready"], true, "{status}");
+    served
+        .stop(&[CLIENT_SECRET, NEW_SECRET, &old_refresh, &new_refresh])
+        .await;
+}

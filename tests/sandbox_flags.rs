@@ -288,3 +288,58 @@ async fn the_banner_says_how_status_and_wait_find_a_moved_admin_listener() {
     );
     sandbox.stop().await;
 }
+
+/// `--refresh-token-file`: the emulator accepts the refresh token in the file (as a pod or
+/// compose file gives the emulator and the proxy the same secret), and the printed
+/// proxy.toml names the file; `token` with it works, and an empty file is refused.
+#[tokio::test]
+async fn emulator_only_accepts_the_refresh_token_from_a_file() {
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("refresh_token");
+    std::fs::write(&file, "1000.chosen-by-the-test.0123456789abcdef\n").unwrap();
+    let sandbox = Sandbox::start(
+        &[
+            "--emulator-only",
+            "--refresh-token-file",
+            file.to_str().unwrap(),
+        ],
+        "\nstore = ",
+    )
+    .await;
+    let config: toml::Table = sandbox.printed.parse().unwrap();
+    assert_eq!(
+        config["oauth"]["refresh_token_file"].as_str(),
+        file.to_str()
+    );
+    assert!(config["oauth"].get("refresh_token").is_none(), "{config}");
+    let printed = sandbox.home.path().join("proxy.toml");
+    std::fs::write(&printed, &sandbox.printed).unwrap();
+    let out = command(sandbox.home.path())
+        .args(["-c", printed.to_str().unwrap(), "token"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    sandbox.stop().await;
+
+    std::fs::write(&file, " \n").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = command(home.path())
+        .args(["sandbox", "--emulator-only", "--refresh-token-file"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

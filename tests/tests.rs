@@ -29,6 +29,8 @@ mod token;
 mod reload;
 // The Dockerfile and deploy/ manifests: parsed, cross-checked, linted where linters exist.
 mod deploy;
+// The image built from the Dockerfile and the pod from deploy/kubernetes/pod.yaml, run by podman.
+mod container;
 // A fleet sharing one token through a real redis-server: one mint per lifetime, outages.
 mod fleet;
 // Token rejections in gzip/deflate/br answers: seen through, passed on byte for byte.

@@ -18,7 +18,7 @@ use clap::Args;
 use tokio::time::Instant;
 
 use super::RunError;
-use super::serve::until_signal;
+use super::serve::{Signals, until_signal};
 use crate::app::{self, token_manager};
 use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
 use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
@@ -75,6 +75,12 @@ pub struct SandboxArgs {
     /// Serve only the emulator and print a matching proxy.toml.
     #[arg(long)]
     pub emulator_only: bool,
+    /// With `--emulator-only`: the emulator accepts the refresh token in this file (read
+    /// once, surrounding whitespace ignored) instead of issuing a random one, and the
+    /// printed proxy.toml names the file instead of the value. For a pod or compose file in
+    /// which the emulator and the proxy are given the same secret file.
+    #[arg(long, value_name = "FILE", requires = "emulator_only")]
+    pub refresh_token_file: Option<PathBuf>,
     /// Where the proxy listens, instead of `server.listen` (127.0.0.1:8080), e.g. when
     /// another program uses that port.
     #[arg(long, value_name = "ADDR")]
@@ -105,6 +111,8 @@ const DEFAULT_ADMIN_LISTEN: SocketAddr =
 
 /// Runs `sandbox`.
 pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
+    // Before the banner: Ctrl-C (or a test's SIGINT) as soon as it appears is a clean stop.
+    let signals = Signals::install()?;
     let max_mints = mint_budget(args.token_lifetime, config.token.refresh_margin);
     let accounts_options = AccountsOptions {
         token_lifetime: args.token_lifetime,
@@ -139,7 +147,14 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             ),
             source,
         })?;
-    let refresh_token = accounts.control().issue_refresh_token(&SCOPES);
+    let refresh_token = match &args.refresh_token_file {
+        None => accounts.control().issue_refresh_token(&SCOPES),
+        Some(path) => {
+            let token = read_refresh_token(path)?;
+            accounts.control().register_refresh_token(&token, &SCOPES);
+            token
+        }
+    };
     match args.token_outage {
         None => {}
         Some(Outage::Forever) => accounts.control().set_outage(Some(503)),
@@ -165,10 +180,13 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             &meeting,
             &client_id,
             &client_secret,
-            &refresh_token,
+            &match &args.refresh_token_file {
+                None => RefreshTokenLine::Value(&refresh_token),
+                Some(path) => RefreshTokenLine::File(path),
+            },
             &state.join("token.json"),
         ));
-        let stopped = until_signal(None, None).await;
+        let stopped = until_signal(signals, None, None).await;
         // Its tokens die with the emulator.
         if let Err(error) = std::fs::remove_dir_all(&state) {
             tracing::warn!(path = %state.display(), error = %error, "cannot remove the sandbox's token directory");
@@ -208,7 +226,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
         zsoid,
         args.token_lifetime,
     ));
-    until_signal(Some(&manager), None).await?;
+    until_signal(signals, Some(&manager), None).await?;
     running.begin_shutdown();
     if running.finish().await {
         tracing::info!("shutdown complete");
@@ -266,6 +284,30 @@ fn banner(
     )
 }
 
+/// How the printed `proxy.toml` gives the refresh token.
+enum RefreshTokenLine<'a> {
+    /// `refresh_token = "…"`: the emulator's own random one.
+    Value(&'a str),
+    /// `refresh_token_file = "…"`: the file `--refresh-token-file` named.
+    File(&'a Path),
+}
+
+/// Reads `--refresh-token-file`: the token, trimmed, not empty.
+fn read_refresh_token(path: &Path) -> Result<String, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::Io {
+        what: format!("cannot read --refresh-token-file {}", path.display()),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(RunError::Failed(format!(
+            "--refresh-token-file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
+}
+
 /// The `proxy.toml` that `--emulator-only` prints, with its file token store at `token_path`.
 ///
 /// A file store, so that `token` and `serve` reuse one access token instead of each minting
@@ -276,10 +318,16 @@ fn emulator_banner(
     meeting: &MeetingEmulator,
     client_id: &str,
     client_secret: &str,
-    refresh_token: &str,
+    refresh_token: &RefreshTokenLine<'_>,
     token_path: &Path,
 ) -> String {
     let scopes: Vec<String> = SCOPES.iter().map(|s| format!("{s:?}")).collect();
+    let refresh_token = match refresh_token {
+        RefreshTokenLine::Value(token) => format!("refresh_token = {token:?}"),
+        RefreshTokenLine::File(path) => {
+            format!("refresh_token_file = {:?}", path.display().to_string())
+        }
+    };
     format!(
         "# zoho-meeting-proxy sandbox --emulator-only: a fake Zoho; these are not real credentials.\n\
          # Save as proxy.toml and run `zoho-meeting-proxy serve` (Ctrl-C stops the emulator).\n\
@@ -287,7 +335,7 @@ fn emulator_banner(
          [oauth]\n\
          client_id = {client_id:?}\n\
          client_secret = {client_secret:?}\n\
-         refresh_token = {refresh_token:?}\n\
+         {refresh_token}\n\
          accounts_url = {accounts:?}\n\
          scopes = [{scopes}]\n\
          \n[upstream]\n\

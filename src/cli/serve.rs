@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::RunError;
 use crate::app::reload::{self, Cause, Reloader};
@@ -21,6 +21,9 @@ pub(super) async fn run(
     path: Option<PathBuf>,
     logging: Option<&Logging>,
 ) -> Result<(), RunError> {
+    // Before anything says it listens: a SIGTERM sent as soon as the log line appears is
+    // then a clean shutdown, not the default action (death).
+    let signals = Signals::install()?;
     let store = open_store(config)?;
     let manager = token_manager(config, store).await?;
     let running = app::start(config, manager.clone()).await?;
@@ -31,7 +34,7 @@ pub(super) async fn run(
         manager.clone(),
         logging,
     );
-    until_signal(Some(&manager), Some(&mut reloader)).await?;
+    until_signal(signals, Some(&manager), Some(&mut reloader)).await?;
     running.begin_shutdown();
     let grace = config.server.shutdown_grace;
     if running.finish().await {
@@ -45,21 +48,43 @@ pub(super) async fn run(
     Ok(())
 }
 
+/// SIGTERM, SIGINT and SIGHUP, handled from the moment they are installed (until then a
+/// SIGTERM or SIGINT ends the process at once): install them before saying "listening".
+pub(super) struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub(super) fn install() -> Result<Self, RunError> {
+        let signal_error = |source| RunError::Io {
+            what: "cannot install signal handlers".into(),
+            source,
+        };
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(signal_error)?,
+            int: signal(SignalKind::interrupt()).map_err(signal_error)?,
+            hup: signal(SignalKind::hangup()).map_err(signal_error)?,
+        })
+    }
+}
+
 /// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP reloads the configuration through
 /// `reloader` (which also retries a failed token refresh at once), or, without one, makes
 /// `manager` retry a failed token refresh at once; and the `*_file` secrets are watched for
 /// changes, which reload as SIGHUP does.
 pub(super) async fn until_signal(
+    signals: Signals,
     manager: Option<&Arc<TokenManager>>,
     mut reloader: Option<&mut Reloader<'_>>,
 ) -> Result<(), RunError> {
-    let signal_error = |source| RunError::Io {
-        what: "cannot install signal handlers".into(),
-        source,
-    };
-    let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let mut watch = tokio::time::interval(reload::WATCH_INTERVAL);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

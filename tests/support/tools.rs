@@ -1,10 +1,13 @@
 //! Programs that some tests need beside Rust: `redis-server` (the fleet tests run a real
-//! one), Python's `prometheus_client` (the metrics test parses `/metrics` with it) and
-//! `curl` (README's quick start is run with it).
+//! one), Python's `prometheus_client` (the metrics test parses `/metrics` with it), `curl`
+//! (README's quick start is run with it), `podman`, `buildah` and `runc` (the container
+//! tests build the image and run the pod) and `podman-compose` (from PyPI, for the compose
+//! file).
 //!
 //! So that `cargo test` is the only set-up step on a fresh machine, a missing one is
-//! installed once per test run, where that can be done without asking anyone: `redis-server`
-//! and `curl` through `apt-get` when running as root, `prometheus_client` through `pip`. What is done is
+//! installed once per test run, where that can be done without asking anyone: `redis-server`,
+//! `curl`, `podman`, `buildah` and `runc` through `apt-get` when running as root,
+//! `podman-compose` and `prometheus_client` through `pip`. What is done is
 //! said on standard error. `ZOHO_PROXY_TEST_NO_INSTALL=1` turns this off; then, or when the
 //! install fails, the test fails with the command to run by hand.
 
@@ -24,6 +27,40 @@ pub fn redis_server() {
 pub fn curl() {
     static READY: Ready = OnceLock::new();
     require(&READY, || debian_program("curl"));
+}
+
+/// Makes sure `podman`, `buildah` and `runc` run (the container tests); panics with the
+/// install command when they cannot be had.
+pub fn podman() {
+    static READY: Ready = OnceLock::new();
+    require(&READY, || {
+        ["podman", "buildah", "runc"]
+            .into_iter()
+            .try_for_each(debian_program)
+    });
+}
+
+/// Makes sure `python3 -m podman_compose` runs (the compose test); panics with the install
+/// command when it cannot be had.
+pub fn podman_compose() {
+    static READY: Ready = OnceLock::new();
+    require(&READY, || {
+        ensure(
+            "podman-compose",
+            || succeeds(Command::new("python3").args(["-m", "podman_compose", "--version"])),
+            "python3 -m pip install podman-compose",
+            &[&[
+                "python3",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "podman-compose",
+            ]],
+            true,
+        )
+    });
 }
 
 /// Makes sure `python3 -c 'import prometheus_client'` works; panics with the install

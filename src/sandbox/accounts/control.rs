@@ -72,6 +72,18 @@ impl AccountsControl {
         token
     }
 
+    /// Registers `token` as a refresh token for `scopes` (one the caller chose, e.g. from a
+    /// secret file shared with the proxy), as if a grant code had been exchanged.
+    pub fn register_refresh_token(&self, token: &str, scopes: &[&str]) {
+        self.shared.lock().refresh_tokens.insert(
+            token.to_owned(),
+            RefreshToken {
+                scopes: owned_scopes(scopes),
+                mints: VecDeque::new(),
+            },
+        );
+    }
+
     /// Revokes a refresh token and every access token minted from it, as if revoked in
     /// Zoho's console. Returns whether the token was live.
     pub fn revoke_refresh_token(&self, token: &str) -> bool {
