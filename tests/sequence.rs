@@ -20,9 +20,10 @@
 //! - `ZMP_SEQUENCE_WORKERS=<n>`: sequences at once (default 8);
 //! - `ZMP_SEQUENCE_SHRINK_SECS=<s>`: real time spent shrinking a failure (default 60; 0: none);
 //! - `ZMP_SEQUENCE_TOLERATE_KNOWN=1`: a pass-through of a token Zoho had accepted before
-//!   (the known bug: `Rejection::Repeated` for a replacement that served requests), or of a
-//!   rejected replacement after a reload (the same rule), is taken as what the proxy does
-//!   instead of failing the sequence, to look for other bugs past them.
+//!   (issue 20's bug, fixed since: the old rule passed a replacement's rejection through
+//!   however long it had served), or of a rejected replacement after a reload (the same
+//!   rule), is taken as what the proxy does instead of failing the sequence, to look for
+//!   other bugs past a regression of that rule.
 //!
 //! A failure prints the seed, how to replay it, every step with what came of it, and the
 //! sequence shrunk to the fewest steps that still fail the same way, ready to paste into
@@ -38,8 +39,8 @@ use crate::support::sequence::step::{self, Jump::*, Params, Step::*};
 /// draws depends on `step::generate`: after changing it, shrink these seeds' failures into
 /// [`check_steps`] tests (as below) before they drift.
 const REGRESSION_SEEDS: &[u64] = &[
-    // A replacement that served requests, rejected: Zoho's 400 passed to clients (the known
-    // bug; `a_replacement_that_served_requests_is_refreshed_when_rejected`).
+    // A replacement that served requests, rejected: Zoho's 400 passed to clients (issue
+    // 20's bug; `a_replacement_that_served_requests_is_refreshed_when_rejected`).
     1,
     // A rejected replacement passed through after `login` and the data centre fixed
     // (`a_rejected_replacement_is_not_passed_through_after_login`).
@@ -206,10 +207,11 @@ fn a_quiet_day() {
     );
 }
 
-/// Issue 20, the known bug: a token that replaced a rejected one and then served requests
-/// is ordinary; when Zoho rejects it too, it is refreshed and the request replayed, not
-/// Zoho's 400 passed to the client (`Rejection::Repeated` for `generation ==
-/// state.replacement` in `TokenManager::rejected`). Found by every random run; shrunk.
+/// Issue 20's bug: a token that replaced a rejected one and then served requests is
+/// ordinary; when Zoho rejects it too, it is refreshed and the request replayed, not Zoho's
+/// 400 passed to the client (the old rule: `Rejection::Repeated` for `generation ==
+/// state.replacement` in `TokenManager::rejected`). Found by every random run before the
+/// fix; shrunk.
 #[test]
 fn a_replacement_that_served_requests_is_refreshed_when_rejected() {
     check_steps(
@@ -354,8 +356,8 @@ fn login_beside_the_running_proxy_takes_effect_at_sighup() {
 /// Requests whose token Zoho rejected are answered while the clock passes the refresh point:
 /// the refresher's new token is the replacement they are replayed with (one token for all),
 /// and it is an ordinary token afterwards: rejected in turn, it is refreshed, not passed
-/// through (the known bug, reached through the scheduled refresh: `replacement` takes the
-/// generation of the token the rejected requests adopted).
+/// through (issue 20's bug, reached through the scheduled refresh: the old rule's
+/// `replacement` took the generation of the token the rejected requests adopted).
 #[test]
 fn a_scheduled_token_adopted_by_rejected_requests_is_ordinary() {
     check_steps(

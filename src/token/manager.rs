@@ -788,24 +788,18 @@ impl TokenManager {
                 } else {
                     "failed"
                 };
-                let retry_in_s = crate::telemetry::seconds(u.retry_after());
-                if self.cache.usable().is_some() {
-                    tracing::warn!(
-                        outcome,
-                        error = %u,
-                        retry_in_s,
-                        failures = state.gate.failures,
-                        "token refresh failed; retrying (the still-valid token stays in use meanwhile)"
-                    );
+                let meanwhile = if self.cache.usable().is_some() {
+                    "the still-valid token stays in use meanwhile"
                 } else {
-                    tracing::warn!(
-                        outcome,
-                        error = %u,
-                        retry_in_s,
-                        failures = state.gate.failures,
-                        "token refresh failed; retrying (no usable token meanwhile: requests get 503 with Retry-After)"
-                    );
-                }
+                    "no usable token meanwhile: requests get 503 with Retry-After"
+                };
+                tracing::warn!(
+                    outcome,
+                    error = %u,
+                    retry_in_s = crate::telemetry::seconds(u.retry_after()),
+                    failures = state.gate.failures,
+                    "token refresh failed; retrying ({meanwhile})"
+                );
             }
         }
         u

@@ -57,12 +57,12 @@ pub enum Kind {
     /// A client got Zoho's token rejection for a token that was not a fresh one in the
     /// wrong-data-centre state.
     ClientGotRejection,
-    /// The same, for a token Zoho had accepted before: the known bug of issue 20
-    /// (`Rejection::Repeated` for a replacement that served requests).
+    /// The same, for a token Zoho had accepted before: issue 20's bug, fixed since (the old
+    /// rule's `Rejection::Repeated` for a replacement that served requests).
     AcceptedTokenPassedThrough,
     /// The same, for a token once rejected as a fresh token in the wrong-data-centre state,
-    /// after a reload (SIGHUP, `login`) ended that state: the same rule as the known bug
-    /// (a replacement is `Repeated` for ever).
+    /// after a reload (SIGHUP, `login`) ended that state: the same rule as issue 20's bug
+    /// (a replacement `Repeated` for ever).
     PassedThroughAfterReload,
     /// A token Zoho rejected was sent again after the proxy had learnt it.
     RejectedTokenResent,

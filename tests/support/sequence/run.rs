@@ -23,8 +23,8 @@ const HANG_LIMIT: Duration = Duration::from_secs(120);
 pub struct Options {
     /// Capture the proxy's log (info and above) for the report.
     pub capture_log: bool,
-    /// A pass-through of a token Zoho had accepted before (the known bug of issue 20, fixed
-    /// separately), or of one after a reload ended the wrong-data-centre state (the same
+    /// A pass-through of a token Zoho had accepted before (issue 20's bug, fixed since;
+    /// this looks past a regression of it), or of one after a reload ended the wrong-data-centre state (the same
     /// rule), is taken as what the proxy does (the token is then passed through as a fresh
     /// one is) instead of failing the sequence, so that a long run looks past them.
     pub tolerate_known_bug: bool,
