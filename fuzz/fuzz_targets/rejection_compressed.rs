@@ -192,7 +192,9 @@ enum Coding {
     Gzip,
     Zlib,
     RawDeflate,
-    /// quality 0–11, window bits 10–20 (at most `BROTLI_WINDOW_LIMIT`).
+    /// quality 0–9 (10 and 11 made the round trip three times slower over a whole corpus;
+    /// raw-mode seeds hold quality-11 streams), window bits 10–20 (at most
+    /// `BROTLI_WINDOW_LIMIT`).
     Brotli(u32, u32),
 }
 
@@ -244,7 +246,7 @@ fn round_trip(selector: u8, plain: &[u8]) {
             2 => Coding::RawDeflate,
             _ => {
                 let seed = plain.len() as u32 + u32::from(selector);
-                Coding::Brotli(seed % 12, 10 + seed % (lgwin_limit - 9))
+                Coding::Brotli(seed % 10, 10 + seed % (lgwin_limit - 9))
             }
         });
     }
