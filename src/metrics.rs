@@ -402,7 +402,7 @@ impl Collector for TokenCollector {
             ),
             (
                 "upstream_rejects_fresh_tokens",
-                "1 once Zoho rejected a token minted to replace a rejected one (wrong data centre or revoked access?)",
+                "1 while Zoho's rejections pass through: it rejected a replacement token before accepting any request with it (wrong data centre or scopes?), and has accepted no token since",
                 i64::from(status.upstream_rejects_fresh_tokens),
             ),
         ];

@@ -11,8 +11,8 @@
 //! 3. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
 //!    for a token rejection; on one, the rejection is reported to the [`TokenSource`]: the
 //!    token is refreshed once — single-flight, so fifty rejected requests cause one mint —
-//!    and the request replayed once if its body was kept (bodies up to
-//!    `upstream.replay_body_limit`). When no replacement can be had the token is dead and the
+//!    and the request replayed if its body was kept (bodies up to
+//!    `upstream.replay_body_limit`; at most [`MAX_REPLAYS`] times). When no replacement can be had the token is dead and the
 //!    request gets 503 with `Retry-After`; when the rejected token was a replacement that Zoho
 //!    rejected before accepting any request with it, Zoho's answer passes through. Any other
 //!    answer marks the token accepted (an atomic load once it is) and streams back untouched
