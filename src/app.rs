@@ -1,40 +1,76 @@
-//! Wiring: from a validated [`Config`] and a [`TokenManager`] to running tasks.
+//! The composition root: from a validated [`Config`] to a running, reloadable, draining
+//! proxy. `serve`, `sandbox`, the tests and the benches all start a proxy with [`start`].
 //!
-//! [`start`] binds the listeners (so tests and benches can ask for port 0 and read the
-//! addresses back), spawns the background refresher, the proxy server and the admin
-//! server, and returns a [`Running`] handle. Shutdown is two-step, as a sidecar needs:
-//! [`Running::begin_shutdown`] turns `/readyz` to 503 and stops accepting; [`Running::finish`]
-//! waits for in-flight requests (at most `server.shutdown_grace`) and stops the rest.
+//! Start-up, in order: the token store is opened once ([`open_store`]); the configuration
+//! is shaped by the login stored there ([`effective_config`]: a data centre recorded by
+//! `login` moves the Meeting and accounts hosts); the token manager is built from both,
+//! reusing a stored access token ([`tokens`]); then the listeners are bound (so tests and
+//! benches can ask for port 0 and read the addresses back) and the background refresher,
+//! the proxy server and the admin server are spawned. The result is a [`Running`] proxy.
+//!
+//! [`serve`] is the whole life of the `serve` command: signal handlers installed before
+//! anything says it listens, [`start`], then until SIGTERM or SIGINT, SIGHUP and changed
+//! `*_file` secrets reload the configuration ([`reload`]); then the drain. Shutdown is
+//! two-step, as a sidecar needs: [`Running::begin_shutdown`] turns `/readyz` to 503 and stops
+//! accepting; [`Running::finish`] waits for in-flight requests (at most
+//! `server.shutdown_grace`) and stops the rest.
+//!
+//! Every failure on the way is an [`Error`], whose [`Error::exit_code`] the command line
+//! returns: 78 (`EX_CONFIG`) for configuration, 1 for the rest.
 
+pub mod check;
+mod listen;
 pub mod reload;
-pub mod wiring;
+mod revoke;
+mod signals;
+mod wiring;
 
-pub use wiring::{
-    WiringError, apply_stored_login, credentials, describe_accounts, effective_config,
-    oauth_client, open_store, token_manager,
+pub use self::revoke::{Revoked, revoke};
+pub use self::signals::Signals;
+pub use self::wiring::{
+    apply_stored_login, credentials, data_centre_check, describe_accounts, effective_config,
+    oauth_client, open_store,
 };
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, Admin};
-use crate::config::{Config, Listen};
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::route::{RouteError, Routes};
-use crate::server::{self, ConnSettings, Listener};
+use crate::server::{self, ConnSettings};
+use crate::telemetry::Logging;
+use crate::token::Unavailable;
+use crate::token::client::TokenError;
 use crate::token::manager::TokenManager;
+use crate::token::store::{StoreError, TokenStore};
 
-/// Why the proxy could not start.
+/// `EX_CONFIG` from sysexits.h: the exit code of a configuration error.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Why a proxy could not start, or a command could not do its job.
 #[derive(Debug, thiserror::Error)]
-pub enum StartupError {
+pub enum Error {
+    /// Bad or missing configuration (exit 78).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The token store cannot be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A token-endpoint failure, or an OAuth client that cannot be set up.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// No access token could be had.
+    #[error("no access token: {0}")]
+    Unavailable(#[from] Unavailable),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({key}{})", bind_hint(key, source))]
     Bind {
@@ -49,6 +85,36 @@ pub enum StartupError {
     /// An upstream client could not be built.
     #[error(transparent)]
     Routes(#[from] RouteError),
+    /// An I/O failure while doing `what`.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Failed(String),
+}
+
+// === impl Error ===
+
+impl Error {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => EXIT_CONFIG,
+            Error::Store(_)
+            | Error::Token(_)
+            | Error::Unavailable(_)
+            | Error::Bind { .. }
+            | Error::Routes(_)
+            | Error::Io { .. }
+            | Error::Failed(_) => 1,
+        }
+    }
 }
 
 /// How to move a listener whose address is taken: the key's environment variable (and
@@ -67,9 +133,93 @@ fn bind_hint(key: &str, source: &std::io::Error) -> String {
     )
 }
 
+/// The token side of a proxy: the configuration as the stored login shapes it, and the token
+/// manager built from it. What [`start`] builds before binding anything, and all that the
+/// `token` command needs.
+pub struct Tokens {
+    /// The effective configuration ([`effective_config`]).
+    pub config: Config,
+    /// The token manager, holding the stored access token when one is still good.
+    pub manager: Arc<TokenManager>,
+}
+
+/// Opens the configured token store once and builds the token side from it.
+///
+/// # Errors
+/// As [`open_store`] and [`tokens_with_store`].
+pub async fn tokens(config: &Config) -> Result<Tokens, Error> {
+    tokens_with_store(config, open_store(config)?).await
+}
+
+/// Builds the token side on `store`: [`effective_config`], then the token manager, reusing a
+/// stored token.
+///
+/// A shared (redis) store that cannot be reached does not stop the start: the replica
+/// starts without the shared state, as during an outage (see [`TokenManager`]). One that
+/// answers with an error (a wrong password, say) does.
+///
+/// # Errors
+/// A store that cannot be read, a missing or foreign refresh token ([`credentials`]), a bad
+/// OAuth client ([`oauth_client`]).
+pub async fn tokens_with_store(
+    config: &Config,
+    store: Arc<dyn TokenStore>,
+) -> Result<Tokens, Error> {
+    let config = effective_config(config, store.as_ref()).await?;
+    let manager = wiring::token_manager(&config, store).await?;
+    Ok(Tokens { config, manager })
+}
+
+/// Starts a proxy: [`tokens`], then the listeners and every task.
+///
+/// # Errors
+/// [`Error`]: a configuration, store or OAuth client problem, a listener that cannot be
+/// bound, an upstream client that cannot be built.
+pub async fn start(config: &Config) -> Result<Running, Error> {
+    launch(tokens(config).await?).await
+}
+
+/// [`start`] on a token store given, not opened from the configuration.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_store(
+    config: &Config,
+    store: Arc<dyn TokenStore>,
+) -> Result<Running, Error> {
+    launch(tokens_with_store(config, store).await?).await
+}
+
+/// Runs the `serve` command: installs the signal handlers, [`start`]s, reloads on SIGHUP
+/// and on changed `*_file` secrets (re-reading `path` and the environment), and drains on
+/// SIGTERM or SIGINT.
+///
+/// # Errors
+/// As [`start`], and signal handlers that cannot be installed.
+pub async fn serve(
+    config: &Config,
+    path: Option<PathBuf>,
+    logging: Option<&Logging>,
+) -> Result<(), Error> {
+    // Before anything says it listens: a SIGTERM sent as soon as the log line appears is
+    // then a clean shutdown, not the default action (death).
+    let signals = Signals::install()?;
+    let running = start(config).await?;
+    let reloader = reload::Reloader::new(
+        running.config(),
+        path,
+        running.proxy().clone(),
+        running.manager().clone(),
+        logging,
+    );
+    running.serve_until_stopped(signals, Some(reloader)).await;
+    Ok(())
+}
+
 /// A running proxy.
 #[derive(Debug)]
 pub struct Running {
+    config: Config,
     proxy_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     admin: Arc<Admin>,
@@ -119,21 +269,20 @@ async fn summarize(
 }
 
 /// Binds the listeners and starts every task.
-///
-/// # Errors
-/// [`StartupError`] when a listener cannot be bound or the upstream client cannot be built.
-pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Running, StartupError> {
+async fn launch(tokens: Tokens) -> Result<Running, Error> {
+    let Tokens { config, manager } = tokens;
+    let config = &config;
     let routes = Routes::new(config)?;
     let metrics = Arc::new(Metrics::new(manager.clone(), &routes.labels()));
     let proxy = Arc::new(Proxy::new(config, manager.clone(), routes, metrics.clone()));
     let admin = Arc::new(Admin::new(manager.clone(), metrics.clone()));
 
-    let listener = bind_proxy(&config.server.listen).await?;
+    let listener = listen::bind_proxy(&config.server.listen).await?;
     let admin_listener = match config.server.admin_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartupError::Bind {
+                .map_err(|source| Error::Bind {
                     key: "server.admin_listen",
                     addr: addr.to_string(),
                     source,
@@ -170,6 +319,7 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
     let admin_task =
         admin_listener.map(|l| tokio::spawn(admin::serve(l, admin.clone(), stop_admin_rx)));
     Ok(Running {
+        config: config.clone(),
         proxy_addr,
         admin_addr,
         admin,
@@ -186,6 +336,11 @@ pub async fn start(config: &Config, manager: Arc<TokenManager>) -> Result<Runnin
 // === impl Running ===
 
 impl Running {
+    /// The effective configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The proxy's TCP address (`None` on a Unix socket).
     pub fn proxy_addr(&self) -> Option<SocketAddr> {
         self.proxy_addr
@@ -223,71 +378,5 @@ impl Running {
             let _ = task.await;
         }
         drained
-    }
-}
-
-/// The accept queue of the proxy's TCP listener. tokio's `TcpListener::bind` asks for 1,024:
-/// a batch job opening 2,000 connections at once overflowed it (the load bench's `wan` part
-/// counted ~2,300 dropped SYNs, each a client waiting a second to retry). The kernel caps it
-/// at `net.core.somaxconn` (4,096 on current Linux).
-const ACCEPT_BACKLOG: u32 = 4096;
-
-/// Binds `addr` as tokio's `TcpListener::bind` does (`SO_REUSEADDR` on Unix), with a deeper
-/// accept queue.
-fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(ACCEPT_BACKLOG)
-}
-
-async fn bind_proxy(listen: &Listen) -> Result<Listener, StartupError> {
-    match listen {
-        Listen::Tcp(addr) => {
-            listen_tcp(*addr)
-                .map(Listener::Tcp)
-                .map_err(|source| StartupError::Bind {
-                    key: "server.listen",
-                    addr: addr.to_string(),
-                    source,
-                })
-        }
-        Listen::Unix(path) => {
-            let bind_error = |source| StartupError::Bind {
-                key: "server.listen",
-                addr: format!("unix:{}", path.display()),
-                source,
-            };
-            remove_stale_socket(path).map_err(bind_error)?;
-            let listener = UnixListener::bind(path).map_err(bind_error)?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-                .map_err(bind_error)?;
-            Ok(Listener::Unix(listener, path.clone()))
-        }
-    }
-}
-
-/// Removes a socket file left by a process that is gone; refuses one that still answers.
-fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-        Ok(meta) if !meta.file_type().is_socket() => Err(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "a file that is not a socket is in the way",
-        )),
-        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another process is listening on this socket",
-            )),
-            Err(_) => std::fs::remove_file(path),
-        },
     }
 }

@@ -27,6 +27,7 @@
 pub mod client;
 pub mod coordinator;
 pub mod governor;
+pub mod login;
 pub mod manager;
 pub mod policy;
 pub mod status;

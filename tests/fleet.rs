@@ -170,10 +170,7 @@ impl Replica {
         let config = support::config(&overrides);
         let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
         assert!(store.clone().into_shared().is_some());
-        let manager = zoho_meeting_proxy::app::token_manager(&config, store)
-            .await
-            .unwrap();
-        let running = zoho_meeting_proxy::app::start(&config, manager)
+        let running = zoho_meeting_proxy::app::start_with_store(&config, store)
             .await
             .unwrap();
         let url = format!("http://{}{API}", running.proxy_addr().unwrap());
@@ -576,10 +573,9 @@ async fn unreachable_redis_at_start_is_survived_and_a_wrong_password_is_not() {
         ("token.redis_url", url.as_str().into()),
     ]);
     let config = support::config(&overrides);
-    let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
-    let err = zoho_meeting_proxy::app::token_manager(&config, store)
-        .await
-        .unwrap_err();
+    let Err(err) = zoho_meeting_proxy::app::tokens(&config).await else {
+        panic!("a wrong password starts nothing");
+    };
     let text = zoho_meeting_proxy::cli::report(&err);
     println!("wrong password: {text}");
     assert!(text.contains("token.redis_url"), "{text}");

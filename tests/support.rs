@@ -505,13 +505,7 @@ impl TestProxy {
         ]);
         overrides.extend(extra.iter().cloned());
         let config = config(&overrides);
-        let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
-        let manager = zoho_meeting_proxy::app::token_manager(&config, store)
-            .await
-            .unwrap();
-        let running = zoho_meeting_proxy::app::start(&config, manager)
-            .await
-            .unwrap();
+        let running = zoho_meeting_proxy::app::start(&config).await.unwrap();
         let addr = running.proxy_addr().unwrap();
         let admin = running.admin_addr().unwrap();
         Self {
@@ -541,13 +535,7 @@ impl TestProxy {
             ("token.store", "memory".into()),
         ]);
         let config = config(&overrides);
-        let store = zoho_meeting_proxy::app::open_store(&config).unwrap();
-        let manager = zoho_meeting_proxy::app::token_manager(&config, store)
-            .await
-            .unwrap();
-        let running = zoho_meeting_proxy::app::start(&config, manager)
-            .await
-            .unwrap();
+        let running = zoho_meeting_proxy::app::start(&config).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !running.manager().is_ready() {
             assert!(tokio::time::Instant::now() < deadline);

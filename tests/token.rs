@@ -142,10 +142,10 @@ async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A manager built from a configuration, as `serve` and `token` build theirs.
 async fn manager_for(config: &Config) -> Arc<TokenManager> {
-    let store = zoho_meeting_proxy::app::open_store(config).unwrap();
-    zoho_meeting_proxy::app::token_manager(config, store)
+    zoho_meeting_proxy::app::tokens(config)
         .await
         .unwrap()
+        .manager
 }
 
 /// The raw access token the manager holds.

@@ -166,7 +166,7 @@ impl<'a> Reloader<'a> {
             Ok(config) => crate::app::effective_config(&config, self.manager.store().as_ref())
                 .await
                 .map_err(|e| match e {
-                    crate::app::WiringError::Config(e) => e,
+                    crate::app::Error::Config(e) => e,
                     other => ConfigError::Invalid {
                         key: "token.store".into(),
                         origin: "the reloaded configuration".into(),

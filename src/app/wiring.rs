@@ -2,42 +2,25 @@
 //! client, the refresh token to use (from the configuration or the store) and the token
 //! manager built from them.
 //!
-//! These live below `cli` so that the library's other users (tests, benches, the sandbox)
-//! build a proxy the way the binary does. Their failures are [`WiringError`]s, which the
-//! command line turns into exit codes (78 for [`WiringError::Config`]).
+//! [`start`](super::start) puts them together; the commands that need only a part (`check`,
+//! `login`, `revoke`) use these pieces themselves.
 
 use std::sync::Arc;
 
+use super::Error;
 use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
 use crate::token::TokenCache;
-use crate::token::client::{OAuthClient, TokenError};
+use crate::token::client::OAuthClient;
 use crate::token::manager::{Credentials, DataCentreCheck, Settings, TokenManager};
 use crate::token::store::redis::RedisStore;
-use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
-
-/// Why the pieces of a proxy could not be put together.
-#[derive(Debug, thiserror::Error)]
-pub enum WiringError {
-    /// Bad or missing configuration (the command line exits 78).
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The token store cannot be used.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The OAuth client cannot be set up.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    /// Anything else, said in words.
-    #[error("{0}")]
-    Failed(String),
-}
+use crate::token::store::{self, FileStore, MemoryStore, StoredState, TokenStore};
 
 /// Opens the configured token store. The redis store connects on first use.
 ///
 /// # Errors
 /// [`ConfigError`] when the default path cannot be determined, or `token.redis_url` cannot
 /// be used (the message never quotes it).
-pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, WiringError> {
+pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, Error> {
     Ok(match &config.token.store {
         StoreConfig::File(Some(path)) => Arc::new(FileStore::new(path.clone())),
         StoreConfig::File(None) => match store::default_path() {
@@ -71,7 +54,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, WiringError> {
 /// # Errors
 /// [`ConfigError`] when the client id or secret is missing; [`TokenError::Setup`] for a bad
 /// CA file.
-pub fn oauth_client(config: &Config) -> Result<OAuthClient, WiringError> {
+pub fn oauth_client(config: &Config) -> Result<OAuthClient, Error> {
     let (client_id, secret) = config.require_client()?;
     Ok(OAuthClient::new(
         client_id,
@@ -86,7 +69,7 @@ pub fn oauth_client(config: &Config) -> Result<OAuthClient, WiringError> {
 /// # Errors
 /// [`ConfigError`] naming `oauth.refresh_token` when there is none, or when the stored one
 /// belongs to another client.
-pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, WiringError> {
+pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, Error> {
     let client_id = &config.oauth.client_id;
     if let Some(token) = &config.oauth.refresh_token {
         return Ok(Credentials::new(
@@ -120,7 +103,7 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
         .into());
     }
     let accounts = url::Url::parse(&stored.accounts_server).map_err(|_| {
-        WiringError::Failed(format!(
+        Error::Failed(format!(
             "the token store names a bad accounts server {:?}",
             stored.accounts_server
         ))
@@ -136,10 +119,10 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
 ///
 /// # Errors
 /// As [`oauth_client`], [`credentials`], and a store that cannot be read.
-pub async fn token_manager(
+pub(super) async fn token_manager(
     config: &Config,
     store: Arc<dyn TokenStore>,
-) -> Result<Arc<TokenManager>, WiringError> {
+) -> Result<Arc<TokenManager>, Error> {
     let client = oauth_client(config)?;
     let state = match store.load().await {
         Ok(state) => state,
@@ -199,11 +182,8 @@ pub fn describe_accounts(url: &url::Url) -> String {
 /// choice. Loads the store only when the refresh token can come from it.
 ///
 /// # Errors
-/// As [`apply_stored_login`], and [`WiringError::Store`] when the store cannot be read.
-pub async fn effective_config(
-    config: &Config,
-    store: &dyn TokenStore,
-) -> Result<Config, WiringError> {
+/// As [`apply_stored_login`], and [`Error::Store`] when the store cannot be read.
+pub async fn effective_config(config: &Config, store: &dyn TokenStore) -> Result<Config, Error> {
     if config.oauth.refresh_token.is_some()
         || matches!(config.token.store, StoreConfig::Redis { .. })
     {
@@ -217,14 +197,14 @@ pub async fn effective_config(
 /// messages.
 ///
 /// # Errors
-/// [`WiringError::Config`] for key `oauth.data_center` when it was set explicitly to
+/// [`Error::Config`] for key `oauth.data_center` when it was set explicitly to
 /// another data centre than the stored one (the message names both and the fix);
-/// [`WiringError::Failed`] when the store names a data centre that does not exist.
+/// [`Error::Failed`] when the store names a data centre that does not exist.
 pub fn apply_stored_login(
     config: &Config,
     state: &StoredState,
     store: &str,
-) -> Result<Config, WiringError> {
+) -> Result<Config, Error> {
     let mut effective = config.clone();
     if config.oauth.refresh_token.is_some() {
         return Ok(effective);
@@ -240,7 +220,7 @@ pub fn apply_stored_login(
         return Ok(effective);
     };
     let stored_dc: DataCenter = name.parse().map_err(|_: String| {
-        WiringError::Failed(format!(
+        Error::Failed(format!(
             "the token store {store} names an unknown data centre {:?}: run `zoho-meeting-proxy login` again",
             name.chars().take(16).collect::<String>()
         ))
@@ -265,7 +245,7 @@ pub fn apply_stored_login(
     effective.oauth.data_center_source = Some(format!("recorded by `login` in {store}"));
     if !config.upstream.url_explicit {
         effective.upstream.url = url::Url::parse(stored_dc.meeting_url())
-            .map_err(|e| WiringError::Failed(format!("data centre {stored_dc}: {e}")))?;
+            .map_err(|e| Error::Failed(format!("data centre {stored_dc}: {e}")))?;
     }
     let accounts_was_default =
         DataCenter::from_accounts_url(origin(&config.oauth.accounts_url)) == Some(configured);
@@ -327,7 +307,7 @@ mod tests {
         let c = config(&[("oauth.data_center", "us")]);
         assert!(c.oauth.data_center_source.is_some());
         let err = apply_stored_login(&c, &state(Some("eu"), "1000.ABC"), "t.json").unwrap_err();
-        let WiringError::Config(ConfigError::Invalid { key, message, .. }) = &err else {
+        let Error::Config(ConfigError::Invalid { key, message, .. }) = &err else {
             panic!("{err:?}");
         };
         assert_eq!(key, "oauth.data_center");
@@ -365,6 +345,6 @@ mod tests {
         // A store naming no real data centre says so.
         let c = config(&[]);
         let err = apply_stored_login(&c, &state(Some("mars"), "1000.ABC"), "t.json").unwrap_err();
-        assert!(matches!(err, WiringError::Failed(_)), "{err:?}");
+        assert!(matches!(err, Error::Failed(_)), "{err:?}");
     }
 }

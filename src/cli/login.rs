@@ -33,10 +33,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::{LoginArgs, RunError, retire_old_login, save_login};
+use super::{Error, LoginArgs};
 use crate::app::{describe_accounts, oauth_client, open_store};
 use crate::config::{Config, DataCenter, origin};
 use crate::secret::Secret;
+use crate::token::login::{self, Login, Retired, Revocation};
 
 /// A redirect that reached the listener, with the way to answer the browser.
 struct Callback {
@@ -74,16 +75,16 @@ enum Outcome {
 }
 
 /// Runs `login`.
-pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError> {
+pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), Error> {
     let client = oauth_client(config)?;
     if matches!(config.token.store, crate::config::StoreConfig::Redis { .. }) {
-        return Err(RunError::Failed(
+        return Err(Error::Failed(
             "token.store = \"redis\" never keeps refresh tokens: log in with token.store = \"file\", then give every replica the refresh token with oauth.refresh_token_file".into(),
         ));
     }
     let store = open_store(config)?;
     if !store.is_persistent() {
-        return Err(RunError::Failed(
+        return Err(Error::Failed(
             "token.store = \"memory\" cannot keep a refresh token: use the file store for login"
                 .into(),
         ));
@@ -132,8 +133,37 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
     );
     // Only now that the new token is safe: each login mints a refresh token, and Zoho
     // silently drops the oldest past 20 per client.
-    retire_old_login(&client, previous, &refresh_token, args.keep_old).await;
+    let retired = login::retire(&client, previous, &refresh_token, args.keep_old).await;
+    print_retired(retired);
     Ok(())
+}
+
+/// Says what became of the refresh token the new login replaced. A failure is a warning:
+/// the new token is stored either way.
+fn print_retired(retired: Retired) {
+    match retired {
+        Retired::Nothing => {}
+        Retired::BadAccountsServer => eprintln!(
+            "warning: the previous refresh token names a bad accounts server, so it was not revoked: revoke it in Zoho's console (Connected Apps)."
+        ),
+        Retired::Kept(accounts) => eprintln!(
+            "Kept the previous refresh token (--keep-old): it stays valid at {} until revoked there.",
+            describe_accounts(&accounts)
+        ),
+        Retired::Revoked(accounts, Revocation::Revoked) => eprintln!(
+            "Revoked the previous refresh token at {}.",
+            describe_accounts(&accounts)
+        ),
+        Retired::Revoked(accounts, Revocation::Unknown(code)) => eprintln!(
+            "The previous refresh token was already unknown at {} ({code}): nothing to revoke.",
+            describe_accounts(&accounts)
+        ),
+        Retired::Failed(accounts, e) => eprintln!(
+            "warning: could not revoke the previous refresh token at {}: {}. The new one is stored; the old one may still be valid: revoke it in Zoho's console (Connected Apps).",
+            describe_accounts(&accounts),
+            super::report(&e)
+        ),
+    }
 }
 
 /// Exchanges the grant code at `accounts` and stores the refresh token with its first access
@@ -150,7 +180,7 @@ async fn exchange_and_store(
     code: &Secret<String>,
     redirect_uri: Option<&Url>,
     data_center: DataCenter,
-) -> Result<Secret<String>, RunError> {
+) -> Result<Secret<String>, Error> {
     let grant = client
         .exchange_code(accounts, code, redirect_uri.map(Url::as_str))
         .await?;
@@ -159,25 +189,25 @@ async fn exchange_and_store(
         .as_ref()
         .map(|t| Secret::new(t.expose().clone()))
     else {
-        return Err(RunError::Failed(
+        return Err(Error::Failed(
             "Zoho returned no refresh token: the grant must be made with access_type=offline (Self Client codes always are)".into(),
         ));
     };
-    save_login(
-        store,
-        config,
-        accounts,
+    let login = Login {
+        client_id: config.oauth.client_id.clone(),
+        refresh_token: refresh_token.clone(),
+        accounts: accounts.clone(),
         data_center,
-        refresh_token.clone(),
         grant,
-    )
-    .await?;
+        scopes: config.oauth.scopes.clone(),
+    };
+    login::save(store, login).await?;
     Ok(refresh_token)
 }
 
 /// The browser's answer once the exchange and the store are done: "Logged in", or "Login
 /// failed" with the reason (errors never carry a secret).
-fn result_page(stored: &Result<Secret<String>, RunError>) -> Response<Full<Bytes>> {
+fn result_page(stored: &Result<Secret<String>, Error>) -> Response<Full<Bytes>> {
     match stored {
         Ok(_) => page(
             StatusCode::OK,
@@ -186,7 +216,7 @@ fn result_page(stored: &Result<Secret<String>, RunError>) -> Response<Full<Bytes
         ),
         Err(error) => {
             let status = match error {
-                RunError::Token(_) => StatusCode::BAD_GATEWAY,
+                Error::Token(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             page(
@@ -223,17 +253,15 @@ async fn browser_flow(
     config: &Config,
     no_browser: bool,
     timeout: Duration,
-) -> Result<Redirect, RunError> {
+) -> Result<Redirect, Error> {
     let mut redirect = config.oauth.redirect_uri.clone();
     let addr = redirect_addr(&redirect)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Io {
-            what: format!("cannot listen on {addr} for the login redirect (oauth.redirect_uri)"),
-            source,
-        })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+        what: format!("cannot listen on {addr} for the login redirect (oauth.redirect_uri)"),
+        source,
+    })?;
     if redirect.port() == Some(0) {
-        let bound = listener.local_addr().map_err(|source| RunError::Io {
+        let bound = listener.local_addr().map_err(|source| Error::Io {
             what: "cannot read the login listener's port".into(),
             source,
         })?;
@@ -282,20 +310,20 @@ async fn browser_flow(
     match result {
         Err(_) => {
             server.abort();
-            Err(RunError::Failed(format!(
+            Err(Error::Failed(format!(
                 "no redirect arrived within {}; run login again",
                 humantime::format_duration(timeout)
             )))
         }
         Ok(None) => {
             server.abort();
-            Err(RunError::Failed("the redirect listener stopped".into()))
+            Err(Error::Failed("the redirect listener stopped".into()))
         }
         Ok(Some((Outcome::Refused(why), reply))) => {
             Browser { reply, server }
                 .answer(page(StatusCode::BAD_REQUEST, "Login failed", &why))
                 .await;
-            Err(RunError::Failed(why))
+            Err(Error::Failed(why))
         }
         Ok(Some((
             Outcome::Code {
@@ -382,7 +410,7 @@ fn authorization_url(config: &Config, redirect: &Url, state: &str) -> Url {
     url
 }
 
-fn redirect_addr(redirect: &Url) -> Result<SocketAddr, RunError> {
+fn redirect_addr(redirect: &Url) -> Result<SocketAddr, Error> {
     let port = redirect.port().unwrap_or(80);
     let ip = match redirect.host() {
         Some(url::Host::Ipv4(ip)) => ip.into(),

@@ -17,15 +17,13 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use super::RunError;
-use super::serve::{Signals, until_signal};
-use crate::app::{self, token_manager};
+use super::Error;
+use crate::app::{self, Signals};
 use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
 use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
 use crate::sandbox::meeting::{MeetingEmulator, MeetingOptions};
 use crate::secret::Secret;
 use crate::token::policy::refresh_at;
-use crate::token::store::{MemoryStore, TokenStore};
 
 /// Every scope the emulator knows, granted to the sandbox's refresh token.
 const SCOPES: [&str; 12] = [
@@ -110,7 +108,7 @@ const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 
 /// Runs `sandbox`.
-pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunError> {
+pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error> {
     // Before the banner: Ctrl-C (or a test's SIGINT) as soon as it appears is a clean stop.
     let signals = Signals::install()?;
     let max_mints = mint_budget(args.token_lifetime, config.token.refresh_margin);
@@ -125,7 +123,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     );
     let accounts = AccountsEmulator::start(args.accounts_listen, accounts_options)
         .await
-        .map_err(|source| RunError::Io {
+        .map_err(|source| Error::Io {
             what: format!(
                 "cannot start the accounts emulator on {}",
                 args.accounts_listen
@@ -140,7 +138,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     let zsoid = meeting_options.zsoid;
     let meeting = MeetingEmulator::start(args.meeting_listen, meeting_options, accounts.control())
         .await
-        .map_err(|source| RunError::Io {
+        .map_err(|source| Error::Io {
             what: format!(
                 "cannot start the Meeting emulator on {}",
                 args.meeting_listen
@@ -186,12 +184,12 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
             },
             &state.join("token.json"),
         ));
-        let stopped = until_signal(signals, None, None).await;
+        signals.stopped().await;
         // Its tokens die with the emulator.
         if let Err(error) = std::fs::remove_dir_all(&state) {
             tracing::warn!(path = %state.display(), error = %error, "cannot remove the sandbox's token directory");
         }
-        return stopped;
+        return Ok(());
     }
 
     let mut config = config.clone();
@@ -210,9 +208,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
     if let Some(admin) = args.admin_listen {
         config.server.admin_listen = Some(admin);
     }
-    let store: std::sync::Arc<dyn TokenStore> = std::sync::Arc::new(MemoryStore::new());
-    let manager = token_manager(&config, store).await?;
-    let running = app::start(&config, manager.clone()).await?;
+    let running = app::start(&config).await?;
     let proxy = match (&config.server.listen, running.proxy_addr()) {
         (_, Some(addr)) => format!("http://{addr}"),
         (Listen::Unix(path), None) => format!("unix:{}", path.display()),
@@ -226,11 +222,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), RunErr
         zsoid,
         args.token_lifetime,
     ));
-    until_signal(signals, Some(&manager), None).await?;
-    running.begin_shutdown();
-    if running.finish().await {
-        tracing::info!("shutdown complete");
-    }
+    running.serve_until_stopped(signals, None).await;
     Ok(())
 }
 
@@ -293,14 +285,14 @@ enum RefreshTokenLine<'a> {
 }
 
 /// Reads `--refresh-token-file`: the token, trimmed, not empty.
-fn read_refresh_token(path: &Path) -> Result<String, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunError::Io {
+fn read_refresh_token(path: &Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         what: format!("cannot read --refresh-token-file {}", path.display()),
         source,
     })?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(RunError::Failed(format!(
+        return Err(Error::Failed(format!(
             "--refresh-token-file {} is empty",
             path.display()
         )));
@@ -378,7 +370,7 @@ fn mint_budget(lifetime: Duration, refresh_margin: Duration) -> u32 {
 /// Creates a fresh directory in `parent` that only this user may enter (mode 0700), for
 /// `--emulator-only`'s token store: the file store refuses a world-writable directory such
 /// as `/tmp` itself, where another user could swap the file.
-fn private_dir(parent: &Path) -> Result<PathBuf, RunError> {
+fn private_dir(parent: &Path) -> Result<PathBuf, Error> {
     use std::os::unix::fs::DirBuilderExt as _;
     let mut attempt = 0;
     loop {
@@ -394,7 +386,7 @@ fn private_dir(parent: &Path) -> Result<PathBuf, RunError> {
                 attempt += 1;
             }
             Err(source) => {
-                return Err(RunError::Io {
+                return Err(Error::Io {
                     what: format!(
                         "cannot create a private directory in {} for the token store (set TMPDIR to another directory)",
                         parent.display()
@@ -406,8 +398,8 @@ fn private_dir(parent: &Path) -> Result<PathBuf, RunError> {
     }
 }
 
-fn parse_url(text: &str) -> Result<url::Url, RunError> {
-    url::Url::parse(text).map_err(|e| RunError::Failed(format!("emulator URL {text:?}: {e}")))
+fn parse_url(text: &str) -> Result<url::Url, Error> {
+    url::Url::parse(text).map_err(|e| Error::Failed(format!("emulator URL {text:?}: {e}")))
 }
 
 fn parse_outage(text: &str) -> Result<Outage, String> {

@@ -1,5 +1,5 @@
-//! The world one sequence runs in: both emulators, the proxy as `serve` wires it
-//! (`app::effective_config`, `app::token_manager`, `app::start`) with a memory token store,
+//! The world one sequence runs in: both emulators, the proxy started as `serve` starts it
+//! (`app::start_with_store`) with a memory token store,
 //! its configuration file and its [`Reloader`] (what SIGHUP runs), and a client; and how
 //! each [`Step`] acts on them.
 
@@ -172,17 +172,11 @@ impl World {
         );
         let config = Config::load(Some(&config_path)).expect("the configuration loads");
         let dyn_store: Arc<dyn TokenStore> = store.clone();
-        let config = app::effective_config(&config, dyn_store.as_ref())
-            .await
-            .expect("the effective configuration");
-        let manager = app::token_manager(&config, dyn_store)
-            .await
-            .expect("a token manager");
-        let running = app::start(&config, manager)
+        let running = app::start_with_store(&config, dyn_store)
             .await
             .expect("the proxy starts");
         let reloader = Reloader::new(
-            &config,
+            running.config(),
             Some(config_path.clone()),
             running.proxy().clone(),
             running.manager().clone(),

@@ -1,118 +1,12 @@
-//! `serve`, and the two commands that talk to a running proxy: `wait` and `status`.
+//! The two commands that talk to a running proxy's admin listener: `wait` and `status`.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
-
-use super::RunError;
-use crate::app::reload::{self, Cause, Reloader};
-use crate::app::{self, open_store, token_manager};
+use super::Error;
 use crate::config::{Config, ConfigError};
-use crate::telemetry::Logging;
-use crate::token::manager::TokenManager;
-
-/// Runs the proxy until SIGTERM or SIGINT, then drains. SIGHUP (and a change to a `*_file`
-/// secret) reloads the configuration from `path` and the environment: see
-/// [`reload`](crate::app::reload).
-pub(super) async fn run(
-    config: &Config,
-    path: Option<PathBuf>,
-    logging: Option<&Logging>,
-) -> Result<(), RunError> {
-    // Before anything says it listens: a SIGTERM sent as soon as the log line appears is
-    // then a clean shutdown, not the default action (death).
-    let signals = Signals::install()?;
-    let store = open_store(config)?;
-    let manager = token_manager(config, store).await?;
-    let running = app::start(config, manager.clone()).await?;
-    let mut reloader = Reloader::new(
-        config,
-        path,
-        running.proxy().clone(),
-        manager.clone(),
-        logging,
-    );
-    until_signal(signals, Some(&manager), Some(&mut reloader)).await?;
-    running.begin_shutdown();
-    let grace = config.server.shutdown_grace;
-    if running.finish().await {
-        tracing::info!("shutdown complete");
-    } else {
-        tracing::warn!(
-            grace_s = grace.as_secs(),
-            "shutdown grace elapsed with requests still in flight"
-        );
-    }
-    Ok(())
-}
-
-/// SIGTERM, SIGINT and SIGHUP, handled from the moment they are installed (until then a
-/// SIGTERM or SIGINT ends the process at once): install them before saying "listening".
-pub(super) struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-}
-
-impl Signals {
-    /// Installs the handlers.
-    pub(super) fn install() -> Result<Self, RunError> {
-        let signal_error = |source| RunError::Io {
-            what: "cannot install signal handlers".into(),
-            source,
-        };
-        Ok(Self {
-            term: signal(SignalKind::terminate()).map_err(signal_error)?,
-            int: signal(SignalKind::interrupt()).map_err(signal_error)?,
-            hup: signal(SignalKind::hangup()).map_err(signal_error)?,
-        })
-    }
-}
-
-/// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP reloads the configuration through
-/// `reloader` (which also retries a failed token refresh at once), or, without one, makes
-/// `manager` retry a failed token refresh at once; and the `*_file` secrets are watched for
-/// changes, which reload as SIGHUP does.
-pub(super) async fn until_signal(
-    signals: Signals,
-    manager: Option<&Arc<TokenManager>>,
-    mut reloader: Option<&mut Reloader<'_>>,
-) -> Result<(), RunError> {
-    let Signals {
-        mut term,
-        mut int,
-        mut hup,
-    } = signals;
-    let mut watch = tokio::time::interval(reload::WATCH_INTERVAL);
-    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); return Ok(()); }
-            _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); return Ok(()); }
-            _ = hup.recv() => {
-                if let Some(reloader) = reloader.as_deref_mut() {
-                    tracing::info!(signal = "SIGHUP", "reloading the configuration");
-                    reloader.reload(Cause::Signal).await;
-                } else if let Some(manager) = manager {
-                    tracing::info!(signal = "SIGHUP", "retrying the token refresh now");
-                    manager.retry_now();
-                }
-            }
-            _ = watch.tick(), if reloader.is_some() => {
-                if let Some(reloader) = reloader.as_deref_mut()
-                    && reloader.secret_files_changed()
-                {
-                    reloader.reload(Cause::SecretFile).await;
-                }
-            }
-        }
-    }
-}
 
 /// `wait`: polls `/readyz` until 200 or the timeout.
-pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunError> {
+pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), Error> {
     let url = admin_url(config, "/readyz")?;
     let client = local_client()?;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -133,7 +27,7 @@ pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunEr
                 Err(error) => format!("{url}: {}", crate::telemetry::chain(error)),
                 Ok(response) => format!("{url} answers {}", response.status()),
             };
-            return Err(RunError::Failed(format!(
+            return Err(Error::Failed(format!(
                 "not ready after {}: {why}",
                 humantime::format_duration(timeout)
             )));
@@ -143,10 +37,10 @@ pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), RunEr
 }
 
 /// `status`: prints the running proxy's `/status` for a person.
-pub(super) async fn status(config: &Config) -> Result<(), RunError> {
+pub(super) async fn status(config: &Config) -> Result<(), Error> {
     let url = admin_url(config, "/status")?;
     let response = local_client()?.get(&url).send().await.map_err(|e| {
-        RunError::Failed(if is_refused(&e) {
+        Error::Failed(if is_refused(&e) {
             format!(
                 "nothing is listening on {} (is the proxy running, with this configuration's server.admin_listen?)",
                 admin_addr(&url)
@@ -158,7 +52,7 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
     let json: serde_json::Value = response
         .json()
         .await
-        .map_err(|_| RunError::Failed(format!("{url} did not answer JSON")))?;
+        .map_err(|_| Error::Failed(format!("{url} did not answer JSON")))?;
     let field = |name: &str| match &json[name] {
         serde_json::Value::Null => "-".to_owned(),
         serde_json::Value::String(s) => s.clone(),
@@ -196,7 +90,7 @@ pub(super) async fn status(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-fn admin_url(config: &Config, path: &str) -> Result<String, RunError> {
+fn admin_url(config: &Config, path: &str) -> Result<String, Error> {
     match config.server.admin_listen {
         Some(mut addr) => {
             // Listening on every address (a container's `0.0.0.0:9090`): ask over loopback.
@@ -220,7 +114,7 @@ fn admin_url(config: &Config, path: &str) -> Result<String, RunError> {
 /// Whether nothing listens where `error` tried to connect.
 fn is_refused(error: &reqwest::Error) -> bool {
     error.is_connect()
-        && crate::upstream::error_chain(error).any(|e| {
+        && std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source()).any(|e| {
             e.downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
         })
@@ -232,12 +126,12 @@ fn admin_addr(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-fn local_client() -> Result<reqwest::Client, RunError> {
+fn local_client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()
-        .map_err(|e| RunError::Failed(format!("cannot build an HTTP client: {e}")))
+        .map_err(|e| Error::Failed(format!("cannot build an HTTP client: {e}")))
 }
 
 #[cfg(test)]
