@@ -6,7 +6,8 @@
 //! [`token`] (the lock-free token cache, the Zoho OAuth client, the token store and the
 //! background refresher), [`proxy`] (the request path), [`upstream`] (the outbound client),
 //! [`server`] (accept loops, graceful drain), [`admin`] (health, metrics and status),
-//! [`metrics`], [`app`] (wiring), [`cli`] (the commands), [`sandbox`] (the built-in Zoho
+//! [`metrics`], [`app`] (the composition root: start-up, signals, reload, drain, and the
+//! commands' work), [`cli`] (parsing, dispatch and printing), [`sandbox`] (the built-in Zoho
 //! emulator) and [`telemetry`] (logging).
 #![forbid(unsafe_code)]
 
