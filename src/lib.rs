@@ -6,8 +6,9 @@
 //! [`token`] (the lock-free token cache, the Zoho OAuth client, the token store and the
 //! background refresher), [`proxy`] (the request path), [`upstream`] (the outbound client),
 //! [`server`] (accept loops, graceful drain), [`admin`] (health, metrics and status),
-//! [`metrics`], [`app`] (wiring), [`cli`] (the commands), [`sandbox`] (the built-in Zoho
-//! emulator) and [`telemetry`] (logging).
+//! [`metrics`], [`app`] (wiring), [`cli`] (the commands) and [`telemetry`] (logging). The
+//! built-in Zoho emulator that `sandbox` serves is the `zoho-emulator` crate, and Zoho's data
+//! centres (re-exported by [`config`]) the `zoho-data-centers` crate.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -16,7 +17,6 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod proxy;
-pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod telemetry;

@@ -24,3 +24,7 @@
 pub mod accounts;
 mod http;
 pub mod meeting;
+
+/// What the emulators' `Debug` output prints in place of a secret (a client secret, a token,
+/// an `Authorization` header): the marker zoho-meeting-proxy's own secrets print.
+const REDACTED: &str = "[redacted]";
