@@ -36,7 +36,7 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
+use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions};
 
 // The parts of issue 15 (TLS, WAN, HTTP/2 streams): `load.rs` + `load/`, as modules go.
 #[path = "load/scale.rs"]

@@ -10,7 +10,6 @@
 //! variable), and `main` turns it into exit code 78 (`EX_CONFIG`). Secret values never appear
 //! in an error, in `Debug` output, or in [`Config::redacted`].
 
-mod datacenter;
 pub mod keys;
 mod raw;
 
@@ -22,9 +21,10 @@ use figment::providers::{Env, Format, Toml};
 use figment::{Figment, Metadata, Source};
 use url::Url;
 
-pub use self::datacenter::{ALL as DATA_CENTERS, DataCenter};
 use self::raw::RawConfig;
 use crate::secret::Secret;
+
+pub use zoho_data_centers::{ALL as DATA_CENTERS, DataCenter};
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "ZOHO_PROXY_CONFIG";

@@ -7,8 +7,9 @@
 //! background refresher), [`proxy`] (the request path), [`upstream`] (the outbound client),
 //! [`server`] (accept loops, graceful drain), [`admin`] (health, metrics and status),
 //! [`metrics`], [`app`] (the composition root: start-up, signals, reload, drain, and the
-//! commands' work), [`cli`] (parsing, dispatch and printing), [`sandbox`] (the built-in Zoho
-//! emulator) and [`telemetry`] (logging).
+//! commands' work), [`cli`] (parsing, dispatch and printing) and [`telemetry`] (logging).
+//! The built-in Zoho emulator that `sandbox` serves is the `zoho-emulator` crate, and Zoho's
+//! data centres (re-exported by [`config`]) the `zoho-data-centers` crate.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -17,7 +18,6 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod proxy;
-pub mod sandbox;
 pub mod secret;
 pub mod server;
 pub mod telemetry;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use url::Url;
 
-use zoho_meeting_proxy::sandbox::accounts::AccountsOptions;
+use zoho_emulator::accounts::AccountsOptions;
 
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
-use zoho_meeting_proxy::sandbox::meeting::{MeetingControl, MeetingEmulator};
+use zoho_emulator::accounts::{AccountsControl, AccountsEmulator};
+use zoho_emulator::meeting::{MeetingControl, MeetingEmulator};
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::store::{FileStore, StoredAccessToken, StoredState, TokenStore};
 use zoho_meeting_proxy::token::{fingerprint, unix_ms};

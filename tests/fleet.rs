@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use zoho_emulator::accounts::{AccountsControl, AccountsEmulator};
+use zoho_emulator::meeting::MeetingEmulator;
 use zoho_meeting_proxy::app::Running;
-use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
-use zoho_meeting_proxy::sandbox::meeting::MeetingEmulator;
 use zoho_meeting_proxy::token::status::TokenStatus;
 
 use crate::support::{self, CLIENT_SECRET};

@@ -7,7 +7,7 @@ use crate::support::{self, TestProxy, TestUpstream, client, raw};
 async fn setup(
     extra: &[(&str, toml::Value)],
 ) -> (
-    zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
+    zoho_emulator::accounts::AccountsEmulator,
     TestUpstream,
     TestProxy,
 ) {

@@ -105,10 +105,7 @@ async fn proxy_for(
     ca_pem: &str,
     dir: &std::path::Path,
     extra: &[(&str, toml::Value)],
-) -> (
-    zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
-    TestProxy,
-) {
+) -> (zoho_emulator::accounts::AccountsEmulator, TestProxy) {
     let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca_pem).unwrap();

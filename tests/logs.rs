@@ -9,7 +9,7 @@ use crate::support::{self, TestUpstream, client};
 /// A `proxy.toml` for `serve` in front of `upstream`, with `log` as its `[log]` table.
 fn write_config(
     home: &std::path::Path,
-    accounts: &zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
+    accounts: &zoho_emulator::accounts::AccountsEmulator,
     refresh: &str,
     upstream: &str,
     log: &str,

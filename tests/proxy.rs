@@ -9,7 +9,7 @@ use crate::support::{self, TestProxy, TestUpstream, client, pattern_byte, raw};
 async fn setup(
     extra: &[(&str, toml::Value)],
 ) -> (
-    zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
+    zoho_emulator::accounts::AccountsEmulator,
     TestUpstream,
     TestProxy,
 ) {
@@ -443,8 +443,8 @@ async fn admin_endpoints_report_without_secrets() {
 
 // === token rejection, against the Meeting emulator ===
 
-use zoho_meeting_proxy::sandbox::accounts::AccountsEmulator;
-use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+use zoho_emulator::accounts::AccountsEmulator;
+use zoho_emulator::meeting::{MeetingEmulator, MeetingOptions};
 
 async fn with_meeting(
     extra: &[(&str, toml::Value)],

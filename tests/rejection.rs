@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use zoho_meeting_proxy::sandbox::accounts::AccountsEmulator;
+use zoho_emulator::accounts::AccountsEmulator;
 
 use crate::support::{self, TestProxy, client};
 
@@ -306,7 +306,7 @@ async fn a_gzip_bomb_or_garbage_is_passed_through_without_a_refresh() {
 /// The Meeting emulator, the accounts emulator it trusts, and a ready proxy in front of it.
 async fn setup_emulated() -> (
     AccountsEmulator,
-    zoho_meeting_proxy::sandbox::meeting::MeetingEmulator,
+    zoho_emulator::meeting::MeetingEmulator,
     TestProxy,
 ) {
     let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;

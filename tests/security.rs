@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use crate::support::{self, TestProxy, TestUpstream, client};
 
 async fn setup() -> (
-    zoho_meeting_proxy::sandbox::accounts::AccountsEmulator,
+    zoho_emulator::accounts::AccountsEmulator,
     TestUpstream,
     TestProxy,
 ) {
@@ -504,8 +504,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
-use zoho_meeting_proxy::sandbox::meeting::{MeetingEmulator, MeetingOptions};
+use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions};
+use zoho_emulator::meeting::{MeetingEmulator, MeetingOptions};
 
 use crate::support::{CLIENT_ID, CLIENT_SECRET, bin};
 

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
+use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions};
 use zoho_meeting_proxy::config::Config;
-use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions};
 
 /// The client the emulators register.
 pub const CLIENT_ID: &str = "1000.TESTCLIENT";
@@ -44,10 +44,10 @@ pub async fn emulator(opts: AccountsOptions) -> AccountsEmulator {
 /// `accounts` mints.
 pub async fn meeting_emulator(
     accounts: &AccountsEmulator,
-) -> zoho_meeting_proxy::sandbox::meeting::MeetingEmulator {
-    zoho_meeting_proxy::sandbox::meeting::MeetingEmulator::start(
+) -> zoho_emulator::meeting::MeetingEmulator {
+    zoho_emulator::meeting::MeetingEmulator::start(
         loopback(),
-        zoho_meeting_proxy::sandbox::meeting::MeetingOptions::default(),
+        zoho_emulator::meeting::MeetingOptions::default(),
         accounts.control(),
     )
     .await
@@ -162,7 +162,7 @@ pub fn text(output: &Output) -> (String, String) {
     )
 }
 
-// === a generic upstream for transport tests (not a fake Zoho: that is src/sandbox) ===
+// === a generic upstream for transport tests (not a fake Zoho: that is crates/zoho-emulator) ===
 
 use std::convert::Infallible;
 use std::sync::Mutex;

@@ -43,10 +43,8 @@ mod metrics;
 mod logs;
 // The end-to-end scenario (tests/support/scenario.rs) against `sandbox --emulator-only`.
 mod scenario;
-// The meeting, webinar and participant-report answers against Zoho's documented examples.
-mod emulator_meetings;
-// The users, recordings and SDK-session answers against Zoho's examples, and through the proxy.
-mod emulator_endpoints;
+// The Meeting emulator's users and recordings endpoints through the proxy, with its token.
+mod proxied_endpoints;
 // sandbox's fault flags through the binary: an outage that ends, owned-up rejections, a file store.
 mod sandbox_flags;
 // Sequences through a day: seeded random steps against the token wing, the promise after each.

@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
+use zoho_emulator::accounts::{AccountsControl, AccountsEmulator, Failure};
 use zoho_meeting_proxy::config::{AuthScheme, Config};
-use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator, Failure};
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::TokenCache;
 use zoho_meeting_proxy::token::Unavailable;
@@ -637,7 +637,7 @@ async fn expired_tokens_are_never_handed_out() {
 #[tokio::test]
 async fn both_expiry_shapes_give_the_same_lifetime() {
     for seconds_only in [false, true] {
-        let emu = support::emulator(zoho_meeting_proxy::sandbox::accounts::AccountsOptions {
+        let emu = support::emulator(zoho_emulator::accounts::AccountsOptions {
             expires_in_seconds_only: seconds_only,
             ..support::options(HOUR)
         })

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::time::Instant;
+use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
+use zoho_emulator::meeting::{MeetingEmulator, MeetingOptions};
 
 use super::Error;
 use crate::app::{self, Signals};
 use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
-use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
-use crate::sandbox::meeting::{MeetingEmulator, MeetingOptions};
 use crate::secret::Secret;
 use crate::token::policy::refresh_at;
 

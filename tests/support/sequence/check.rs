@@ -43,8 +43,8 @@ use std::fmt;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use zoho_meeting_proxy::sandbox::accounts::MintRecord;
-use zoho_meeting_proxy::sandbox::meeting::TokenCheck;
+use zoho_emulator::accounts::MintRecord;
+use zoho_emulator::meeting::TokenCheck;
 use zoho_meeting_proxy::token::policy::TERMINAL_RETRY;
 use zoho_meeting_proxy::token::unix_ms_of;
 

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use zoho_meeting_proxy::sandbox::accounts::MintRecord;
-use zoho_meeting_proxy::sandbox::meeting::TokenCheck;
+use zoho_emulator::accounts::MintRecord;
+use zoho_emulator::meeting::TokenCheck;
 
 use super::check::{Checker, Kind, Observed, Violation};
 use super::clock;

@@ -9,15 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+use zoho_emulator::accounts::{
+    AccountsControl, AccountsEmulator, AccountsOptions, Failure, MintRecord,
+};
+use zoho_emulator::meeting::{MeetingControl, MeetingEmulator, MeetingOptions, TokenCheck};
 use zoho_meeting_proxy::app::reload::{Cause, Reloader};
 use zoho_meeting_proxy::app::{self, Running};
 use zoho_meeting_proxy::config::Config;
-use zoho_meeting_proxy::sandbox::accounts::{
-    AccountsControl, AccountsEmulator, AccountsOptions, Failure, MintRecord,
-};
-use zoho_meeting_proxy::sandbox::meeting::{
-    MeetingControl, MeetingEmulator, MeetingOptions, TokenCheck,
-};
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::store::{MemoryStore, StoredRefreshToken, StoredState, TokenStore};
 use zoho_meeting_proxy::token::{EXPIRY_SKEW, unix_ms, unix_ms_of};

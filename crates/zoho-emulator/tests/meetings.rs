@@ -8,8 +8,8 @@
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use zoho_meeting_proxy::sandbox::accounts::{AccountsEmulator, AccountsOptions, TOKEN_PATH};
-use zoho_meeting_proxy::sandbox::meeting::MeetingEmulator;
+use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions, TOKEN_PATH};
+use zoho_emulator::meeting::MeetingEmulator;
 
 use crate::support::{self, client};
 

@@ -21,7 +21,7 @@ use super::time::{
     clock_time, local_date, now_ms, offset_ms, parse_start_time, utc, zoho_time, zone,
 };
 use super::{DEFAULT_TIMEZONE, MAX_PAGE_SIZE, MAX_SESSIONS, Shared};
-use crate::sandbox::http::{Body, content_type, is_form, json, query_params};
+use crate::http::{Body, content_type, is_form, json, query_params};
 
 /// Longest accepted `topic`, in characters.
 const MAX_TOPIC_CHARS: usize = 200;
@@ -773,7 +773,7 @@ fn hex_token(rng: &mut impl Rng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+    use crate::meeting::testing::*;
 
     #[tokio::test]
     async fn meeting_crud_answers_201_200_200_204_then_invalid_key() {

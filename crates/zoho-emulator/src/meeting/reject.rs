@@ -3,7 +3,7 @@
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
-use crate::sandbox::http::{Body, json, with_allow};
+use crate::http::{Body, json, with_allow};
 
 /// A body or query the emulator refuses with
 /// `400 {"error":{"errorCode":4001,"key":key,"message":message}}`.

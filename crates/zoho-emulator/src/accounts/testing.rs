@@ -11,8 +11,8 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::Value;
 
 use super::{AUTH_PATH, AccountsEmulator, AccountsOptions, TOKEN_PATH};
-use crate::sandbox::http::JSON_CONTENT_TYPE;
-use crate::sandbox::http::testing::localhost;
+use crate::http::JSON_CONTENT_TYPE;
+use crate::http::testing::localhost;
 
 /// A scope the tests grant.
 pub(super) const SCOPE: &str = "ZohoMeeting.meeting.READ";

@@ -89,9 +89,9 @@ use rand::Rng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
+use zoho_data_centers::DataCenter;
 
-use super::http::{self, Body, BodyError, Handler, Listener, Server, with_allow};
-use crate::config::DataCenter;
+use crate::http::{self, Body, BodyError, Handler, Listener, Server, with_allow};
 
 pub use self::control::AccountsControl;
 
@@ -286,7 +286,7 @@ impl fmt::Debug for AccountsOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccountsOptions")
             .field("client_id", &self.client_id)
-            .field("client_secret", &crate::secret::REDACTED)
+            .field("client_secret", &crate::REDACTED)
             .field("token_lifetime", &self.token_lifetime)
             .field("expires_in_seconds_only", &self.expires_in_seconds_only)
             .field("max_mints_per_10m", &self.max_mints_per_10m)
@@ -302,10 +302,10 @@ impl fmt::Debug for AccountsOptions {
 impl fmt::Debug for MintRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MintRecord")
-            .field("access_token", &crate::secret::REDACTED)
+            .field("access_token", &crate::REDACTED)
             .field(
                 "refresh_token",
-                &self.refresh_token.as_ref().map(|_| crate::secret::REDACTED),
+                &self.refresh_token.as_ref().map(|_| crate::REDACTED),
             )
             .field("minted_at", &self.minted_at)
             .field("expires_at", &self.expires_at)
@@ -552,7 +552,7 @@ mod tests {
     use serde_json::Value;
     use tokio::net::TcpStream;
 
-    use crate::sandbox::http::testing::{assert_stops_serving, raw_exchange, test_tls};
+    use crate::http::testing::{assert_stops_serving, raw_exchange, test_tls};
 
     #[tokio::test]
     async fn tls_serves_https_localhost() {
@@ -783,6 +783,6 @@ mod tests {
         };
         let debug = format!("{opts:?}");
         assert!(!debug.contains("very-secret-value"));
-        assert!(debug.contains(crate::secret::REDACTED));
+        assert!(debug.contains(crate::REDACTED));
     }
 }

@@ -27,7 +27,7 @@ use super::Shared;
 use super::reject::{INVALID_CONFERENCE_TYPE, Invalid, Reject};
 use super::sessions::{Kind, Session, parse_payload, session_fields, sha256_hex};
 use super::time::{now_ms, offset_ms, start_date, zoho_time};
-use crate::sandbox::http::{Body, content_type, json};
+use crate::http::{Body, content_type, json};
 
 /// Where the SDK pages' `startLink` points.
 const START_ORIGIN: &str = "https://meeting.zoho.com";
@@ -161,7 +161,7 @@ fn department_id(zsoid: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+    use crate::meeting::testing::*;
 
     fn sdk_path(rest: &str) -> String {
         format!("/meeting/api/v2/700000001/sdk/{rest}")

@@ -261,7 +261,7 @@ pub(super) fn has_scope(scopes: &[String], resource: &str, op: Op) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+    use crate::meeting::testing::*;
 
     #[test]
     fn parses_routes_and_scopes() {

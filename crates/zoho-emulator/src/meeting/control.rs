@@ -12,7 +12,7 @@ use rand::Rng;
 use super::reject::Reject;
 use super::route::{access_token, api_path};
 use super::{MeetingControl, MeetingRequest, REQUEST_LOG_CAPACITY, Shared, TokenCheck};
-use crate::sandbox::http::Body;
+use crate::http::Body;
 
 // === impl MeetingControl ===
 
@@ -108,10 +108,7 @@ impl fmt::Debug for MeetingControl {
 impl fmt::Debug for TokenCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCheck")
-            .field(
-                "token",
-                &self.token.as_ref().map(|_| crate::secret::REDACTED),
-            )
+            .field("token", &self.token.as_ref().map(|_| crate::REDACTED))
             .field("request_id", &self.request_id)
             .field("accepted", &self.accepted)
             .field("at", &self.at)
@@ -128,7 +125,7 @@ impl fmt::Debug for MeetingRequest {
             .iter()
             .map(|(name, value)| {
                 let value = if is_secret_header(name) {
-                    crate::secret::REDACTED
+                    crate::REDACTED
                 } else {
                     value.as_str()
                 };
@@ -141,7 +138,7 @@ impl fmt::Debug for MeetingRequest {
             .field("query", &self.query)
             .field(
                 "authorization",
-                &self.authorization.as_ref().map(|_| crate::secret::REDACTED),
+                &self.authorization.as_ref().map(|_| crate::REDACTED),
             )
             .field("body_len", &self.body_len)
             .field("headers", &headers)
@@ -234,7 +231,7 @@ pub(super) fn is_secret_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+    use crate::meeting::testing::*;
 
     #[tokio::test]
     async fn forced_rejection_rejects_that_many_requests_or_all_while_on() {

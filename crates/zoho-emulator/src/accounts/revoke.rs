@@ -9,7 +9,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::token::read_params;
 use super::{REQUEST_LOG_CAPACITY, Shared, body_error_response, html_page, json};
-use crate::sandbox::http::Body;
+use crate::http::Body;
 
 /// `POST /oauth/v2/token/revoke`.
 pub(super) async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
@@ -55,7 +55,7 @@ mod tests {
     use reqwest::header::CONTENT_TYPE;
     use serde_json::Value;
 
-    use crate::sandbox::http::JSON_CONTENT_TYPE;
+    use crate::http::JSON_CONTENT_TYPE;
 
     #[tokio::test]
     async fn revoking_a_refresh_token_kills_its_access_tokens() {

@@ -13,9 +13,9 @@ pub(super) use serde_json::{Value, json};
 pub(super) use tokio::time::Instant;
 
 pub(super) use super::{API_PREFIX, MeetingEmulator, MeetingOptions};
-pub(super) use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, TOKEN_PATH};
-use crate::sandbox::http::JSON_CONTENT_TYPE;
-pub(super) use crate::sandbox::http::testing::localhost;
+pub(super) use crate::accounts::{AccountsEmulator, AccountsOptions, TOKEN_PATH};
+use crate::http::JSON_CONTENT_TYPE;
+pub(super) use crate::http::testing::localhost;
 
 /// Every scope the emulator checks.
 pub(super) const ALL_SCOPES: &[&str] = &[

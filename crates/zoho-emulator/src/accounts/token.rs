@@ -19,7 +19,7 @@ use super::{
     Failure, MAX_BODY_BYTES, MINT_WINDOW, RefreshToken, Shared, State, TokenRequestRecord,
     body_error_response, html_page, json, new_token,
 };
-use crate::sandbox::http::{Body, BodyError, content_type, is_form, read_body};
+use crate::http::{Body, BodyError, content_type, is_form, read_body};
 
 /// Zoho's (English) text for a throttled token request.
 const THROTTLE_DESCRIPTION: &str =
@@ -507,7 +507,7 @@ mod tests {
 
     #[tokio::test]
     async fn api_domain_and_location_follow_the_data_centre() {
-        use crate::config::DataCenter;
+        use zoho_data_centers::DataCenter;
         // zoho-facts.md §3; Canada's API domain is zohoapis.ca, not zohocloud.
         let expected = [
             (DataCenter::Us, "us", "https://www.zohoapis.com"),
@@ -520,7 +520,7 @@ mod tests {
             (DataCenter::Uk, "uk", "https://www.zohoapis.uk"),
             (DataCenter::Cn, "cn", "https://www.zohoapis.com.cn"),
         ];
-        assert_eq!(expected.len(), crate::config::DATA_CENTERS.len());
+        assert_eq!(expected.len(), zoho_data_centers::ALL.len());
         for (dc, name, api_domain) in expected {
             let emu = start(AccountsOptions {
                 location: dc,

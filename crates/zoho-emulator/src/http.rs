@@ -1,4 +1,4 @@
-//! The HTTP plumbing every sandbox emulator shares.
+//! The HTTP plumbing every emulator shares.
 //!
 //! Each emulator answers requests its own way, but binds, accepts, handshakes and frames
 //! them the same way. Those parts live here, once, so the emulators hold only Zoho's

@@ -4,7 +4,7 @@
 //! (plain, or TLS when [`MeetingOptions::tls`] is set), the Meeting endpoints the proxy's
 //! users call: the current user and the organisation's users, meetings (Zoho calls them
 //! sessions), webinars, the participant report, recordings and SDK sessions. Access tokens are checked against an
-//! [accounts emulator](super::accounts) through
+//! [accounts emulator](crate::accounts) through
 //! [`AccountsControl::validate_access_token`], so a token minted there works here until it
 //! expires or is revoked. [`MeetingControl`] drives and inspects the emulator from the same
 //! process: forced token rejection, latency and failure injection, a log of every
@@ -191,8 +191,8 @@ use self::control::sanitize_rate;
 use self::reject::Reject;
 use self::route::{Route, access_token, api_path, has_scope};
 use self::sessions::Session;
-use super::accounts::AccountsControl;
-use super::http::{Body, BodyError, Handler, Listener, Server, read_body};
+use crate::accounts::AccountsControl;
+use crate::http::{Body, BodyError, Handler, Listener, Server, read_body};
 
 /// The main API prefix (sessions, users, participants).
 pub const API_PREFIX: &str = "/api/v2";
@@ -604,8 +604,8 @@ mod tests {
     use hyper_util::rt::TokioExecutor;
     use tokio::net::TcpStream;
 
-    use crate::sandbox::http::testing::{assert_stops_serving, raw_exchange, test_tls};
-    use crate::sandbox::meeting::testing::*;
+    use crate::http::testing::{assert_stops_serving, raw_exchange, test_tls};
+    use crate::meeting::testing::*;
 
     #[tokio::test]
     async fn tls_serves_https_localhost() {

@@ -33,7 +33,7 @@ use super::reject::Reject;
 use super::sessions::{Kind, Session, count, find, index, sha256_hex};
 use super::time::{now_ms, recording_time};
 use super::{MEETING_API_PREFIX, Shared};
-use crate::sandbox::http::{Body, json, query_params, response};
+use crate::http::{Body, json, query_params, response};
 
 /// Where Zoho's recording players live.
 const PLAYER_ORIGIN: &str = "https://meeting.zoho.com";
@@ -264,7 +264,7 @@ fn video(key: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+    use crate::meeting::testing::*;
 
     /// A meeting that ended in 2020, and one still to come.
     async fn past_and_future(sb: &Sandbox) -> (Value, Value) {

@@ -6,6 +6,10 @@
 //! <https://www.zoho.com/meeting/api-integration/multi-dc.html> and
 //! <https://www.zoho.com/accounts/protocol/oauth/multi-dc.html>). Meeting does not live on the
 //! token response's `api_domain`, so that field is never used to pick a host.
+//!
+//! A crate of its own so that zoho-meeting-proxy's configuration (which re-exports it as
+//! `config::DataCenter` and `config::DATA_CENTERS`) and the Zoho emulator share one table
+//! without the emulator depending on the proxy.
 
 use std::fmt;
 use std::str::FromStr;

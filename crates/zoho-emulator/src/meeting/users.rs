@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::reject::{Reject, UNKNOWN_USER};
 use super::sessions::page;
 use super::{API_PREFIX, DEFAULT_TIMEZONE, Shared};
-use crate::sandbox::http::{Body, json, query_params};
+use crate::http::{Body, json, query_params};
 
 /// The list's default page size, as the list-of-users page documents it.
 const DEFAULT_USER_COUNT: usize = 20;
@@ -117,7 +117,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::meeting::testing::*;
+    use crate::meeting::testing::*;
 
     #[tokio::test]
     async fn user_json_answers_the_user_details() {

@@ -12,7 +12,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::{GrantCode, Shared, html_page, new_token};
-use crate::sandbox::http::{Body, query_params};
+use crate::http::{Body, query_params};
 
 /// `GET /oauth/v2/auth`: consents at once and redirects with a browser-flow code.
 pub(super) fn handle(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
@@ -91,7 +91,7 @@ mod tests {
 
     use reqwest::header::{CONTENT_TYPE, LOCATION};
 
-    use crate::sandbox::http::is_form;
+    use crate::http::is_form;
 
     #[tokio::test]
     async fn auth_redirect_carries_code_state_location_and_server_and_code_exchanges_once() {
