@@ -14,9 +14,9 @@ use http::{StatusCode, Uri};
 use zoho_meeting_proxy::config::AuthScheme;
 use zoho_meeting_proxy::proxy::ProxyError;
 use zoho_meeting_proxy::proxy::headers;
-use zoho_meeting_proxy::proxy::rejection::is_token_rejection_with_headers;
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::Unavailable;
+use zoho_meeting_proxy::token::rejection::is_token_rejection_with_headers;
 use zoho_meeting_proxy::token::{AccessToken, TokenCache};
 
 /// A realistic client request: what curl, Python requests and browsers' fetch send.

@@ -431,7 +431,7 @@ async fn meeting_user(
         }
         body.extend_from_slice(&chunk);
     }
-    if matches!(status, 400 | 401) && crate::proxy::rejection::is_token_rejection(&body) {
+    if matches!(status, 400 | 401) && crate::token::rejection::is_token_rejection(&body) {
         return Err(RunError::Failed(format!(
             "the Meeting API at {host} rejected a freshly minted token (HTTP {status}): the data centre ({}) or the scopes are probably wrong; a token from one data centre's accounts server is refused by another's Meeting host (set oauth.data_center or upstream.url), and {USER_PATH} needs ZohoMeeting.manageOrg.READ",
             config.oauth.data_center

@@ -23,12 +23,15 @@
 //!   state, minting, and the background refresher;
 //! - [`coordinator`]: how a mint meets the store — alone, or as one replica of a fleet;
 //! - [`status`]: what `/status`, `/readyz` and `/metrics` see.
+//! - [`rejection`]: whether an upstream answer rejects the access token (pure; the proxy's
+//!   check, and `check --online`'s).
 
 pub mod client;
 pub mod coordinator;
 pub mod governor;
 pub mod manager;
 pub mod policy;
+pub mod rejection;
 pub mod status;
 pub mod store;
 
