@@ -23,8 +23,8 @@ use crate::app::{
 use crate::config::{Config, ConfigError, DataCenter, LogOutput, origin};
 use crate::secret::Secret;
 use crate::token::Unavailable;
+use crate::token::client::Credentials;
 use crate::token::client::TokenError;
-use crate::token::manager::Credentials;
 use crate::token::store::{StoreError, StoredState, TokenStore};
 
 /// `EX_CONFIG` from sysexits.h.

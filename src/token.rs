@@ -408,6 +408,11 @@ pub fn unix_ms_of(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A token's expiry in unix milliseconds (as the store records it).
+fn expires_at_ms(token: &AccessToken) -> u64 {
+    unix_ms_of(token.expires_at_wall())
+}
+
 /// A short, stable, non-reversible identifier of a secret: the first 12 hex digits of its
 /// SHA-256.
 pub fn fingerprint(secret: &str) -> String {

@@ -18,8 +18,8 @@ use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator, F
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::TokenCache;
 use zoho_meeting_proxy::token::Unavailable;
-use zoho_meeting_proxy::token::client::{ErrorClass, OAuthClient};
-use zoho_meeting_proxy::token::manager::{Credentials, Settings, TokenManager};
+use zoho_meeting_proxy::token::client::{Credentials, ErrorClass, OAuthClient};
+use zoho_meeting_proxy::token::manager::{Settings, TokenManager};
 use zoho_meeting_proxy::token::policy::THROTTLE_MIN;
 use zoho_meeting_proxy::token::store::{
     FileStore, MemoryStore, StoredAccessToken, StoredState, TokenStore,

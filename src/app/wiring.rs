@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
 use crate::token::TokenCache;
-use crate::token::client::{OAuthClient, TokenError};
-use crate::token::manager::{Credentials, DataCentreCheck, Settings, TokenManager};
+use crate::token::client::{Credentials, OAuthClient, TokenError};
+use crate::token::manager::{DataCentreCheck, Settings, TokenManager};
 use crate::token::store::redis::RedisStore;
 use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
 

@@ -1,4 +1,5 @@
-//! One HTTP exchange with Zoho's token endpoint: code exchange, refresh and revocation.
+//! One HTTP exchange with Zoho's token endpoint: code exchange, refresh and revocation; and
+//! the [`Credentials`] a refresh is made with.
 //!
 //! Zoho answers the way its documentation and SDKs show, not the way RFC 6749 says
 //! (zoho-facts §4–§5):
@@ -19,6 +20,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use url::Url;
 
+use super::fingerprint;
 use crate::secret::Secret;
 
 /// The largest token-endpoint body read; Zoho's are a few hundred bytes.
@@ -99,6 +101,13 @@ pub struct OAuthClient {
     http: reqwest::Client,
     client_id: String,
     client_secret: ArcSwap<Secret<String>>,
+}
+
+/// The refresh token in use and the accounts server it belongs to.
+pub struct Credentials {
+    refresh_token: Secret<String>,
+    accounts_url: Url,
+    minted_by: String,
 }
 
 // === impl TokenError ===
@@ -274,6 +283,44 @@ impl std::fmt::Debug for OAuthClient {
         f.debug_struct("OAuthClient")
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.load_full())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Credentials ===
+
+impl Credentials {
+    /// Credentials for `client_id`'s `refresh_token` at `accounts_url`.
+    pub fn new(client_id: &str, refresh_token: Secret<String>, accounts_url: Url) -> Self {
+        let minted_by = fingerprint(&format!("{client_id}\n{}", refresh_token.expose()));
+        Self {
+            refresh_token,
+            accounts_url,
+            minted_by,
+        }
+    }
+
+    /// The accounts server.
+    pub fn accounts_url(&self) -> &Url {
+        &self.accounts_url
+    }
+
+    /// The refresh token.
+    pub fn refresh_token(&self) -> &Secret<String> {
+        &self.refresh_token
+    }
+
+    /// Identifies client and refresh token together, without revealing either.
+    pub fn minted_by(&self) -> &str {
+        &self.minted_by
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("accounts_url", &self.accounts_url.as_str())
+            .field("minted_by", &self.minted_by)
             .finish_non_exhaustive()
     }
 }
