@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::route::{RouteError, Routes};
 use crate::server::{self, ConnSettings, Listener};
-use crate::token::manager::TokenManager;
+use crate::token::TokenManager;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]

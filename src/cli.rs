@@ -22,10 +22,7 @@ use crate::app::{
 };
 use crate::config::{Config, ConfigError, DataCenter, LogOutput, origin};
 use crate::secret::Secret;
-use crate::token::Unavailable;
-use crate::token::client::Credentials;
-use crate::token::client::TokenError;
-use crate::token::store::{StoreError, StoredState, TokenStore};
+use crate::token::{Credentials, StoreError, StoredState, TokenError, TokenStore, Unavailable};
 
 /// `EX_CONFIG` from sysexits.h.
 pub const EXIT_CONFIG: u8 = 78;
@@ -400,7 +397,7 @@ async fn meeting_user(
     authorization: &http::HeaderValue,
 ) -> Result<MeetingUser, RunError> {
     let host = origin(&config.upstream.url);
-    let client = crate::token::client::http_client(
+    let client = crate::token::http_client(
         config.upstream.ca_file.as_deref(),
         config.upstream.connect_timeout,
     )?;
@@ -504,8 +501,8 @@ fn revocation(answer: Result<(), TokenError>) -> Result<Revocation, TokenError> 
 /// server that issued it, unless `keep_old`. A failure is a warning: the new token is
 /// stored either way.
 async fn retire_old_login(
-    client: &crate::token::client::OAuthClient,
-    old: Option<crate::token::store::StoredRefreshToken>,
+    client: &crate::token::OAuthClient,
+    old: Option<crate::token::StoredRefreshToken>,
     new: &Secret<String>,
     keep_old: bool,
 ) {
@@ -545,10 +542,10 @@ async fn save_login(
     accounts: &url::Url,
     data_center: DataCenter,
     refresh_token: Secret<String>,
-    grant: crate::token::client::Grant,
+    grant: crate::token::Grant,
 ) -> Result<(), RunError> {
-    use crate::token::store::{StoredAccessToken, StoredRefreshToken};
     use crate::token::unix_ms;
+    use crate::token::{StoredAccessToken, StoredRefreshToken};
     let client_id = config.oauth.client_id.clone();
     let creds = Credentials::new(&client_id, refresh_token.clone(), accounts.clone());
     let now = unix_ms();

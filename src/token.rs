@@ -26,14 +26,26 @@
 //! - [`rejection`]: whether an upstream answer rejects the access token (pure; the proxy's
 //!   check, and `check --online`'s).
 
-pub mod client;
-pub mod coordinator;
-pub mod governor;
-pub mod manager;
-pub mod policy;
+mod client;
+mod coordinator;
+mod governor;
+mod manager;
+mod policy;
 pub mod rejection;
-pub mod status;
-pub mod store;
+mod status;
+mod store;
+
+// Running a token manager: `app` builds and reloads it, `cli` asks it for tokens.
+pub use self::client::{Credentials, ErrorClass, Grant, OAuthClient, TokenError, http_client};
+pub use self::manager::{DataCentreCheck, Settings, TokenManager};
+pub use self::policy::{TERMINAL_RETRY, THROTTLE_MIN, refresh_at};
+// What `/status`, `/readyz` and `/metrics` read.
+pub use self::status::{TokenStatus, TokenStatusView};
+// The token store: its backends, and the records it keeps.
+pub use self::store::{FileStore, MemoryStore, RedisStore, StoreError, TokenStore};
+pub use self::store::{StoredAccessToken, StoredRefreshToken, StoredState};
+// The token endpoint's answer parser, for the fuzz target.
+pub use self::client::parse_grant;
 
 use std::fmt;
 use std::future::Future;
@@ -286,7 +298,7 @@ impl fmt::Debug for TokenCache {
 }
 
 /// A boxed, `Send` future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the request path needs of tokens, and nothing more.
 pub trait TokenSource: Send + Sync {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use zoho_meeting_proxy::app::Running;
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
 use zoho_meeting_proxy::sandbox::meeting::MeetingEmulator;
-use zoho_meeting_proxy::token::status::TokenStatus;
+use zoho_meeting_proxy::token::TokenStatus;
 
 use crate::support::{self, CLIENT_SECRET};
 

@@ -16,13 +16,9 @@ use url::Url;
 use zoho_meeting_proxy::config::{AuthScheme, Config};
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator, Failure};
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::TokenCache;
-use zoho_meeting_proxy::token::Unavailable;
-use zoho_meeting_proxy::token::client::{Credentials, ErrorClass, OAuthClient};
-use zoho_meeting_proxy::token::manager::{Settings, TokenManager};
-use zoho_meeting_proxy::token::policy::THROTTLE_MIN;
-use zoho_meeting_proxy::token::store::{
-    FileStore, MemoryStore, StoredAccessToken, StoredState, TokenStore,
+use zoho_meeting_proxy::token::{
+    Credentials, ErrorClass, FileStore, MemoryStore, OAuthClient, Settings, StoredAccessToken,
+    StoredState, THROTTLE_MIN, TokenCache, TokenManager, TokenStore, Unavailable,
 };
 
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET};
@@ -757,7 +753,7 @@ async fn debug_output_never_shows_secrets() {
 #[tokio::test]
 async fn a_refusal_at_the_guessed_us_accounts_server_names_oauth_data_center() {
     use zoho_meeting_proxy::config::DataCenter;
-    use zoho_meeting_proxy::token::manager::DataCentreCheck;
+    use zoho_meeting_proxy::token::DataCentreCheck;
 
     let (emu, ctl, rt) = accounts(HOUR).await;
     assert!(ctl.revoke_refresh_token(&rt));

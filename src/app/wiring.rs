@@ -9,11 +9,10 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
-use crate::token::TokenCache;
-use crate::token::client::{Credentials, OAuthClient, TokenError};
-use crate::token::manager::{DataCentreCheck, Settings, TokenManager};
-use crate::token::store::redis::RedisStore;
-use crate::token::store::{self, FileStore, MemoryStore, StoreError, StoredState, TokenStore};
+use crate::token::{
+    Credentials, DataCentreCheck, FileStore, MemoryStore, OAuthClient, RedisStore, Settings,
+    StoreError, StoredState, TokenCache, TokenError, TokenManager, TokenStore,
+};
 
 /// Why the pieces of a proxy could not be put together.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +39,7 @@ pub enum WiringError {
 pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, WiringError> {
     Ok(match &config.token.store {
         StoreConfig::File(Some(path)) => Arc::new(FileStore::new(path.clone())),
-        StoreConfig::File(None) => match store::default_path() {
+        StoreConfig::File(None) => match FileStore::default_path() {
             Some(path) => Arc::new(FileStore::new(path)),
             None => {
                 return Err(ConfigError::Invalid {
@@ -279,7 +278,7 @@ pub fn apply_stored_login(
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use crate::token::store::StoredRefreshToken;
+    use crate::token::StoredRefreshToken;
 
     fn config(extra: &[(&str, &str)]) -> Config {
         let mut figment = Config::figment(None).merge(("oauth.client_id", "1000.ABC"));

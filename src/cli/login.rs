@@ -143,8 +143,8 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), RunError
 /// The token endpoint's refusal or failure, an answer without a refresh token, or a store
 /// that cannot be written.
 async fn exchange_and_store(
-    client: &crate::token::client::OAuthClient,
-    store: &Arc<dyn crate::token::store::TokenStore>,
+    client: &crate::token::OAuthClient,
+    store: &Arc<dyn crate::token::TokenStore>,
     config: &Config,
     accounts: &Url,
     code: &Secret<String>,

@@ -24,8 +24,7 @@ use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MIN
 use crate::sandbox::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
 use crate::sandbox::meeting::{MeetingEmulator, MeetingOptions};
 use crate::secret::Secret;
-use crate::token::policy::refresh_at;
-use crate::token::store::{MemoryStore, TokenStore};
+use crate::token::{MemoryStore, TokenStore, refresh_at};
 
 /// Every scope the emulator knows, granted to the sandbox's refresh token.
 const SCOPES: [&str; 12] = [
@@ -355,7 +354,7 @@ fn emulator_banner(
 /// the first mint), never below Zoho's 10 and at most [`MAX_MINTS_PER_10M`].
 ///
 /// The proxy refreshes [`refresh_at`] before expiry, with the margin capped as
-/// [`TokenManager::margin_for`](crate::token::manager::TokenManager::margin_for) caps it:
+/// the [`TokenManager`](crate::token::TokenManager) caps it:
 /// `token.refresh_margin`, at most a quarter of the lifetime.
 fn mint_budget(lifetime: Duration, refresh_margin: Duration) -> u32 {
     let margin = refresh_margin.min(lifetime / 4);

@@ -11,7 +11,7 @@ use crate::app::reload::{self, Cause, Reloader};
 use crate::app::{self, open_store, token_manager};
 use crate::config::{Config, ConfigError};
 use crate::telemetry::Logging;
-use crate::token::manager::TokenManager;
+use crate::token::TokenManager;
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains. SIGHUP (and a change to a `*_file`
 /// secret) reloads the configuration from `path` and the environment: see

@@ -369,7 +369,7 @@ pub fn http_client(
 ///
 /// # Errors
 /// The failure, as above; the throttle body is [`TokenError::Throttled`].
-pub fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
+pub(super) fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {
         json.as_ref()

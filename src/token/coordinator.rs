@@ -10,7 +10,7 @@
 //! client of Zoho, adopting each other's tokens and minting one at a time under the store's
 //! lease, and a replica keeps serving through a store outage. [`for_store`] picks one.
 
-pub mod fleet;
+mod fleet;
 
 use std::sync::Arc;
 use std::time::Duration;

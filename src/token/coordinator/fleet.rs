@@ -31,17 +31,17 @@ use crate::token::{AccessToken, BoxFuture, Unavailable, expires_at_ms};
 
 /// How long one replica may mint under the lease (a token request may take 30 s); the lease
 /// of a replica that died mid-mint expires after this.
-pub const LEASE_TTL: Duration = Duration::from_secs(35);
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(35);
 /// How often a replica waiting for another's token looks again, should a notification be
 /// lost.
-pub const LEASE_POLL: Duration = Duration::from_millis(500);
+pub(crate) const LEASE_POLL: Duration = Duration::from_millis(500);
 /// The longest wait between attempts to reach a store that is down.
-pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+pub(crate) const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 /// The largest schedule jitter.
 const JITTER_MAX: Duration = Duration::from_secs(30);
 
 /// The fleet coordinator: see the [module docs](self).
-pub struct Fleet {
+pub(crate) struct Fleet {
     store: Arc<dyn SharedStore>,
     /// This replica's fixed share of the schedule jitter, in `[0, 1)`.
     jitter: f64,
@@ -70,7 +70,7 @@ struct Held {
 
 impl Fleet {
     /// A coordinator over `store`.
-    pub fn new(store: Arc<dyn SharedStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn SharedStore>) -> Self {
         Self {
             store,
             jitter: rand::random::<f64>(),

@@ -41,6 +41,12 @@ impl FileStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Returns the default store path: `$XDG_STATE_HOME/zoho-meeting-proxy/token.json`, else
+    /// `$HOME/.local/state/zoho-meeting-proxy/token.json`, or `None` when neither is set.
+    pub fn default_path() -> Option<PathBuf> {
+        super::default_path_from(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"))
+    }
 }
 
 impl TokenStore for FileStore {

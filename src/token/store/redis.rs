@@ -48,7 +48,7 @@ use crate::secret::Secret;
 use crate::token::governor::WINDOW;
 
 /// Longest wait for one redis command (or connection) before the store counts as down.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Writes the token (newer wins), adds and removes mint times, prunes the window, and
 /// publishes a notice when the token changed. See [`RedisStore::update`] for the arguments.

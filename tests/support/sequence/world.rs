@@ -19,8 +19,9 @@ use zoho_meeting_proxy::sandbox::meeting::{
     MeetingControl, MeetingEmulator, MeetingOptions, TokenCheck,
 };
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::store::{MemoryStore, StoredRefreshToken, StoredState, TokenStore};
-use zoho_meeting_proxy::token::{EXPIRY_SKEW, unix_ms, unix_ms_of};
+use zoho_meeting_proxy::token::{
+    EXPIRY_SKEW, MemoryStore, StoredRefreshToken, StoredState, TokenStore, unix_ms, unix_ms_of,
+};
 
 use super::clock;
 use super::step::{Jump, Params, Step};
