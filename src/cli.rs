@@ -22,7 +22,9 @@ use crate::app::{
 };
 use crate::config::{Config, ConfigError, DataCenter, LogOutput, origin};
 use crate::secret::Secret;
-use crate::token::{Credentials, StoreError, StoredState, TokenError, TokenStore, Unavailable};
+use crate::token::{
+    Credentials, StoreError, StoredState, TokenError, TokenStatusView, TokenStore, Unavailable,
+};
 
 /// `EX_CONFIG` from sysexits.h.
 pub const EXIT_CONFIG: u8 = 78;

@@ -87,7 +87,7 @@ pub struct AccessToken {
 }
 
 /// The current access token, swapped atomically by the refresher.
-pub struct TokenCache {
+struct TokenCache {
     current: ArcSwapOption<AccessToken>,
     scheme: AuthScheme,
 }
@@ -100,7 +100,7 @@ impl AccessToken {
     ///
     /// # Errors
     /// When the token holds bytes that cannot appear in a header (Zoho's never do).
-    pub fn new(
+    fn new(
         secret: Secret<String>,
         scheme: AuthScheme,
         remaining: Duration,
@@ -188,7 +188,7 @@ impl AccessToken {
     }
 
     /// Marks it dead: from now on it is never handed out.
-    pub fn mark_dead(&self) {
+    fn mark_dead(&self) {
         self.dead.store(true, Ordering::Relaxed);
     }
 
@@ -199,7 +199,7 @@ impl AccessToken {
     }
 
     /// Records that Zoho accepted it; returns `true` for the first caller only.
-    pub fn mark_accepted(&self) -> bool {
+    fn mark_accepted(&self) -> bool {
         !self.accepted.swap(true, Ordering::Relaxed)
     }
 
@@ -209,14 +209,14 @@ impl AccessToken {
     }
 
     /// Records that it replaces a token that Zoho rejected.
-    pub fn mark_replacement(&self) {
+    fn mark_replacement(&self) {
         self.replacement.store(true, Ordering::Relaxed);
     }
 
     /// Makes it an ordinary token again: a reload (SIGHUP, a new `login`) may have fixed why
     /// Zoho rejects new tokens, so its rejection says nothing about the tokens minted from
     /// now on.
-    pub fn clear_replacement(&self) {
+    fn clear_replacement(&self) {
         self.replacement.store(false, Ordering::Relaxed);
     }
 }
@@ -238,7 +238,7 @@ impl fmt::Debug for AccessToken {
 
 impl TokenCache {
     /// An empty cache producing `Authorization: <scheme> <token>`.
-    pub fn new(scheme: AuthScheme) -> Self {
+    fn new(scheme: AuthScheme) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             scheme,
@@ -246,13 +246,14 @@ impl TokenCache {
     }
 
     /// The header scheme tokens are built with.
-    pub fn scheme(&self) -> AuthScheme {
+    fn scheme(&self) -> AuthScheme {
         self.scheme
     }
 
     /// The `Authorization` value of the current token, or `None` when there is none that may
     /// be sent (absent, or about to expire). Lock-free and allocation-free.
-    pub fn current(&self) -> Option<HeaderValue> {
+    #[cfg(test)]
+    fn current(&self) -> Option<HeaderValue> {
         let guard = self.current.load();
         match guard.as_deref() {
             Some(token) if token.is_usable() => Some(token.header.clone()),
@@ -261,17 +262,17 @@ impl TokenCache {
     }
 
     /// The current token, usable or not (for status and for forced refreshes).
-    pub fn load(&self) -> Option<Arc<AccessToken>> {
+    fn load(&self) -> Option<Arc<AccessToken>> {
         self.current.load_full()
     }
 
     /// The current token if it may be sent.
-    pub fn usable(&self) -> Option<Arc<AccessToken>> {
+    fn usable(&self) -> Option<Arc<AccessToken>> {
         self.current.load_full().filter(|t| t.is_usable())
     }
 
     /// The generation of the current token (0 when there is none).
-    pub fn generation(&self) -> u64 {
+    fn generation(&self) -> u64 {
         self.current
             .load()
             .as_deref()
@@ -279,13 +280,8 @@ impl TokenCache {
     }
 
     /// Replaces the current token.
-    pub fn store(&self, token: Arc<AccessToken>) {
+    fn store(&self, token: Arc<AccessToken>) {
         self.current.store(Some(token));
-    }
-
-    /// Forgets the current token (after revocation).
-    pub fn clear(&self) {
-        self.current.store(None);
     }
 }
 

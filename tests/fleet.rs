@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use zoho_meeting_proxy::app::Running;
 use zoho_meeting_proxy::sandbox::accounts::{AccountsControl, AccountsEmulator};
 use zoho_meeting_proxy::sandbox::meeting::MeetingEmulator;
-use zoho_meeting_proxy::token::TokenStatus;
+use zoho_meeting_proxy::token::{TokenSource, TokenStatus, TokenStatusView};
 
 use crate::support::{self, CLIENT_SECRET};
 
@@ -525,8 +525,7 @@ async fn redis_never_holds_the_refresh_token_or_client_secret() {
     let token = replicas[0]
         .running
         .manager()
-        .cache()
-        .load()
+        .current()
         .unwrap()
         .secret()
         .expose()

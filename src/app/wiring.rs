@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
 use crate::token::{
     Credentials, DataCentreCheck, FileStore, MemoryStore, OAuthClient, RedisStore, Settings,
-    StoreError, StoredState, TokenCache, TokenError, TokenManager, TokenStore,
+    StoreError, StoredState, TokenError, TokenManager, TokenStore,
 };
 
 /// Why the pieces of a proxy could not be put together.
@@ -153,13 +153,12 @@ pub async fn token_manager(
         Err(e) => return Err(e.into()),
     };
     let creds = credentials(config, &state)?;
-    let cache = Arc::new(TokenCache::new(config.upstream.auth_scheme));
     let settings = Settings {
         margin: config.token.refresh_margin,
         max_mints_per_10m: config.oauth.max_mints_per_10m,
         request_wait: config.upstream.timeout,
     };
-    let manager = TokenManager::new(cache, client, store, creds, settings);
+    let manager = TokenManager::new(config.upstream.auth_scheme, client, store, creds, settings);
     manager.check_data_centre(data_centre_check(config));
     manager.restore(&state);
     Ok(manager)

@@ -37,7 +37,7 @@ use super::store::{StoredAccessToken, StoredState, TokenStore};
 use super::{
     AccessToken, BoxFuture, EXPIRY_SKEW, Rejection, TokenCache, TokenSource, Unavailable, unix_ms,
 };
-use crate::config::DataCenter;
+use crate::config::{AuthScheme, DataCenter};
 use crate::secret::Secret;
 
 /// Lifetime assumed for a token restored from the store (Zoho's is one hour).
@@ -121,11 +121,12 @@ struct State {
 // === impl TokenManager ===
 
 impl TokenManager {
-    /// A manager that fills `cache` using `client` and `credentials`, persisting to `store`
-    /// (and coordinating with the other replicas when the store is shared). Call
-    /// [`TokenManager::restore`] before use to reuse a stored token and mint history.
+    /// A manager that mints with `client` and `credentials` tokens sent as `scheme`,
+    /// persisting to `store` (and coordinating with the other replicas when the store is
+    /// shared). Call [`TokenManager::restore`] before use to reuse a stored token and mint
+    /// history.
     pub fn new(
-        cache: Arc<TokenCache>,
+        scheme: AuthScheme,
         client: OAuthClient,
         store: Arc<dyn TokenStore>,
         credentials: Credentials,
@@ -133,7 +134,7 @@ impl TokenManager {
     ) -> Arc<Self> {
         let coordinator = coordinator::for_store(&store);
         Arc::new(Self {
-            cache,
+            cache: Arc::new(TokenCache::new(scheme)),
             client,
             credentials: ArcSwap::from_pointee(credentials),
             state: Mutex::new(State {
@@ -156,11 +157,6 @@ impl TokenManager {
             coordinator,
             store,
         })
-    }
-
-    /// The cache this manager fills.
-    pub fn cache(&self) -> &Arc<TokenCache> {
-        &self.cache
     }
 
     /// The token store.
@@ -201,20 +197,20 @@ impl TokenManager {
 
     /// The effective refresh margin for a token of this lifetime (see
     /// [`policy::margin_for`]).
-    pub fn margin_for(&self, lifetime: Duration) -> Duration {
+    fn margin_for(&self, lifetime: Duration) -> Duration {
         policy::margin_for(self.settings.margin, lifetime)
     }
 
     /// Whether a token with more than the refresh margin left is held, and Zoho has not
     /// rejected it (`/readyz`).
-    pub fn is_ready(&self) -> bool {
+    fn is_ready(&self) -> bool {
         self.cache
             .usable()
             .is_some_and(|t| t.remaining() > self.margin_for(t.lifetime()))
     }
 
     /// The cached token when it may be sent: one atomic load, no await.
-    pub fn cached(&self) -> Option<Arc<AccessToken>> {
+    fn cached(&self) -> Option<Arc<AccessToken>> {
         self.cache.usable()
     }
 
@@ -223,7 +219,7 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Unavailable`] with the reason and when to retry.
-    pub async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
+    async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
@@ -240,7 +236,7 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Unavailable`] with the reason and when to retry.
-    pub async fn force_refresh(
+    async fn force_refresh(
         &self,
         rejected_generation: u64,
     ) -> Result<Arc<AccessToken>, Unavailable> {
@@ -329,7 +325,7 @@ impl TokenManager {
     }
 
     /// The status shown by `/status` and `status`.
-    pub fn status(&self) -> TokenStatus {
+    fn status(&self) -> TokenStatus {
         let token = self.cache.load();
         let now = Instant::now();
         let now_ms = unix_ms();
@@ -436,11 +432,6 @@ impl TokenManager {
             }
             state.data_center_mismatch = mismatch;
         }
-    }
-
-    /// Refresh attempts by outcome.
-    pub fn refresh_counts(&self) -> &RefreshCounts {
-        &self.counts
     }
 
     /// Zoho rejected `token`: replaces it, or marks it dead, or (a replacement rejected before

@@ -20,7 +20,8 @@ use zoho_meeting_proxy::sandbox::meeting::{
 };
 use zoho_meeting_proxy::secret::Secret;
 use zoho_meeting_proxy::token::{
-    EXPIRY_SKEW, MemoryStore, StoredRefreshToken, StoredState, TokenStore, unix_ms, unix_ms_of,
+    EXPIRY_SKEW, MemoryStore, StoredRefreshToken, StoredState, TokenSource, TokenStatusView,
+    TokenStore, unix_ms, unix_ms_of,
 };
 
 use super::clock;
@@ -308,7 +309,7 @@ impl World {
             self.accounts().token_requests(),
             handled,
             self.meeting().request_count(),
-            manager.cache().generation(),
+            manager.current().map_or(0, |t| t.generation()),
         )
     }
 
