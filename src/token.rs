@@ -1,29 +1,38 @@
-//! Access tokens: the lock-free cache the request path reads, and everything that fills it.
+//! Access tokens: what the request path reads and reports, and the manager that keeps a valid
+//! one in a lock-free cache.
 //!
-//! The request path calls [`TokenCache::current`] (or [`TokenCache::load`]) for every request.
-//! That is one atomic load from an [`ArcSwapOption`] and a clock read: no lock, and no
-//! allocation, because the `Authorization` header value is built once per token and cloning a
-//! `HeaderValue` built from shared [`Bytes`] only bumps a reference count. The value is marked
-//! sensitive, so `Debug` prints `Sensitive` and HTTP/2 never indexes it.
+//! The request path sees only a [`TokenSource`], and reads it with one function,
+//! [`TokenSource::current`]: the token to send now, or `None` when none may be sent (absent,
+//! about to expire, or dead). The [`TokenManager`]'s implementation is one atomic load from an
+//! [`ArcSwapOption`], which bumps the token's reference count, and a clock read: no lock, no
+//! await and no allocation. The token's `Authorization` value ([`AccessToken::header`]) is
+//! built once per token from shared [`Bytes`], so the proxy's clone of it only bumps another
+//! reference count; it is marked sensitive, so `Debug` prints `Sensitive` and HTTP/2 never
+//! indexes it. `benches/hotpath.rs` measures this read through the `Arc<dyn TokenSource>` the
+//! proxy holds.
 //!
-//! The request path sees only a [`TokenSource`]: the current token, a wait for one, a way to
-//! report that Zoho rejected one, and a way to say that Zoho accepted one. A rejection is
-//! judged by what the token has done, not by how it was made: a token that Zoho accepted at
-//! least once ([`AccessToken::is_accepted`]) is replaced when it is rejected, however often
-//! that happens; only a replacement ([`AccessToken::is_replacement`]) rejected before any
-//! request with it was accepted means new tokens cannot help. A token that Zoho rejected and
-//! that cannot be replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
+//! Besides that read, the request path waits for a token when none may be sent
+//! ([`TokenSource::wait`]), reports that Zoho rejected one ([`TokenSource::report_rejected`]),
+//! and records that Zoho accepted one ([`record_acceptance`]). A rejection is judged by what
+//! the token has done, not by how it was made: a token that Zoho accepted at least once
+//! ([`AccessToken::is_accepted`]) is replaced when it is rejected, however often that happens;
+//! only a replacement ([`AccessToken::is_replacement`]) rejected before any request with it
+//! was accepted means new tokens cannot help. A token that Zoho rejected and that cannot be
+//! replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
 //!
-//! Submodules, from the bottom up:
-//! - [`client`]: one exchange with Zoho's token endpoint;
-//! - [`governor`]: the mint budget (10 per 10 minutes per refresh token);
-//! - [`store`]: what survives a restart (file, memory and redis backends);
-//! - [`policy`]: the pure refresh policy — when to attempt, what a trigger may do, backoff;
-//! - [`manager`]: the [`TokenManager`](manager::TokenManager): single flight, the dead-token
-//!   state, minting, and the background refresher;
-//! - [`coordinator`]: how a mint meets the store — alone, or as one replica of a fleet;
-//! - [`status`]: what `/status`, `/readyz` and `/metrics` see.
-//! - [`rejection`]: whether an upstream answer rejects the access token (pure; the proxy's
+//! Submodules, from the bottom up. Only [`rejection`] is public; what the rest of the crate
+//! needs of the others is re-exported here.
+//! - `client`: one exchange with Zoho's token endpoint ([`OAuthClient`]), and the
+//!   [`Credentials`] a refresh is made with;
+//! - `governor`: the mint budget (10 per 10 minutes per refresh token);
+//! - `store`: what survives a restart ([`TokenStore`], with file, memory and redis backends);
+//! - `policy`: the pure refresh policy — when to attempt, what a trigger may do, backoff;
+//! - `coordinator`: how a mint meets the store — alone, or as one replica of a fleet; it sees
+//!   the manager only as a `Minter` (mint, adopt a stored token, the mint history);
+//! - `manager`: the [`TokenManager`]: single flight, the dead-token state, minting, the
+//!   background refresher, and the only writer of the cache;
+//! - `status`: what `/status`, `/readyz` and `/metrics` see ([`TokenStatusView`]);
+//! - [`rejection`]: whether an upstream answer rejects the access token (pure: the proxy's
 //!   check, and `check --online`'s).
 
 mod client;
@@ -35,7 +44,8 @@ pub mod rejection;
 mod status;
 mod store;
 
-// Running a token manager: `app` builds and reloads it, `cli` asks it for tokens.
+// Running a token manager (`app` builds and reloads it, `cli` asks it for tokens), and the
+// OAuth client that `login` and `check --online` use on their own.
 pub use self::client::{Credentials, ErrorClass, Grant, OAuthClient, TokenError, http_client};
 pub use self::manager::{DataCentreCheck, Settings, TokenManager};
 pub use self::policy::{TERMINAL_RETRY, THROTTLE_MIN, refresh_at};
@@ -313,8 +323,8 @@ pub trait TokenSource: Send + Sync {
     fn report_rejected<'a>(&'a self, token: &'a Arc<AccessToken>) -> BoxFuture<'a, Rejection>;
 
     /// Zoho answered a request with `token` with anything but a token rejection, for the
-    /// first time: the request path calls this once per token (after
-    /// [`AccessToken::mark_accepted`] returned `true`).
+    /// first time: the request path calls this once per token, through
+    /// [`record_acceptance`].
     fn accepted(&self, token: &AccessToken);
 }
 

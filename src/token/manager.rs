@@ -78,7 +78,8 @@ const GUESSED_DATA_CENTRE: &str = "oauth.data_center is unset, so the US account
 /// Why Zoho rejects freshly minted tokens, in the usual case.
 const WRONG_DATA_CENTRE: &str = "Zoho rejected a new access token before accepting any request with it, so new tokens do not help: the data centre is probably wrong (set oauth.data_center to the account's; upstream.url, when set, must be that data centre's Meeting host; `login` records the data centre), or the scopes (oauth.scopes) do not cover the Meeting API. Zoho's answers pass through until it accepts a token again (the next scheduled refresh, SIGHUP, a new login)";
 
-/// Owns the cache's write side: see the [module docs](self).
+/// Owns the cache's write side: single-flight minting, the dead-token state and the
+/// background refresher, as the top of `src/token/manager.rs` describes.
 pub struct TokenManager {
     cache: Arc<TokenCache>,
     client: OAuthClient,

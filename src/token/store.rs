@@ -229,7 +229,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Returns whether the state survives the process. `login` refuses a non-persistent store.
     fn is_persistent(&self) -> bool;
 
-    /// The same store as a [`SharedStore`] when other processes share it to coordinate
+    /// The same store as a `SharedStore` when other processes share it to coordinate
     /// minting (redis): the token manager then adopts tokens other processes minted and
     /// mints only under the lease. Local stores answer `None`.
     fn into_shared(self: Arc<Self>) -> Option<Arc<dyn SharedStore>> {

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::secret::Secret;
 
-/// A [`TokenStore`] kept in one JSON file. See the [module docs](self).
+/// A [`TokenStore`] kept in one JSON file, as the top of `src/token/store.rs` describes.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,

@@ -99,7 +99,8 @@ end
 return 0
 ";
 
-/// A [`TokenStore`] shared by the replicas of a fleet. See the [module docs](self).
+/// A [`TokenStore`] shared by the replicas of a fleet, as the top of
+/// `src/token/store/redis.rs` describes.
 pub struct RedisStore {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
