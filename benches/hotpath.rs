@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the request path's pure parts (criterion): the request rewrite on a
-//! realistic request, the token header read from the cache (alone and under contention),
-//! the token-rejection detector (plain and gzip), and problem+json rendering. Fixtures are
-//! built outside the timed loops.
+//! realistic request, the request path's token read ([`TokenSource::current`] on a token
+//! manager, alone and while the token is being replaced), the token-rejection detector
+//! (plain and gzip), and problem+json rendering. Fixtures are built outside the timed loops.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -14,10 +14,12 @@ use http::{StatusCode, Uri};
 use zoho_meeting_proxy::config::AuthScheme;
 use zoho_meeting_proxy::proxy::ProxyError;
 use zoho_meeting_proxy::proxy::headers;
-use zoho_meeting_proxy::proxy::rejection::is_token_rejection_with_headers;
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::Unavailable;
-use zoho_meeting_proxy::token::{AccessToken, TokenCache};
+use zoho_meeting_proxy::token::rejection::is_token_rejection_with_headers;
+use zoho_meeting_proxy::token::{
+    Credentials, MemoryStore, OAuthClient, Settings, StoredAccessToken, StoredState, TokenManager,
+    TokenSource, Unavailable, unix_ms,
+};
 
 /// A realistic client request: what curl, Python requests and browsers' fetch send.
 fn client_headers() -> HeaderMap {
@@ -44,17 +46,51 @@ fn client_headers() -> HeaderMap {
     h
 }
 
-fn token(scheme: AuthScheme) -> Arc<AccessToken> {
-    Arc::new(
-        AccessToken::new(
-            Secret::from("1000.2f8c1e0b6d3a49f7a5c8e1d2b3f4a5c6.9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"),
-            scheme,
-            Duration::from_secs(3600),
-            Duration::from_secs(3600),
-            1,
-        )
-        .unwrap(),
+const CLIENT_ID: &str = "1000.BENCHCLIENT";
+const ACCOUNTS: &str = "https://accounts.zoho.com";
+
+/// A token manager as the proxy gets it, holding a valid token: built with the public
+/// constructor and handed its token as at a restart ([`TokenManager::restore`]), so that
+/// nothing here talks to Zoho.
+fn token_manager() -> (Arc<TokenManager>, StoredState) {
+    let client = OAuthClient::new(
+        CLIENT_ID,
+        &Secret::from("bench-secret"),
+        None,
+        Duration::from_secs(5),
     )
+    .unwrap();
+    let credentials = Credentials::new(
+        CLIENT_ID,
+        Secret::from("1000.refresh.token"),
+        url::Url::parse(ACCOUNTS).unwrap(),
+    );
+    let state = StoredState {
+        access_token: Some(StoredAccessToken {
+            token: Secret::from(
+                "1000.2f8c1e0b6d3a49f7a5c8e1d2b3f4a5c6.9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b",
+            ),
+            expires_at: unix_ms() + 3_600_000,
+            accounts_server: ACCOUNTS.into(),
+            minted_by: credentials.minted_by().to_owned(),
+            lifetime: Some(Duration::from_secs(3600)),
+        }),
+        ..StoredState::default()
+    };
+    let manager = TokenManager::new(
+        AuthScheme::ZohoOauthtoken,
+        client,
+        Arc::new(MemoryStore::new()),
+        credentials,
+        Settings {
+            margin: Duration::from_secs(300),
+            max_mints_per_10m: 10,
+            request_wait: Duration::from_secs(30),
+        },
+    );
+    manager.restore(&state);
+    assert!(manager.current().is_some(), "the stored token is held");
+    (manager, state)
 }
 
 fn rewrite(c: &mut Criterion) {
@@ -63,7 +99,7 @@ fn rewrite(c: &mut Criterion) {
         .unwrap();
     let host = HeaderValue::from_static("meeting.zoho.com");
     let headers = client_headers();
-    let auth = token(AuthScheme::ZohoOauthtoken).header().clone();
+    let auth = token_manager().0.current().unwrap().header().clone();
     c.bench_function("rewrite: headers and URI of a 12-header request", |b| {
         b.iter_batched_ref(
             || headers.clone(),
@@ -79,32 +115,35 @@ fn rewrite(c: &mut Criterion) {
     });
 }
 
+/// What the proxy calls for every request: [`TokenSource::current`], through the same
+/// `Arc<dyn TokenSource>` the proxy holds.
 fn token_read(c: &mut Criterion) {
-    let cache = Arc::new(TokenCache::new(AuthScheme::ZohoOauthtoken));
-    cache.store(token(AuthScheme::ZohoOauthtoken));
-    c.bench_function("token: cache.current() header read", |b| {
-        b.iter(|| black_box(cache.current()));
+    let (manager, state) = token_manager();
+    let tokens: Arc<dyn TokenSource> = manager.clone();
+    c.bench_function("token: TokenSource::current", |b| {
+        b.iter(|| black_box(tokens.current()));
     });
-    // The same read while three other threads hammer the cache and one swaps the token.
+    // The same read while three other threads read too and one replaces the token.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = Vec::new();
     for i in 0..4 {
-        let (cache, stop) = (cache.clone(), stop.clone());
+        let (manager, tokens, state, stop) =
+            (manager.clone(), tokens.clone(), state.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if i == 0 {
-                    cache.store(token(AuthScheme::ZohoOauthtoken));
+                    manager.restore(&state);
                     std::thread::sleep(Duration::from_millis(1));
                 } else {
-                    black_box(cache.current());
+                    black_box(tokens.current());
                 }
             }
         }));
     }
     c.bench_function(
-        "token: cache.current() under contention (3 readers, 1 writer)",
+        "token: TokenSource::current under contention (3 readers, 1 writer)",
         |b| {
-            b.iter(|| black_box(cache.current()));
+            b.iter(|| black_box(tokens.current()));
         },
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::token::status::{TokenStatus, TokenStatusView};
+use crate::token::{TokenStatus, TokenStatusView};
 
 /// What the admin endpoints read.
 #[derive(Debug)]

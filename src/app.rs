@@ -48,10 +48,7 @@ use crate::proxy::Proxy;
 use crate::proxy::route::{RouteError, Routes};
 use crate::server::{self, ConnSettings};
 use crate::telemetry::Logging;
-use crate::token::Unavailable;
-use crate::token::client::TokenError;
-use crate::token::manager::TokenManager;
-use crate::token::store::{StoreError, TokenStore};
+use crate::token::{StoreError, TokenError, TokenManager, TokenStore, Unavailable};
 
 /// `EX_CONFIG` from sysexits.h: the exit code of a configuration error.
 pub const EXIT_CONFIG: u8 = 78;

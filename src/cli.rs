@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{self, check::USER_PATH};
 pub use crate::app::{EXIT_CONFIG, Error};
 use crate::config::{Config, LogOutput};
-use crate::token::login::Revocation;
+use crate::token::Revocation;
 
 /// zoho-meeting-proxy: call the Zoho Meeting API from any HTTP client without OAuth.
 #[derive(Debug, Parser)]

@@ -32,7 +32,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::token::status::TokenStatusView;
+use crate::token::TokenStatusView;
 
 /// Methods with their own label value; the rest count as `OTHER`.
 const METHODS: [&str; 8] = [

@@ -27,7 +27,6 @@ pub mod body;
 pub mod error;
 pub mod guard;
 pub mod headers;
-pub mod rejection;
 pub mod route;
 
 use std::sync::Arc;
@@ -54,7 +53,7 @@ use self::route::{Route, Routes};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::telemetry;
-use crate::token::{self, AccessToken, Rejection, TokenSource};
+use crate::token::{self, AccessToken, Rejection, TokenSource, rejection};
 use crate::upstream::body::{self as request_body, RequestBody, UpstreamBody};
 use crate::upstream::{Affinity, error_chain};
 

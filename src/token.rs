@@ -1,37 +1,66 @@
-//! Access tokens: the lock-free cache the request path reads, and everything that fills it.
+//! Access tokens: what the request path reads and reports, and the manager that keeps a valid
+//! one in a lock-free cache.
 //!
-//! The request path calls [`TokenCache::current`] (or [`TokenCache::load`]) for every request.
-//! That is one atomic load from an [`ArcSwapOption`] and a clock read: no lock, and no
-//! allocation, because the `Authorization` header value is built once per token and cloning a
-//! `HeaderValue` built from shared [`Bytes`] only bumps a reference count. The value is marked
-//! sensitive, so `Debug` prints `Sensitive` and HTTP/2 never indexes it.
+//! The request path sees only a [`TokenSource`], and reads it with one function,
+//! [`TokenSource::current`]: the token to send now, or `None` when none may be sent (absent,
+//! about to expire, or dead). The [`TokenManager`]'s implementation is one atomic load from an
+//! [`ArcSwapOption`], which bumps the token's reference count, and a clock read: no lock, no
+//! await and no allocation. The token's `Authorization` value ([`AccessToken::header`]) is
+//! built once per token from shared [`Bytes`], so the proxy's clone of it only bumps another
+//! reference count; it is marked sensitive, so `Debug` prints `Sensitive` and HTTP/2 never
+//! indexes it. `benches/hotpath.rs` measures this read through the `Arc<dyn TokenSource>` the
+//! proxy holds.
 //!
-//! The request path sees only a [`TokenSource`]: the current token, a wait for one, a way to
-//! report that Zoho rejected one, and a way to say that Zoho accepted one. A rejection is
-//! judged by what the token has done, not by how it was made: a token that Zoho accepted at
-//! least once ([`AccessToken::is_accepted`]) is replaced when it is rejected, however often
-//! that happens; only a replacement ([`AccessToken::is_replacement`]) rejected before any
-//! request with it was accepted means new tokens cannot help. A token that Zoho rejected and
-//! that cannot be replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
+//! Besides that read, the request path waits for a token when none may be sent
+//! ([`TokenSource::wait`]), reports that Zoho rejected one ([`TokenSource::report_rejected`]),
+//! and records that Zoho accepted one ([`record_acceptance`]). A rejection is judged by what
+//! the token has done, not by how it was made: a token that Zoho accepted at least once
+//! ([`AccessToken::is_accepted`]) is replaced when it is rejected, however often that happens;
+//! only a replacement ([`AccessToken::is_replacement`]) rejected before any request with it
+//! was accepted means new tokens cannot help. A token that Zoho rejected and that cannot be
+//! replaced is *dead* ([`AccessToken::is_dead`]): it is never handed out again.
 //!
-//! Submodules, from the bottom up:
-//! - [`client`]: one exchange with Zoho's token endpoint;
-//! - [`governor`]: the mint budget (10 per 10 minutes per refresh token);
-//! - [`store`]: what survives a restart (file, memory and redis backends);
-//! - [`policy`]: the pure refresh policy — when to attempt, what a trigger may do, backoff;
-//! - [`manager`]: the [`TokenManager`](manager::TokenManager): single flight, the dead-token
-//!   state, minting, and the background refresher;
-//! - [`coordinator`]: how a mint meets the store — alone, or as one replica of a fleet;
-//! - [`status`]: what `/status`, `/readyz` and `/metrics` see.
+//! Submodules, from the bottom up. Only [`rejection`] is public; what the rest of the crate
+//! needs of the others is re-exported here.
+//! - `client`: one exchange with Zoho's token endpoint ([`OAuthClient`]), and the
+//!   [`Credentials`] a refresh is made with;
+//! - `governor`: the mint budget (10 per 10 minutes per refresh token);
+//! - `store`: what survives a restart ([`TokenStore`], with file, memory and redis backends);
+//! - `policy`: the pure refresh policy — when to attempt, what a trigger may do, backoff;
+//! - `coordinator`: how a mint meets the store — alone, or as one replica of a fleet; it sees
+//!   the manager only as a `Minter` (mint, adopt a stored token, the mint history);
+//! - `manager`: the [`TokenManager`]: single flight, the dead-token state, minting, the
+//!   background refresher, and the only writer of the cache;
+//! - `status`: what `/status`, `/readyz` and `/metrics` see ([`TokenStatusView`]);
+//! - [`rejection`]: whether an upstream answer rejects the access token (pure: the proxy's
+//!   check, and `check --online`'s).
 
-pub mod client;
-pub mod coordinator;
-pub mod governor;
-pub mod login;
-pub mod manager;
-pub mod policy;
-pub mod status;
-pub mod store;
+mod client;
+mod coordinator;
+mod governor;
+mod login;
+mod manager;
+mod policy;
+pub mod rejection;
+mod status;
+mod store;
+
+// Running a token manager (`app` builds and reloads it, `cli` asks it for tokens), and the
+// OAuth client that `login` and `check --online` use on their own.
+pub use self::client::{Credentials, ErrorClass, Grant, OAuthClient, TokenError, http_client};
+pub use self::manager::{DataCentreCheck, Settings, TokenManager};
+pub use self::policy::{TERMINAL_RETRY, THROTTLE_MIN, refresh_at};
+// What `/status`, `/readyz` and `/metrics` read.
+pub use self::status::{TokenStatus, TokenStatusView};
+// The token store: its backends, and the records it keeps.
+pub use self::store::{FileStore, MemoryStore, RedisStore, StoreError, TokenStore};
+pub use self::store::{StoredAccessToken, StoredRefreshToken, StoredState};
+// Keeping a login in the store, and revoking refresh tokens.
+pub use self::login::{
+    Login, Retired, Revocation, forget_login, retire_login, revoke_refresh_token, save_login,
+};
+// The token endpoint's answer parser, for the fuzz target.
+pub use self::client::parse_grant;
 
 use std::fmt;
 use std::future::Future;
@@ -73,7 +102,7 @@ pub struct AccessToken {
 }
 
 /// The current access token, swapped atomically by the refresher.
-pub struct TokenCache {
+struct TokenCache {
     current: ArcSwapOption<AccessToken>,
     scheme: AuthScheme,
 }
@@ -86,7 +115,7 @@ impl AccessToken {
     ///
     /// # Errors
     /// When the token holds bytes that cannot appear in a header (Zoho's never do).
-    pub fn new(
+    fn new(
         secret: Secret<String>,
         scheme: AuthScheme,
         remaining: Duration,
@@ -174,7 +203,7 @@ impl AccessToken {
     }
 
     /// Marks it dead: from now on it is never handed out.
-    pub fn mark_dead(&self) {
+    fn mark_dead(&self) {
         self.dead.store(true, Ordering::Relaxed);
     }
 
@@ -185,7 +214,7 @@ impl AccessToken {
     }
 
     /// Records that Zoho accepted it; returns `true` for the first caller only.
-    pub fn mark_accepted(&self) -> bool {
+    fn mark_accepted(&self) -> bool {
         !self.accepted.swap(true, Ordering::Relaxed)
     }
 
@@ -195,14 +224,14 @@ impl AccessToken {
     }
 
     /// Records that it replaces a token that Zoho rejected.
-    pub fn mark_replacement(&self) {
+    fn mark_replacement(&self) {
         self.replacement.store(true, Ordering::Relaxed);
     }
 
     /// Makes it an ordinary token again: a reload (SIGHUP, a new `login`) may have fixed why
     /// Zoho rejects new tokens, so its rejection says nothing about the tokens minted from
     /// now on.
-    pub fn clear_replacement(&self) {
+    fn clear_replacement(&self) {
         self.replacement.store(false, Ordering::Relaxed);
     }
 }
@@ -224,7 +253,7 @@ impl fmt::Debug for AccessToken {
 
 impl TokenCache {
     /// An empty cache producing `Authorization: <scheme> <token>`.
-    pub fn new(scheme: AuthScheme) -> Self {
+    fn new(scheme: AuthScheme) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             scheme,
@@ -232,13 +261,14 @@ impl TokenCache {
     }
 
     /// The header scheme tokens are built with.
-    pub fn scheme(&self) -> AuthScheme {
+    fn scheme(&self) -> AuthScheme {
         self.scheme
     }
 
     /// The `Authorization` value of the current token, or `None` when there is none that may
     /// be sent (absent, or about to expire). Lock-free and allocation-free.
-    pub fn current(&self) -> Option<HeaderValue> {
+    #[cfg(test)]
+    fn current(&self) -> Option<HeaderValue> {
         let guard = self.current.load();
         match guard.as_deref() {
             Some(token) if token.is_usable() => Some(token.header.clone()),
@@ -247,17 +277,17 @@ impl TokenCache {
     }
 
     /// The current token, usable or not (for status and for forced refreshes).
-    pub fn load(&self) -> Option<Arc<AccessToken>> {
+    fn load(&self) -> Option<Arc<AccessToken>> {
         self.current.load_full()
     }
 
     /// The current token if it may be sent.
-    pub fn usable(&self) -> Option<Arc<AccessToken>> {
+    fn usable(&self) -> Option<Arc<AccessToken>> {
         self.current.load_full().filter(|t| t.is_usable())
     }
 
     /// The generation of the current token (0 when there is none).
-    pub fn generation(&self) -> u64 {
+    fn generation(&self) -> u64 {
         self.current
             .load()
             .as_deref()
@@ -265,13 +295,8 @@ impl TokenCache {
     }
 
     /// Replaces the current token.
-    pub fn store(&self, token: Arc<AccessToken>) {
+    fn store(&self, token: Arc<AccessToken>) {
         self.current.store(Some(token));
-    }
-
-    /// Forgets the current token (after revocation).
-    pub fn clear(&self) {
-        self.current.store(None);
     }
 }
 
@@ -284,7 +309,7 @@ impl fmt::Debug for TokenCache {
 }
 
 /// A boxed, `Send` future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the request path needs of tokens, and nothing more.
 pub trait TokenSource: Send + Sync {
@@ -303,8 +328,8 @@ pub trait TokenSource: Send + Sync {
     fn report_rejected<'a>(&'a self, token: &'a Arc<AccessToken>) -> BoxFuture<'a, Rejection>;
 
     /// Zoho answered a request with `token` with anything but a token rejection, for the
-    /// first time: the request path calls this once per token (after
-    /// [`AccessToken::mark_accepted`] returned `true`).
+    /// first time: the request path calls this once per token, through
+    /// [`record_acceptance`].
     fn accepted(&self, token: &AccessToken);
 }
 
@@ -404,6 +429,11 @@ pub fn unix_ms() -> u64 {
 pub fn unix_ms_of(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A token's expiry in unix milliseconds (as the store records it).
+fn expires_at_ms(token: &AccessToken) -> u64 {
+    unix_ms_of(token.expires_at_wall())
 }
 
 /// A short, stable, non-reversible identifier of a secret: the first 12 hex digits of its

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use zoho_emulator::accounts::{AccountsControl, AccountsEmulator};
 use zoho_emulator::meeting::{MeetingControl, MeetingEmulator};
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::store::{FileStore, StoredAccessToken, StoredState, TokenStore};
-use zoho_meeting_proxy::token::{fingerprint, unix_ms};
+use zoho_meeting_proxy::token::{
+    FileStore, StoredAccessToken, StoredState, TokenStore, fingerprint, unix_ms,
+};
 
 use crate::support::served::Served;
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET};

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use zoho_emulator::accounts::{AccountsControl, AccountsEmulator};
 use zoho_emulator::meeting::MeetingEmulator;
 use zoho_meeting_proxy::app::Running;
-use zoho_meeting_proxy::token::status::TokenStatus;
+use zoho_meeting_proxy::token::{TokenSource, TokenStatus, TokenStatusView};
 
 use crate::support::{self, CLIENT_SECRET};
 
@@ -522,8 +522,7 @@ async fn redis_never_holds_the_refresh_token_or_client_secret() {
     let token = replicas[0]
         .running
         .manager()
-        .cache()
-        .load()
+        .current()
         .unwrap()
         .secret()
         .expose()

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use zoho_meeting_proxy::token::TokenSource;
+
 use crate::support::{self, TestProxy, TestUpstream, client, pattern_byte, raw};
 
 async fn setup(
@@ -434,7 +436,7 @@ async fn admin_endpoints_report_without_secrets() {
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
-    let token = proxy.running().manager().cache().load().unwrap();
+    let token = proxy.running().manager().current().unwrap();
     let secret = token.secret().expose();
     let all = format!("{status}{metrics}");
     assert!(!all.contains(secret.as_str()) && !all.contains(&proxy.refresh_token));
@@ -459,7 +461,7 @@ async fn with_meeting(
 /// Revokes the proxy's current access token at the emulated accounts server, as Zoho does
 /// when a token is invalidated early.
 async fn revoke_current(accounts: &AccountsEmulator, proxy: &TestProxy) {
-    let token = proxy.running().manager().cache().load().unwrap();
+    let token = proxy.running().manager().current().unwrap();
     let response = client()
         .post(format!("{}/oauth/v2/token/revoke", accounts.url()))
         .form(&[("token", token.secret().expose().as_str())])
@@ -1415,7 +1417,7 @@ async fn routes_send_prefixes_to_their_upstreams_with_the_token() {
     )
     .await;
     proxy.ready().await;
-    let token = proxy.running().manager().cache().load().unwrap();
+    let token = proxy.running().manager().current().unwrap();
     let expected_auth = format!("Zoho-oauthtoken {}", token.secret().expose());
     for (sent, upstream, target) in [
         (

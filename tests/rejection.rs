@@ -284,7 +284,7 @@ async fn a_compressed_answer_longer_than_the_peek_arrives_whole() {
     let mut body = INVALID_MEETING_KEY.to_vec();
     body.extend(noise(64 * 1024));
     let compressed = gzip(&body);
-    assert!(compressed.len() > 4 * zoho_meeting_proxy::proxy::rejection::PEEK_LIMIT);
+    assert!(compressed.len() > 4 * zoho_meeting_proxy::token::rejection::PEEK_LIMIT);
     passes_through_unchanged(Answer::new(400, Some("gzip"), compressed)).await;
 }
 
@@ -295,7 +295,7 @@ async fn a_gzip_bomb_or_garbage_is_passed_through_without_a_refresh() {
     let member = gzip(&zeros);
     let mut bomb = member.repeat(12);
     bomb.extend(gzip(&[&zeros[..], MEETING_REJECTION].concat()));
-    assert!(bomb.len() <= zoho_meeting_proxy::proxy::rejection::PEEK_LIMIT);
+    assert!(bomb.len() <= zoho_meeting_proxy::token::rejection::PEEK_LIMIT);
     passes_through_unchanged(Answer::new(400, Some("gzip"), bomb)).await;
     // Not gzip at all, whatever the header says: passed on as sent.
     passes_through_unchanged(Answer::new(400, Some("gzip"), noise(3000))).await;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use figment::Figment;
 use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions};
 use zoho_meeting_proxy::config::Config;
+use zoho_meeting_proxy::token::TokenStatusView;
 
 /// The client the emulators register.
 pub const CLIENT_ID: &str = "1000.TESTCLIENT";

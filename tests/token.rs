@@ -16,13 +16,10 @@ use url::Url;
 use zoho_emulator::accounts::{AccountsControl, AccountsEmulator, Failure};
 use zoho_meeting_proxy::config::{AuthScheme, Config};
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::TokenCache;
-use zoho_meeting_proxy::token::Unavailable;
-use zoho_meeting_proxy::token::client::{ErrorClass, OAuthClient};
-use zoho_meeting_proxy::token::manager::{Credentials, Settings, TokenManager};
-use zoho_meeting_proxy::token::policy::THROTTLE_MIN;
-use zoho_meeting_proxy::token::store::{
-    FileStore, MemoryStore, StoredAccessToken, StoredState, TokenStore,
+use zoho_meeting_proxy::token::{
+    Credentials, ErrorClass, FileStore, MemoryStore, OAuthClient, Rejection, Settings,
+    StoredAccessToken, StoredState, THROTTLE_MIN, TokenManager, TokenSource, TokenStatusView,
+    TokenStore, Unavailable,
 };
 
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET};
@@ -66,7 +63,7 @@ fn manager_with(
     settings: Settings,
 ) -> Arc<TokenManager> {
     TokenManager::new(
-        Arc::new(TokenCache::new(AuthScheme::ZohoOauthtoken)),
+        AuthScheme::ZohoOauthtoken,
         client,
         store,
         Credentials::new(
@@ -150,7 +147,7 @@ async fn manager_for(config: &Config) -> Arc<TokenManager> {
 
 /// The raw access token the manager holds.
 fn raw_token(manager: &TokenManager) -> String {
-    manager.cache().load().unwrap().secret().expose().clone()
+    manager.current().unwrap().secret().expose().clone()
 }
 
 /// Debug and Display of anything, checked against every secret in play.
@@ -166,15 +163,15 @@ async fn first_token_is_fetched_at_start_and_is_valid() {
     let (emu, ctl, rt) = accounts(HOUR).await;
     let m = manager(&emu, &rt);
     assert!(!m.is_ready());
-    assert!(m.cache().current().is_none());
+    assert!(m.current().is_none());
     let bg = Background::start(&m);
 
     // Nobody asks: the background task fetches the first token by itself.
     assert!(
-        eventually(Duration::from_secs(3), || m.cache().current().is_some()).await,
+        eventually(Duration::from_secs(3), || m.current().is_some()).await,
         "no token within 3 s"
     );
-    let header = m.cache().current().unwrap();
+    let header = m.current().unwrap().header().clone();
     let token = raw_token(&m);
     assert_eq!(header, format!("Zoho-oauthtoken {token}").as_str());
     assert!(header.is_sensitive());
@@ -183,7 +180,7 @@ async fn first_token_is_fetched_at_start_and_is_valid() {
         .expect("the emulator knows the token");
     assert!(info.expires_in > Duration::from_secs(3500));
     assert!(m.is_ready());
-    assert_eq!(m.token().await.map(|t| t.header().clone()).unwrap(), header);
+    assert_eq!(m.wait().await.map(|t| t.header().clone()).unwrap(), header);
     assert_eq!(ctl.mint_count(), 1);
 
     let status = m.status();
@@ -193,7 +190,7 @@ async fn first_token_is_fetched_at_start_and_is_valid() {
     assert_eq!(status.mints_in_window, 1);
     assert_eq!(
         status.token_fingerprint.as_deref(),
-        Some(m.cache().load().unwrap().fingerprint())
+        Some(m.current().unwrap().fingerprint())
     );
     assert!(!status.refresh_stopped);
     bg.stop().await;
@@ -204,8 +201,8 @@ async fn refreshes_ahead_of_expiry_without_a_gap() {
     let (emu, ctl, rt) = accounts(Duration::from_secs(4)).await;
     let m = manager(&emu, &rt);
     let bg = Background::start(&m);
-    assert!(eventually(Duration::from_secs(3), || m.cache().current().is_some()).await);
-    let first = m.cache().load().unwrap();
+    assert!(eventually(Duration::from_secs(3), || m.current().is_some()).await);
+    let first = m.current().unwrap();
     let start = Instant::now();
 
     // The 4 s token is refreshed ~2.9 s after minting; it stays usable for ~3.6 s.
@@ -214,7 +211,7 @@ async fn refreshes_ahead_of_expiry_without_a_gap() {
         || (ctl.mint_count() < 2 && start.elapsed() < Duration::from_secs(5))
     {
         assert!(
-            m.cache().current().is_some(),
+            m.current().is_some(),
             "no token {:?} after the first (mints: {})",
             start.elapsed(),
             ctl.mint_count()
@@ -224,14 +221,14 @@ async fn refreshes_ahead_of_expiry_without_a_gap() {
     }
     assert!(polls > 20);
     assert_eq!(ctl.mint_count(), 2, "one refresh ahead of expiry");
-    let second = m.cache().load().unwrap();
+    let second = m.current().unwrap();
     assert_ne!(second.fingerprint(), first.fingerprint());
     assert_eq!(second.generation(), first.generation() + 1);
     assert!(
         ctl.validate_access_token(second.secret().expose())
             .is_some()
     );
-    assert!(m.cache().current().is_some());
+    assert!(m.current().is_some());
     bg.stop().await;
 }
 
@@ -240,15 +237,20 @@ async fn concurrent_forced_refreshes_mint_once() {
     let (emu, ctl, rt) = accounts(HOUR).await;
     let m = manager(&emu, &rt);
     let bg = Background::start(&m);
-    assert!(eventually(Duration::from_secs(3), || m.cache().current().is_some()).await);
-    let rejected = m.cache().load().unwrap();
+    assert!(eventually(Duration::from_secs(3), || m.current().is_some()).await);
+    let rejected = m.current().unwrap();
     let gen0 = rejected.generation();
     assert_eq!(ctl.mint_count(), 1);
 
     let calls: Vec<_> = (0..100)
         .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move { m.force_refresh(gen0).await })
+            let (m, rejected) = (m.clone(), rejected.clone());
+            tokio::spawn(async move {
+                match m.report_rejected(&rejected).await {
+                    Rejection::Replaced(token) => Ok(token),
+                    other => Err(other),
+                }
+            })
         })
         .collect();
     let mut fingerprints = std::collections::HashSet::new();
@@ -260,10 +262,12 @@ async fn concurrent_forced_refreshes_mint_once() {
     assert_eq!(ctl.mint_count(), 2, "100 callers, one mint");
     assert_eq!(fingerprints.len(), 1, "every caller got the same new token");
     assert!(!fingerprints.contains(rejected.fingerprint()));
-    assert_eq!(m.cache().generation(), gen0 + 1);
+    assert_eq!(m.current().map_or(0, |t| t.generation()), gen0 + 1);
 
     // A late caller with the old generation gets the current token, no mint.
-    let late = m.force_refresh(gen0).await.unwrap();
+    let Rejection::Replaced(late) = m.report_rejected(&rejected).await else {
+        panic!("the late caller gets the current token");
+    };
     assert_eq!(late.generation(), gen0 + 1);
     assert!(fingerprints.contains(late.fingerprint()));
     assert_eq!(ctl.mint_count(), 2);
@@ -279,7 +283,7 @@ async fn requests_without_a_token_wait_for_the_fetch_in_progress() {
     let calls: Vec<_> = (0..20)
         .map(|_| {
             let m = m.clone();
-            tokio::spawn(async move { m.token().await.map(|t| t.header().clone()) })
+            tokio::spawn(async move { m.wait().await.map(|t| t.header().clone()) })
         })
         .collect();
     let mut headers = std::collections::HashSet::new();
@@ -306,7 +310,7 @@ async fn failing_endpoint_backs_off_exponentially() {
     assert!(eventually(Duration::from_secs(2), || ctl.token_requests() >= 1).await);
     assert!(eventually(Duration::from_secs(2), || m.status().last_error.is_some()).await);
     // While backing off, requests are told why and when to come back.
-    match m.token().await.map(|t| t.header().clone()) {
+    match m.wait().await.map(|t| t.header().clone()) {
         Err(Unavailable::Failing {
             reason,
             retry_after,
@@ -330,7 +334,7 @@ async fn failing_endpoint_backs_off_exponentially() {
     assert!(!status.ready);
     assert!(!status.refresh_stopped);
     assert!(status.next_attempt_in_s.is_some());
-    let err = m.token().await.map(|t| t.header().clone()).unwrap_err();
+    let err = m.wait().await.map(|t| t.header().clone()).unwrap_err();
     assert!(matches!(err, Unavailable::Failing { .. }), "{err:?}");
     assert!(err.retry_after() > Duration::ZERO);
 
@@ -338,7 +342,7 @@ async fn failing_endpoint_backs_off_exponentially() {
     ctl.set_outage(None);
     m.retry_now();
     assert!(
-        eventually(Duration::from_secs(2), || m.cache().current().is_some()).await,
+        eventually(Duration::from_secs(2), || m.current().is_some()).await,
         "no token promptly after retry_now"
     );
     assert_eq!(ctl.mint_count(), 1);
@@ -353,7 +357,7 @@ async fn transient_errors_recover_by_themselves() {
     let m = manager(&emu, &rt);
     let bg = Background::start(&m);
     assert!(
-        eventually(Duration::from_secs(3), || m.cache().current().is_some()).await,
+        eventually(Duration::from_secs(3), || m.current().is_some()).await,
         "no recovery from one server error"
     );
     assert_eq!(ctl.token_requests(), 2);
@@ -382,7 +386,7 @@ async fn terminal_error_stops_the_background_task() {
     assert_eq!(ctl.token_requests(), 1);
 
     // A request within 10 s of the last attempt does not trigger one either.
-    match m.token().await.map(|t| t.header().clone()) {
+    match m.wait().await.map(|t| t.header().clone()) {
         Err(Unavailable::Terminal {
             reason,
             retry_after,
@@ -393,7 +397,8 @@ async fn terminal_error_stops_the_background_task() {
         }
         other => panic!("expected Terminal, got {other:?}"),
     }
-    let err = m.force_refresh(0).await.unwrap_err();
+    // With no token held, a rejection could only be reported as a request is: refused alike.
+    let err = m.wait().await.unwrap_err();
     assert!(matches!(err, Unavailable::Terminal { .. }), "{err:?}");
     assert_eq!(ctl.token_requests(), 1);
 
@@ -436,7 +441,7 @@ async fn throttling_waits_at_least_a_minute() {
     let bg = Background::start(&m);
     assert!(eventually(Duration::from_secs(3), || m.status().last_error.is_some()).await);
 
-    match m.token().await.map(|t| t.header().clone()) {
+    match m.wait().await.map(|t| t.header().clone()) {
         Err(Unavailable::Failing {
             reason,
             retry_after,
@@ -450,7 +455,7 @@ async fn throttling_waits_at_least_a_minute() {
     assert!(m.status().next_attempt_in_s.unwrap() >= 30);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ctl.token_requests(), 1, "retried while throttled");
-    assert!(m.cache().load().is_none());
+    assert!(m.status().token_fingerprint.is_none());
     bg.stop().await;
 }
 
@@ -518,14 +523,14 @@ async fn stored_token_is_reused_only_with_the_same_credentials() {
 
     // B (a restart): the stored token is usable at once, without a mint.
     let b = manager_for(&config).await;
-    let restored = b.cache().usable().expect("the stored token is reused");
+    let restored = b.current().expect("the stored token is reused");
     assert_eq!(restored.fingerprint(), minted.fingerprint());
-    assert!(b.cache().current().is_some());
+    assert!(b.current().is_some());
     assert!(b.is_ready());
     let fresh = b.fresh().await.unwrap();
     assert_eq!(fresh.fingerprint(), minted.fingerprint());
     assert_eq!(
-        b.token().await.map(|t| t.header().clone()).unwrap(),
+        b.wait().await.map(|t| t.header().clone()).unwrap(),
         format!("Zoho-oauthtoken {}", minted.secret().expose()).as_str()
     );
     assert_eq!(ctl.mint_count(), 1);
@@ -535,7 +540,7 @@ async fn stored_token_is_reused_only_with_the_same_credentials() {
     let other_rt = ctl.issue_refresh_token(SCOPES);
     let other = config_for(&other_rt);
     let c = manager_for(&other).await;
-    assert!(c.cache().load().is_none());
+    assert!(c.status().token_fingerprint.is_none());
     let own = c.fresh().await.unwrap();
     assert_ne!(own.fingerprint(), minted.fingerprint());
     assert_eq!(ctl.mint_count(), 2);
@@ -569,7 +574,7 @@ async fn fresh_mints_when_the_token_is_within_the_refresh_margin() {
         settings(),
     );
     m.restore(&state);
-    assert!(m.cache().current().is_some(), "the stored token is usable");
+    assert!(m.current().is_some(), "the stored token is usable");
     assert!(!m.is_ready(), "but not fresh");
 
     let fresh = m.fresh().await.unwrap();
@@ -597,13 +602,13 @@ async fn expired_tokens_are_never_handed_out() {
         },
     );
     let bg = Background::start(&m);
-    assert!(eventually(Duration::from_secs(2), || m.cache().current().is_some()).await);
+    assert!(eventually(Duration::from_secs(2), || m.current().is_some()).await);
     ctl.set_outage(Some(503));
-    let token = m.cache().load().unwrap();
+    let token = m.current().unwrap();
 
     // Until it has expired, whenever the cache hands out a header, it is that live token.
     let expired = eventually(Duration::from_secs(4), || {
-        if let Some(header) = m.cache().current() {
+        if let Some(header) = m.current().map(|t| t.header().clone()) {
             assert!(token.remaining() > Duration::ZERO);
             assert_eq!(header, *token.header());
         }
@@ -611,11 +616,11 @@ async fn expired_tokens_are_never_handed_out() {
     })
     .await;
     assert!(expired);
-    assert!(m.cache().current().is_none());
-    assert!(m.cache().usable().is_none());
+    assert!(m.current().is_none());
+    assert!(m.current().is_none());
     assert!(!m.is_ready());
     let err = m
-        .token()
+        .wait()
         .await
         .map(|t| t.header().clone())
         .expect_err("no token once it expired");
@@ -715,9 +720,9 @@ async fn debug_output_never_shows_secrets() {
     let status = m.status();
     let text = format!(
         "{m:?} {:?} {status:?} {token:?} {:?} {:?} {}",
-        m.cache(),
+        m.current(),
         m.credentials(),
-        m.cache().current().unwrap(),
+        m.current().unwrap().header().clone(),
         serde_json::to_string(&status).unwrap(),
     );
     assert!(text.contains(token.fingerprint()));
@@ -757,7 +762,7 @@ async fn debug_output_never_shows_secrets() {
 #[tokio::test]
 async fn a_refusal_at_the_guessed_us_accounts_server_names_oauth_data_center() {
     use zoho_meeting_proxy::config::DataCenter;
-    use zoho_meeting_proxy::token::manager::DataCentreCheck;
+    use zoho_meeting_proxy::token::DataCentreCheck;
 
     let (emu, ctl, rt) = accounts(HOUR).await;
     assert!(ctl.revoke_refresh_token(&rt));

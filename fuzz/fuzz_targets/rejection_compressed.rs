@@ -1,4 +1,4 @@
-//! `proxy::rejection::is_token_rejection_with_headers`: the proxy's peek at a 400/401 body,
+//! `token::rejection::is_token_rejection_with_headers`: the proxy's peek at a 400/401 body,
 //! seeing through `Content-Encoding` gzip, deflate and br (the body is untrusted).
 //!
 //! Input, by its first byte:
@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::header::{CONTENT_ENCODING, HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use zoho_meeting_proxy::proxy::rejection::{
+use zoho_meeting_proxy::token::rejection::{
     BROTLI_WINDOW_LIMIT, DECODED_LIMIT, MAX_CODINGS, PEEK_LIMIT, is_token_rejection,
     is_token_rejection_with_headers,
 };

@@ -1,11 +1,11 @@
-//! `proxy::rejection::is_token_rejection` on any (peeked) body.
+//! `token::rejection::is_token_rejection` on any (peeked) body.
 //!
 //! Must never panic, and a body containing `INVALID_OAUTHTOKEN` anywhere is a rejection by
 //! design (zoho-facts §9), whatever surrounds it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zoho_meeting_proxy::proxy::rejection::is_token_rejection;
+use zoho_meeting_proxy::token::rejection::is_token_rejection;
 
 fuzz_target!(|data: &[u8]| {
     let _ = is_token_rejection(data);

@@ -1,11 +1,11 @@
-//! `token::client::parse_grant`: any status and body from the token endpoint.
+//! `token::parse_grant`: any status and body from the token endpoint.
 //!
 //! Input: two bytes of big-endian HTTP status, then the body. Must never panic; a grant's
 //! `Debug` output must never show the access or refresh token.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zoho_meeting_proxy::token::client::parse_grant;
+use zoho_meeting_proxy::token::parse_grant;
 
 fuzz_target!(|data: &[u8]| {
     let (status, body) = match data {

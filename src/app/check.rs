@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use super::{Error, apply_stored_login, credentials, describe_accounts, open_store};
 use crate::config::{Config, origin};
-use crate::token::AccessToken;
-use crate::token::store::TokenStore;
+use crate::token::{AccessToken, TokenStatusView, TokenStore};
 
 /// The Meeting API call `check --online` makes: the current user, which every account has.
 pub const USER_PATH: &str = "/api/v2/user.json";
@@ -120,7 +119,7 @@ async fn meeting_user(
     authorization: &http::HeaderValue,
 ) -> Result<(String, String), Error> {
     let host = origin(&config.upstream.url);
-    let client = crate::token::client::http_client(
+    let client = crate::token::http_client(
         config.upstream.ca_file.as_deref(),
         config.upstream.connect_timeout,
     )?;
@@ -151,7 +150,7 @@ async fn meeting_user(
         }
         body.extend_from_slice(&chunk);
     }
-    if matches!(status, 400 | 401) && crate::proxy::rejection::is_token_rejection(&body) {
+    if matches!(status, 400 | 401) && crate::token::rejection::is_token_rejection(&body) {
         return Err(Error::Failed(format!(
             "the Meeting API at {host} rejected a freshly minted token (HTTP {status}): the data centre ({}) or the scopes are probably wrong; a token from one data centre's accounts server is refused by another's Meeting host (set oauth.data_center or upstream.url), and {USER_PATH} needs ZohoMeeting.manageOrg.READ",
             config.oauth.data_center

@@ -35,7 +35,7 @@ use crate::config::keys::{KEYS, Reload};
 use crate::config::{Config, ConfigError, Listen, StoreConfig};
 use crate::proxy::{Guard, Proxy};
 use crate::telemetry::{LevelChange, Logging};
-use crate::token::manager::{Credentials, TokenManager};
+use crate::token::{Credentials, TokenManager};
 
 /// How often the `*_file` secrets are checked for changes.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);

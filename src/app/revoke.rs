@@ -2,7 +2,7 @@
 
 use super::{Error, apply_stored_login, credentials, describe_accounts, oauth_client, open_store};
 use crate::config::Config;
-use crate::token::login::{self, Revocation};
+use crate::token::{Revocation, forget_login, revoke_refresh_token};
 
 /// What `revoke` did.
 pub struct Revoked {
@@ -41,7 +41,12 @@ pub async fn revoke(config: &Config) -> Result<Revoked, Error> {
                 Some(path) => format!("oauth.refresh_token_file = {}", path.display()),
                 None => "oauth.refresh_token".to_owned(),
             });
-    let revocation = match login::revoke(&client, creds.accounts_url(), creds.refresh_token()).await
+    let revocation = match revoke_refresh_token(
+        &client,
+        creds.accounts_url(),
+        creds.refresh_token(),
+    )
+    .await
     {
         Ok(revocation) => revocation,
         Err(e) => {
@@ -59,7 +64,7 @@ pub async fn revoke(config: &Config) -> Result<Revoked, Error> {
             )));
         }
     };
-    login::forget(&store, &creds, config_key.is_some()).await?;
+    forget_login(&store, &creds, config_key.is_some()).await?;
     Ok(Revoked {
         revocation,
         accounts,

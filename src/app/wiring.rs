@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use super::Error;
 use crate::config::{Config, ConfigError, DataCenter, StoreConfig, origin};
-use crate::token::TokenCache;
-use crate::token::client::OAuthClient;
-use crate::token::manager::{Credentials, DataCentreCheck, Settings, TokenManager};
-use crate::token::store::redis::RedisStore;
-use crate::token::store::{self, FileStore, MemoryStore, StoredState, TokenStore};
+use crate::token::{
+    Credentials, DataCentreCheck, FileStore, MemoryStore, OAuthClient, RedisStore, Settings,
+    StoredState, TokenManager, TokenStore,
+};
 
 /// Opens the configured token store. The redis store connects on first use.
 ///
@@ -23,7 +22,7 @@ use crate::token::store::{self, FileStore, MemoryStore, StoredState, TokenStore}
 pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, Error> {
     Ok(match &config.token.store {
         StoreConfig::File(Some(path)) => Arc::new(FileStore::new(path.clone())),
-        StoreConfig::File(None) => match store::default_path() {
+        StoreConfig::File(None) => match FileStore::default_path() {
             Some(path) => Arc::new(FileStore::new(path)),
             None => {
                 return Err(ConfigError::Invalid {
@@ -137,13 +136,12 @@ pub(super) async fn token_manager(
         Err(e) => return Err(e.into()),
     };
     let creds = credentials(config, &state)?;
-    let cache = Arc::new(TokenCache::new(config.upstream.auth_scheme));
     let settings = Settings {
         margin: config.token.refresh_margin,
         max_mints_per_10m: config.oauth.max_mints_per_10m,
         request_wait: config.upstream.timeout,
     };
-    let manager = TokenManager::new(cache, client, store, creds, settings);
+    let manager = TokenManager::new(config.upstream.auth_scheme, client, store, creds, settings);
     manager.check_data_centre(data_centre_check(config));
     manager.restore(&state);
     Ok(manager)
@@ -259,7 +257,7 @@ pub fn apply_stored_login(
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use crate::token::store::StoredRefreshToken;
+    use crate::token::StoredRefreshToken;
 
     fn config(extra: &[(&str, &str)]) -> Config {
         let mut figment = Config::figment(None).merge(("oauth.client_id", "1000.ABC"));

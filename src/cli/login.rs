@@ -37,7 +37,7 @@ use super::{Error, LoginArgs};
 use crate::app::{describe_accounts, oauth_client, open_store};
 use crate::config::{Config, DataCenter, origin};
 use crate::secret::Secret;
-use crate::token::login::{self, Login, Retired, Revocation};
+use crate::token::{Login, Retired, Revocation, retire_login, save_login};
 
 /// A redirect that reached the listener, with the way to answer the browser.
 struct Callback {
@@ -133,7 +133,7 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), Error> {
     );
     // Only now that the new token is safe: each login mints a refresh token, and Zoho
     // silently drops the oldest past 20 per client.
-    let retired = login::retire(&client, previous, &refresh_token, args.keep_old).await;
+    let retired = retire_login(&client, previous, &refresh_token, args.keep_old).await;
     print_retired(retired);
     Ok(())
 }
@@ -173,8 +173,8 @@ fn print_retired(retired: Retired) {
 /// The token endpoint's refusal or failure, an answer without a refresh token, or a store
 /// that cannot be written.
 async fn exchange_and_store(
-    client: &crate::token::client::OAuthClient,
-    store: &Arc<dyn crate::token::store::TokenStore>,
+    client: &crate::token::OAuthClient,
+    store: &Arc<dyn crate::token::TokenStore>,
     config: &Config,
     accounts: &Url,
     code: &Secret<String>,
@@ -201,7 +201,7 @@ async fn exchange_and_store(
         grant,
         scopes: config.oauth.scopes.clone(),
     };
-    login::save(store, login).await?;
+    save_login(store, login).await?;
     Ok(refresh_token)
 }
 

@@ -23,7 +23,7 @@ use super::Error;
 use crate::app::{self, Signals};
 use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
 use crate::secret::Secret;
-use crate::token::policy::refresh_at;
+use crate::token::refresh_at;
 
 /// Every scope the emulator knows, granted to the sandbox's refresh token.
 const SCOPES: [&str; 12] = [
@@ -347,7 +347,7 @@ fn emulator_banner(
 /// the first mint), never below Zoho's 10 and at most [`MAX_MINTS_PER_10M`].
 ///
 /// The proxy refreshes [`refresh_at`] before expiry, with the margin capped as
-/// [`TokenManager::margin_for`](crate::token::manager::TokenManager::margin_for) caps it:
+/// the [`TokenManager`](crate::token::TokenManager) caps it:
 /// `token.refresh_margin`, at most a quarter of the lifetime.
 fn mint_budget(lifetime: Duration, refresh_margin: Duration) -> u32 {
     let margin = refresh_margin.min(lifetime / 4);

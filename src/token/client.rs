@@ -1,4 +1,5 @@
-//! One HTTP exchange with Zoho's token endpoint: code exchange, refresh and revocation.
+//! One HTTP exchange with Zoho's token endpoint: code exchange, refresh and revocation; and
+//! the [`Credentials`] a refresh is made with.
 //!
 //! Zoho answers the way its documentation and SDKs show, not the way RFC 6749 says
 //! (zoho-facts §4–§5):
@@ -19,6 +20,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use url::Url;
 
+use super::fingerprint;
 use crate::secret::Secret;
 
 /// The largest token-endpoint body read; Zoho's are a few hundred bytes.
@@ -99,6 +101,13 @@ pub struct OAuthClient {
     http: reqwest::Client,
     client_id: String,
     client_secret: ArcSwap<Secret<String>>,
+}
+
+/// The refresh token in use and the accounts server it belongs to.
+pub struct Credentials {
+    refresh_token: Secret<String>,
+    accounts_url: Url,
+    minted_by: String,
 }
 
 // === impl TokenError ===
@@ -278,6 +287,44 @@ impl std::fmt::Debug for OAuthClient {
     }
 }
 
+// === impl Credentials ===
+
+impl Credentials {
+    /// Credentials for `client_id`'s `refresh_token` at `accounts_url`.
+    pub fn new(client_id: &str, refresh_token: Secret<String>, accounts_url: Url) -> Self {
+        let minted_by = fingerprint(&format!("{client_id}\n{}", refresh_token.expose()));
+        Self {
+            refresh_token,
+            accounts_url,
+            minted_by,
+        }
+    }
+
+    /// The accounts server.
+    pub fn accounts_url(&self) -> &Url {
+        &self.accounts_url
+    }
+
+    /// The refresh token.
+    pub fn refresh_token(&self) -> &Secret<String> {
+        &self.refresh_token
+    }
+
+    /// Identifies client and refresh token together, without revealing either.
+    pub fn minted_by(&self) -> &str {
+        &self.minted_by
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("accounts_url", &self.accounts_url.as_str())
+            .field("minted_by", &self.minted_by)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds the HTTPS client used for Zoho's servers: rustls with the public web roots plus
 /// any certificates in `ca_file`, no redirects followed, `connect_timeout` to connect and
 /// 30 s for a whole exchange (a caller may set a shorter one per request).
@@ -322,7 +369,7 @@ pub fn http_client(
 ///
 /// # Errors
 /// The failure, as above; the throttle body is [`TokenError::Throttled`].
-pub fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
+pub(super) fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| {
         json.as_ref()

@@ -10,11 +10,11 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Zoho's rolling window.
-pub const WINDOW: Duration = Duration::from_secs(600);
+pub(super) const WINDOW: Duration = Duration::from_secs(600);
 
 /// Rolling-window counter of access-token mints for one refresh token.
 #[derive(Clone, Debug)]
-pub struct MintGovernor {
+pub(super) struct MintGovernor {
     max: u32,
     /// Unix milliseconds of mints, oldest first, as recorded (a process's own mints are
     /// recorded up to a second late, on its residue: see `refresh::mint_record_time`).
@@ -25,7 +25,7 @@ pub struct MintGovernor {
 
 impl MintGovernor {
     /// A governor allowing `max` mints in any [`WINDOW`].
-    pub fn new(max: u32) -> Self {
+    pub(super) fn new(max: u32) -> Self {
         Self {
             max: max.max(1),
             mints: VecDeque::new(),
@@ -33,7 +33,7 @@ impl MintGovernor {
     }
 
     /// Adds mint times learnt elsewhere (the token store, another process), keeping each once.
-    pub fn merge(&mut self, times: &[u64]) {
+    pub(super) fn merge(&mut self, times: &[u64]) {
         let mut all: Vec<u64> = self
             .mints
             .iter()
@@ -58,7 +58,7 @@ impl MintGovernor {
     ///
     /// # Errors
     /// The wait, when the budget is spent.
-    pub fn check(&mut self, now_ms: u64) -> Result<(), Duration> {
+    pub(super) fn check(&mut self, now_ms: u64) -> Result<(), Duration> {
         self.prune(now_ms);
         if (self.mints.len() as u64) < u64::from(self.max) {
             return Ok(());
@@ -72,24 +72,24 @@ impl MintGovernor {
     }
 
     /// Records a successful mint.
-    pub fn record(&mut self, now_ms: u64) {
+    pub(super) fn record(&mut self, now_ms: u64) {
         self.mints.push_back(now_ms);
         self.prune(now_ms);
     }
 
     /// Mints within the window ending at `now_ms`.
-    pub fn in_window(&mut self, now_ms: u64) -> u32 {
+    pub(super) fn in_window(&mut self, now_ms: u64) -> u32 {
         self.prune(now_ms);
         u32::try_from(self.mints.len()).unwrap_or(u32::MAX)
     }
 
     /// Mints still allowed in the window ending at `now_ms`.
-    pub fn left(&mut self, now_ms: u64) -> u32 {
+    pub(super) fn left(&mut self, now_ms: u64) -> u32 {
         self.max.saturating_sub(self.in_window(now_ms))
     }
 
     /// The recorded mint times, oldest first (what the store keeps).
-    pub fn times(&self) -> Vec<u64> {
+    pub(super) fn times(&self) -> Vec<u64> {
         self.mints.iter().copied().collect()
     }
 }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::client::{Grant, OAuthClient, TokenError};
-use super::manager::Credentials;
+use super::client::{Credentials, Grant, OAuthClient, TokenError};
 use super::store::{StoreError, StoredAccessToken, StoredRefreshToken, StoredState, TokenStore};
 use super::unix_ms;
 use crate::config::{DataCenter, origin};
@@ -31,7 +30,7 @@ pub enum Revocation {
 ///
 /// # Errors
 /// Any answer that does not settle the token's fate: it may still be valid.
-pub async fn revoke(
+pub async fn revoke_refresh_token(
     client: &OAuthClient,
     accounts: &Url,
     token: &Secret<String>,
@@ -66,7 +65,7 @@ pub struct Login {
 ///
 /// # Errors
 /// The store cannot be written.
-pub async fn save(store: &Arc<dyn TokenStore>, login: Login) -> Result<(), StoreError> {
+pub async fn save_login(store: &Arc<dyn TokenStore>, login: Login) -> Result<(), StoreError> {
     let Login {
         client_id,
         refresh_token,
@@ -117,7 +116,7 @@ pub async fn save(store: &Arc<dyn TokenStore>, login: Login) -> Result<(), Store
 ///
 /// # Errors
 /// The store cannot be written.
-pub async fn forget(
+pub async fn forget_login(
     store: &Arc<dyn TokenStore>,
     creds: &Credentials,
     refresh_token_from_config: bool,
@@ -156,7 +155,7 @@ pub enum Retired {
 
 /// After a new refresh token `new` was stored: revokes the one it replaced (`old`) at the
 /// accounts server that issued it, unless `keep_old`.
-pub async fn retire(
+pub async fn retire_login(
     client: &OAuthClient,
     old: Option<StoredRefreshToken>,
     new: &Secret<String>,
@@ -171,7 +170,7 @@ pub async fn retire(
     if keep_old {
         return Retired::Kept(accounts);
     }
-    match revoke(client, &accounts, &old.token).await {
+    match revoke_refresh_token(client, &accounts, &old.token).await {
         Ok(revocation) => Retired::Revoked(accounts, revocation),
         Err(e) => Retired::Failed(accounts, e),
     }

@@ -27,19 +27,17 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use url::Url;
 
-use super::client::{ErrorClass, OAuthClient, TokenError};
-use super::coordinator::{self, Coordinator};
+use super::client::{Credentials, ErrorClass, OAuthClient, TokenError};
+use super::coordinator::{self, Coordinator, Minter};
 use super::governor::MintGovernor;
 use super::policy::{self, Decision, Gate, Held, Trigger};
 use super::status::{RefreshCounts, TokenStatus, TokenStatusView};
 use super::store::{StoredAccessToken, StoredState, TokenStore};
 use super::{
-    AccessToken, BoxFuture, EXPIRY_SKEW, Rejection, TokenCache, TokenSource, Unavailable,
-    fingerprint, unix_ms, unix_ms_of,
+    AccessToken, BoxFuture, EXPIRY_SKEW, Rejection, TokenCache, TokenSource, Unavailable, unix_ms,
 };
-use crate::config::DataCenter;
+use crate::config::{AuthScheme, DataCenter};
 use crate::secret::Secret;
 
 /// Lifetime assumed for a token restored from the store (Zoho's is one hour).
@@ -56,13 +54,6 @@ pub struct Settings {
     pub max_mints_per_10m: u32,
     /// How long a request waits for a token being fetched (`upstream.timeout`).
     pub request_wait: Duration,
-}
-
-/// The refresh token in use and the accounts server it belongs to.
-pub struct Credentials {
-    refresh_token: Secret<String>,
-    accounts_url: Url,
-    minted_by: String,
 }
 
 /// The data centre the proxy works in, to check Zoho's token answers against: their
@@ -87,7 +78,8 @@ const GUESSED_DATA_CENTRE: &str = "oauth.data_center is unset, so the US account
 /// Why Zoho rejects freshly minted tokens, in the usual case.
 const WRONG_DATA_CENTRE: &str = "Zoho rejected a new access token before accepting any request with it, so new tokens do not help: the data centre is probably wrong (set oauth.data_center to the account's; upstream.url, when set, must be that data centre's Meeting host; `login` records the data centre), or the scopes (oauth.scopes) do not cover the Meeting API. Zoho's answers pass through until it accepts a token again (the next scheduled refresh, SIGHUP, a new login)";
 
-/// Owns the cache's write side: see the [module docs](self).
+/// Owns the cache's write side: single-flight minting, the dead-token state and the
+/// background refresher, as the top of `src/token/manager.rs` describes.
 pub struct TokenManager {
     cache: Arc<TokenCache>,
     client: OAuthClient,
@@ -127,52 +119,15 @@ struct State {
     last_own_mint: u64,
 }
 
-// === impl Credentials ===
-
-impl Credentials {
-    /// Credentials for `client_id`'s `refresh_token` at `accounts_url`.
-    pub fn new(client_id: &str, refresh_token: Secret<String>, accounts_url: Url) -> Self {
-        let minted_by = fingerprint(&format!("{client_id}\n{}", refresh_token.expose()));
-        Self {
-            refresh_token,
-            accounts_url,
-            minted_by,
-        }
-    }
-
-    /// The accounts server.
-    pub fn accounts_url(&self) -> &Url {
-        &self.accounts_url
-    }
-
-    /// The refresh token.
-    pub fn refresh_token(&self) -> &Secret<String> {
-        &self.refresh_token
-    }
-
-    /// Identifies client and refresh token together, without revealing either.
-    pub fn minted_by(&self) -> &str {
-        &self.minted_by
-    }
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("accounts_url", &self.accounts_url.as_str())
-            .field("minted_by", &self.minted_by)
-            .finish_non_exhaustive()
-    }
-}
-
 // === impl TokenManager ===
 
 impl TokenManager {
-    /// A manager that fills `cache` using `client` and `credentials`, persisting to `store`
-    /// (and coordinating with the other replicas when the store is shared). Call
-    /// [`TokenManager::restore`] before use to reuse a stored token and mint history.
+    /// A manager that mints with `client` and `credentials` tokens sent as `scheme`,
+    /// persisting to `store` (and coordinating with the other replicas when the store is
+    /// shared). Call [`TokenManager::restore`] before use to reuse a stored token and mint
+    /// history.
     pub fn new(
-        cache: Arc<TokenCache>,
+        scheme: AuthScheme,
         client: OAuthClient,
         store: Arc<dyn TokenStore>,
         credentials: Credentials,
@@ -180,7 +135,7 @@ impl TokenManager {
     ) -> Arc<Self> {
         let coordinator = coordinator::for_store(&store);
         Arc::new(Self {
-            cache,
+            cache: Arc::new(TokenCache::new(scheme)),
             client,
             credentials: ArcSwap::from_pointee(credentials),
             state: Mutex::new(State {
@@ -205,11 +160,6 @@ impl TokenManager {
         })
     }
 
-    /// The cache this manager fills.
-    pub fn cache(&self) -> &Arc<TokenCache> {
-        &self.cache
-    }
-
     /// The token store.
     pub fn store(&self) -> &Arc<dyn TokenStore> {
         &self.store
@@ -227,7 +177,7 @@ impl TokenManager {
         let Some(stored) = &state.access_token else {
             return;
         };
-        if stored.minted_by != self.credentials.load().minted_by {
+        if stored.minted_by != self.credentials.load().minted_by() {
             tracing::info!("stored access token belongs to other credentials; not reused");
             return;
         }
@@ -248,20 +198,20 @@ impl TokenManager {
 
     /// The effective refresh margin for a token of this lifetime (see
     /// [`policy::margin_for`]).
-    pub fn margin_for(&self, lifetime: Duration) -> Duration {
+    fn margin_for(&self, lifetime: Duration) -> Duration {
         policy::margin_for(self.settings.margin, lifetime)
     }
 
     /// Whether a token with more than the refresh margin left is held, and Zoho has not
     /// rejected it (`/readyz`).
-    pub fn is_ready(&self) -> bool {
+    fn is_ready(&self) -> bool {
         self.cache
             .usable()
             .is_some_and(|t| t.remaining() > self.margin_for(t.lifetime()))
     }
 
     /// The cached token when it may be sent: one atomic load, no await.
-    pub fn cached(&self) -> Option<Arc<AccessToken>> {
+    fn cached(&self) -> Option<Arc<AccessToken>> {
         self.cache.usable()
     }
 
@@ -270,7 +220,7 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Unavailable`] with the reason and when to retry.
-    pub async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
+    async fn token(&self) -> Result<Arc<AccessToken>, Unavailable> {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
@@ -287,7 +237,7 @@ impl TokenManager {
     ///
     /// # Errors
     /// [`Unavailable`] with the reason and when to retry.
-    pub async fn force_refresh(
+    async fn force_refresh(
         &self,
         rejected_generation: u64,
     ) -> Result<Arc<AccessToken>, Unavailable> {
@@ -354,7 +304,7 @@ impl TokenManager {
                 .wakeup()
                 .is_some_and(|at| at <= Instant::now())
             {
-                self.coordinator.on_wakeup(&self).await;
+                self.coordinator.on_wakeup(&*self).await;
             }
             let wake = self.wake.notified();
             tokio::pin!(wake);
@@ -376,7 +326,7 @@ impl TokenManager {
     }
 
     /// The status shown by `/status` and `status`.
-    pub fn status(&self) -> TokenStatus {
+    fn status(&self) -> TokenStatus {
         let token = self.cache.load();
         let now = Instant::now();
         let now_ms = unix_ms();
@@ -418,7 +368,7 @@ impl TokenManager {
             token_fingerprint: token.as_ref().map(|t| t.fingerprint().to_owned()),
             refresh_stopped: state.gate.is_terminal(),
             next_attempt_in_s: next.map(|at| at.saturating_duration_since(now).as_secs()),
-            accounts_server: crate::config::origin(&self.credentials.load().accounts_url)
+            accounts_server: crate::config::origin(self.credentials.load().accounts_url())
                 .to_owned(),
             upstream_rejects_fresh_tokens: state.rejects_fresh,
             data_center_mismatch: state.data_center_mismatch.clone(),
@@ -485,11 +435,6 @@ impl TokenManager {
         }
     }
 
-    /// Refresh attempts by outcome.
-    pub fn refresh_counts(&self) -> &RefreshCounts {
-        &self.counts
-    }
-
     /// Zoho rejected `token`: replaces it, or marks it dead, or (a replacement rejected before
     /// any acceptance) says that new tokens do not help. See the [module docs](self).
     async fn rejected(&self, token: &Arc<AccessToken>) -> Rejection {
@@ -549,13 +494,13 @@ impl TokenManager {
         }
     }
 
-    // --- for the coordinators ---
+    // --- for the coordinators (through [`Minter`]) ---
 
     /// Asks Zoho for a new token unless the budget is spent, and caches it. Touches no store.
     ///
     /// # Errors
     /// The budget refusal or Zoho's failure, as callers are told.
-    pub(super) async fn mint(&self) -> Result<Arc<AccessToken>, Unavailable> {
+    async fn mint(&self) -> Result<Arc<AccessToken>, Unavailable> {
         let creds = self.credentials.load_full();
         let now_ms = unix_ms();
         {
@@ -574,7 +519,7 @@ impl TokenManager {
         }
         let grant = self
             .client
-            .refresh(&creds.accounts_url, &creds.refresh_token)
+            .refresh(creds.accounts_url(), creds.refresh_token())
             .await
             .map_err(|e| self.failed(e))?;
         let token = AccessToken::new(
@@ -616,7 +561,7 @@ impl TokenManager {
     }
 
     /// Makes a token another replica minted this one's.
-    pub(super) fn adopt(&self, token: Arc<AccessToken>) -> Arc<AccessToken> {
+    fn adopt(&self, token: Arc<AccessToken>) -> Arc<AccessToken> {
         self.cache.store(token.clone());
         let mut state = self.lock_state();
         state.gate.succeeded();
@@ -634,7 +579,7 @@ impl TokenManager {
 
     /// A stored access token as one the cache may hold (the next generation), if it may
     /// still be sent.
-    pub(super) fn token_from_store(&self, stored: &StoredAccessToken) -> Option<AccessToken> {
+    fn token_from_store(&self, stored: &StoredAccessToken) -> Option<AccessToken> {
         let remaining = Duration::from_millis(stored.expires_at.saturating_sub(unix_ms()));
         let lifetime = stored
             .lifetime
@@ -655,7 +600,7 @@ impl TokenManager {
     }
 
     /// Whether `token` satisfies `trigger` (a token another replica minted, say).
-    pub(super) fn satisfies(&self, token: &AccessToken, trigger: Trigger) -> bool {
+    fn satisfies(&self, token: &AccessToken, trigger: Trigger) -> bool {
         matches!(
             policy::decide(
                 trigger,
@@ -668,22 +613,22 @@ impl TokenManager {
     }
 
     /// Adds mint times learnt elsewhere (the store, another process).
-    pub(super) fn merge_mints(&self, times: &[u64]) {
+    fn merge_mints(&self, times: &[u64]) {
         self.lock_state().governor.merge(times);
     }
 
     /// The mint times this process knows of.
-    pub(super) fn mint_times(&self) -> Vec<u64> {
+    fn mint_times(&self) -> Vec<u64> {
         self.lock_state().governor.times()
     }
 
     /// Wakes the background task (the coordinator's wake-up moved).
-    pub(super) fn wake(&self) {
+    fn wake(&self) {
         self.wake.notify_one();
     }
 
     /// The refresh margin for `token` (see [`TokenManager::margin_for`]).
-    pub(super) fn margin_of(&self, token: &AccessToken) -> Duration {
+    fn margin_of(&self, token: &AccessToken) -> Duration {
         self.margin_for(token.lifetime())
     }
 
@@ -824,7 +769,7 @@ impl TokenManager {
     /// whether the refresh token changed.
     pub async fn set_credentials(&self, credentials: Credentials) -> bool {
         let old = self.credentials.load_full();
-        let changed = old.refresh_token != credentials.refresh_token;
+        let changed = old.refresh_token() != credentials.refresh_token();
         self.credentials.store(Arc::new(credentials));
         if !changed {
             return false;
@@ -878,6 +823,46 @@ impl TokenSource for TokenManager {
     }
 }
 
+/// The coordinators' view of the manager: see [`Minter`].
+impl Minter for TokenManager {
+    fn credentials(&self) -> Arc<Credentials> {
+        TokenManager::credentials(self)
+    }
+
+    fn mint(&self) -> BoxFuture<'_, Result<Arc<AccessToken>, Unavailable>> {
+        Box::pin(TokenManager::mint(self))
+    }
+
+    fn held(&self) -> Option<Arc<AccessToken>> {
+        self.cache.load()
+    }
+
+    fn candidate(&self, stored: &StoredAccessToken, trigger: Trigger) -> Option<Arc<AccessToken>> {
+        let token = self.token_from_store(stored)?;
+        self.satisfies(&token, trigger).then(|| Arc::new(token))
+    }
+
+    fn adopt(&self, token: Arc<AccessToken>) -> Arc<AccessToken> {
+        TokenManager::adopt(self, token)
+    }
+
+    fn merge_mints(&self, times: &[u64]) {
+        TokenManager::merge_mints(self, times);
+    }
+
+    fn mint_times(&self) -> Vec<u64> {
+        TokenManager::mint_times(self)
+    }
+
+    fn margin_of(&self, token: &AccessToken) -> Duration {
+        TokenManager::margin_of(self, token)
+    }
+
+    fn wake(&self) {
+        TokenManager::wake(self);
+    }
+}
+
 impl TokenStatusView for TokenManager {
     fn status(&self) -> TokenStatus {
         TokenManager::status(self)
@@ -923,11 +908,6 @@ fn mint_record_time(now_ms: u64, residue: u64, previous: u64) -> u64 {
         // Same residue, first spread step past `previous`.
         at + (previous - at) / MINT_SPREAD_MS * MINT_SPREAD_MS + MINT_SPREAD_MS
     }
-}
-
-/// A token's expiry in unix milliseconds.
-pub(super) fn expires_at_ms(token: &AccessToken) -> u64 {
-    unix_ms_of(token.expires_at_wall())
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ use super::Unavailable;
 use super::client::ErrorClass;
 
 /// First retry delay after a transient failure.
-pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub(super) const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest retry delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Shortest wait after Zoho's throttling answer: hammering prolongs the block.
 pub const THROTTLE_MIN: Duration = Duration::from_secs(60);
 /// After a terminal error, requests may trigger a new attempt this often.
@@ -38,7 +38,7 @@ pub const TERMINAL_RETRY: Duration = Duration::from_secs(10);
 
 /// Who asks for a mint. See the [module docs](self) for what each may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
+pub(super) enum Trigger {
     /// The background schedule.
     Scheduled,
     /// A request whose token, of this generation, Zoho rejected.
@@ -55,7 +55,7 @@ pub enum Trigger {
 
 /// What is known of the token held, for [`decide`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Held {
+pub(super) struct Held {
     /// Its generation.
     pub generation: u64,
     /// It may be sent: not expired and not dead.
@@ -68,7 +68,7 @@ pub struct Held {
 
 /// What holds attempts back, if anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Hold {
+pub(super) enum Hold {
     /// Backing off after a transient failure or throttling, until `until`.
     Backoff {
         /// The last error.
@@ -94,7 +94,7 @@ pub enum Hold {
 
 /// Failures so far and what holds attempts back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Gate {
+pub(super) struct Gate {
     /// Transient failures in a row.
     pub failures: u32,
     /// What holds attempts back.
@@ -103,7 +103,7 @@ pub struct Gate {
 
 /// What [`decide`] answers.
 #[derive(Clone, Debug)]
-pub enum Decision {
+pub(super) enum Decision {
     /// The token held satisfies the trigger.
     Keep,
     /// Ask Zoho for a new token.
@@ -113,7 +113,7 @@ pub enum Decision {
 }
 
 /// Decides what `trigger` may do. See the [module docs](self) for the table.
-pub fn decide(trigger: Trigger, held: Option<Held>, gate: &Gate, now: Instant) -> Decision {
+pub(super) fn decide(trigger: Trigger, held: Option<Held>, gate: &Gate, now: Instant) -> Decision {
     let keep = held.is_some_and(|h| match trigger {
         Trigger::Scheduled => h.usable && !h.due,
         Trigger::Rejected(generation) => h.usable && h.generation != generation,
@@ -147,7 +147,7 @@ pub fn decide(trigger: Trigger, held: Option<Held>, gate: &Gate, now: Instant) -
 /// When the background refresher should look next: `due_at` (the token's [`refresh_at`],
 /// `None` when there is no token that may be sent), but not before a hold ends; `None` while
 /// stopped after a terminal error.
-pub fn next_attempt(due_at: Option<Instant>, gate: &Gate, now: Instant) -> Option<Instant> {
+pub(super) fn next_attempt(due_at: Option<Instant>, gate: &Gate, now: Instant) -> Option<Instant> {
     let due = due_at.unwrap_or(now);
     match &gate.hold {
         Some(Hold::Terminal { .. }) => None,
@@ -158,7 +158,7 @@ pub fn next_attempt(due_at: Option<Instant>, gate: &Gate, now: Instant) -> Optio
 
 /// The effective refresh margin for a token of this lifetime: `margin`, capped to a quarter
 /// of the lifetime so that a short-lived token never causes a refresh loop.
-pub fn margin_for(margin: Duration, lifetime: Duration) -> Duration {
+pub(super) fn margin_for(margin: Duration, lifetime: Duration) -> Duration {
     margin.min(lifetime / 4)
 }
 
@@ -172,7 +172,7 @@ pub fn refresh_at(expires_at: Instant, margin: Duration) -> Instant {
 
 /// Delay before retry number `failures` (1-based): 1 s doubling to 5 min, with "equal
 /// jitter" (between half and all of it) from `unit`, a random number in `[0, 1)`.
-pub fn backoff(failures: u32, unit: f64) -> Duration {
+pub(super) fn backoff(failures: u32, unit: f64) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     let base = BACKOFF_MIN.saturating_mul(1 << exp).min(BACKOFF_MAX);
     base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
@@ -182,14 +182,14 @@ pub fn backoff(failures: u32, unit: f64) -> Duration {
 
 impl Gate {
     /// A mint succeeded: nothing holds attempts back any more.
-    pub fn succeeded(&mut self) {
+    pub(super) fn succeeded(&mut self) {
         self.failures = 0;
         self.hold = None;
     }
 
     /// An attempt failed with an error of `class`; returns what callers are told. `unit` is
     /// a random number in `[0, 1)` for the backoff's jitter.
-    pub fn failed(
+    pub(super) fn failed(
         &mut self,
         class: ErrorClass,
         reason: String,
@@ -222,7 +222,7 @@ impl Gate {
     }
 
     /// The budget of `max` mints is spent for `wait`; returns what callers are told.
-    pub fn budget_spent(&mut self, max: u32, wait: Duration, now: Instant) -> Unavailable {
+    pub(super) fn budget_spent(&mut self, max: u32, wait: Duration, now: Instant) -> Unavailable {
         self.hold = Some(Hold::Budget {
             max,
             until: now + wait,
@@ -234,13 +234,13 @@ impl Gate {
     }
 
     /// Stops attempts as a terminal error does (the credentials are gone, e.g. revoked).
-    pub fn stop(&mut self, reason: String, now: Instant) {
+    pub(super) fn stop(&mut self, reason: String, now: Instant) {
         self.hold = Some(Hold::Terminal { reason, since: now });
     }
 
     /// A name for what holds attempts back now, for `/status`: `budget`, `terminal` or
     /// `refresh_failing`.
-    pub fn blocked_by(&self, now: Instant) -> Option<&'static str> {
+    pub(super) fn blocked_by(&self, now: Instant) -> Option<&'static str> {
         match &self.hold {
             Some(Hold::Terminal { .. }) => Some("terminal"),
             Some(Hold::Budget { until, .. }) if *until > now => Some("budget"),
@@ -250,7 +250,7 @@ impl Gate {
     }
 
     /// Whether the background refresher stopped after a terminal error.
-    pub fn is_terminal(&self) -> bool {
+    pub(super) fn is_terminal(&self) -> bool {
         matches!(self.hold, Some(Hold::Terminal { .. }))
     }
 

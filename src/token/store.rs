@@ -26,12 +26,13 @@
 //! for another replica's token ([`TokenStore::changed`]). The local backends keep the
 //! trait's default methods, which grant the lease at once and never notify.
 
-pub mod file;
-pub mod memory;
-pub mod redis;
+mod file;
+mod memory;
+mod redis;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -44,7 +45,7 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
+pub(super) const FORMAT_VERSION: u64 = 1;
 
 /// Everything the store holds. `Default` is the empty store.
 ///
@@ -197,7 +198,7 @@ pub struct ParseError {
 }
 
 /// A boxed, `Send` future, as returned by [`TokenStore`] methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One small trait for every backend.
 pub trait TokenStore: Send + Sync + 'static {
@@ -228,7 +229,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Returns whether the state survives the process. `login` refuses a non-persistent store.
     fn is_persistent(&self) -> bool;
 
-    /// The same store as a [`SharedStore`] when other processes share it to coordinate
+    /// The same store as a `SharedStore` when other processes share it to coordinate
     /// minting (redis): the token manager then adopts tokens other processes minted and
     /// mints only under the lease. Local stores answer `None`.
     fn into_shared(self: Arc<Self>) -> Option<Arc<dyn SharedStore>> {
@@ -264,17 +265,11 @@ pub trait SharedStore: TokenStore {
     fn changed(&self, seen: u64, timeout: Duration) -> BoxFuture<'_, ()>;
 }
 
-/// Returns the default store path: `$XDG_STATE_HOME/zoho-meeting-proxy/token.json`, else
-/// `$HOME/.local/state/zoho-meeting-proxy/token.json`, or `None` when neither is set.
-pub fn default_path() -> Option<PathBuf> {
-    default_path_from(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"))
-}
-
-/// Computes [`default_path`] from the values of `XDG_STATE_HOME` and `HOME`.
+/// Computes [`FileStore::default_path`] from the values of `XDG_STATE_HOME` and `HOME`.
 ///
 /// As the XDG Base Directory specification requires, an empty or relative
 /// `XDG_STATE_HOME` is ignored. An empty `HOME` counts as unset.
-pub fn default_path_from(
+pub(crate) fn default_path_from(
     xdg_state_home: Option<OsString>,
     home: Option<OsString>,
 ) -> Option<PathBuf> {

@@ -23,25 +23,25 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Coordinator, save};
-use crate::token::manager::{Credentials, TokenManager, expires_at_ms};
+use super::{Coordinator, Minter, save};
+use crate::token::client::Credentials;
 use crate::token::policy::{Trigger, backoff};
 use crate::token::store::{Lease, SharedStore, StoreError, StoredState};
-use crate::token::{AccessToken, BoxFuture, Unavailable};
+use crate::token::{AccessToken, BoxFuture, Unavailable, expires_at_ms};
 
 /// How long one replica may mint under the lease (a token request may take 30 s); the lease
 /// of a replica that died mid-mint expires after this.
-pub const LEASE_TTL: Duration = Duration::from_secs(35);
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(35);
 /// How often a replica waiting for another's token looks again, should a notification be
 /// lost.
-pub const LEASE_POLL: Duration = Duration::from_millis(500);
+pub(crate) const LEASE_POLL: Duration = Duration::from_millis(500);
 /// The longest wait between attempts to reach a store that is down.
-pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+pub(crate) const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 /// The largest schedule jitter.
 const JITTER_MAX: Duration = Duration::from_secs(30);
 
 /// The fleet coordinator: see the [module docs](self).
-pub struct Fleet {
+pub(crate) struct Fleet {
     store: Arc<dyn SharedStore>,
     /// This replica's fixed share of the schedule jitter, in `[0, 1)`.
     jitter: f64,
@@ -70,7 +70,7 @@ struct Held {
 
 impl Fleet {
     /// A coordinator over `store`.
-    pub fn new(store: Arc<dyn SharedStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn SharedStore>) -> Self {
         Self {
             store,
             jitter: rand::random::<f64>(),
@@ -86,7 +86,7 @@ impl Fleet {
 
     async fn obtain_shared(
         &self,
-        m: &TokenManager,
+        m: &dyn Minter,
         trigger: Trigger,
     ) -> Result<Arc<AccessToken>, Unavailable> {
         let creds = m.credentials();
@@ -164,11 +164,11 @@ impl Fleet {
     /// asked (`check --online`).
     async fn store_down(
         &self,
-        m: &TokenManager,
+        m: &dyn Minter,
         trigger: Trigger,
         reason: &str,
     ) -> Result<Arc<AccessToken>, Unavailable> {
-        let alone = match (m.cached(), trigger) {
+        let alone = match (m.held().filter(|t| t.is_usable()), trigger) {
             (_, Trigger::Manual) | (None, _) => true,
             (Some(t), Trigger::Rejected(generation)) if t.generation() == generation => true,
             (Some(t), _) => Instant::now() >= alone_at(m, &t),
@@ -198,7 +198,7 @@ impl Fleet {
 
     /// Loads the shared state and learns its mint times. The first success after a failure
     /// says so, and hands the store the token and mint times this replica kept meanwhile.
-    async fn load_shared(&self, m: &TokenManager) -> Result<StoredState, String> {
+    async fn load_shared(&self, m: &dyn Minter) -> Result<StoredState, String> {
         match self.store.load().await {
             Ok(shared) => {
                 m.merge_mints(&shared.mints);
@@ -222,8 +222,8 @@ impl Fleet {
 
     /// Gives the store the token and mint times of a replica that minted alone. A token the
     /// store already has a newer one of is not written (see the store).
-    async fn resync(&self, m: &TokenManager) {
-        let token = m.cache().load();
+    async fn resync(&self, m: &dyn Minter) {
+        let token = m.held();
         let creds = m.credentials();
         match save(&*self.store, token.as_deref(), &creds, m.mint_times()).await {
             Ok(_) => {
@@ -239,7 +239,7 @@ impl Fleet {
     }
 
     /// Records a store failure and when to try again; returns the reason.
-    fn store_failed(&self, m: &TokenManager, error: &StoreError) -> String {
+    fn store_failed(&self, m: &dyn Minter, error: &StoreError) -> String {
         let reason = crate::telemetry::chain(error);
         let mut state = self.lock();
         state.store_failures = state.store_failures.saturating_add(1);
@@ -267,7 +267,7 @@ impl Fleet {
     /// satisfies the caller.
     fn adoptable(
         &self,
-        m: &TokenManager,
+        m: &dyn Minter,
         shared: &StoredState,
         trigger: Trigger,
         creds: &Credentials,
@@ -276,31 +276,30 @@ impl Fleet {
         if stored.minted_by != creds.minted_by() || trigger == Trigger::Manual {
             return None;
         }
-        if let Some(current) = m.cache().load()
+        if let Some(current) = m.held()
             && (current.secret().expose() == stored.token.expose()
                 || stored.expires_at <= expires_at_ms(&current))
         {
             return None;
         }
-        let token = m.token_from_store(stored)?;
-        m.satisfies(&token, trigger).then(|| Arc::new(token))
+        m.candidate(stored, trigger)
     }
 }
 
 impl Coordinator for Fleet {
     fn obtain<'a>(
         &'a self,
-        manager: &'a TokenManager,
+        minter: &'a dyn Minter,
         trigger: Trigger,
     ) -> BoxFuture<'a, Result<Arc<AccessToken>, Unavailable>> {
-        Box::pin(self.obtain_shared(manager, trigger))
+        Box::pin(self.obtain_shared(minter, trigger))
     }
 
     /// A store that is failing is tried again with backoff, but never past the moment this
     /// replica has to mint alone.
-    fn postpone(&self, manager: &TokenManager, token: &AccessToken, at: Instant) -> Instant {
+    fn postpone(&self, minter: &dyn Minter, token: &AccessToken, at: Instant) -> Instant {
         match self.lock().store_retry_at {
-            Some(retry) => at.max(retry.min(alone_at(manager, token))),
+            Some(retry) => at.max(retry.min(alone_at(minter, token))),
             None => at,
         }
     }
@@ -313,10 +312,10 @@ impl Coordinator for Fleet {
         self.lock().store_retry_at
     }
 
-    fn on_wakeup<'a>(&'a self, manager: &'a TokenManager) -> BoxFuture<'a, ()> {
+    fn on_wakeup<'a>(&'a self, minter: &'a dyn Minter) -> BoxFuture<'a, ()> {
         // Look again, and hand the store what was kept meanwhile.
         Box::pin(async move {
-            let _ = self.load_shared(manager).await;
+            let _ = self.load_shared(minter).await;
         })
     }
 
@@ -332,7 +331,7 @@ impl Coordinator for Fleet {
 /// When a replica that cannot reach the store mints alone: halfway through the lead
 /// [`refresh_at`](crate::token::policy::refresh_at) keeps before the margin, so that the new
 /// token arrives before readiness would drop.
-fn alone_at(m: &TokenManager, token: &AccessToken) -> Instant {
+fn alone_at(m: &dyn Minter, token: &AccessToken) -> Instant {
     let margin = m.margin_of(token);
     let lead = (margin / 10).min(Duration::from_secs(30));
     let expires = token.expires_at();

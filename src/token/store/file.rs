@@ -14,7 +14,7 @@ use super::{
 };
 use crate::secret::Secret;
 
-/// A [`TokenStore`] kept in one JSON file. See the [module docs](self).
+/// A [`TokenStore`] kept in one JSON file, as the top of `src/token/store.rs` describes.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
@@ -40,6 +40,12 @@ impl FileStore {
     /// Returns the path of the store file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Returns the default store path: `$XDG_STATE_HOME/zoho-meeting-proxy/token.json`, else
+    /// `$HOME/.local/state/zoho-meeting-proxy/token.json`, or `None` when neither is set.
+    pub fn default_path() -> Option<PathBuf> {
+        super::default_path_from(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"))
     }
 }
 

@@ -48,7 +48,7 @@ use crate::secret::Secret;
 use crate::token::governor::WINDOW;
 
 /// Longest wait for one redis command (or connection) before the store counts as down.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Writes the token (newer wins), adds and removes mint times, prunes the window, and
 /// publishes a notice when the token changed. See [`RedisStore::update`] for the arguments.
@@ -99,7 +99,8 @@ end
 return 0
 ";
 
-/// A [`TokenStore`] shared by the replicas of a fleet. See the [module docs](self).
+/// A [`TokenStore`] shared by the replicas of a fleet, as the top of
+/// `src/token/store/redis.rs` describes.
 pub struct RedisStore {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,

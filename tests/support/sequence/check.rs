@@ -45,8 +45,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use zoho_emulator::accounts::MintRecord;
 use zoho_emulator::meeting::TokenCheck;
-use zoho_meeting_proxy::token::policy::TERMINAL_RETRY;
-use zoho_meeting_proxy::token::unix_ms_of;
+use zoho_meeting_proxy::token::{TERMINAL_RETRY, unix_ms_of};
 
 use super::step::Step;
 use super::world::{Acted, Answer, WINDOW_MS, World};

@@ -17,8 +17,10 @@ use zoho_meeting_proxy::app::reload::{Cause, Reloader};
 use zoho_meeting_proxy::app::{self, Running};
 use zoho_meeting_proxy::config::Config;
 use zoho_meeting_proxy::secret::Secret;
-use zoho_meeting_proxy::token::store::{MemoryStore, StoredRefreshToken, StoredState, TokenStore};
-use zoho_meeting_proxy::token::{EXPIRY_SKEW, unix_ms, unix_ms_of};
+use zoho_meeting_proxy::token::{
+    EXPIRY_SKEW, MemoryStore, StoredRefreshToken, StoredState, TokenSource, TokenStatusView,
+    TokenStore, unix_ms, unix_ms_of,
+};
 
 use super::clock;
 use super::step::{Jump, Params, Step};
@@ -299,7 +301,7 @@ impl World {
             self.accounts().token_requests(),
             handled,
             self.meeting().request_count(),
-            manager.cache().generation(),
+            manager.current().map_or(0, |t| t.generation()),
         )
     }
 
