@@ -9,7 +9,7 @@
 //! and of those revoked through the endpoint, and validates access tokens for the other
 //! emulators.
 //!
-//! The module is split by endpoint: `authorize` (the consent redirect), `token` (the token
+//! The module is split by endpoint: `authorize` (the consent page and redirect), `token` (the token
 //! endpoint: grants, client authentication, the mint limit and the answers' shape), `revoke`
 //! (revocation) and `control` ([`AccountsControl`]); this file holds the options, the server
 //! and the state they share.
@@ -18,7 +18,8 @@
 //!
 //! | Method and path | Behaviour |
 //! | --- | --- |
-//! | `GET /oauth/v2/auth` | Consents at once (the sandbox has no user): `302` to `redirect_uri` with `code`, `state`, `location` and `accounts-server`. Bad requests get a `400` HTML page and no redirect. |
+//! | `GET /oauth/v2/auth` | Consents at once (the sandbox has no user): `302` to `redirect_uri` with `code`, `state`, `location` and `accounts-server`. With [`AccountsOptions::consent_form`], shows a consent page instead. Bad requests get a `400` HTML page and no redirect. |
+//! | `POST /oauth/v2/auth` | Only with [`AccountsOptions::consent_form`]: the consent page's form, submitted. `consent=allow` redirects as the `GET` above; `consent=deny` redirects with `error=access_denied`. |
 //! | `POST /oauth/v2/token` | `authorization_code` and `refresh_token` grants. |
 //! | `POST /oauth/v2/token/revoke` | Revokes a refresh token (and every access token minted from it) or one access token. |
 //!
@@ -143,6 +144,10 @@ pub struct AccountsOptions {
     /// TLS configuration; `None` serves plain HTTP. Set its `alpn_protocols` to
     /// `h2` and `http/1.1` to offer HTTP/2 over TLS. **(default: `None`)**
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether `GET /oauth/v2/auth` asks, as Zoho asks a person: a consent page whose HTML
+    /// form posts back to the same path with Allow or Deny. Off, a valid request consents at
+    /// once. **(default: `false`)**
+    pub consent_form: bool,
 }
 
 /// A running accounts-server emulator.
@@ -214,6 +219,8 @@ struct Shared {
     max_mints_per_10m: u32,
     location: DataCenter,
     grant_code_lifetime: Duration,
+    /// [`AccountsOptions::consent_form`].
+    consent_form: bool,
     url: String,
     state: Mutex<State>,
 }
@@ -278,6 +285,7 @@ impl Default for AccountsOptions {
             location: DataCenter::Us,
             grant_code_lifetime: Duration::from_secs(120),
             tls: None,
+            consent_form: false,
         }
     }
 }
@@ -293,6 +301,7 @@ impl fmt::Debug for AccountsOptions {
             .field("location", &self.location)
             .field("grant_code_lifetime", &self.grant_code_lifetime)
             .field("tls", &self.tls.is_some())
+            .field("consent_form", &self.consent_form)
             .finish()
     }
 }
@@ -333,6 +342,7 @@ impl AccountsEmulator {
             max_mints_per_10m: opts.max_mints_per_10m,
             location: opts.location,
             grant_code_lifetime: opts.grant_code_lifetime,
+            consent_form: opts.consent_form,
             url: listener.url(),
             state: Mutex::new(State {
                 token_lifetime: opts.token_lifetime,
@@ -396,8 +406,10 @@ impl Handler for Shared {
         let method = req.method().clone();
         match (req.uri().path(), method) {
             (AUTH_PATH, Method::GET) => authorize::handle(&req, self),
+            (AUTH_PATH, Method::POST) if self.consent_form => authorize::submit(req, self).await,
             (TOKEN_PATH, Method::POST) => token::handle(req, self).await,
             (REVOKE_PATH, Method::POST) => revoke::handle(req, self).await,
+            (AUTH_PATH, _) if self.consent_form => method_not_allowed("GET, POST"),
             (AUTH_PATH, _) => method_not_allowed("GET"),
             (TOKEN_PATH | REVOKE_PATH, _) => method_not_allowed("POST"),
             _ => html_page(StatusCode::NOT_FOUND, "Not found"),

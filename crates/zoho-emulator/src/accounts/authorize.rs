@@ -1,40 +1,105 @@
-//! `GET /oauth/v2/auth`: the consent step of the browser flow.
+//! `/oauth/v2/auth`: the consent step of the browser flow.
 //!
-//! The sandbox has no user to ask, so a valid request consents at once: `302` to the
+//! By default the sandbox has no user to ask, so a valid `GET` consents at once: `302` to the
 //! `redirect_uri` with `code`, `state`, `location` (the emulated data centre's name) and
 //! `accounts-server` (the emulator's URL), URL-encoded as Zoho's redirects are
-//! (<https://www.zoho.com/accounts/protocol/oauth/multi-dc/client-authorization.html>). A bad
-//! request gets a `400` HTML page and no redirect.
+//! (<https://www.zoho.com/accounts/protocol/oauth/multi-dc/client-authorization.html>).
+//!
+//! With [`AccountsOptions::consent_form`](super::AccountsOptions::consent_form) a valid `GET`
+//! shows a consent page instead, as Zoho does to a person: an HTML form that carries the
+//! request's parameters as hidden fields and `POST`s them back here with `consent=allow`
+//! (the redirect above) or `consent=deny` (a redirect with `error=access_denied` and the
+//! `state`, RFC 6749 §4.1.2.1).
+//!
+//! A bad request, by either method, gets a `400` HTML page and no redirect.
 
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
-use super::{GrantCode, Shared, html_page, new_token};
-use crate::http::{Body, query_params};
+use super::{
+    AUTH_PATH, GrantCode, HTML_CONTENT_TYPE, MAX_BODY_BYTES, Shared, body_error_response,
+    html_page, new_token, no_store,
+};
+use crate::http::{self, Body, content_type, is_form, query_params, read_body};
 
-/// `GET /oauth/v2/auth`: consents at once and redirects with a browser-flow code.
+/// `GET /oauth/v2/auth`: the consent page with [`Shared::consent_form`], else consents at
+/// once and redirects with a browser-flow code.
 pub(super) fn handle(req: &Request<Incoming>, shared: &Shared) -> Response<Body> {
     let query = query_params(req.uri().query());
-    let get = |name: &str| query.get(name).map(String::as_str);
+    match redirect_uri(&query, shared) {
+        Err(bad) => html_page(StatusCode::BAD_REQUEST, bad),
+        Ok(_) if shared.consent_form => consent_page(&query),
+        Ok(location) => grant(&query, location, shared),
+    }
+}
 
+/// `POST /oauth/v2/auth` (only with [`Shared::consent_form`]): the consent page's form,
+/// submitted.
+pub(super) async fn submit(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    if !content_type(&parts.headers).is_some_and(is_form) {
+        return html_page(StatusCode::BAD_REQUEST, "Bad request");
+    }
+    let body = match read_body(&parts.headers, body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => return body_error_response(&error),
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let location = match redirect_uri(&form, shared) {
+        Ok(location) => location,
+        Err(bad) => return html_page(StatusCode::BAD_REQUEST, bad),
+    };
+    match form.get("consent").map(String::as_str) {
+        Some("allow") => grant(&form, location, shared),
+        Some("deny") => {
+            let mut location = location;
+            {
+                let mut pairs = location.query_pairs_mut();
+                pairs.append_pair("error", "access_denied");
+                if let Some(state) = form.get("state") {
+                    pairs.append_pair("state", state);
+                }
+            }
+            redirect(&location)
+        }
+        _ => html_page(StatusCode::BAD_REQUEST, "Bad request"),
+    }
+}
+
+/// Checks the client, the response type and the redirect URI; returns the redirect URI, or
+/// the title of the `400` page.
+fn redirect_uri(
+    params: &HashMap<String, String>,
+    shared: &Shared,
+) -> Result<url::Url, &'static str> {
+    let get = |name: &str| params.get(name).map(String::as_str);
     if get("client_id") != Some(shared.client_id.as_str()) {
-        return html_page(StatusCode::BAD_REQUEST, "Invalid client");
+        return Err("Invalid client");
     }
     if get("response_type") != Some("code") {
-        return html_page(StatusCode::BAD_REQUEST, "Invalid response type");
+        return Err("Invalid response type");
     }
-    let Some(redirect_uri) = get("redirect_uri") else {
-        return html_page(StatusCode::BAD_REQUEST, "Invalid redirect URI");
-    };
-    let Ok(mut location) = url::Url::parse(redirect_uri) else {
-        return html_page(StatusCode::BAD_REQUEST, "Invalid redirect URI");
-    };
+    let invalid = "Invalid redirect URI";
+    let location = url::Url::parse(get("redirect_uri").ok_or(invalid)?).map_err(|_| invalid)?;
     if location.cannot_be_a_base() {
-        return html_page(StatusCode::BAD_REQUEST, "Invalid redirect URI");
+        return Err(invalid);
     }
+    Ok(location)
+}
 
+/// Issues a grant code and redirects to `location` with it.
+fn grant(
+    params: &HashMap<String, String>,
+    mut location: url::Url,
+    shared: &Shared,
+) -> Response<Body> {
+    let get = |name: &str| params.get(name).map(String::as_str);
     let scopes = parse_scopes(get("scope").unwrap_or_default());
     let offline = get("access_type").is_some_and(|a| a.eq_ignore_ascii_case("offline"));
     let code = new_token();
@@ -46,7 +111,7 @@ pub(super) fn handle(req: &Request<Incoming>, shared: &Shared) -> Response<Body>
             code.clone(),
             GrantCode {
                 scopes,
-                redirect_uri: Some(redirect_uri.to_owned()),
+                redirect_uri: get("redirect_uri").map(str::to_owned),
                 offline,
                 expires_at: now + shared.grant_code_lifetime,
             },
@@ -62,6 +127,11 @@ pub(super) fn handle(req: &Request<Incoming>, shared: &Shared) -> Response<Body>
         pairs.append_pair("location", shared.location.name());
         pairs.append_pair("accounts-server", &shared.url);
     }
+    redirect(&location)
+}
+
+/// `302` to `location`.
+fn redirect(location: &url::Url) -> Response<Body> {
     match HeaderValue::from_str(location.as_str()) {
         Ok(value) => {
             let mut response = html_page(StatusCode::FOUND, "Redirecting");
@@ -70,6 +140,52 @@ pub(super) fn handle(req: &Request<Incoming>, shared: &Shared) -> Response<Body>
         }
         Err(_) => html_page(StatusCode::BAD_REQUEST, "Invalid redirect URI"),
     }
+}
+
+/// The consent page: who asks for what, and a form that posts the request back with
+/// `consent=allow` or `consent=deny`.
+fn consent_page(params: &HashMap<String, String>) -> Response<Body> {
+    let get = |name: &str| params.get(name).map_or("", String::as_str);
+    let mut scopes = String::new();
+    for scope in parse_scopes(get("scope")) {
+        let _ = write!(scopes, "<li><code>{}</code></li>", escape(&scope));
+    }
+    let mut hidden = String::new();
+    // Sorted, so that the page is the same for the same request.
+    for (name, value) in params.iter().collect::<BTreeMap<_, _>>() {
+        let _ = write!(
+            hidden,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            escape(name),
+            escape(value)
+        );
+    }
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Allow access?</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\
+         <h1>Allow access?</h1>\
+         <p>The application <strong>{client}</strong> asks to access your Zoho account with:</p>\
+         <ul>{scopes}</ul><p>You will be sent back to <code>{redirect}</code>.</p>\
+         <form method=\"post\" action=\"{AUTH_PATH}\">{hidden}\
+         <button type=\"submit\" id=\"allow\" name=\"consent\" value=\"allow\">Allow</button> \
+         <button type=\"submit\" id=\"deny\" name=\"consent\" value=\"deny\">Deny</button>\
+         </form><hr><p>Zoho accounts sandbox</p></body></html>\n",
+        client = escape(get("client_id")),
+        redirect = escape(get("redirect_uri")),
+    );
+    no_store(http::response(
+        StatusCode::OK,
+        HTML_CONTENT_TYPE,
+        Bytes::from(body),
+    ))
+}
+
+/// Escapes text for an HTML element or a double-quoted attribute.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 // === helpers ===
@@ -252,6 +368,144 @@ mod tests {
             assert_eq!(resp.headers()[CONTENT_TYPE], HTML_CONTENT_TYPE);
             assert!(resp.text().await.unwrap().contains("<html>"));
         }
+    }
+
+    /// The hidden fields of a consent page, unescaped.
+    fn hidden_fields(page: &str) -> Vec<(String, String)> {
+        let unescape = |s: &str| {
+            s.replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        };
+        page.split("<input type=\"hidden\" name=\"")
+            .skip(1)
+            .map(|rest| {
+                let (name, rest) = rest.split_once("\" value=\"").unwrap();
+                let (value, _) = rest.split_once("\">").unwrap();
+                (unescape(name), unescape(value))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_consent_form_asks_then_allow_redirects_with_a_code_and_deny_with_an_error() {
+        let emu = start(AccountsOptions {
+            consent_form: true,
+            ..AccountsOptions::default()
+        })
+        .await;
+        let state = "st\"ate<b>&x";
+        let resp = client()
+            .get(format!("{}{AUTH_PATH}", emu.url()))
+            .query(&[
+                ("client_id", "1000.SANDBOXCLIENT"),
+                ("response_type", "code"),
+                ("redirect_uri", "http://localhost:9/cb"),
+                (
+                    "scope",
+                    "ZohoMeeting.meeting.READ,ZohoMeeting.manageOrg.READ",
+                ),
+                ("state", state),
+                ("access_type", "offline"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers().get(LOCATION).is_none());
+        assert_eq!(resp.headers()[CONTENT_TYPE], HTML_CONTENT_TYPE);
+        let page = resp.text().await.unwrap();
+        assert!(
+            page.contains("<form method=\"post\" action=\"/oauth/v2/auth\">"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<code>ZohoMeeting.manageOrg.READ</code>"),
+            "{page}"
+        );
+        assert!(!page.contains("<b>"), "request input is escaped: {page}");
+        let fields = hidden_fields(&page);
+        assert_eq!(fields.len(), 6, "{fields:?}");
+        assert!(fields.contains(&("state".to_owned(), state.to_owned())));
+        assert_eq!(emu.control().mint_count(), 0);
+
+        let submit = |consent: &'static str| {
+            let mut form = fields.clone();
+            form.push(("consent".to_owned(), consent.to_owned()));
+            let url = format!("{}{AUTH_PATH}", emu.url());
+            async move {
+                let resp = client().post(url).form(&form).send().await.unwrap();
+                assert_eq!(resp.status(), StatusCode::FOUND);
+                let location = url::Url::parse(resp.headers()[LOCATION].to_str().unwrap()).unwrap();
+                let query: HashMap<String, String> = location.query_pairs().into_owned().collect();
+                query
+            }
+        };
+        let denied = submit("deny").await;
+        assert_eq!(
+            denied.get("error").map(String::as_str),
+            Some("access_denied")
+        );
+        assert_eq!(denied["state"], state);
+        assert!(!denied.contains_key("code"));
+
+        let allowed = submit("allow").await;
+        assert_eq!(allowed["state"], state);
+        assert_eq!(allowed["accounts-server"], emu.url());
+        let (_, body) = post_token(
+            &emu,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &allowed["code"]),
+                ("redirect_uri", "http://localhost:9/cb"),
+            ],
+        )
+        .await;
+        assert!(body["refresh_token"].is_string(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_submitted_consent_is_checked_as_the_request_was() {
+        let emu = start(AccountsOptions {
+            consent_form: true,
+            ..AccountsOptions::default()
+        })
+        .await;
+        let url = format!("{}{AUTH_PATH}", emu.url());
+        let good = [
+            ("client_id", "1000.SANDBOXCLIENT"),
+            ("response_type", "code"),
+            ("redirect_uri", "http://localhost:9/cb"),
+        ];
+        let cases: [(&[(&str, &str)], &str); 3] = [
+            (
+                &[("client_id", "1000.OTHER"), ("consent", "allow")],
+                "Invalid client",
+            ),
+            (&[("consent", "maybe")], "Bad request"),
+            (&[], "Bad request"),
+        ];
+        for (changes, title) in cases {
+            let mut form: HashMap<&str, &str> = good.into_iter().collect();
+            form.extend(changes.iter().copied());
+            let resp = client().post(&url).form(&form).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{changes:?}");
+            assert!(resp.headers().get(LOCATION).is_none());
+            assert!(resp.text().await.unwrap().contains(title), "{changes:?}");
+        }
+        // Not a form.
+        let resp = client()
+            .post(&url)
+            .body("consent=allow")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let resp = client().put(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()["allow"], "GET, POST");
+        assert_eq!(emu.control().mint_count(), 0);
     }
 
     #[test]
