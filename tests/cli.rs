@@ -14,7 +14,7 @@ use zoho_emulator::accounts::AccountsOptions;
 use crate::support::{self, CLIENT_ID, CLIENT_SECRET, bin, run, text};
 
 /// A proxy.toml for the emulator at `accounts`, storing tokens in `home/token.json`.
-fn write_config(home: &Path, accounts: &str, extra: &str) {
+pub(crate) fn write_config(home: &Path, accounts: &str, extra: &str) {
     let config = format!(
         r#"
 [oauth]
@@ -33,7 +33,7 @@ path = "{}"
     std::fs::write(home.join("proxy.toml"), config).unwrap();
 }
 
-fn stored(home: &Path) -> serde_json::Value {
+pub(crate) fn stored(home: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(home.join("token.json")).unwrap()).unwrap()
 }
 
@@ -68,7 +68,7 @@ async fn start_login(home: &Path) -> (tokio::process::Child, Url) {
     (child, Url::parse(&line).expect("the line is a URL"))
 }
 
-async fn finish(child: tokio::process::Child) -> (i32, String) {
+pub(crate) async fn finish(child: tokio::process::Child) -> (i32, String) {
     let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await
         .expect("login ends")

@@ -1,6 +1,7 @@
 //! Shared test helpers: emulated Zoho accounts servers (plain and TLS with an rcgen CA),
 //! configurations built in memory, and the real binary.
 
+pub mod browser;
 pub mod podman;
 pub mod sandbox;
 pub mod scenario;

@@ -11,6 +11,8 @@ mod support;
 
 // The command line, run as a real binary: exit codes, login, token, revoke, check.
 mod cli;
+// `login` in headless Chromium: the consent form clicked, login's answer page seen.
+mod browser_login;
 // The proxy over real sockets: injection, streaming, errors, admin, shutdown.
 mod proxy;
 // Request guards: hosts, origins, client keys, access rules, limits.

@@ -1,12 +1,13 @@
 //! Programs that some tests need beside Rust: `redis-server` (the fleet tests run a real
 //! one), Python's `prometheus_client` (the metrics test parses `/metrics` with it), `curl`
 //! (README's quick start is run with it), `podman`, `buildah` and `runc` (the container
-//! tests build the image and run the pod) and `podman-compose` (from PyPI, for the compose
-//! file).
+//! tests build the image and run the pod), `podman-compose` (from PyPI, for the compose
+//! file), and `chromium` with `chromedriver` (the browser login drives a headless Chromium).
 //!
 //! So that `cargo test` is the only set-up step on a fresh machine, a missing one is
 //! installed once per test run, where that can be done without asking anyone: `redis-server`,
-//! `curl`, `podman`, `buildah` and `runc` through `apt-get` when running as root,
+//! `curl`, `podman`, `buildah`, `runc` and Debian's `chromium` and `chromium-driver` through
+//! `apt-get` when running as root,
 //! `podman-compose` and `prometheus_client` through `pip`. What is done is
 //! said on standard error. `ZOHO_PROXY_TEST_NO_INSTALL=1` turns this off; then, or when the
 //! install fails, the test fails with the command to run by hand.
@@ -37,6 +38,16 @@ pub fn podman() {
         ["podman", "buildah", "runc"]
             .into_iter()
             .try_for_each(debian_program)
+    });
+}
+
+/// Makes sure `chromium` and `chromedriver` run (the browser login); panics with the install
+/// command when they cannot be had.
+pub fn chromium() {
+    static READY: Ready = OnceLock::new();
+    require(&READY, || {
+        debian_package("chromium", "chromium")?;
+        debian_package("chromedriver", "chromium-driver")
     });
 }
 
@@ -95,13 +106,18 @@ fn require(ready: &'static Ready, check: impl FnOnce() -> Result<(), String>) {
 
 /// A program that Debian's package of the same name installs.
 fn debian_program(name: &str) -> Result<(), String> {
+    debian_package(name, name)
+}
+
+/// `program`, which Debian's `package` installs.
+fn debian_package(program: &str, package: &str) -> Result<(), String> {
     ensure(
-        name,
-        || succeeds(Command::new(name).arg("--version")),
-        &format!("apt-get install {name}"),
+        program,
+        || succeeds(Command::new(program).arg("--version")),
+        &format!("apt-get install {package}"),
         &[
             &["apt-get", "update", "-qq"],
-            &["apt-get", "install", "-y", "-qq", name],
+            &["apt-get", "install", "-y", "-qq", package],
         ],
         is_root(),
     )

@@ -1,0 +1,176 @@
+//! `login` as a person does it, in a real browser: headless Chromium (tests/support/browser.rs)
+//! opens the authorization URL that `login --no-browser` prints, the emulator's consent page
+//! is submitted with a click, the redirect reaches login's loopback listener, and the page
+//! the browser ends on says what happened. The consent page and the final page of each login
+//! are kept as screenshots in `target/tmp/browser-login/` (`NAME-consent.png`,
+//! `NAME-result.png`; `--nocapture` prints their paths) for a reviewer to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use zoho_emulator::accounts::{AccountsControl, AccountsEmulator, AccountsOptions, Failure};
+
+use crate::cli::{finish, stored, write_config};
+use crate::support::browser::Browser;
+use crate::support::{self, bin};
+
+/// One way a person runs `login` in the browser.
+struct Login {
+    /// Names the screenshots.
+    name: &'static str,
+    /// `login`'s arguments beside `--no-browser`.
+    args: &'static [&'static str],
+}
+
+/// The logins tested end to end. `login --account NAME` is one more entry once the flag
+/// exists (with that account in [`start`]'s configuration and its own store file).
+const LOGINS: &[Login] = &[Login {
+    name: "login",
+    args: &[],
+}];
+
+/// What the browser ended on, and how `login` ended.
+struct Seen {
+    code: i32,
+    stderr: String,
+    title: String,
+    text: String,
+    /// The refresh token in the store when the browser showed the page.
+    stored_at_answer: Option<String>,
+}
+
+/// An emulator that asks for consent with a form, and a configuration for it in a fresh
+/// home whose redirect URI is a loopback port the system picks.
+async fn start() -> (AccountsEmulator, tempfile::TempDir) {
+    let emu = support::emulator(AccountsOptions {
+        consent_form: true,
+        ..support::options(Duration::from_secs(3600))
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), "");
+    (emu, home)
+}
+
+/// Where the screenshot called `name` goes.
+fn screenshot(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("browser-login")
+        .join(format!("{name}.png"))
+}
+
+/// Runs `login --no-browser ARGS`, opens the URL it prints in `browser`, checks the consent
+/// page, clicks `button` on it (`allow` or `deny`) and waits for login's answer page, of
+/// which it takes the screenshot `shot`.
+async fn log_in(browser: &Browser, home: &Path, args: &[&str], button: &str, shot: &str) -> Seen {
+    let mut cmd = tokio::process::Command::from(bin(home));
+    cmd.args(["login", "--no-browser", "--timeout", "60s"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let auth_url = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("login prints the URL")
+        .unwrap()
+        .expect("a line");
+    let redirect_uri = url::Url::parse(&auth_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .expect("a redirect_uri")
+        .1
+        .into_owned();
+
+    browser.open(&auth_url).await;
+    assert_eq!(browser.title().await, "Allow access?");
+    let consent = browser.text().await;
+    assert!(consent.contains("ZohoMeeting.meeting.READ"), "{consent}");
+    browser
+        .screenshot(&screenshot(&format!("{shot}-consent")))
+        .await;
+
+    browser.click(&format!("#{button}")).await;
+    browser.wait_for_page(&redirect_uri).await;
+    let seen = Seen {
+        stored_at_answer: std::fs::read(home.join("token.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|state| state["refresh_token"]["token"].as_str().map(str::to_owned)),
+        title: browser.title().await,
+        text: browser.text().await,
+        code: 0,
+        stderr: String::new(),
+    };
+    browser
+        .screenshot(&screenshot(&format!("{shot}-result")))
+        .await;
+    let (code, stderr) = finish(child).await;
+    Seen {
+        code,
+        stderr,
+        ..seen
+    }
+}
+
+/// The refresh token the emulator gave for the last code exchange.
+fn minted_refresh_token(control: &AccountsControl) -> String {
+    control
+        .mints()
+        .last()
+        .and_then(|mint| mint.refresh_token.clone())
+        .expect("a code exchange with a refresh token")
+}
+
+/// Allowing access ends on "Logged in", shown once the store holds the refresh token the
+/// exchange gave.
+#[tokio::test]
+async fn a_login_in_the_browser_ends_on_logged_in_with_the_refresh_token_stored() {
+    let browser = Browser::start().await;
+    for login in LOGINS {
+        let (emu, home) = start().await;
+        let seen = log_in(&browser, home.path(), login.args, "allow", login.name).await;
+        assert_eq!(seen.code, 0, "{}", seen.stderr);
+        assert_eq!(seen.title, "Logged in", "{}", seen.text);
+        assert!(seen.text.contains("stored it"), "{}", seen.text);
+        assert!(seen.stderr.contains("Logged in at"), "{}", seen.stderr);
+        let minted = minted_refresh_token(&emu.control());
+        assert_eq!(seen.stored_at_answer.as_ref(), Some(&minted));
+        assert_eq!(
+            stored(home.path())["refresh_token"]["token"].as_str(),
+            Some(minted.as_str())
+        );
+    }
+}
+
+/// When the accounts server refuses the code, or the person denies access, the browser ends
+/// on "Login failed" with the reason, and nothing is stored.
+#[tokio::test]
+async fn a_refused_code_or_a_denied_consent_ends_on_login_failed_with_nothing_stored() {
+    let browser = Browser::start().await;
+    // (the button clicked, the screenshots' name, the reason shown, the exchanges tried)
+    let cases = [
+        ("allow", "refused-code", "invalid_code", 1),
+        ("deny", "denied", "access_denied", 0),
+    ];
+    for (button, shot, reason, exchanges) in cases {
+        let (emu, home) = start().await;
+        let control = emu.control();
+        if exchanges > 0 {
+            control.fail_next(1, Failure::InvalidCode);
+        }
+        let seen = log_in(&browser, home.path(), &[], button, shot).await;
+        assert_eq!(seen.code, 1, "{shot}: {}", seen.stderr);
+        assert_eq!(seen.title, "Login failed", "{shot}: {}", seen.text);
+        assert!(seen.text.contains(reason), "{shot}: {}", seen.text);
+        assert!(seen.stderr.contains(reason), "{shot}: {}", seen.stderr);
+        assert_eq!(control.token_requests(), exchanges, "{shot}");
+        assert_eq!(control.mint_count(), 0, "{shot}");
+        assert_eq!(seen.stored_at_answer, None, "{shot}");
+        assert!(!home.path().join("token.json").exists(), "{shot}");
+    }
+}
