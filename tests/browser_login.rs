@@ -6,15 +6,13 @@
 //! `NAME-result.png`; `--nocapture` prints their paths) for a reviewer to look at.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use zoho_emulator::accounts::{AccountsControl, AccountsEmulator, AccountsOptions, Failure};
 
-use crate::cli::{finish, stored, write_config};
+use crate::cli::{finish, spawn_login, stored, stored_refresh_token, write_config};
+use crate::support;
 use crate::support::browser::Browser;
-use crate::support::{self, bin};
 
 /// One way a person runs `login` in the browser.
 struct Login {
@@ -65,28 +63,15 @@ fn screenshot(name: &str) -> PathBuf {
 /// page, clicks `button` on it (`allow` or `deny`) and waits for login's answer page, of
 /// which it takes the screenshot `shot`.
 async fn log_in(browser: &Browser, home: &Path, args: &[&str], button: &str, shot: &str) -> Seen {
-    let mut cmd = tokio::process::Command::from(bin(home));
-    cmd.args(["login", "--no-browser", "--timeout", "60s"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let auth_url = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("login prints the URL")
-        .unwrap()
-        .expect("a line");
-    let redirect_uri = url::Url::parse(&auth_url)
-        .unwrap()
+    let (child, auth_url, _) = spawn_login(home, args, &[]).await;
+    let redirect_uri = auth_url
         .query_pairs()
         .find(|(k, _)| k == "redirect_uri")
         .expect("a redirect_uri")
         .1
         .into_owned();
 
-    browser.open(&auth_url).await;
+    browser.open(auth_url.as_str()).await;
     assert_eq!(browser.title().await, "Allow access?");
     let consent = browser.text().await;
     assert!(consent.contains("ZohoMeeting.meeting.READ"), "{consent}");
@@ -97,10 +82,7 @@ async fn log_in(browser: &Browser, home: &Path, args: &[&str], button: &str, sho
     browser.click(&format!("#{button}")).await;
     browser.wait_for_page(&redirect_uri).await;
     let seen = Seen {
-        stored_at_answer: std::fs::read(home.join("token.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .and_then(|state| state["refresh_token"]["token"].as_str().map(str::to_owned)),
+        stored_at_answer: stored_refresh_token(home),
         title: browser.title().await,
         text: browser.text().await,
         code: 0,

@@ -44,28 +44,51 @@ fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
-/// Starts `login --no-browser` and returns the child and the authorization URL it printed.
-async fn start_login(home: &Path) -> (tokio::process::Child, Url) {
+/// Starts `login --no-browser ARGS` with `env` set and returns the child, the authorization
+/// URL it printed and the rest of its standard output.
+pub(crate) async fn spawn_login(
+    home: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    Url,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
     let mut cmd = tokio::process::Command::from(bin(home));
     cmd.args(["login", "--no-browser", "--timeout", "30s"])
+        .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await
         .expect("login prints the URL")
         .unwrap()
         .expect("a line");
+    (child, Url::parse(&line).expect("the line is a URL"), lines)
+}
+
+/// Starts `login --no-browser` and returns the child and the authorization URL it printed.
+async fn start_login(home: &Path) -> (tokio::process::Child, Url) {
+    let (child, url, mut lines) = spawn_login(home, &[], &[]).await;
     // Nothing else may follow on stdout.
     tokio::spawn(async move {
         if let Ok(Some(extra)) = lines.next_line().await {
             panic!("login printed more than the URL on stdout: {extra}");
         }
     });
-    (child, Url::parse(&line).expect("the line is a URL"))
+    (child, url)
+}
+
+/// The refresh token in `home`'s store, if it holds one.
+pub(crate) fn stored_refresh_token(home: &Path) -> Option<String> {
+    let bytes = std::fs::read(home.join("token.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    state["refresh_token"]["token"].as_str().map(str::to_owned)
 }
 
 pub(crate) async fn finish(child: tokio::process::Child) -> (i32, String) {
@@ -101,31 +124,15 @@ struct BrowserLogin {
 
 /// As [`browser_login`], with `env` set for `login`, and what the browser was shown.
 async fn browser_login_page(home: &Path, args: &[&str], env: &[(&str, &str)]) -> BrowserLogin {
-    let mut cmd = tokio::process::Command::from(bin(home));
-    cmd.args(["login", "--no-browser", "--timeout", "30s"])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("login prints the URL")
-        .unwrap()
-        .expect("a line");
+    let (child, auth_url, _) = spawn_login(home, args, env).await;
     let http = no_redirects();
-    let consent = http.get(line).send().await.unwrap();
+    let consent = http.get(auth_url).send().await.unwrap();
     assert_eq!(consent.status(), 302);
     let location = consent.headers()["location"].to_str().unwrap().to_owned();
     let answer = http.get(location).send().await.unwrap();
     let status = answer.status().as_u16();
     let page = answer.text().await.unwrap();
-    let stored_at_answer = std::fs::read(home.join("token.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|state| state["refresh_token"]["token"].as_str().map(str::to_owned));
+    let stored_at_answer = stored_refresh_token(home);
     let (code, stderr) = finish(child).await;
     BrowserLogin {
         code,

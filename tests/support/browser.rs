@@ -4,6 +4,8 @@
 //!
 //! Chromium runs with the flags this machine needs (no sandbox as root, no GPU, no
 //! background connections to Google, which the closed network refuses) and a fresh profile.
+//! Waits are generous (a minute): under a whole `cargo test` on two cores Chromium starts
+//! slowly; alone, a login through it takes about a second.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -41,14 +43,14 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(60))
             .build()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let (client, status_url) = (&http, &format!("{base}/status"));
         wait_until(
             "chromedriver is ready",
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             || async move {
                 let status = client.get(status_url).send().await.ok()?;
                 let body: Value = status.json().await.ok()?;
@@ -119,7 +121,7 @@ impl Browser {
     pub async fn wait_for_page(&self, prefix: &str) -> String {
         wait_until(
             &format!("a loaded page at {prefix}"),
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             || async move {
                 let url = self.eval("return location.href").await;
                 let loaded = self.eval("return document.readyState").await == "complete";
