@@ -47,6 +47,7 @@
 pub mod accounts;
 mod http;
 pub mod meeting;
+pub mod webinar;
 
 /// What the emulators' `Debug` output prints in place of a secret (a client secret, a token,
 /// an `Authorization` header): the marker zoho-meeting-proxy's own secrets print.
