@@ -149,6 +149,15 @@
 //! `meetingKey`, `pwd` in clear); the pages show no status, and the emulator answers `201`
 //! as create does (`meeting/sdk.rs`).
 //!
+//! # Zoho Webinar
+//!
+//! Started through [`WebinarEmulator`](crate::webinar::WebinarEmulator), the same emulator
+//! is Zoho Webinar's host (`webinar.zoho.com`): prefixes `/api/v2` and `/webinar/api/v2`,
+//! scopes `ZohoWebinar.*`, links on `https://webinar.zoho.com`, only the current user, the
+//! webinar endpoints and the registrations (`{zsoid}/register/{webinarKey}`,
+//! `meeting/registration.rs`), which this Meeting host answers `404`. The
+//! [`webinar`](crate::webinar) module docs list them with their sources.
+//!
 //! Not emulated: editing users, departments, webinar recordings, recurring meetings,
 //! checking passwords, and Zoho's (undocumented) rate limits. At most [`MAX_SESSIONS`]
 //! meetings and webinars are kept.
