@@ -60,8 +60,8 @@ impl Zoho {
         self.call_as(method, path, Some(&self.token), body).await
     }
 
-    /// Creates a webinar and returns its key.
-    async fn create(&self) -> u64 {
+    /// Creates a webinar from the documented body and returns the answer.
+    async fn create(&self) -> Value {
         let (status, body) = self
             .call(
                 Method::POST,
@@ -69,8 +69,20 @@ impl Zoho {
                 Some(&json!({ "session": session_body() })),
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["session"]["webinarKey"].as_u64().unwrap()
+        assert_documented(
+            "webinar-create",
+            status,
+            &body,
+            &["session.meetingEmbedUrl"],
+        );
+        body
+    }
+
+    /// Creates a webinar and returns its key.
+    async fn create_key(&self) -> u64 {
+        self.create().await["session"]["webinarKey"]
+            .as_u64()
+            .unwrap()
     }
 }
 
@@ -87,19 +99,7 @@ async fn create_list_get_register_and_list_registrants() {
     let zoho = Zoho::start().await;
 
     // Create: the Meeting emulator's webinar answer, with links on the Webinar host.
-    let (status, created) = zoho
-        .call(
-            Method::POST,
-            &zoho.org("webinar.json"),
-            Some(&json!({ "session": session_body() })),
-        )
-        .await;
-    assert_documented(
-        "webinar-create",
-        status,
-        &created,
-        &["session.meetingEmbedUrl"],
-    );
+    let created = zoho.create().await;
     let session = &created["session"];
     let key = session["webinarKey"].as_u64().unwrap();
     assert_eq!(session["topic"], "Quarterly review");
@@ -230,7 +230,7 @@ async fn create_list_get_register_and_list_registrants() {
 #[tokio::test]
 async fn each_endpoint_needs_its_zoho_webinar_scope() {
     let zoho = Zoho::start().await;
-    let key = zoho.create().await;
+    let key = zoho.create_key().await;
     let list = zoho.org("webinar.json");
     let item = zoho.org(&format!("webinar/{key}.json"));
     let register = zoho.org(&format!("register/{key}.json"));
@@ -301,7 +301,7 @@ async fn each_endpoint_needs_its_zoho_webinar_scope() {
 #[tokio::test]
 async fn invalid_and_revoked_tokens_are_400_code_2000() {
     let zoho = Zoho::start().await;
-    let key = zoho.create().await;
+    let key = zoho.create_key().await;
     let invalid = fixture("error-invalid-token");
     let paths = [
         zoho.org("webinar.json"),
@@ -345,7 +345,7 @@ async fn invalid_and_revoked_tokens_are_400_code_2000() {
 #[tokio::test]
 async fn unknown_keys_other_orgs_bad_input_and_meeting_paths() {
     let zoho = Zoho::start().await;
-    let key = zoho.create().await;
+    let key = zoho.create_key().await;
     let invalid_key = fixture("error-invalid-meeting-key").body;
 
     // Unknown webinar keys, and a meeting's key, on every keyed endpoint.

@@ -229,3 +229,57 @@ fn registrants_of(payload: &Value) -> Result<Vec<(String, String, String)>, Inva
 fn text<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     fields.get(name)?.as_str().map(str::trim)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_registrants_and_builds_join_links() {
+        let body = json!({ "registrant": [
+            { "email": " ada@example.com ", "firstName": "Ada", "lastName": "Lovelace" },
+            { "email": "alan@example.com", "firstName": "Alan", "lastName": null },
+        ] });
+        assert_eq!(
+            registrants_of(&body),
+            Ok(vec![
+                (
+                    "ada@example.com".to_owned(),
+                    "Ada".to_owned(),
+                    "Lovelace".to_owned()
+                ),
+                (
+                    "alan@example.com".to_owned(),
+                    "Alan".to_owned(),
+                    String::new()
+                ),
+            ])
+        );
+        let long = "x".repeat(MAX_NAME_CHARS + 1);
+        for (bad, error) in [
+            (json!({}), MISSING_REGISTRANT),
+            (json!({ "registrant": {} }), MISSING_REGISTRANT),
+            (
+                json!({ "registrant": [{ "email": "a@b.co", "firstName": long }] }),
+                INVALID_REGISTRANT,
+            ),
+            (
+                json!({ "registrant": [{ "email": "a@b", "firstName": "A" }] }),
+                INVALID_REGISTRANT,
+            ),
+        ] {
+            assert_eq!(registrants_of(&bad), Err(error), "{bad}");
+        }
+        let registrant = Registrant {
+            email: "ada@example.com".to_owned(),
+            first_name: "Ada & co".to_owned(),
+            last_name: String::new(),
+            register_key: "0a1b2c3d4".to_owned(),
+        };
+        assert_eq!(
+            join_link("https://webinar.zoho.com", 1_234_509_876, &registrant),
+            "https://webinar.zoho.com/webinar/register/join?registerKey=0a1b2c3d4\
+             &sessionId=1234509876&uname=Ada+%26+co"
+        );
+    }
+}
