@@ -1,11 +1,14 @@
-//! Zoho's data centres: where the accounts server and the Meeting API live for each.
+//! Zoho's data centres: where the accounts server, the Meeting API and the Webinar API live for
+//! each.
 //!
 //! Zoho keeps every account in one data centre, and a token minted by one DC's accounts server
 //! is refused by another DC's Meeting host with the same `INVALID_OAUTHTOKEN` answer as an
 //! expired token. The table below is the single place that maps a DC to its hosts (see
 //! <https://www.zoho.com/meeting/api-integration/multi-dc.html> and
-//! <https://www.zoho.com/accounts/protocol/oauth/multi-dc.html>). Meeting does not live on the
-//! token response's `api_domain`, so that field is never used to pick a host.
+//! <https://www.zoho.com/accounts/protocol/oauth/multi-dc.html>), and each DC's Zoho Webinar
+//! host, a product of its own on its own host
+//! (<https://www.zoho.com/webinar/api-integration/multi-dc-page.html>). Meeting and Webinar do
+//! not live on the token response's `api_domain`, so that field is never used to pick a host.
 //!
 //! A crate of its own so that zoho-meeting-proxy's configuration (which re-exports it as
 //! `config::DataCenter` and `config::DATA_CENTERS`) and the Zoho emulator share one table
@@ -31,7 +34,7 @@ pub enum DataCenter {
     Ca,
     /// Saudi Arabia (`zoho.sa`).
     Sa,
-    /// United Kingdom (`zoho.uk`; the Meeting host is not documented by Zoho).
+    /// United Kingdom (`zoho.uk`; the Meeting and Webinar hosts are not documented by Zoho).
     Uk,
     /// China (`zoho.com.cn`), a separate authorization entry point.
     Cn,
@@ -98,6 +101,24 @@ impl DataCenter {
         }
     }
 
+    /// The Zoho Webinar API host, e.g. `https://webinar.zoho.eu`: Zoho Webinar's multi-DC page
+    /// (<https://www.zoho.com/webinar/api-integration/multi-dc-page.html>) lists US, AU, EU,
+    /// IN, CN, JP, CA (`zohocloud.ca`, as Meeting) and SA; the UK host is not listed there and
+    /// follows the UK Meeting host's pattern (unconfirmed).
+    pub fn webinar_url(self) -> &'static str {
+        match self {
+            DataCenter::Us => "https://webinar.zoho.com",
+            DataCenter::Eu => "https://webinar.zoho.eu",
+            DataCenter::In => "https://webinar.zoho.in",
+            DataCenter::Au => "https://webinar.zoho.com.au",
+            DataCenter::Jp => "https://webinar.zoho.jp",
+            DataCenter::Ca => "https://webinar.zohocloud.ca",
+            DataCenter::Sa => "https://webinar.zoho.sa",
+            DataCenter::Uk => "https://webinar.zoho.uk",
+            DataCenter::Cn => "https://webinar.zoho.com.cn",
+        }
+    }
+
     /// The data centre's API domain for Zoho's other products (CRM, Books, …), e.g.
     /// `https://www.zohoapis.eu`; Canada's is `zohoapis.ca`, not `zohocloud` (zoho-facts §3).
     pub fn zohoapis_url(self) -> &'static str {
@@ -128,6 +149,14 @@ impl DataCenter {
         let url = url.trim_end_matches('/');
         ALL.into_iter()
             .find(|dc| dc.meeting_url().eq_ignore_ascii_case(url))
+    }
+
+    /// The data centre whose Webinar host is `url` (an origin, as for
+    /// [`from_accounts_url`](Self::from_accounts_url)), if it is one of Zoho's.
+    pub fn from_webinar_url(url: &str) -> Option<DataCenter> {
+        let url = url.trim_end_matches('/');
+        ALL.into_iter()
+            .find(|dc| dc.webinar_url().eq_ignore_ascii_case(url))
     }
 
     /// The data centre a token answer's `api_domain` names (`https://www.zohoapis.eu`, …),
@@ -172,9 +201,18 @@ mod tests {
             assert_eq!(dc.name().parse::<DataCenter>().unwrap(), dc);
             assert!(dc.accounts_url().starts_with("https://accounts."));
             assert!(dc.meeting_url().starts_with("https://meeting."));
+            assert!(dc.webinar_url().starts_with("https://webinar."));
+            // Webinar sits beside Meeting in every DC: same domain, another product.
+            assert_eq!(
+                dc.webinar_url().strip_prefix("https://webinar."),
+                dc.meeting_url().strip_prefix("https://meeting."),
+            );
             assert!(dc.zohoapis_url().starts_with("https://www.zohoapis."));
             assert_eq!(DataCenter::from_accounts_url(dc.accounts_url()), Some(dc));
             assert_eq!(DataCenter::from_meeting_url(dc.meeting_url()), Some(dc));
+            assert_eq!(DataCenter::from_webinar_url(dc.webinar_url()), Some(dc));
+            assert_eq!(DataCenter::from_webinar_url(dc.meeting_url()), None);
+            assert_eq!(DataCenter::from_meeting_url(dc.webinar_url()), None);
             assert_eq!(DataCenter::from_api_domain(dc.zohoapis_url()), Some(dc));
         }
     }
@@ -186,6 +224,38 @@ mod tests {
             "https://accounts.zohocloud.ca"
         );
         assert_eq!(DataCenter::Ca.meeting_url(), "https://meeting.zohocloud.ca");
+    }
+
+    /// Every DC's Webinar host, as Zoho Webinar's multi-DC page lists them (UK: unlisted, by
+    /// the Meeting pattern).
+    #[test]
+    fn webinar_hosts_per_data_centre() {
+        let expected = [
+            (DataCenter::Us, "https://webinar.zoho.com"),
+            (DataCenter::Eu, "https://webinar.zoho.eu"),
+            (DataCenter::In, "https://webinar.zoho.in"),
+            (DataCenter::Au, "https://webinar.zoho.com.au"),
+            (DataCenter::Jp, "https://webinar.zoho.jp"),
+            (DataCenter::Ca, "https://webinar.zohocloud.ca"),
+            (DataCenter::Sa, "https://webinar.zoho.sa"),
+            (DataCenter::Uk, "https://webinar.zoho.uk"),
+            (DataCenter::Cn, "https://webinar.zoho.com.cn"),
+        ];
+        assert_eq!(expected.len(), ALL.len());
+        for (dc, host) in expected {
+            assert_eq!(dc.webinar_url(), host, "{dc}");
+            assert_eq!(DataCenter::from_webinar_url(host), Some(dc), "{dc}");
+            assert_eq!(
+                DataCenter::from_webinar_url(&format!("{}/", host.to_uppercase())),
+                Some(dc),
+                "{dc}"
+            );
+        }
+        assert_eq!(
+            DataCenter::from_webinar_url("https://webinar.zoho.ca"),
+            None
+        );
+        assert_eq!(DataCenter::from_webinar_url("http://127.0.0.1:8080"), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! zoho-emulator: in-memory emulators of Zoho's accounts server and of the Zoho Meeting API.
+//! zoho-emulator: in-memory emulators of Zoho's accounts server, the Zoho Meeting API and the
+//! Zoho Webinar API.
 //!
 //! This is product code, not a test helper: zoho-meeting-proxy's `sandbox` command serves
 //! it to users who want to try the proxy without a Zoho account, and the test suites use it
@@ -40,13 +41,25 @@
 //!   and can inject latency, `500`s and forced token rejections. Its module docs give the
 //!   scopes, the answers' shapes and the remaining differences from Zoho.
 //!
-//! Both emulators share their server plumbing (binding, the accept loop, TLS, HTTP/1.1 and
+//! - [`webinar`] emulates the Zoho Webinar API (`webinar.zoho.com`), Zoho's webinar product
+//!   on its own host, under `/api/v2` and `/webinar/api/v2`: the Meeting emulator started as
+//!   that host, with `ZohoWebinar.*` scopes, the same token checks and error bodies:
+//!
+//!   | Method and path | What it does |
+//!   | --- | --- |
+//!   | `GET /user.json` | the current user |
+//!   | `GET`, `POST /{zsoid}/webinar.json` | lists and creates webinars |
+//!   | `GET`, `PUT`, `DELETE /{zsoid}/webinar/{webinarKey}.json` | reads, edits and deletes a webinar |
+//!   | `GET`, `POST /{zsoid}/register/{webinarKey}.json` | lists a webinar's registrants, registers attendees |
+//!
+//! The emulators share their server plumbing (binding, the accept loop, TLS, HTTP/1.1 and
 //! HTTP/2, body limits and JSON answers) through the private `http` module, so that each
 //! emulator's file holds only the Zoho behaviour it emulates.
 
 pub mod accounts;
 mod http;
 pub mod meeting;
+pub mod webinar;
 
 /// What the emulators' `Debug` output prints in place of a secret (a client secret, a token,
 /// an `Authorization` header): the marker zoho-meeting-proxy's own secrets print.

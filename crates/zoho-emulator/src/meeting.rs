@@ -149,6 +149,15 @@
 //! `meetingKey`, `pwd` in clear); the pages show no status, and the emulator answers `201`
 //! as create does (`meeting/sdk.rs`).
 //!
+//! # Zoho Webinar
+//!
+//! Started through [`WebinarEmulator`](crate::webinar::WebinarEmulator), the same emulator
+//! is Zoho Webinar's host (`webinar.zoho.com`): prefixes `/api/v2` and `/webinar/api/v2`,
+//! scopes `ZohoWebinar.*`, links on `https://webinar.zoho.com`, only the current user, the
+//! webinar endpoints and the registrations (`{zsoid}/register/{webinarKey}`,
+//! `meeting/registration.rs`), which this Meeting host answers `404`. The
+//! [`webinar`](crate::webinar) module docs list them with their sources.
+//!
 //! Not emulated: editing users, departments, webinar recordings, recurring meetings,
 //! checking passwords, and Zoho's (undocumented) rate limits. At most [`MAX_SESSIONS`]
 //! meetings and webinars are kept.
@@ -161,6 +170,7 @@
 
 mod control;
 mod recordings;
+mod registration;
 mod reject;
 mod route;
 mod sdk;
@@ -189,6 +199,7 @@ use hyper::{Request, Response};
 
 use self::control::sanitize_rate;
 use self::reject::Reject;
+pub(crate) use self::route::Product;
 use self::route::{Route, access_token, api_path, has_scope};
 use self::sessions::Session;
 use crate::accounts::AccountsControl;
@@ -198,6 +209,9 @@ use crate::http::{Body, BodyError, Handler, Listener, Server, read_body};
 pub const API_PREFIX: &str = "/api/v2";
 /// The second API prefix Zoho uses on the same host (recordings, SDK sessions).
 pub const MEETING_API_PREFIX: &str = "/meeting/api/v2";
+/// The second API prefix on Zoho Webinar's host, beside [`API_PREFIX`] (see
+/// [`crate::webinar`]).
+pub const WEBINAR_API_PREFIX: &str = "/webinar/api/v2";
 
 /// The largest request body the emulator reads; larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -288,6 +302,8 @@ pub struct TokenCheck {
 
 /// State shared by the server task and every [`MeetingControl`].
 struct Shared {
+    /// The product whose host this is: its routes, scopes, prefixes and links.
+    product: Product,
     zsoid: u64,
     zuid: u64,
     user_email: String,
@@ -362,9 +378,21 @@ impl MeetingEmulator {
         opts: MeetingOptions,
         accounts: AccountsControl,
     ) -> std::io::Result<Self> {
+        Self::start_as(Product::Meeting, addr, opts, accounts).await
+    }
+
+    /// [`start`](Self::start), as the host of `product`: the Webinar emulator is this one
+    /// answering Zoho Webinar's routes and scopes.
+    pub(crate) async fn start_as(
+        product: Product,
+        addr: SocketAddr,
+        opts: MeetingOptions,
+        accounts: AccountsControl,
+    ) -> std::io::Result<Self> {
         let listener = Listener::bind(addr, opts.tls).await?;
         let addr = listener.addr();
         let shared = Arc::new(Shared {
+            product,
             zsoid: opts.zsoid,
             zuid: opts.zuid,
             user_email: opts.user_email,
@@ -378,7 +406,7 @@ impl MeetingEmulator {
             }),
         });
         let server = listener.serve(Arc::clone(&shared));
-        tracing::debug!(%addr, "meeting emulator listening");
+        tracing::debug!(%addr, ?product, "emulator listening");
         Ok(Self {
             server,
             control: MeetingControl { shared },
@@ -427,15 +455,22 @@ impl Shared {
 
     /// Answers a request whose body was read.
     fn answer(&self, parts: &Parts, body: &[u8]) -> Result<Response<Body>, Reject> {
-        let Some(rest) = api_path(parts.uri.path()) else {
+        let Some(rest) = api_path(parts.uri.path(), self.product) else {
             return Err(Reject::NotFound);
         };
         let scopes = self.authenticate(&parts.headers)?;
-        let route = Route::parse(rest).ok_or(Reject::NotFound)?;
+        let route = Route::parse(rest)
+            .filter(|route| self.product.serves(route))
+            .ok_or(Reject::NotFound)?;
         let op = route
             .operation(&parts.method)
             .ok_or(Reject::MethodNotAllowed(route.allow()))?;
-        if !has_scope(&scopes, route.scope_resource(), op) {
+        if !has_scope(
+            &scopes,
+            self.product.service(),
+            route.scope_resource(op),
+            op,
+        ) {
             return Err(Reject::ScopeMismatch);
         }
         if let Some(org) = route.org()
@@ -458,6 +493,7 @@ impl Shared {
             Route::MeetingRecordings { key, .. } => self.meeting_recordings(key),
             Route::RecordingFile { key, file, .. } => self.recording_file(key, file),
             Route::Sdk { instant, .. } => self.sdk_session(instant, parts, body),
+            Route::Register { key, .. } => self.registration(key, op, parts, body),
         }
     }
 

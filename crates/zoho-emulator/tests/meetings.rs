@@ -147,22 +147,7 @@ impl Zoho {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
-        let mut request = client().request(method, format!("{}{path}", self.meeting.url()));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Zoho-oauthtoken {token}"));
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let bytes = response.bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, body)
+        call_at(&self.meeting.url(), method, path, token, body).await
     }
 
     pub(crate) async fn call(
@@ -175,6 +160,33 @@ impl Zoho {
     }
 }
 
+/// Sends a request to the emulator at `base` with `token` (if any) and returns the status and
+/// JSON body (`Null` when empty).
+pub(crate) async fn call_at(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let mut request = client().request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Zoho-oauthtoken {token}"));
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, body)
+}
+
 /// Mints an access token for `scopes` at the accounts emulator.
 pub(crate) async fn mint(accounts: &AccountsEmulator, scopes: &[&str]) -> String {
     let refresh = accounts.control().issue_refresh_token(scopes);
@@ -182,7 +194,7 @@ pub(crate) async fn mint(accounts: &AccountsEmulator, scopes: &[&str]) -> String
 }
 
 /// Mints an access token from `refresh`.
-async fn refresh_with(accounts: &AccountsEmulator, refresh: &str) -> String {
+pub(crate) async fn refresh_with(accounts: &AccountsEmulator, refresh: &str) -> String {
     let opts = AccountsOptions::default();
     let body: Value = client()
         .post(format!("{}{TOKEN_PATH}", accounts.url()))

@@ -13,3 +13,5 @@ mod support;
 mod meetings;
 // The users, recordings and SDK-session answers against Zoho's documented examples.
 mod endpoints;
+// The Zoho Webinar emulator: webinars and registrations on a host of their own.
+mod webinar;

@@ -179,7 +179,7 @@ impl Shared {
         parts: &Parts,
         answer: &Result<Response<Body>, Reject>,
     ) {
-        if api_path(parts.uri.path()).is_none()
+        if api_path(parts.uri.path(), self.product).is_none()
             || matches!(answer, Err(Reject::TooLarge | Reject::BadBody))
         {
             return;

@@ -122,6 +122,30 @@ pub(super) const INVALID_CONFERENCE_TYPE: Invalid = Invalid {
     key: "INVALID_CONFERENCE_TYPE",
     message: "conferenceType must be audio or video.",
 };
+pub(super) const MISSING_REGISTRANT: Invalid = Invalid {
+    key: "INVALID_INPUT",
+    message: "The request body must be a JSON object holding a \"registrant\" array of 1 to 100 objects.",
+};
+pub(super) const INVALID_REGISTRANT: Invalid = Invalid {
+    key: "INVALID_REGISTRANT",
+    message: "Each registrant needs a valid email and a firstName (a non-empty string of at most 100 characters); lastName, when given, is a string of at most 100 characters.",
+};
+pub(super) const INVALID_SEND_MAIL: Invalid = Invalid {
+    key: "INVALID_SEND_MAIL",
+    message: "sendMail must be true or false.",
+};
+pub(super) const INVALID_INSTANCE_ID: Invalid = Invalid {
+    key: "INVALID_INSTANCE_ID",
+    message: "instanceId must be a whole number.",
+};
+pub(super) const INVALID_STATUS: Invalid = Invalid {
+    key: "INVALID_STATUS",
+    message: "status must be 0, 1, 2 or 3.",
+};
+pub(super) const REGISTRANT_LIMIT: Invalid = Invalid {
+    key: "LIMIT_EXCEEDED",
+    message: "The sandbox holds at most 1000 registrants per webinar.",
+};
 pub(super) const LIMIT_EXCEEDED: Invalid = Invalid {
     key: "LIMIT_EXCEEDED",
     message: "The sandbox holds at most 10000 meetings and webinars; delete some first.",

@@ -7,7 +7,15 @@ use hyper::header::{self, HeaderMap};
 use super::recordings::RecordingFile;
 use super::reject::Reject;
 use super::sessions::Kind;
-use super::{API_PREFIX, MEETING_API_PREFIX};
+use super::{API_PREFIX, MEETING_API_PREFIX, WEBINAR_API_PREFIX};
+
+/// Which Zoho product the emulator stands for: Zoho Meeting (`meeting.zoho.com`) or Zoho
+/// Webinar (`webinar.zoho.com`), each on its own host with its own scopes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Product {
+    Meeting,
+    Webinar,
+}
 
 /// An API endpoint, parsed from the path after the prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +63,11 @@ pub(super) enum Route<'a> {
     Sdk {
         org: &'a str,
         instant: bool,
+    },
+    /// `{org}/register/{webinarKey}`: a webinar's registrants (Zoho Webinar only).
+    Register {
+        org: &'a str,
+        key: &'a str,
     },
 }
 
@@ -109,6 +122,9 @@ impl<'a> Route<'a> {
             [org, "participant", key] if !org.is_empty() && !key.is_empty() => {
                 Some(Route::Participants { org, key })
             }
+            [org, "register", key] if org_ok(org) && !key.is_empty() => {
+                Some(Route::Register { org, key })
+            }
             [org, collection, key] if !org.is_empty() && !key.is_empty() => Some(Route::Item {
                 org,
                 kind: kind(collection)?,
@@ -124,7 +140,7 @@ impl<'a> Route<'a> {
             (Route::Sdk { .. }, "POST") => Some(Op::Create),
             (Route::Sdk { .. }, _) => None,
             (_, "GET") => Some(Op::Read),
-            (Route::Collection { .. }, "POST") => Some(Op::Create),
+            (Route::Collection { .. } | Route::Register { .. }, "POST") => Some(Op::Create),
             (Route::Item { .. }, "PUT") => Some(Op::Update),
             (Route::Item { .. }, "DELETE") => Some(Op::Delete),
             _ => None,
@@ -141,15 +157,21 @@ impl<'a> Route<'a> {
             | Route::Recordings { .. }
             | Route::MeetingRecordings { .. }
             | Route::RecordingFile { .. } => "GET",
-            Route::Collection { .. } => "GET, POST",
+            Route::Collection { .. } | Route::Register { .. } => "GET, POST",
             Route::Item { .. } => "GET, PUT, DELETE",
             Route::Sdk { .. } => "POST",
         }
     }
 
-    /// The resource part of the scope the endpoint needs (`ZohoMeeting.<resource>.<op>`).
-    pub(super) fn scope_resource(&self) -> &'static str {
+    /// The resource part of the scope `op` needs here (`ZohoMeeting.<resource>.<op>`). Zoho
+    /// Webinar's registration pages give `ZohoWebinar.webinar.CREATE` for registering
+    /// (<https://www.zoho.com/webinar/api/webinar-api/bulk-registration.html>) and
+    /// `ZohoWebinar.registration.READ` for listing registrants
+    /// (<https://www.zoho.com/deluge/help/webinar/get-registration-details.html>).
+    pub(super) fn scope_resource(&self, op: Op) -> &'static str {
         match self {
+            Route::Register { .. } if op == Op::Read => "registration",
+            Route::Register { .. } => "webinar",
             Route::User => "manageOrg",
             Route::Collection { kind, .. } | Route::Item { kind, .. } => kind.resource(),
             Route::Participants { .. } => "meeting",
@@ -180,7 +202,8 @@ impl<'a> Route<'a> {
             | Route::Recordings { .. }
             | Route::MeetingRecordings { .. }
             | Route::RecordingFile { .. }
-            | Route::Sdk { .. } => Reject::UnauthorizedUser,
+            | Route::Sdk { .. }
+            | Route::Register { .. } => Reject::UnauthorizedUser,
         }
     }
 
@@ -196,7 +219,59 @@ impl<'a> Route<'a> {
             | Route::Recordings { org }
             | Route::MeetingRecordings { org, .. }
             | Route::RecordingFile { org, .. }
-            | Route::Sdk { org, .. } => Some(org),
+            | Route::Sdk { org, .. }
+            | Route::Register { org, .. } => Some(org),
+        }
+    }
+}
+
+// === impl Product ===
+
+impl Product {
+    /// The service part of every scope name: `ZohoMeeting` or `ZohoWebinar`.
+    pub(super) fn service(self) -> &'static str {
+        match self {
+            Product::Meeting => "ZohoMeeting",
+            Product::Webinar => "ZohoWebinar",
+        }
+    }
+
+    /// The two API prefixes of the product's host: `/api/v2` and `/meeting/api/v2` on
+    /// Meeting's, `/api/v2` and `/webinar/api/v2` on Webinar's (its registration page's
+    /// request example uses the second).
+    pub(super) fn prefixes(self) -> [&'static str; 2] {
+        match self {
+            Product::Meeting => [API_PREFIX, MEETING_API_PREFIX],
+            Product::Webinar => [API_PREFIX, WEBINAR_API_PREFIX],
+        }
+    }
+
+    /// The public origin the answers' links point to, as Zoho's do.
+    pub(super) fn public_origin(self) -> &'static str {
+        match self {
+            Product::Meeting => "https://meeting.zoho.com",
+            Product::Webinar => "https://webinar.zoho.com",
+        }
+    }
+
+    /// Whether the product's host serves `route`: Zoho Webinar answers its webinars, their
+    /// registrations and the current user; Zoho Meeting everything but the registrations.
+    pub(super) fn serves(self, route: &Route<'_>) -> bool {
+        match self {
+            Product::Meeting => !matches!(route, Route::Register { .. }),
+            Product::Webinar => matches!(
+                route,
+                Route::User
+                    | Route::Register { .. }
+                    | Route::Collection {
+                        kind: Kind::Webinar,
+                        ..
+                    }
+                    | Route::Item {
+                        kind: Kind::Webinar,
+                        ..
+                    }
+            ),
         }
     }
 }
@@ -217,18 +292,17 @@ impl Op {
 
 // === helpers ===
 
-/// The path after an API prefix (`""` for the bare prefix); `None` outside the API.
-pub(super) fn api_path(path: &str) -> Option<&str> {
-    [API_PREFIX, MEETING_API_PREFIX]
-        .into_iter()
-        .find_map(|prefix| {
-            let rest = path.strip_prefix(prefix)?;
-            if rest.is_empty() {
-                Some(rest)
-            } else {
-                rest.strip_prefix('/')
-            }
-        })
+/// The path after one of `product`'s API prefixes (`""` for the bare prefix); `None` outside
+/// the API.
+pub(super) fn api_path(path: &str, product: Product) -> Option<&str> {
+    product.prefixes().into_iter().find_map(|prefix| {
+        let rest = path.strip_prefix(prefix)?;
+        if rest.is_empty() {
+            Some(rest)
+        } else {
+            rest.strip_prefix('/')
+        }
+    })
 }
 
 /// The token of an `Authorization: Zoho-oauthtoken <token>` or `Bearer <token>` header.
@@ -241,14 +315,14 @@ pub(super) fn access_token(headers: &HeaderMap) -> Option<&str> {
     (known && !token.is_empty()).then_some(token)
 }
 
-/// Whether `scopes` hold `ZohoMeeting.<resource>.<op>` or `ZohoMeeting.<resource>.ALL`,
-/// compared without regard to case.
-pub(super) fn has_scope(scopes: &[String], resource: &str, op: Op) -> bool {
+/// Whether `scopes` hold `<service>.<resource>.<op>` or `<service>.<resource>.ALL` (service
+/// `ZohoMeeting` or `ZohoWebinar`), compared without regard to case.
+pub(super) fn has_scope(scopes: &[String], service: &str, resource: &str, op: Op) -> bool {
     scopes.iter().any(|scope| {
         let mut parts = scope.split('.');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(service), Some(res), Some(operation), None) => {
-                service.eq_ignore_ascii_case("ZohoMeeting")
+            (Some(name), Some(res), Some(operation), None) => {
+                name.eq_ignore_ascii_case(service)
                     && res.eq_ignore_ascii_case(resource)
                     && (operation.eq_ignore_ascii_case(op.scope_name())
                         || operation.eq_ignore_ascii_case("ALL"))
@@ -265,9 +339,12 @@ mod tests {
 
     #[test]
     fn parses_routes_and_scopes() {
-        assert_eq!(api_path("/api/v2/user.json"), Some("user.json"));
-        assert_eq!(api_path("/meeting/api/v2"), Some(""));
-        assert_eq!(api_path("/api/v2x/user.json"), None);
+        assert_eq!(
+            api_path("/api/v2/user.json", Product::Meeting),
+            Some("user.json")
+        );
+        assert_eq!(api_path("/meeting/api/v2", Product::Meeting), Some(""));
+        assert_eq!(api_path("/api/v2x/user.json", Product::Meeting), None);
         assert_eq!(Route::parse("user.json"), Some(Route::User));
         assert_eq!(
             Route::parse("7/sessions.json"),
@@ -340,35 +417,70 @@ mod tests {
         let scopes = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(has_scope(
             &scopes(&["ZohoMeeting.meeting.READ"]),
+            "ZohoMeeting",
             "meeting",
             Op::Read
         ));
         assert!(!has_scope(
             &scopes(&["ZohoMeeting.meeting.READ"]),
+            "ZohoMeeting",
             "meeting",
             Op::Create
         ));
         assert!(has_scope(
             &scopes(&["ZohoMeeting.meeting.ALL"]),
+            "ZohoMeeting",
             "meeting",
             Op::Delete
         ));
         assert!(!has_scope(
             &scopes(&["ZohoMeeting.meeting.ALL"]),
+            "ZohoMeeting",
             "webinar",
             Op::Read
         ));
         assert!(!has_scope(
             &scopes(&["ZohoCRM.meeting.ALL"]),
+            "ZohoMeeting",
             "meeting",
             Op::Read
         ));
         assert!(!has_scope(
             &scopes(&["ZohoMeeting.meeting.READ.x"]),
+            "ZohoMeeting",
             "meeting",
             Op::Read
         ));
-        assert!(!has_scope(&[], "manageOrg", Op::Read));
+        assert!(!has_scope(&[], "ZohoMeeting", "manageOrg", Op::Read));
+        assert!(has_scope(
+            &scopes(&["ZohoWebinar.registration.READ"]),
+            "ZohoWebinar",
+            "registration",
+            Op::Read
+        ));
+        assert!(!has_scope(
+            &scopes(&["ZohoMeeting.webinar.ALL"]),
+            "ZohoWebinar",
+            "webinar",
+            Op::Read
+        ));
+        assert_eq!(
+            api_path("/webinar/api/v2/7/register/9.json", Product::Webinar),
+            Some("7/register/9.json")
+        );
+        assert_eq!(
+            api_path("/meeting/api/v2/user.json", Product::Webinar),
+            None
+        );
+        assert_eq!(
+            api_path("/webinar/api/v2/user.json", Product::Meeting),
+            None
+        );
+        assert_eq!(
+            Route::parse("7/register/9.json"),
+            Some(Route::Register { org: "7", key: "9" })
+        );
+        assert_eq!(Route::parse("7/register"), None);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{Map, Value, json};
 
+use super::registration::Registrant;
 use super::reject::*;
 use super::route::Op;
 use super::time::{
@@ -35,8 +36,6 @@ const MIN_DURATION_MS: u64 = 60_000;
 const MAX_DURATION_MS: u64 = 86_400_000;
 /// Duration of a meeting created without one (one hour).
 const DEFAULT_DURATION_MS: u64 = 3_600_000;
-/// The public host that links point to, as Zoho's answers do.
-const PUBLIC_ORIGIN: &str = "https://meeting.zoho.com";
 /// Where Zoho's participant avatars live.
 const AVATAR_ORIGIN: &str = "https://contacts.zoho.com";
 /// Length of a generated meeting password.
@@ -70,6 +69,8 @@ pub(super) struct Session {
     /// The `t` parameter of `meetingEmbedUrl`.
     pub(super) embed_token: String,
     pub(super) participants: Vec<Participant>,
+    /// A webinar's registrants, in the order they registered (`meeting/registration.rs`).
+    pub(super) registrants: Vec<Registrant>,
 }
 
 /// An invited participant.
@@ -228,6 +229,7 @@ impl Shared {
             password: Alphanumeric.sample_string(&mut rng, PASSWORD_LEN),
             embed_token: hex_token(&mut rng),
             participants,
+            registrants: Vec::new(),
         };
 
         let mut state = self.lock();
@@ -374,6 +376,7 @@ impl Shared {
     fn render(&self, s: &Session, view: View) -> Value {
         let end = s.end_ms();
         let masked = mask(&s.password);
+        let origin = self.product.public_origin();
         let mut out = Map::new();
         let mut put = |name: &str, value: Value| {
             out.insert(name.to_owned(), value);
@@ -409,20 +412,17 @@ impl Shared {
         if view != View::Detail {
             put("creatorZuid", json!(self.zuid));
         }
-        put(
-            "joinLink",
-            json!(format!("{PUBLIC_ORIGIN}/join?key={}", s.key)),
-        );
+        put("joinLink", json!(format!("{origin}/join?key={}", s.key)));
         if view != View::Listed {
             put(
                 "startLink",
-                json!(format!("{PUBLIC_ORIGIN}/meeting-start?key={}", s.key)),
+                json!(format!("{origin}/meeting-start?key={}", s.key)),
             );
         }
         put(
             "meetingEmbedUrl",
             json!(format!(
-                "{PUBLIC_ORIGIN}/meeting/login/embedmeeting.jsp?meetingKey={}&newWindow=true&t={}",
+                "{origin}/meeting/login/embedmeeting.jsp?meetingKey={}&newWindow=true&t={}",
                 s.key, s.embed_token
             )),
         );
