@@ -30,6 +30,8 @@ pub mod headers;
 pub mod rejection;
 pub mod route;
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -97,8 +99,31 @@ pub(crate) struct Completion {
     log_at_info: bool,
 }
 
-/// The upstream connections of one client connection: one [`Affinity`] per route.
-pub struct Affinities(Box<[Affinity]>);
+/// The service of one client connection, which hyper calls for each of its requests (one
+/// after another on HTTP/1.1, concurrently on HTTP/2).
+///
+/// It holds the shared [`Proxy`] and the upstream connections this client connection keeps
+/// (an [`Affinity`] per route).
+/// Each request holds the connection's state until its response is handed back, so the
+/// upstream connections are parked for other client connections once the connection has
+/// closed and its last request ended. Made by [`Proxy::connection`].
+///
+/// `R` is the closure that answers a request ([`ConnectionState::handle`]). It is a type
+/// parameter only so that the `Service` impl can name the future of one request, whose type
+/// cannot be written out: boxing that future instead would allocate (and copy) a request's
+/// whole state for every request, and a function pointer would keep the call from being
+/// inlined, which costs a copy too.
+struct Connection<R> {
+    state: Arc<ConnectionState>,
+    respond: R,
+}
+
+/// What a [`Connection`]'s requests share.
+struct ConnectionState {
+    proxy: Arc<Proxy>,
+    /// One per route, in the order of [`Routes`] ([`Route::index`]).
+    upstreams: Box<[Affinity]>,
+}
 
 /// What forwarding produced, before completion is attached.
 struct Forwarded {
@@ -149,28 +174,141 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
-    /// The upstream connection slots for a new client connection, one set per route.
-    pub fn affinity(&self) -> Affinities {
-        Affinities(
-            self.routes
-                .iter()
-                .map(|route| Affinity::new(route.upstream.clone()))
-                .collect(),
+    /// The service (hyper's) of a new client connection: it keeps the connection's upstream
+    /// connections, one set per route, and hands each request to the request path.
+    pub fn connection(
+        self: &Arc<Self>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static {
+        let upstreams = self
+            .routes
+            .iter()
+            .map(|route| Affinity::new(route.upstream.clone()))
+            .collect();
+        Connection {
+            state: Arc::new(ConnectionState {
+                proxy: self.clone(),
+                upstreams,
+            }),
+            // The request holds the connection's state until its response is handed back. A
+            // closure, not an `async fn`: that would copy the request once more, moving its
+            // argument into a local.
+            respond: |state: Arc<ConnectionState>, req| async move { Ok(state.handle(req).await) },
+        }
+    }
+
+    /// The client's `X-Request-Id` when it is sound, else a new one.
+    fn request_id(&self, headers: &HeaderMap) -> HeaderValue {
+        if let Some(id) = headers.get(&X_REQUEST_ID)
+            && headers::is_valid_request_id(id)
+        {
+            return id.clone();
+        }
+        generated_request_id(
+            &self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed),
         )
     }
 
-    /// Handles one request. Never fails: errors become problem+json responses.
+    /// Keeps bodies up to `upstream.replay_body_limit` in memory for the replay; streams
+    /// the rest, limited to `max_body` (`limits.max_body_bytes`).
     ///
-    /// `affinity` holds the client connection's upstream connections.
-    pub async fn handle(
+    /// A body that may fit (a `Content-Length` within the limit, or an unknown length:
+    /// chunked, HTTP/2 without `content-length`) is read up to the limit, bounded by
+    /// `upstream.timeout`: one that ends within it is kept; a longer one streams on, the
+    /// bytes already read first, and is not replayed. A declared length over the limit
+    /// streams without being read first.
+    async fn keep_for_replay(
         &self,
-        req: Request<Incoming>,
-        affinity: &Affinities,
-    ) -> Response<ResponseBody> {
+        body: Incoming,
+        max_body: Option<u64>,
+    ) -> Result<Kept, ProxyError> {
+        let hint = body.size_hint();
+        // No body (most GETs): nothing to read, no timer to arm.
+        if hint.exact() == Some(0) && body.is_end_stream() {
+            return Ok(Kept::Buffered(Bytes::new()));
+        }
+        if hint.lower() > self.replay_limit {
+            return Ok(Kept::Stream(RequestBody::stream(body, max_body)));
+        }
+        let start = request_body::read_start(body, max_body, self.replay_limit);
+        match tokio::time::timeout(self.timeout, start).await {
+            Ok(Ok(request_body::Start::Whole(bytes))) => Ok(Kept::Buffered(bytes)),
+            Ok(Ok(request_body::Start::Longer(body))) => Ok(Kept::Stream(body)),
+            Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BodyIncomplete)),
+            Err(_) => Err(ProxyError::BodyIncomplete),
+        }
+    }
+
+    /// Reads up to [`rejection::PEEK_LIMIT`] bytes of a 400/401 body.
+    async fn peek(&self, mut body: UpstreamBody) -> Peeked {
+        let mut head = BytesMut::new();
+        let deadline = Instant::now() + self.timeout;
+        while head.len() < rejection::PEEK_LIMIT {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        head.extend_from_slice(&data);
+                    }
+                }
+                Ok(None) | Ok(Some(Err(_))) => {
+                    return Peeked {
+                        head: head.freeze(),
+                        rest: None,
+                    };
+                }
+                Err(_) => break,
+            }
+        }
+        Peeked {
+            head: head.freeze(),
+            rest: Some(body),
+        }
+    }
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("routes", &self.routes)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Connection ===
+
+impl<R, F> hyper::service::Service<Request<Incoming>> for Connection<R>
+where
+    R: Fn(Arc<ConnectionState>, Request<Incoming>) -> F,
+    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = F;
+
+    fn call(&self, req: Request<Incoming>) -> F {
+        (self.respond)(self.state.clone(), req)
+    }
+}
+
+// === impl ConnectionState ===
+
+impl ConnectionState {
+    /// Handles one request: the guard's admission, then [`ConnectionState::forward`], a
+    /// CORS preflight's answer or a refusal, and the completion attached to the response
+    /// body. Never fails: errors become problem+json responses.
+    async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        let proxy = &*self.proxy;
         let started = Instant::now();
-        let (route_index, route) = self.routes.select(req.uri().path());
-        let before = self.metrics.in_flight().inc();
-        let request_id = self.request_id(req.headers());
+        let (route_index, route) = proxy.routes.select(req.uri().path());
+        let before = proxy.metrics.in_flight().inc();
+        let request_id = proxy.request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
         // Every log line of this request names it, guard refusals included.
@@ -183,12 +321,11 @@ impl Proxy {
         );
         // One atomic load: this request sees one guard from start to end, whatever a
         // reload does meanwhile.
-        let guard = self.guard.load_full();
+        let guard = proxy.guard.load_full();
         let admission = span.in_scope(|| guard.admit(&req, before));
         let result = match admission.verdict {
             Ok(Verdict::Forward) => {
-                let affinity = &affinity.0[route_index];
-                self.forward(req, &request_id, &guard, route, affinity)
+                self.forward(req, &request_id, &guard, route)
                     .instrument(span.clone())
                     .await
             }
@@ -228,23 +365,10 @@ impl Proxy {
             request_id,
             replayed: forwarded.replayed,
             route: route_index,
-            metrics: self.metrics.clone(),
-            log_at_info: self.log_requests.load(Ordering::Relaxed),
+            metrics: proxy.metrics.clone(),
+            log_at_info: proxy.log_requests.load(Ordering::Relaxed),
         };
         Response::from_parts(parts, body.on_complete(completion))
-    }
-
-    /// The client's `X-Request-Id` when it is sound, else a new one.
-    fn request_id(&self, headers: &HeaderMap) -> HeaderValue {
-        if let Some(id) = headers.get(&X_REQUEST_ID)
-            && headers::is_valid_request_id(id)
-        {
-            return id.clone();
-        }
-        generated_request_id(
-            &self.id_prefix,
-            self.next_id.fetch_add(1, Ordering::Relaxed),
-        )
     }
 
     /// Phases 1 to 3: the upstream request, then one send-and-replay loop: a token
@@ -256,14 +380,16 @@ impl Proxy {
         request_id: &HeaderValue,
         guard: &Guard,
         route: &Route,
-        affinity: &Affinity,
     ) -> Result<Forwarded, ProxyError> {
-        let (mut head, body) = self.upstream_request(req, request_id, route);
-        let kept = self.keep_for_replay(body, guard.max_body_bytes()).await?;
-        let mut token = match self.tokens.current() {
+        // Before the first use of `self.proxy`: the compiler copies the request once more
+        // when a dereference comes between the start and this move.
+        let (mut head, body) = upstream_request(req, request_id, route);
+        let proxy = &*self.proxy;
+        let kept = proxy.keep_for_replay(body, guard.max_body_bytes()).await?;
+        let mut token = match proxy.tokens.current() {
             Some(token) => token,
             // Rare (no token yet, or it expired or died during an outage).
-            None => self.tokens.wait().await.map_err(ProxyError::NoToken)?,
+            None => proxy.tokens.wait().await.map_err(ProxyError::NoToken)?,
         };
         let (mut body, replay) = match kept {
             Kept::Buffered(bytes) => (
@@ -274,7 +400,7 @@ impl Proxy {
         };
         let mut replays = 0;
         loop {
-            let (response, latency) = self.send(head, body, &token, route, affinity).await?;
+            let (response, latency) = self.send(head, body, &token, route).await?;
             let replayed = replays > 0;
             let pass = |response| {
                 Ok(Forwarded {
@@ -284,21 +410,21 @@ impl Proxy {
                 })
             };
             if !rejection::may_reject(response.status()) {
-                token::record_acceptance(&*self.tokens, &token);
+                token::record_acceptance(&*proxy.tokens, &token);
                 return pass(response.map(ResponseBody::stream));
             }
             let (parts, incoming) = response.into_parts();
-            let peeked = self.peek(incoming).await;
+            let peeked = proxy.peek(incoming).await;
             let rejected = rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head);
             let response = Response::from_parts(parts, peeked.into_body());
             if !rejected {
-                token::record_acceptance(&*self.tokens, &token);
+                token::record_acceptance(&*proxy.tokens, &token);
                 return pass(response);
             }
             if !replayed {
-                self.metrics.record_rejection();
+                proxy.metrics.record_rejection();
             }
-            match self.tokens.report_rejected(&token).await {
+            match proxy.tokens.report_rejected(&token).await {
                 Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
                 // New tokens do not help (wrong data centre or scopes): Zoho's answer.
                 Rejection::Repeated => return pass(response),
@@ -312,7 +438,7 @@ impl Proxy {
                         return pass(response);
                     };
                     drop(response);
-                    self.metrics.record_replay();
+                    proxy.metrics.record_replay();
                     replays += 1;
                     (head, body, token) = (
                         clone_head(replay_head),
@@ -324,56 +450,6 @@ impl Proxy {
         }
     }
 
-    /// Phase 1: the upstream request head, and the body as received. The target is sent in
-    /// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
-    /// authority, which go), after the route's base path or with its prefix stripped.
-    fn upstream_request(
-        &self,
-        req: Request<Incoming>,
-        request_id: &HeaderValue,
-        route: &Route,
-    ) -> (Parts, Incoming) {
-        let (mut head, body) = req.into_parts();
-        head.uri = upstream_target(std::mem::take(&mut head.uri), route);
-        head.version = Version::HTTP_11;
-        head.extensions = http::Extensions::new();
-        headers::strip_hop_by_hop(&mut head.headers);
-        headers::strip_client_credentials(&mut head.headers);
-        headers::override_host(&mut head.headers, &route.host);
-        head.headers.insert(&X_REQUEST_ID, request_id.clone());
-        (head, body)
-    }
-
-    /// Keeps bodies up to `upstream.replay_body_limit` in memory for the replay; streams
-    /// the rest, limited to `max_body` (`limits.max_body_bytes`).
-    ///
-    /// A body that may fit (a `Content-Length` within the limit, or an unknown length:
-    /// chunked, HTTP/2 without `content-length`) is read up to the limit, bounded by
-    /// `upstream.timeout`: one that ends within it is kept; a longer one streams on, the
-    /// bytes already read first, and is not replayed. A declared length over the limit
-    /// streams without being read first.
-    async fn keep_for_replay(
-        &self,
-        body: Incoming,
-        max_body: Option<u64>,
-    ) -> Result<Kept, ProxyError> {
-        let hint = body.size_hint();
-        // No body (most GETs): nothing to read, no timer to arm.
-        if hint.exact() == Some(0) && body.is_end_stream() {
-            return Ok(Kept::Buffered(Bytes::new()));
-        }
-        if hint.lower() > self.replay_limit {
-            return Ok(Kept::Stream(RequestBody::stream(body, max_body)));
-        }
-        let start = request_body::read_start(body, max_body, self.replay_limit);
-        match tokio::time::timeout(self.timeout, start).await {
-            Ok(Ok(request_body::Start::Whole(bytes))) => Ok(Kept::Buffered(bytes)),
-            Ok(Ok(request_body::Start::Longer(body))) => Ok(Kept::Stream(body)),
-            Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BodyIncomplete)),
-            Err(_) => Err(ProxyError::BodyIncomplete),
-        }
-    }
-
     /// Phase 2: sends with the token, bounded by `upstream.timeout` until the head.
     async fn send(
         &self,
@@ -381,16 +457,16 @@ impl Proxy {
         body: RequestBody,
         token: &AccessToken,
         route: &Route,
-        affinity: &Affinity,
     ) -> Result<(Response<UpstreamBody>, Duration), ProxyError> {
+        let proxy = &*self.proxy;
         headers::override_authorization(&mut head.headers, token.header().clone());
         // The HTTP/2 client reports a body past the limit as a reset stream, without the
         // cause: the body tells.
         let overflow = body.overflow();
         let request = Request::from_parts(head, body);
         let sent = Instant::now();
-        match tokio::time::timeout(self.timeout, route.upstream.send(affinity, request)).await {
-            Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
+        match tokio::time::timeout(proxy.timeout, self.upstream(route).send(request)).await {
+            Err(_) => Err(ProxyError::UpstreamTimeout(proxy.timeout)),
             Ok(Err(error)) => {
                 if let Some(max) = overflow.as_ref().and_then(request_body::Overflow::exceeded) {
                     return Err(ProxyError::BodyTooLarge(max));
@@ -411,45 +487,15 @@ impl Proxy {
             }
             Ok(Ok(response)) => {
                 let latency = sent.elapsed();
-                self.metrics.record_upstream(latency);
+                proxy.metrics.record_upstream(latency);
                 Ok((response, latency))
             }
         }
     }
 
-    /// Reads up to [`rejection::PEEK_LIMIT`] bytes of a 400/401 body.
-    async fn peek(&self, mut body: UpstreamBody) -> Peeked {
-        let mut head = BytesMut::new();
-        let deadline = Instant::now() + self.timeout;
-        while head.len() < rejection::PEEK_LIMIT {
-            match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        head.extend_from_slice(&data);
-                    }
-                }
-                Ok(None) | Ok(Some(Err(_))) => {
-                    return Peeked {
-                        head: head.freeze(),
-                        rest: None,
-                    };
-                }
-                Err(_) => break,
-            }
-        }
-        Peeked {
-            head: head.freeze(),
-            rest: Some(body),
-        }
-    }
-}
-
-impl std::fmt::Debug for Proxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy")
-            .field("routes", &self.routes)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+    /// This connection's upstream connections for `route`.
+    fn upstream(&self, route: &Route) -> &Affinity {
+        &self.upstreams[route.index()]
     }
 }
 
@@ -533,6 +579,25 @@ pub fn upstream_target(uri: Uri, route: &Route) -> Uri {
     };
     // The access rules saw the path as the client sent it.
     route.target(&uri).unwrap_or(uri)
+}
+
+/// Phase 1: the upstream request head, and the body as received. The target is sent in
+/// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
+/// authority, which go), after the route's base path or with its prefix stripped.
+fn upstream_request(
+    req: Request<Incoming>,
+    request_id: &HeaderValue,
+    route: &Route,
+) -> (Parts, Incoming) {
+    let (mut head, body) = req.into_parts();
+    head.uri = upstream_target(std::mem::take(&mut head.uri), route);
+    head.version = Version::HTTP_11;
+    head.extensions = http::Extensions::new();
+    headers::strip_hop_by_hop(&mut head.headers);
+    headers::strip_client_credentials(&mut head.headers);
+    headers::override_host(&mut head.headers, &route.host);
+    head.headers.insert(&X_REQUEST_ID, request_id.clone());
+    (head, body)
 }
 
 /// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.

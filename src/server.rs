@@ -8,15 +8,11 @@
 //! backlog until one closes. On shutdown the loop stops accepting, and in-flight requests get
 //! `server.shutdown_grace` to finish.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -25,7 +21,6 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
 use crate::proxy::Proxy;
-use crate::proxy::body::ResponseBody;
 
 /// How long a client may take to send request headers, and how long an idle keep-alive
 /// connection is kept.
@@ -108,13 +103,7 @@ pub async fn serve(
         let Some(io) = accepted else {
             continue;
         };
-        let affinity = Arc::new(proxy.affinity());
-        let proxy = proxy.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let proxy = proxy.clone();
-            let affinity = affinity.clone();
-            async move { Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req, &affinity).await) }
-        });
+        let service = proxy.connection();
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();

@@ -142,51 +142,6 @@ impl Upstream {
         self.origin.authority()
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) on one of the client connection's upstream
-    /// connections, or a parked or new one. Connecting is boxed: it is rare, and its future
-    /// would otherwise make every request's state larger.
-    ///
-    /// # Errors
-    /// The connection or the exchange failed; the chain holds hyper's error.
-    pub async fn send(
-        &self,
-        affinity: &Affinity,
-        req: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, BoxError> {
-        if self.speaks_h2.load(Ordering::Relaxed) {
-            return Box::pin(self.send_h2(req)).await;
-        }
-        let mut held = match affinity.take() {
-            Some(held) => held,
-            None => match Box::pin(self.checkout()).await? {
-                Some(sender) => Arc::new(Held(sender)),
-                None => return Box::pin(self.send_h2(req)).await,
-            },
-        };
-        let Some(Held(sender)) = Arc::get_mut(&mut held) else {
-            // Never: the slot is the only other owner, and it was emptied.
-            return Err("upstream connection shared unexpectedly".into());
-        };
-        if !sender.is_ready() {
-            Box::pin(self.make_ready(sender)).await?;
-        }
-        let unsent = match sender.try_send_request(req).await {
-            Ok(response) => {
-                affinity.put(held);
-                return Ok(response.map(UpstreamBody::new));
-            }
-            Err(mut error) => match error.take_message() {
-                Some(req) => req,
-                None => return Err(error.into_error().into()),
-            },
-        };
-        // Closed just as the request was handed over, before a byte of it was written: safe
-        // to send again, once, on a new connection.
-        let response = Box::pin(self.resend(sender, unsent)).await?;
-        affinity.put(held);
-        Ok(response.map(UpstreamBody::new))
-    }
-
     /// Waits for the connection to finish the previous exchange, or replaces it when the
     /// server has closed it (the end of a keep-alive) since the last request.
     async fn make_ready(&self, sender: &mut SendRequest<RequestBody>) -> Result<(), BoxError> {
@@ -360,6 +315,52 @@ impl Affinity {
             upstream,
             slots: std::array::from_fn(|_| ArcSwapOption::empty()),
         }
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) on one of this client connection's upstream
+    /// connections, or a parked or new one; over HTTP/2 once the upstream has chosen it.
+    /// Connecting is boxed: it is rare, and its future would otherwise make every request's
+    /// state larger.
+    ///
+    /// # Errors
+    /// The connection or the exchange failed; the chain holds hyper's error.
+    pub async fn send(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, BoxError> {
+        let upstream = &*self.upstream;
+        if upstream.speaks_h2.load(Ordering::Relaxed) {
+            return Box::pin(upstream.send_h2(req)).await;
+        }
+        let mut held = match self.take() {
+            Some(held) => held,
+            None => match Box::pin(upstream.checkout()).await? {
+                Some(sender) => Arc::new(Held(sender)),
+                None => return Box::pin(upstream.send_h2(req)).await,
+            },
+        };
+        let Some(Held(sender)) = Arc::get_mut(&mut held) else {
+            // Never: the slot is the only other owner, and it was emptied.
+            return Err("upstream connection shared unexpectedly".into());
+        };
+        if !sender.is_ready() {
+            Box::pin(upstream.make_ready(sender)).await?;
+        }
+        let unsent = match sender.try_send_request(req).await {
+            Ok(response) => {
+                self.put(held);
+                return Ok(response.map(UpstreamBody::new));
+            }
+            Err(mut error) => match error.take_message() {
+                Some(req) => req,
+                None => return Err(error.into_error().into()),
+            },
+        };
+        // Closed just as the request was handed over, before a byte of it was written: safe
+        // to send again, once, on a new connection.
+        let response = Box::pin(upstream.resend(sender, unsent)).await?;
+        self.put(held);
+        Ok(response.map(UpstreamBody::new))
     }
 
     /// An idle connection of this client connection, if it keeps one.
