@@ -45,7 +45,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use tracing::Instrument as _;
+use tracing::{Instrument as _, Span};
 
 use self::body::ResponseBody;
 pub use self::error::ProxyError;
@@ -102,8 +102,8 @@ pub(crate) struct Completion {
 /// The service of one client connection, which hyper calls for each of its requests (one
 /// after another on HTTP/1.1, concurrently on HTTP/2).
 ///
-/// It holds the shared [`Proxy`] and the upstream connections this client connection keeps
-/// (an [`Affinity`] per route).
+/// It holds the shared [`Proxy`], the upstream connections this client connection keeps (an
+/// [`Affinity`] per route) and the connection's span, the parent of each request's span.
 /// Each request holds the connection's state until its response is handed back, so the
 /// upstream connections are parked for other client connections once the connection has
 /// closed and its last request ended. Made by [`Proxy::connection`].
@@ -123,6 +123,10 @@ struct ConnectionState {
     proxy: Arc<Proxy>,
     /// One per route, in the order of [`Routes`] ([`Route::index`]).
     upstreams: Box<[Affinity]>,
+    /// The connection's span: a [`telemetry::CONNECTION_SPAN`].
+    span: Span,
+    /// [`telemetry::HTTP_PROTOCOL`] has been recorded, or the span is disabled.
+    protocol_known: AtomicBool,
 }
 
 /// What forwarding produced, before completion is attached.
@@ -174,10 +178,13 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
-    /// The service (hyper's) of a new client connection: it keeps the connection's upstream
-    /// connections, one set per route, and hands each request to the request path.
+    /// The service (hyper's) of a new client connection, whose requests' spans are children
+    /// of `span` (a [`telemetry::CONNECTION_SPAN`]; its [`telemetry::HTTP_PROTOCOL`] is
+    /// recorded at the first request): it keeps the connection's upstream connections, one
+    /// set per route, and hands each request to the request path.
     pub fn connection(
         self: &Arc<Self>,
+        span: Span,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
         Response = Response<ResponseBody>,
@@ -194,6 +201,8 @@ impl Proxy {
             state: Arc::new(ConnectionState {
                 proxy: self.clone(),
                 upstreams,
+                protocol_known: AtomicBool::new(span.is_disabled()),
+                span,
             }),
             // The request holds the connection's state until its response is handed back. A
             // closure, not an `async fn`: that would copy the request once more, moving its
@@ -306,13 +315,18 @@ impl ConnectionState {
     async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let proxy = &*self.proxy;
         let started = Instant::now();
+        if !self.protocol_known.load(Ordering::Relaxed) {
+            self.record_protocol(req.version());
+        }
         let (route_index, route) = proxy.routes.select(req.uri().path());
         let before = proxy.metrics.in_flight().inc();
         let request_id = proxy.request_id(req.headers());
         let method = req.method().clone();
         let uri = req.uri().clone();
-        // Every log line of this request names it, guard refusals included.
+        // Every log line of this request names it, guard refusals included; on HTTP/2 the
+        // request runs in a task of its own, hence the explicit parent.
         let span = tracing::info_span!(
+            parent: &self.span,
             "request",
             request.id = %request_id.to_str().unwrap_or("-"),
             http.method = %method,
@@ -496,6 +510,21 @@ impl ConnectionState {
     /// This connection's upstream connections for `route`.
     fn upstream(&self, route: &Route) -> &Affinity {
         &self.upstreams[route.index()]
+    }
+
+    /// Records the connection's protocol on its span, at its first request: hyper-util's
+    /// builder tells HTTP/1 and HTTP/2 apart by the connection's first bytes, so the first
+    /// request says. Out of line: it runs once per connection.
+    #[cold]
+    #[inline(never)]
+    fn record_protocol(&self, version: Version) {
+        self.protocol_known.store(true, Ordering::Relaxed);
+        let protocol = if version == Version::HTTP_2 {
+            "h2"
+        } else {
+            "http1"
+        };
+        self.span.record(telemetry::HTTP_PROTOCOL, protocol);
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
 use crate::proxy::Proxy;
+use crate::telemetry;
 
 /// How long a client may take to send request headers, and how long an idle keep-alive
 /// connection is kept.
@@ -100,17 +101,22 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = accept(&listener) => accepted,
         };
-        let Some(io) = accepted else {
+        let Some((io, client)) = accepted else {
             continue;
         };
-        let service = proxy.connection();
+        let span = tracing::debug_span!(
+            telemetry::CONNECTION_SPAN,
+            { telemetry::CLIENT_ADDR } = client.map(tracing::field::display),
+            { telemetry::HTTP_PROTOCOL } = tracing::field::Empty,
+        );
+        let service = proxy.connection(span.clone());
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = watched.await {
-                tracing::debug!(error = %error, "connection ended with an error");
+                tracing::debug!(parent: &span, error = %error, "connection ended with an error");
             }
             drop(permit);
         });
@@ -156,21 +162,21 @@ pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Accepts one connection; transient accept errors (too many open files) back off instead
-/// of spinning.
-async fn accept(listener: &Listener) -> Option<Box<dyn Io>> {
-    let result: std::io::Result<Box<dyn Io>> = match listener {
-        Listener::Tcp(l) => l.accept().await.map(|(stream, _)| {
+/// Accepts one connection, with the client's address when it came over TCP; transient
+/// accept errors (too many open files) back off instead of spinning.
+async fn accept(listener: &Listener) -> Option<(Box<dyn Io>, Option<SocketAddr>)> {
+    let result: std::io::Result<(Box<dyn Io>, Option<SocketAddr>)> = match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(stream, client)| {
             let _ = stream.set_nodelay(true);
-            Box::new(stream) as Box<dyn Io>
+            (Box::new(stream) as Box<dyn Io>, Some(client))
         }),
         Listener::Unix(l, _) => l
             .accept()
             .await
-            .map(|(stream, _)| Box::new(stream) as Box<dyn Io>),
+            .map(|(stream, _)| (Box::new(stream) as Box<dyn Io>, None)),
     };
     match result {
-        Ok(io) => Some(io),
+        Ok(accepted) => Some(accepted),
         Err(error) => {
             tracing::warn!(error = %error, "accept failed; retrying shortly");
             tokio::time::sleep(Duration::from_millis(50)).await;
