@@ -1,27 +1,44 @@
 //! The request path: one client request in, one upstream request out, the answer streamed
 //! back.
 //!
-//! Phases, named after pingora's hooks:
-//! 1. `upstream_request`: refuse what a reverse proxy for one upstream must not forward
-//!    (`CONNECT`, absolute-form targets); rewrite the target to `upstream.url` + the path and
-//!    query exactly as received; strip hop-by-hop headers and the client's credentials; set
-//!    `Host`, `X-Request-Id` and `Authorization` from the token cache (a reference-count bump,
-//!    no lock, no allocation for the token).
-//! 2. send, bounded by `upstream.timeout` until the response head.
-//! 3. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
+//! Each client connection gets its own service, [`Proxy::connection`], which keeps the
+//! connection's upstream connections (one [`Affinity`] per route) and the connection's span;
+//! hyper calls it for every request on the connection. A request then goes through these
+//! phases (the names follow pingora's hooks):
+//! 1. admission (`handle`): the route is chosen ([`route`]), the request id kept or made,
+//!    and the request span opened as a child of the connection's. [`Guard::admit`] refuses,
+//!    before anything else, what a reverse proxy for one upstream must not forward —
+//!    `CONNECT` (405) and absolute-form targets (400) — and a request beyond
+//!    `limits.max_in_flight` (503), then runs the [`guard`]'s checks (sizes, an ambiguous
+//!    head, `Host`, `Origin`, client keys, access rules). A CORS preflight from an allowed
+//!    origin is answered here with 204 and never forwarded.
+//! 2. `upstream_request`: the target becomes origin-form under the route's upstream URL, path
+//!    and query exactly as received; hop-by-hop headers and the client's credentials
+//!    (`Authorization`, `Cookie`, `Proxy-Authorization`) go; `Host` becomes the upstream's and
+//!    `X-Request-Id` is set. A body up to `upstream.replay_body_limit` is then kept in memory
+//!    for a replay (one of unknown length is read up to that limit first), a larger one
+//!    streams; and the token is read from the [`TokenSource`] (one atomic load; only when
+//!    there is none does the request wait for one).
+//! 3. `send`: `Authorization` is set to the token's prebuilt header value
+//!    ([`headers::override_authorization`]: a reference-count bump, no allocation), and the
+//!    request goes out on one of the connection's upstream connections, bounded by
+//!    `upstream.timeout` until the response head.
+//! 4. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
 //!    for a token rejection; on one, the rejection is reported to the [`TokenSource`]: the
 //!    token is refreshed once — single-flight, so fifty rejected requests cause one mint —
-//!    and the request replayed if its body was kept (bodies up to
-//!    `upstream.replay_body_limit`; at most [`MAX_REPLAYS`] times). When no replacement can be had the token is dead and the
-//!    request gets 503 with `Retry-After`; when the rejected token was a replacement that Zoho
-//!    rejected before accepting any request with it, Zoho's answer passes through. Any other
-//!    answer marks the token accepted (an atomic load once it is) and streams back untouched
-//!    apart from hop-by-hop headers.
-//! 4. `log_completion`: one event per request when the response body ends, with method,
-//!    path (never the query), status, bytes, latencies, request id and whether it was
-//!    replayed.
+//!    and the request replayed if its body was kept (at most twice, `MAX_REPLAYS`). When no
+//!    replacement can be had the token is dead and the request gets 503 with `Retry-After`;
+//!    when the rejected token was a replacement that Zoho rejected before accepting any
+//!    request with it, Zoho's answer passes through. Any other answer marks the token
+//!    accepted (an atomic load once it is) and streams back untouched apart from hop-by-hop
+//!    headers.
+//! 5. completion (`Completion::finish`): one event per request when the response body ends
+//!    or is dropped, with method, path (never the query), status, bytes, latencies, request
+//!    id and whether it was replayed, and the request's metrics.
 //!
-//! Failures the proxy answers itself are [`ProxyError`]s rendered as problem+json.
+//! Failures the proxy answers itself (refusals, timeouts, an unreachable upstream, no token)
+//! are [`ProxyError`]s rendered as problem+json; every answer carries the request's
+//! `X-Request-Id`, and the allowed `Origin` in `Access-Control-Allow-Origin` when there is one.
 
 pub mod body;
 pub mod error;
@@ -385,7 +402,7 @@ impl ConnectionState {
         Response::from_parts(parts, body.on_complete(completion))
     }
 
-    /// Phases 1 to 3: the upstream request, then one send-and-replay loop: a token
+    /// Phases 2 to 4: the upstream request, then one send-and-replay loop: a token
     /// rejection is reported, and the request replayed with the replacement when its body
     /// was kept (at most [`MAX_REPLAYS`] times); a token that cannot be replaced gets 503.
     async fn forward(
@@ -464,7 +481,8 @@ impl ConnectionState {
         }
     }
 
-    /// Phase 2: sends with the token, bounded by `upstream.timeout` until the head.
+    /// Phase 3: sends with the token on one of this connection's upstream connections,
+    /// bounded by `upstream.timeout` until the head.
     async fn send(
         &self,
         mut head: Parts,
@@ -564,7 +582,7 @@ impl Peeked {
 // === impl Completion ===
 
 impl Completion {
-    /// Phase 4: metrics and the request log line.
+    /// Phase 5: metrics and the request log line.
     pub(crate) fn finish(self, bytes: u64) {
         let total = self.started.elapsed();
         self.metrics
@@ -597,7 +615,7 @@ impl Completion {
 /// `route`: origin-form, path and query exactly as received, after the route's base path or
 /// with its prefix stripped ([`Route::target`]).
 ///
-/// Part of phase 1; public (hidden) so that the fuzz targets check what is really forwarded.
+/// Part of phase 2; public (hidden) so that the fuzz targets check what is really forwarded.
 #[doc(hidden)]
 pub fn upstream_target(uri: Uri, route: &Route) -> Uri {
     // HTTP/1 targets are origin-form already (the common case: no copy).
@@ -610,7 +628,7 @@ pub fn upstream_target(uri: Uri, route: &Route) -> Uri {
     route.target(&uri).unwrap_or(uri)
 }
 
-/// Phase 1: the upstream request head, and the body as received. The target is sent in
+/// Phase 2: the upstream request head, and the body as received. The target is sent in
 /// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
 /// authority, which go), after the route's base path or with its prefix stripped.
 fn upstream_request(
@@ -629,7 +647,7 @@ fn upstream_request(
     (head, body)
 }
 
-/// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.
+/// Phase 4 for answers passed through: hop-by-hop headers go, all else stays.
 fn downstream_response(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     headers::strip_hop_by_hop(response.headers_mut());
     response

@@ -2,11 +2,15 @@
 //!
 //! One task per connection, served by hyper-util's auto builder: HTTP/1.1 with keep-alive,
 //! and HTTP/2 cleartext for clients that open with the HTTP/2 preface (prior knowledge, as
-//! `curl --http2-prior-knowledge` sends). A header read timeout bounds slow-loris clients
-//! and idle keep-alive connections. At most `limits.max_connections` connections are served
-//! at once: the accept loop waits for a slot, so further clients queue in the kernel's
-//! backlog until one closes. On shutdown the loop stops accepting, and in-flight requests get
-//! `server.shutdown_grace` to finish.
+//! `curl --http2-prior-knowledge` sends). Each connection is served by its own service,
+//! [`Proxy::connection`], which keeps the connection's upstream connections for its
+//! requests, and gets a span, [`telemetry::CONNECTION_SPAN`] at `debug`, with the client's
+//! address ([`telemetry::CLIENT_ADDR`], TCP only) and the protocol its first request came in
+//! ([`telemetry::HTTP_PROTOCOL`]: `http1` or `h2`): every request's span is its child. A
+//! header read timeout bounds slow-loris clients and idle keep-alive connections. At most
+//! `limits.max_connections` connections are served at once: the accept loop waits for a
+//! slot, so further clients queue in the kernel's backlog until one closes. On shutdown the
+//! loop stops accepting, and in-flight requests get `server.shutdown_grace` to finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -144,7 +148,7 @@ pub async fn drain(graceful: GracefulShutdown, grace: Duration) -> bool {
 /// HTTP/1 connections support half-closes: a client that shuts down its write side after
 /// sending a request (`nc -N`, `shutdown(SHUT_WR)`) still gets the answer. Without it hyper
 /// closes the connection as soon as it reads the end of the stream, and a request still
-/// waiting for the upstream is answered to nobody (issue 20).
+/// waiting for the upstream is answered to nobody.
 pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -5,29 +5,29 @@
 //! for the loopback hosts configuration validation allows. Nothing here follows redirects.
 //!
 //! Requests go out on upstream HTTP/1.1 keep-alive connections kept by the client
-//! connection they came on ([`Affinity`]), as nginx's upstream keep-alive does: the request
-//! path takes one from an atomic slot and puts it back, with no pool lookup, no hash, no lock
-//! and no task spawned per request. An HTTP/1 client connection, whose requests come one
-//! after another, keeps one; an HTTP/2 client connection keeps up to [`SLOTS`] for its
-//! concurrent streams. When the client connection closes (or more are idle than it keeps),
-//! upstream connections are parked for other client connections (a short list touched when
-//! a client connection starts and ends, not per request).
+//! connection they came on, as nginx's upstream keep-alive does: each client connection's
+//! service (`proxy::Connection`) owns an [`Affinity`] per route, and [`Affinity::send`]
+//! takes a connection from an atomic slot and puts it back, with no pool lookup, no hash,
+//! no lock and no task spawned per request. An HTTP/1 client connection, whose requests
+//! come one after another, keeps one; an HTTP/2 client connection keeps up to [`SLOTS`] for
+//! its concurrent streams. When the client connection closes (or more are idle than it
+//! keeps), its upstream connections are parked for other client connections, at most
+//! `MAX_PARKED` of them for `upstream.idle_timeout` each: a short list behind a lock, taken
+//! only when a client connection has no idle upstream connection of its own (its first
+//! request, or more concurrent HTTP/2 streams than it keeps) and when it hands one back.
+//! A kept connection that the upstream has closed is replaced before the request is sent;
+//! a request whose connection closed just as it was handed over, before a byte of it was
+//! written, is sent once more on a new one.
 //!
 //! Connections offer HTTP/2 by ALPN. An upstream that chooses it gets every request from
-//! then on over multiplexed HTTP/2 connections: as many as the streams in flight need, up to
-//! `upstream.max_h2_connections` ([`h2`]: the pool, its stream accounting and `GOAWAY`).
-//! The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and `http://` ones).
+//! then on over multiplexed HTTP/2 connections: as many as the streams in flight need, up
+//! to `upstream.max_h2_connections` (the `h2` module: the pool, its stream accounting and
+//! `GOAWAY`). The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and
+//! `http://` ones). Until the first connection has told which the upstream speaks,
+//! connections open one at a time.
 //!
-//! Why not hyper-util's pooled client (`hyper_util::client::legacy::Client`, which does all
-//! of this in 60 lines)? Measured (issue 13, item 6) with the pool built as above (ALPN,
-//! 90 s idle, 256 idle, `set_host(false)`), `ZMP_BENCH_PARTS=throughput,instructions
-//! ZMP_BENCH_SECS=3 cargo bench --bench load`, two runs each on a shared 2-CPU machine, 64
-//! connections, `worker_threads = 1`: requests/s relative to the bench's hyper floor 0.74 and
-//! 0.91 with these slots, 0.58 and 0.77 with the pool; 39,500 instructions per proxied GET
-//! with the slots, 49,300 with the pool (the pool hashes its key, takes a mutex and, when a
-//! connection is not idle yet, spawns a task to return it). The slots stay. (Reaching them
-//! through a tokio task-local instead of a parameter cost about 900 instructions more, so
-//! the proxy passes its route's [`Affinity`] to [`Upstream::send`].)
+//! (Why slots of the client connection's own rather than hyper-util's pooled client, which
+//! looks its pool up for every request: BENCHMARKS.md, "Design measurements".)
 
 pub mod body;
 mod h2;
