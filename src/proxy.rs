@@ -1,27 +1,44 @@
 //! The request path: one client request in, one upstream request out, the answer streamed
 //! back.
 //!
-//! Phases, named after pingora's hooks:
-//! 1. `upstream_request`: refuse what a reverse proxy for one upstream must not forward
-//!    (`CONNECT`, absolute-form targets); rewrite the target to `upstream.url` + the path and
-//!    query exactly as received; strip hop-by-hop headers and the client's credentials; set
-//!    `Host`, `X-Request-Id` and `Authorization` from the token cache (a reference-count bump,
-//!    no lock, no allocation for the token).
-//! 2. send, bounded by `upstream.timeout` until the response head.
-//! 3. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
+//! Each client connection gets its own service, [`Proxy::connection`], which keeps the
+//! connection's upstream connections (one [`Affinity`] per route) and the connection's span;
+//! hyper calls it for every request on the connection. A request then goes through these
+//! phases (the names follow pingora's hooks):
+//! 1. admission (`handle`): the route is chosen ([`route`]), the request id kept or made,
+//!    and the request span opened as a child of the connection's. [`Guard::admit`] refuses,
+//!    before anything else, what a reverse proxy for one upstream must not forward —
+//!    `CONNECT` (405) and absolute-form targets (400) — and a request beyond
+//!    `limits.max_in_flight` (503), then runs the [`guard`]'s checks (sizes, an ambiguous
+//!    head, `Host`, `Origin`, client keys, access rules). A CORS preflight from an allowed
+//!    origin is answered here with 204 and never forwarded.
+//! 2. `upstream_request`: the target becomes origin-form under the route's upstream URL, path
+//!    and query exactly as received; hop-by-hop headers and the client's credentials
+//!    (`Authorization`, `Cookie`, `Proxy-Authorization`) go; `Host` becomes the upstream's and
+//!    `X-Request-Id` is set. A body up to `upstream.replay_body_limit` is then kept in memory
+//!    for a replay (one of unknown length is read up to that limit first), a larger one
+//!    streams; and the token is read from the [`TokenSource`] (one atomic load; only when
+//!    there is none does the request wait for one).
+//! 3. `send`: `Authorization` is set to the token's prebuilt header value
+//!    ([`headers::override_authorization`]: a reference-count bump, no allocation), and the
+//!    request goes out on one of the connection's upstream connections, bounded by
+//!    `upstream.timeout` until the response head.
+//! 4. `downstream_response`: a 400/401 is peeked (at most [`rejection::PEEK_LIMIT`] bytes)
 //!    for a token rejection; on one, the rejection is reported to the [`TokenSource`]: the
 //!    token is refreshed once — single-flight, so fifty rejected requests cause one mint —
-//!    and the request replayed if its body was kept (bodies up to
-//!    `upstream.replay_body_limit`; at most [`MAX_REPLAYS`] times). When no replacement can be had the token is dead and the
-//!    request gets 503 with `Retry-After`; when the rejected token was a replacement that Zoho
-//!    rejected before accepting any request with it, Zoho's answer passes through. Any other
-//!    answer marks the token accepted (an atomic load once it is) and streams back untouched
-//!    apart from hop-by-hop headers.
-//! 4. `log_completion`: one event per request when the response body ends, with method,
-//!    path (never the query), status, bytes, latencies, request id and whether it was
-//!    replayed.
+//!    and the request replayed if its body was kept (at most twice, `MAX_REPLAYS`). When no
+//!    replacement can be had the token is dead and the request gets 503 with `Retry-After`;
+//!    when the rejected token was a replacement that Zoho rejected before accepting any
+//!    request with it, Zoho's answer passes through. Any other answer marks the token
+//!    accepted (an atomic load once it is) and streams back untouched apart from hop-by-hop
+//!    headers.
+//! 5. completion (`Completion::finish`): one event per request when the response body ends
+//!    or is dropped, with method, path (never the query), status, bytes, latencies, request
+//!    id and whether it was replayed, and the request's metrics.
 //!
-//! Failures the proxy answers itself are [`ProxyError`]s rendered as problem+json.
+//! Failures the proxy answers itself (refusals, timeouts, an unreachable upstream, no token)
+//! are [`ProxyError`]s rendered as problem+json; every answer carries the request's
+//! `X-Request-Id`, and the allowed `Origin` in `Access-Control-Allow-Origin` when there is one.
 
 pub mod body;
 pub mod error;
@@ -29,6 +46,8 @@ pub mod guard;
 pub mod headers;
 pub mod route;
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -42,7 +61,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
-use tracing::Instrument as _;
+use tracing::{Instrument as _, Span};
 
 use self::body::ResponseBody;
 pub use self::error::ProxyError;
@@ -96,8 +115,35 @@ pub(crate) struct Completion {
     log_at_info: bool,
 }
 
-/// The upstream connections of one client connection: one [`Affinity`] per route.
-pub struct Affinities(Box<[Affinity]>);
+/// The service of one client connection, which hyper calls for each of its requests (one
+/// after another on HTTP/1.1, concurrently on HTTP/2).
+///
+/// It holds the shared [`Proxy`], the upstream connections this client connection keeps (an
+/// [`Affinity`] per route) and the connection's span, the parent of each request's span.
+/// Each request holds the connection's state until its response is handed back, so the
+/// upstream connections are parked for other client connections once the connection has
+/// closed and its last request ended. Made by [`Proxy::connection`].
+///
+/// `R` is the closure that answers a request ([`ConnectionState::handle`]). It is a type
+/// parameter only so that the `Service` impl can name the future of one request, whose type
+/// cannot be written out: boxing that future instead would allocate (and copy) a request's
+/// whole state for every request, and a function pointer would keep the call from being
+/// inlined, which costs a copy too.
+struct Connection<R> {
+    state: Arc<ConnectionState>,
+    respond: R,
+}
+
+/// What a [`Connection`]'s requests share.
+struct ConnectionState {
+    proxy: Arc<Proxy>,
+    /// One per route, in the order of [`Routes`] ([`Route::index`]).
+    upstreams: Box<[Affinity]>,
+    /// The connection's span: a [`telemetry::CONNECTION_SPAN`].
+    span: Span,
+    /// [`telemetry::HTTP_PROTOCOL`] has been recorded, or the span is disabled.
+    protocol_known: AtomicBool,
+}
 
 /// What forwarding produced, before completion is attached.
 struct Forwarded {
@@ -148,89 +194,37 @@ impl Proxy {
         self.guard.store(Arc::new(guard));
     }
 
-    /// The upstream connection slots for a new client connection, one set per route.
-    pub fn affinity(&self) -> Affinities {
-        Affinities(
-            self.routes
-                .iter()
-                .map(|route| Affinity::new(route.upstream.clone()))
-                .collect(),
-        )
-    }
-
-    /// Handles one request. Never fails: errors become problem+json responses.
-    ///
-    /// `affinity` holds the client connection's upstream connections.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        affinity: &Affinities,
-    ) -> Response<ResponseBody> {
-        let started = Instant::now();
-        let (route_index, route) = self.routes.select(req.uri().path());
-        let before = self.metrics.in_flight().inc();
-        let request_id = self.request_id(req.headers());
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        // Every log line of this request names it, guard refusals included.
-        let span = tracing::info_span!(
-            "request",
-            request.id = %request_id.to_str().unwrap_or("-"),
-            http.method = %method,
-            http.path = uri.path(),
-            route = route.label(),
-        );
-        // One atomic load: this request sees one guard from start to end, whatever a
-        // reload does meanwhile.
-        let guard = self.guard.load_full();
-        let admission = span.in_scope(|| guard.admit(&req, before));
-        let result = match admission.verdict {
-            Ok(Verdict::Forward) => {
-                let affinity = &affinity.0[route_index];
-                self.forward(req, &request_id, &guard, route, affinity)
-                    .instrument(span.clone())
-                    .await
-            }
-            Ok(Verdict::Preflight(headers)) => {
-                Ok(Forwarded::answer(StatusCode::NO_CONTENT, headers))
-            }
-            Err(refusal) => Err(refusal),
-        };
-        let forwarded = match result {
-            Ok(f) => f,
-            Err(error) => {
-                span.in_scope(|| log_proxy_error(&error));
-                let (parts, body) = error.to_response().into_parts();
-                Forwarded {
-                    response: Response::from_parts(parts, ResponseBody::full(body)),
-                    upstream_latency: None,
-                    replayed: false,
-                }
-            }
-        };
-        let (mut parts, body) = forwarded.response.into_parts();
-        parts.headers.insert(&X_REQUEST_ID, request_id.clone());
-        if let Some(origin) = admission.cors {
-            parts
-                .headers
-                .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            parts
-                .headers
-                .append(http::header::VARY, HeaderValue::from_static("Origin"));
+    /// The service (hyper's) of a new client connection, whose requests' spans are children
+    /// of `span` (a [`telemetry::CONNECTION_SPAN`]; its [`telemetry::HTTP_PROTOCOL`] is
+    /// recorded at the first request): it keeps the connection's upstream connections, one
+    /// set per route, and hands each request to the request path.
+    pub fn connection(
+        self: &Arc<Self>,
+        span: Span,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static {
+        let upstreams = self
+            .routes
+            .iter()
+            .map(|route| Affinity::new(route.upstream.clone()))
+            .collect();
+        Connection {
+            state: Arc::new(ConnectionState {
+                proxy: self.clone(),
+                upstreams,
+                protocol_known: AtomicBool::new(span.is_disabled()),
+                span,
+            }),
+            // The request holds the connection's state until its response is handed back. A
+            // closure, not an `async fn`: that would copy the request once more, moving its
+            // argument into a local.
+            respond: |state: Arc<ConnectionState>, req| async move { Ok(state.handle(req).await) },
         }
-        let completion = Completion {
-            started,
-            method,
-            uri,
-            status: parts.status,
-            upstream_latency: forwarded.upstream_latency,
-            request_id,
-            replayed: forwarded.replayed,
-            route: route_index,
-            metrics: self.metrics.clone(),
-            log_at_info: self.log_requests.load(Ordering::Relaxed),
-        };
-        Response::from_parts(parts, body.on_complete(completion))
     }
 
     /// The client's `X-Request-Id` when it is sound, else a new one.
@@ -244,103 +238,6 @@ impl Proxy {
             &self.id_prefix,
             self.next_id.fetch_add(1, Ordering::Relaxed),
         )
-    }
-
-    /// Phases 1 to 3: the upstream request, then one send-and-replay loop: a token
-    /// rejection is reported, and the request replayed with the replacement when its body
-    /// was kept (at most [`MAX_REPLAYS`] times); a token that cannot be replaced gets 503.
-    async fn forward(
-        &self,
-        req: Request<Incoming>,
-        request_id: &HeaderValue,
-        guard: &Guard,
-        route: &Route,
-        affinity: &Affinity,
-    ) -> Result<Forwarded, ProxyError> {
-        let (mut head, body) = self.upstream_request(req, request_id, route);
-        let kept = self.keep_for_replay(body, guard.max_body_bytes()).await?;
-        let mut token = match self.tokens.current() {
-            Some(token) => token,
-            // Rare (no token yet, or it expired or died during an outage).
-            None => self.tokens.wait().await.map_err(ProxyError::NoToken)?,
-        };
-        let (mut body, replay) = match kept {
-            Kept::Buffered(bytes) => (
-                RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
-                Some((clone_head(&head), bytes)),
-            ),
-            Kept::Stream(body) => (body, None),
-        };
-        let mut replays = 0;
-        loop {
-            let (response, latency) = self.send(head, body, &token, route, affinity).await?;
-            let replayed = replays > 0;
-            let pass = |response| {
-                Ok(Forwarded {
-                    response: downstream_response(response),
-                    upstream_latency: Some(latency),
-                    replayed,
-                })
-            };
-            if !rejection::may_reject(response.status()) {
-                token::record_acceptance(&*self.tokens, &token);
-                return pass(response.map(ResponseBody::stream));
-            }
-            let (parts, incoming) = response.into_parts();
-            let peeked = self.peek(incoming).await;
-            let rejected = rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head);
-            let response = Response::from_parts(parts, peeked.into_body());
-            if !rejected {
-                token::record_acceptance(&*self.tokens, &token);
-                return pass(response);
-            }
-            if !replayed {
-                self.metrics.record_rejection();
-            }
-            match self.tokens.report_rejected(&token).await {
-                Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
-                // New tokens do not help (wrong data centre or scopes): Zoho's answer.
-                Rejection::Repeated => return pass(response),
-                Rejection::Replaced(fresh) => {
-                    // A body too large to have been kept: the client retries; the next
-                    // request has the new token. A replay whose token Zoho had accepted
-                    // before and rejects now (revoked meanwhile) is replayed once more.
-                    let Some((replay_head, bytes)) =
-                        replay.as_ref().filter(|_| replays < MAX_REPLAYS)
-                    else {
-                        return pass(response);
-                    };
-                    drop(response);
-                    self.metrics.record_replay();
-                    replays += 1;
-                    (head, body, token) = (
-                        clone_head(replay_head),
-                        RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
-                        fresh,
-                    );
-                }
-            }
-        }
-    }
-
-    /// Phase 1: the upstream request head, and the body as received. The target is sent in
-    /// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
-    /// authority, which go), after the route's base path or with its prefix stripped.
-    fn upstream_request(
-        &self,
-        req: Request<Incoming>,
-        request_id: &HeaderValue,
-        route: &Route,
-    ) -> (Parts, Incoming) {
-        let (mut head, body) = req.into_parts();
-        head.uri = upstream_target(std::mem::take(&mut head.uri), route);
-        head.version = Version::HTTP_11;
-        head.extensions = http::Extensions::new();
-        headers::strip_hop_by_hop(&mut head.headers);
-        headers::strip_client_credentials(&mut head.headers);
-        headers::override_host(&mut head.headers, &route.host);
-        head.headers.insert(&X_REQUEST_ID, request_id.clone());
-        (head, body)
     }
 
     /// Keeps bodies up to `upstream.replay_body_limit` in memory for the replay; streams
@@ -370,49 +267,6 @@ impl Proxy {
             Ok(Ok(request_body::Start::Longer(body))) => Ok(Kept::Stream(body)),
             Ok(Err(error)) => Err(too_large(&*error).unwrap_or(ProxyError::BodyIncomplete)),
             Err(_) => Err(ProxyError::BodyIncomplete),
-        }
-    }
-
-    /// Phase 2: sends with the token, bounded by `upstream.timeout` until the head.
-    async fn send(
-        &self,
-        mut head: Parts,
-        body: RequestBody,
-        token: &AccessToken,
-        route: &Route,
-        affinity: &Affinity,
-    ) -> Result<(Response<UpstreamBody>, Duration), ProxyError> {
-        headers::override_authorization(&mut head.headers, token.header().clone());
-        // The HTTP/2 client reports a body past the limit as a reset stream, without the
-        // cause: the body tells.
-        let overflow = body.overflow();
-        let request = Request::from_parts(head, body);
-        let sent = Instant::now();
-        match tokio::time::timeout(self.timeout, route.upstream.send(affinity, request)).await {
-            Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
-            Ok(Err(error)) => {
-                if let Some(max) = overflow.as_ref().and_then(request_body::Overflow::exceeded) {
-                    return Err(ProxyError::BodyTooLarge(max));
-                }
-                // Before the hyper error that wraps it (a "user body" error, below).
-                if let Some(too_large) = too_large(&*error) {
-                    return Err(too_large);
-                }
-                // The body we send is either kept in memory (cannot fail) or the client's
-                // stream: a failure of "the user's body" is the client's.
-                if error_chain(&*error).any(|e| {
-                    e.downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_user)
-                }) {
-                    return Err(ProxyError::BodyIncomplete);
-                }
-                Err(ProxyError::UpstreamUnreachable(error))
-            }
-            Ok(Ok(response)) => {
-                let latency = sent.elapsed();
-                self.metrics.record_upstream(latency);
-                Ok((response, latency))
-            }
         }
     }
 
@@ -452,6 +306,245 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
+// === impl Connection ===
+
+impl<R, F> hyper::service::Service<Request<Incoming>> for Connection<R>
+where
+    R: Fn(Arc<ConnectionState>, Request<Incoming>) -> F,
+    F: Future<Output = Result<Response<ResponseBody>, Infallible>>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = F;
+
+    fn call(&self, req: Request<Incoming>) -> F {
+        (self.respond)(self.state.clone(), req)
+    }
+}
+
+// === impl ConnectionState ===
+
+impl ConnectionState {
+    /// Handles one request: the guard's admission, then [`ConnectionState::forward`], a
+    /// CORS preflight's answer or a refusal, and the completion attached to the response
+    /// body. Never fails: errors become problem+json responses.
+    async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+        let proxy = &*self.proxy;
+        let started = Instant::now();
+        if !self.protocol_known.load(Ordering::Relaxed) {
+            self.record_protocol(req.version());
+        }
+        let (route_index, route) = proxy.routes.select(req.uri().path());
+        let before = proxy.metrics.in_flight().inc();
+        let request_id = proxy.request_id(req.headers());
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        // Every log line of this request names it, guard refusals included; on HTTP/2 the
+        // request runs in a task of its own, hence the explicit parent.
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "request",
+            request.id = %request_id.to_str().unwrap_or("-"),
+            http.method = %method,
+            http.path = uri.path(),
+            route = route.label(),
+        );
+        // One atomic load: this request sees one guard from start to end, whatever a
+        // reload does meanwhile.
+        let guard = proxy.guard.load_full();
+        let admission = span.in_scope(|| guard.admit(&req, before));
+        let result = match admission.verdict {
+            Ok(Verdict::Forward) => {
+                self.forward(req, &request_id, &guard, route)
+                    .instrument(span.clone())
+                    .await
+            }
+            Ok(Verdict::Preflight(headers)) => {
+                Ok(Forwarded::answer(StatusCode::NO_CONTENT, headers))
+            }
+            Err(refusal) => Err(refusal),
+        };
+        let forwarded = match result {
+            Ok(f) => f,
+            Err(error) => {
+                span.in_scope(|| log_proxy_error(&error));
+                let (parts, body) = error.to_response().into_parts();
+                Forwarded {
+                    response: Response::from_parts(parts, ResponseBody::full(body)),
+                    upstream_latency: None,
+                    replayed: false,
+                }
+            }
+        };
+        let (mut parts, body) = forwarded.response.into_parts();
+        parts.headers.insert(&X_REQUEST_ID, request_id.clone());
+        if let Some(origin) = admission.cors {
+            parts
+                .headers
+                .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            parts
+                .headers
+                .append(http::header::VARY, HeaderValue::from_static("Origin"));
+        }
+        let completion = Completion {
+            started,
+            method,
+            uri,
+            status: parts.status,
+            upstream_latency: forwarded.upstream_latency,
+            request_id,
+            replayed: forwarded.replayed,
+            route: route_index,
+            metrics: proxy.metrics.clone(),
+            log_at_info: proxy.log_requests.load(Ordering::Relaxed),
+        };
+        Response::from_parts(parts, body.on_complete(completion))
+    }
+
+    /// Phases 2 to 4: the upstream request, then one send-and-replay loop: a token
+    /// rejection is reported, and the request replayed with the replacement when its body
+    /// was kept (at most [`MAX_REPLAYS`] times); a token that cannot be replaced gets 503.
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        request_id: &HeaderValue,
+        guard: &Guard,
+        route: &Route,
+    ) -> Result<Forwarded, ProxyError> {
+        // Before the first use of `self.proxy`: the compiler copies the request once more
+        // when a dereference comes between the start and this move.
+        let (mut head, body) = upstream_request(req, request_id, route);
+        let proxy = &*self.proxy;
+        let kept = proxy.keep_for_replay(body, guard.max_body_bytes()).await?;
+        let mut token = match proxy.tokens.current() {
+            Some(token) => token,
+            // Rare (no token yet, or it expired or died during an outage).
+            None => proxy.tokens.wait().await.map_err(ProxyError::NoToken)?,
+        };
+        let (mut body, replay) = match kept {
+            Kept::Buffered(bytes) => (
+                RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
+                Some((clone_head(&head), bytes)),
+            ),
+            Kept::Stream(body) => (body, None),
+        };
+        let mut replays = 0;
+        loop {
+            let (response, latency) = self.send(head, body, &token, route).await?;
+            let replayed = replays > 0;
+            let pass = |response| {
+                Ok(Forwarded {
+                    response: downstream_response(response),
+                    upstream_latency: Some(latency),
+                    replayed,
+                })
+            };
+            if !rejection::may_reject(response.status()) {
+                token::record_acceptance(&*proxy.tokens, &token);
+                return pass(response.map(ResponseBody::stream));
+            }
+            let (parts, incoming) = response.into_parts();
+            let peeked = proxy.peek(incoming).await;
+            let rejected = rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head);
+            let response = Response::from_parts(parts, peeked.into_body());
+            if !rejected {
+                token::record_acceptance(&*proxy.tokens, &token);
+                return pass(response);
+            }
+            if !replayed {
+                proxy.metrics.record_rejection();
+            }
+            match proxy.tokens.report_rejected(&token).await {
+                Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
+                // New tokens do not help (wrong data centre or scopes): Zoho's answer.
+                Rejection::Repeated => return pass(response),
+                Rejection::Replaced(fresh) => {
+                    // A body too large to have been kept: the client retries; the next
+                    // request has the new token. A replay whose token Zoho had accepted
+                    // before and rejects now (revoked meanwhile) is replayed once more.
+                    let Some((replay_head, bytes)) =
+                        replay.as_ref().filter(|_| replays < MAX_REPLAYS)
+                    else {
+                        return pass(response);
+                    };
+                    drop(response);
+                    proxy.metrics.record_replay();
+                    replays += 1;
+                    (head, body, token) = (
+                        clone_head(replay_head),
+                        RequestBody::Buffered((!bytes.is_empty()).then(|| bytes.clone())),
+                        fresh,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Phase 3: sends with the token on one of this connection's upstream connections,
+    /// bounded by `upstream.timeout` until the head.
+    async fn send(
+        &self,
+        mut head: Parts,
+        body: RequestBody,
+        token: &AccessToken,
+        route: &Route,
+    ) -> Result<(Response<UpstreamBody>, Duration), ProxyError> {
+        let proxy = &*self.proxy;
+        headers::override_authorization(&mut head.headers, token.header().clone());
+        // The HTTP/2 client reports a body past the limit as a reset stream, without the
+        // cause: the body tells.
+        let overflow = body.overflow();
+        let request = Request::from_parts(head, body);
+        let sent = Instant::now();
+        match tokio::time::timeout(proxy.timeout, self.upstream(route).send(request)).await {
+            Err(_) => Err(ProxyError::UpstreamTimeout(proxy.timeout)),
+            Ok(Err(error)) => {
+                if let Some(max) = overflow.as_ref().and_then(request_body::Overflow::exceeded) {
+                    return Err(ProxyError::BodyTooLarge(max));
+                }
+                // Before the hyper error that wraps it (a "user body" error, below).
+                if let Some(too_large) = too_large(&*error) {
+                    return Err(too_large);
+                }
+                // The body we send is either kept in memory (cannot fail) or the client's
+                // stream: a failure of "the user's body" is the client's.
+                if error_chain(&*error).any(|e| {
+                    e.downcast_ref::<hyper::Error>()
+                        .is_some_and(hyper::Error::is_user)
+                }) {
+                    return Err(ProxyError::BodyIncomplete);
+                }
+                Err(ProxyError::UpstreamUnreachable(error))
+            }
+            Ok(Ok(response)) => {
+                let latency = sent.elapsed();
+                proxy.metrics.record_upstream(latency);
+                Ok((response, latency))
+            }
+        }
+    }
+
+    /// This connection's upstream connections for `route`.
+    fn upstream(&self, route: &Route) -> &Affinity {
+        &self.upstreams[route.index()]
+    }
+
+    /// Records the connection's protocol on its span, at its first request: hyper-util's
+    /// builder tells HTTP/1 and HTTP/2 apart by the connection's first bytes, so the first
+    /// request says. Out of line: it runs once per connection.
+    #[cold]
+    #[inline(never)]
+    fn record_protocol(&self, version: Version) {
+        self.protocol_known.store(true, Ordering::Relaxed);
+        let protocol = if version == Version::HTTP_2 {
+            "h2"
+        } else {
+            "http1"
+        };
+        self.span.record(telemetry::HTTP_PROTOCOL, protocol);
+    }
+}
+
 /// A request body as decided by [`Proxy::keep_for_replay`].
 enum Kept {
     Buffered(Bytes),
@@ -488,7 +581,7 @@ impl Peeked {
 // === impl Completion ===
 
 impl Completion {
-    /// Phase 4: metrics and the request log line.
+    /// Phase 5: metrics and the request log line.
     pub(crate) fn finish(self, bytes: u64) {
         let total = self.started.elapsed();
         self.metrics
@@ -521,7 +614,7 @@ impl Completion {
 /// `route`: origin-form, path and query exactly as received, after the route's base path or
 /// with its prefix stripped ([`Route::target`]).
 ///
-/// Part of phase 1; public (hidden) so that the fuzz targets check what is really forwarded.
+/// Part of phase 2; public (hidden) so that the fuzz targets check what is really forwarded.
 #[doc(hidden)]
 pub fn upstream_target(uri: Uri, route: &Route) -> Uri {
     // HTTP/1 targets are origin-form already (the common case: no copy).
@@ -534,7 +627,26 @@ pub fn upstream_target(uri: Uri, route: &Route) -> Uri {
     route.target(&uri).unwrap_or(uri)
 }
 
-/// Phase 3 for answers passed through: hop-by-hop headers go, all else stays.
+/// Phase 2: the upstream request head, and the body as received. The target is sent in
+/// origin-form, path and query exactly as received (HTTP/2 requests carry scheme and
+/// authority, which go), after the route's base path or with its prefix stripped.
+fn upstream_request(
+    req: Request<Incoming>,
+    request_id: &HeaderValue,
+    route: &Route,
+) -> (Parts, Incoming) {
+    let (mut head, body) = req.into_parts();
+    head.uri = upstream_target(std::mem::take(&mut head.uri), route);
+    head.version = Version::HTTP_11;
+    head.extensions = http::Extensions::new();
+    headers::strip_hop_by_hop(&mut head.headers);
+    headers::strip_client_credentials(&mut head.headers);
+    headers::override_host(&mut head.headers, &route.host);
+    head.headers.insert(&X_REQUEST_ID, request_id.clone());
+    (head, body)
+}
+
+/// Phase 4 for answers passed through: hop-by-hop headers go, all else stays.
 fn downstream_response(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     headers::strip_hop_by_hop(response.headers_mut());
     response

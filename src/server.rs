@@ -2,21 +2,21 @@
 //!
 //! One task per connection, served by hyper-util's auto builder: HTTP/1.1 with keep-alive,
 //! and HTTP/2 cleartext for clients that open with the HTTP/2 preface (prior knowledge, as
-//! `curl --http2-prior-knowledge` sends). A header read timeout bounds slow-loris clients
-//! and idle keep-alive connections. At most `limits.max_connections` connections are served
-//! at once: the accept loop waits for a slot, so further clients queue in the kernel's
-//! backlog until one closes. On shutdown the loop stops accepting, and in-flight requests get
-//! `server.shutdown_grace` to finish.
+//! `curl --http2-prior-knowledge` sends). Each connection is served by its own service,
+//! [`Proxy::connection`], which keeps the connection's upstream connections for its
+//! requests, and gets a span, [`telemetry::CONNECTION_SPAN`] at `debug`, with the client's
+//! address ([`telemetry::CLIENT_ADDR`], TCP only) and the protocol its first request came in
+//! ([`telemetry::HTTP_PROTOCOL`]: `http1` or `h2`): every request's span is its child. A
+//! header read timeout bounds slow-loris clients and idle keep-alive connections. At most
+//! `limits.max_connections` connections are served at once: the accept loop waits for a
+//! slot, so further clients queue in the kernel's backlog until one closes. On shutdown the
+//! loop stops accepting, and in-flight requests get `server.shutdown_grace` to finish.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 
 use crate::proxy::Proxy;
-use crate::proxy::body::ResponseBody;
+use crate::telemetry;
 
 /// How long a client may take to send request headers, and how long an idle keep-alive
 /// connection is kept.
@@ -105,23 +105,22 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = accept(&listener) => accepted,
         };
-        let Some(io) = accepted else {
+        let Some((io, client)) = accepted else {
             continue;
         };
-        let affinity = Arc::new(proxy.affinity());
-        let proxy = proxy.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let proxy = proxy.clone();
-            let affinity = affinity.clone();
-            async move { Ok::<Response<ResponseBody>, Infallible>(proxy.handle(req, &affinity).await) }
-        });
+        let span = tracing::debug_span!(
+            telemetry::CONNECTION_SPAN,
+            { telemetry::CLIENT_ADDR } = client.map(tracing::field::display),
+            { telemetry::HTTP_PROTOCOL } = tracing::field::Empty,
+        );
+        let service = proxy.connection(span.clone());
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = watched.await {
-                tracing::debug!(error = %error, "connection ended with an error");
+                tracing::debug!(parent: &span, error = %error, "connection ended with an error");
             }
             drop(permit);
         });
@@ -149,7 +148,7 @@ pub async fn drain(graceful: GracefulShutdown, grace: Duration) -> bool {
 /// HTTP/1 connections support half-closes: a client that shuts down its write side after
 /// sending a request (`nc -N`, `shutdown(SHUT_WR)`) still gets the answer. Without it hyper
 /// closes the connection as soon as it reads the end of the stream, and a request still
-/// waiting for the upstream is answered to nobody (issue 20).
+/// waiting for the upstream is answered to nobody.
 pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -167,21 +166,21 @@ pub fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Accepts one connection; transient accept errors (too many open files) back off instead
-/// of spinning.
-async fn accept(listener: &Listener) -> Option<Box<dyn Io>> {
-    let result: std::io::Result<Box<dyn Io>> = match listener {
-        Listener::Tcp(l) => l.accept().await.map(|(stream, _)| {
+/// Accepts one connection, with the client's address when it came over TCP; transient
+/// accept errors (too many open files) back off instead of spinning.
+async fn accept(listener: &Listener) -> Option<(Box<dyn Io>, Option<SocketAddr>)> {
+    let result: std::io::Result<(Box<dyn Io>, Option<SocketAddr>)> = match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(stream, client)| {
             let _ = stream.set_nodelay(true);
-            Box::new(stream) as Box<dyn Io>
+            (Box::new(stream) as Box<dyn Io>, Some(client))
         }),
         Listener::Unix(l, _) => l
             .accept()
             .await
-            .map(|(stream, _)| Box::new(stream) as Box<dyn Io>),
+            .map(|(stream, _)| (Box::new(stream) as Box<dyn Io>, None)),
     };
     match result {
-        Ok(io) => Some(io),
+        Ok(accepted) => Some(accepted),
         Err(error) => {
             tracing::warn!(error = %error, "accept failed; retrying shortly");
             tokio::time::sleep(Duration::from_millis(50)).await;

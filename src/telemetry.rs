@@ -18,6 +18,13 @@ use tracing_subscriber::{EnvFilter, Layer as _, Registry, reload};
 
 use crate::config::{LogConfig, LogFormat, LogOutput};
 
+/// The span of one client connection (at `debug`), the parent of its requests' spans.
+pub const CONNECTION_SPAN: &str = "conn";
+/// The connection span's field: the client's address and port (TCP connections only).
+pub const CLIENT_ADDR: &str = "client.addr";
+/// The connection span's field: `http1` or `h2`, recorded at the connection's first request.
+pub const HTTP_PROTOCOL: &str = "http.protocol";
+
 /// Keeps the log writer thread alive; dropping it flushes what is buffered.
 pub type Guard = tracing_appender::non_blocking::WorkerGuard;
 

@@ -5,29 +5,29 @@
 //! for the loopback hosts configuration validation allows. Nothing here follows redirects.
 //!
 //! Requests go out on upstream HTTP/1.1 keep-alive connections kept by the client
-//! connection they came on ([`Affinity`]), as nginx's upstream keep-alive does: the request
-//! path takes one from an atomic slot and puts it back, with no pool lookup, no hash, no lock
-//! and no task spawned per request. An HTTP/1 client connection, whose requests come one
-//! after another, keeps one; an HTTP/2 client connection keeps up to [`SLOTS`] for its
-//! concurrent streams. When the client connection closes (or more are idle than it keeps),
-//! upstream connections are parked for other client connections (a short list touched when
-//! a client connection starts and ends, not per request).
+//! connection they came on, as nginx's upstream keep-alive does: each client connection's
+//! service (`proxy::Connection`) owns an [`Affinity`] per route, and [`Affinity::send`]
+//! takes a connection from an atomic slot and puts it back, with no pool lookup, no hash,
+//! no lock and no task spawned per request. An HTTP/1 client connection, whose requests
+//! come one after another, keeps one; an HTTP/2 client connection keeps up to [`SLOTS`] for
+//! its concurrent streams. When the client connection closes (or more are idle than it
+//! keeps), its upstream connections are parked for other client connections, at most
+//! `MAX_PARKED` of them for `upstream.idle_timeout` each: a short list behind a lock, taken
+//! only when a client connection has no idle upstream connection of its own (its first
+//! request, or more concurrent HTTP/2 streams than it keeps) and when it hands one back.
+//! A kept connection that the upstream has closed is replaced before the request is sent;
+//! a request whose connection closed just as it was handed over, before a byte of it was
+//! written, is sent once more on a new one.
 //!
 //! Connections offer HTTP/2 by ALPN. An upstream that chooses it gets every request from
-//! then on over multiplexed HTTP/2 connections: as many as the streams in flight need, up to
-//! `upstream.max_h2_connections` ([`h2`]: the pool, its stream accounting and `GOAWAY`).
-//! The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and `http://` ones).
+//! then on over multiplexed HTTP/2 connections: as many as the streams in flight need, up
+//! to `upstream.max_h2_connections` (the `h2` module: the pool, its stream accounting and
+//! `GOAWAY`). The HTTP/1.1 path above serves upstreams that do not choose HTTP/2 (and
+//! `http://` ones). Until the first connection has told which the upstream speaks,
+//! connections open one at a time.
 //!
-//! Why not hyper-util's pooled client (`hyper_util::client::legacy::Client`, which does all
-//! of this in 60 lines)? Measured (issue 13, item 6) with the pool built as above (ALPN,
-//! 90 s idle, 256 idle, `set_host(false)`), `ZMP_BENCH_PARTS=throughput,instructions
-//! ZMP_BENCH_SECS=3 cargo bench --bench load`, two runs each on a shared 2-CPU machine, 64
-//! connections, `worker_threads = 1`: requests/s relative to the bench's hyper floor 0.74 and
-//! 0.91 with these slots, 0.58 and 0.77 with the pool; 39,500 instructions per proxied GET
-//! with the slots, 49,300 with the pool (the pool hashes its key, takes a mutex and, when a
-//! connection is not idle yet, spawns a task to return it). The slots stay. (Reaching them
-//! through a tokio task-local instead of a parameter cost about 900 instructions more, so
-//! the proxy passes its route's [`Affinity`] to [`Upstream::send`].)
+//! (Why slots of the client connection's own rather than hyper-util's pooled client, which
+//! looks its pool up for every request: BENCHMARKS.md, "Design measurements".)
 
 pub mod body;
 mod h2;
@@ -140,51 +140,6 @@ impl Upstream {
     /// The upstream's `host[:port]` (the `Host` requests carry).
     pub fn authority(&self) -> Option<&Authority> {
         self.origin.authority()
-    }
-
-    /// Sends `req` (origin-form URI, `Host` set) on one of the client connection's upstream
-    /// connections, or a parked or new one. Connecting is boxed: it is rare, and its future
-    /// would otherwise make every request's state larger.
-    ///
-    /// # Errors
-    /// The connection or the exchange failed; the chain holds hyper's error.
-    pub async fn send(
-        &self,
-        affinity: &Affinity,
-        req: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, BoxError> {
-        if self.speaks_h2.load(Ordering::Relaxed) {
-            return Box::pin(self.send_h2(req)).await;
-        }
-        let mut held = match affinity.take() {
-            Some(held) => held,
-            None => match Box::pin(self.checkout()).await? {
-                Some(sender) => Arc::new(Held(sender)),
-                None => return Box::pin(self.send_h2(req)).await,
-            },
-        };
-        let Some(Held(sender)) = Arc::get_mut(&mut held) else {
-            // Never: the slot is the only other owner, and it was emptied.
-            return Err("upstream connection shared unexpectedly".into());
-        };
-        if !sender.is_ready() {
-            Box::pin(self.make_ready(sender)).await?;
-        }
-        let unsent = match sender.try_send_request(req).await {
-            Ok(response) => {
-                affinity.put(held);
-                return Ok(response.map(UpstreamBody::new));
-            }
-            Err(mut error) => match error.take_message() {
-                Some(req) => req,
-                None => return Err(error.into_error().into()),
-            },
-        };
-        // Closed just as the request was handed over, before a byte of it was written: safe
-        // to send again, once, on a new connection.
-        let response = Box::pin(self.resend(sender, unsent)).await?;
-        affinity.put(held);
-        Ok(response.map(UpstreamBody::new))
     }
 
     /// Waits for the connection to finish the previous exchange, or replaces it when the
@@ -360,6 +315,52 @@ impl Affinity {
             upstream,
             slots: std::array::from_fn(|_| ArcSwapOption::empty()),
         }
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) on one of this client connection's upstream
+    /// connections, or a parked or new one; over HTTP/2 once the upstream has chosen it.
+    /// Connecting is boxed: it is rare, and its future would otherwise make every request's
+    /// state larger.
+    ///
+    /// # Errors
+    /// The connection or the exchange failed; the chain holds hyper's error.
+    pub async fn send(
+        &self,
+        req: Request<RequestBody>,
+    ) -> Result<Response<UpstreamBody>, BoxError> {
+        let upstream = &*self.upstream;
+        if upstream.speaks_h2.load(Ordering::Relaxed) {
+            return Box::pin(upstream.send_h2(req)).await;
+        }
+        let mut held = match self.take() {
+            Some(held) => held,
+            None => match Box::pin(upstream.checkout()).await? {
+                Some(sender) => Arc::new(Held(sender)),
+                None => return Box::pin(upstream.send_h2(req)).await,
+            },
+        };
+        let Some(Held(sender)) = Arc::get_mut(&mut held) else {
+            // Never: the slot is the only other owner, and it was emptied.
+            return Err("upstream connection shared unexpectedly".into());
+        };
+        if !sender.is_ready() {
+            Box::pin(upstream.make_ready(sender)).await?;
+        }
+        let unsent = match sender.try_send_request(req).await {
+            Ok(response) => {
+                self.put(held);
+                return Ok(response.map(UpstreamBody::new));
+            }
+            Err(mut error) => match error.take_message() {
+                Some(req) => req,
+                None => return Err(error.into_error().into()),
+            },
+        };
+        // Closed just as the request was handed over, before a byte of it was written: safe
+        // to send again, once, on a new connection.
+        let response = Box::pin(upstream.resend(sender, unsent)).await?;
+        self.put(held);
+        Ok(response.map(UpstreamBody::new))
     }
 
     /// An idle connection of this client connection, if it keeps one.

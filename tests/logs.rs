@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
+use zoho_emulator::accounts::AccountsEmulator;
+
 use crate::support::served::Served;
 use crate::support::{self, TestUpstream, client};
 
 /// A `proxy.toml` for `serve` in front of `upstream`, with `log` as its `[log]` table.
 fn write_config(
     home: &std::path::Path,
-    accounts: &zoho_emulator::accounts::AccountsEmulator,
+    accounts: &AccountsEmulator,
     refresh: &str,
     upstream: &str,
     log: &str,
@@ -29,13 +31,19 @@ fn write_config(
     .unwrap();
 }
 
-#[tokio::test]
-async fn requests_are_summarised_by_default_and_logged_one_by_one_on_request() {
+/// The accounts emulator, a refresh token it issued (meetings, read only), and an upstream.
+async fn emulator_and_upstream() -> (AccountsEmulator, String, TestUpstream) {
     let accounts = support::emulator(support::options(Duration::from_secs(3600))).await;
     let refresh = accounts
         .control()
         .issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
     let upstream = TestUpstream::start().await;
+    (accounts, refresh, upstream)
+}
+
+#[tokio::test]
+async fn requests_are_summarised_by_default_and_logged_one_by_one_on_request() {
+    let (accounts, refresh, upstream) = emulator_and_upstream().await;
     for requests in [false, true] {
         let home = tempfile::tempdir().unwrap();
         let log = format!("requests = {requests}");
@@ -74,6 +82,46 @@ async fn requests_are_summarised_by_default_and_logged_one_by_one_on_request() {
         assert!(
             log.contains("requests since the last summary: 3 requests: 2xx 2, 4xx 1"),
             "{log}"
+        );
+    }
+}
+
+/// At `debug`, every request's lines sit in its connection's span, which names the client's
+/// address and the protocol: over HTTP/1.1, and over HTTP/2, whose requests run in tasks of
+/// their own.
+#[tokio::test]
+async fn request_lines_nest_in_their_connections_span() {
+    let (accounts, refresh, upstream) = emulator_and_upstream().await;
+    let home = tempfile::tempdir().unwrap();
+    let log = "level = \"info,zoho_meeting_proxy=debug\"";
+    write_config(home.path(), &accounts, &refresh, &upstream.url(), log);
+    let served = Served::start(home.path()).await;
+    served.wait_ready(200).await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (http, path) in [(client(), "/over-http1"), (h2, "/over-h2")] {
+        // Refused by the guard (a cross-site request): its line is logged in the request span.
+        let response = http
+            .get(format!("http://{}{path}", served.proxy))
+            .header("sec-fetch-site", "cross-site")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+    }
+    let log = served.stop(&[support::CLIENT_SECRET, &refresh]).await;
+    for (protocol, path) in [("http1", "/over-http1"), ("h2", "/over-h2")] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("request refused") && l.contains(path))
+            .unwrap_or_else(|| panic!("a refusal logged for {path}:\n{log}"));
+        let nested = format!(" http.protocol=\"{protocol}\"}}:request{{");
+        assert!(
+            line.contains("conn{client.addr=127.0.0.1:") && line.contains(&nested),
+            "{line}"
         );
     }
 }

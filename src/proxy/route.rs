@@ -24,6 +24,8 @@ use crate::upstream::{Upstream, UpstreamError};
 
 /// One upstream the proxy forwards to. See the [module docs](self).
 pub struct Route {
+    /// Its place among [`Routes`].
+    index: usize,
     /// The prefix without its trailing `/`; `None` for the default route.
     prefix: Option<String>,
     strip: bool,
@@ -71,21 +73,22 @@ impl Routes {
     /// [`RouteError`] when an upstream client cannot be built.
     pub fn new(config: &Config) -> Result<Self, RouteError> {
         let mut routes = Vec::with_capacity(config.routes.len() + 1);
-        for route in &config.routes {
-            routes.push(Route::new(config, Some(route))?);
+        for (index, route) in config.routes.iter().enumerate() {
+            routes.push(Route::new(index, config, Some(route))?);
         }
-        routes.push(Route::new(config, None)?);
+        routes.push(Route::new(config.routes.len(), config, None)?);
         Ok(Self { routes })
     }
 
-    /// The route for `path` and its index (the same index as [`Routes::labels`]).
+    /// The route for `path` and its [index](Route::index).
     pub fn select(&self, path: &str) -> (usize, &Route) {
         let last = self.routes.len() - 1;
-        self.routes
+        let route = self
+            .routes
             .iter()
-            .enumerate()
-            .find(|(_, r)| r.matches(path))
-            .unwrap_or((last, &self.routes[last]))
+            .find(|r| r.matches(path))
+            .unwrap_or(&self.routes[last]);
+        (route.index, route)
     }
 
     /// Every route.
@@ -110,8 +113,8 @@ impl std::fmt::Debug for Routes {
 // === impl Route ===
 
 impl Route {
-    /// The route for `config`'s `route`, or its default route.
-    fn new(config: &Config, route: Option<&RouteConfig>) -> Result<Self, RouteError> {
+    /// The route at `index` for `config`'s `route`, or its default route.
+    fn new(index: usize, config: &Config, route: Option<&RouteConfig>) -> Result<Self, RouteError> {
         let (url, label) = match route {
             Some(r) => (config.route_url(r), r.prefix.clone()),
             None => (config.upstream.url.clone(), "default".to_owned()),
@@ -129,6 +132,7 @@ impl Route {
                 route: label.clone(),
             })?;
         Ok(Self {
+            index,
             prefix: route.map(|r| r.prefix.trim_end_matches('/').to_owned()),
             strip: route.is_some_and(|r| r.strip_prefix),
             base: url.path().trim_end_matches('/').to_owned(),
@@ -173,6 +177,12 @@ impl Route {
         let mut parts = uri::Parts::default();
         parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
         Uri::from_parts(parts).ok()
+    }
+
+    /// Its place among [`Routes`], the same as in [`Routes::labels`]: the metrics' `route`
+    /// label, and a client connection's upstream connections for it.
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// The metrics label: the prefix as configured, or `default`.
