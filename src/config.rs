@@ -84,6 +84,9 @@ pub enum RouteUpstream {
     Meeting,
     /// `zohoapis`: the data centre's `www.zohoapis.*` API domain (CRM, Books, …).
     Zohoapis,
+    /// `webinar`: the data centre's Zoho Webinar host (`https://webinar.zoho.*`), a product of
+    /// its own beside Zoho Meeting, with the same OAuth tokens.
+    Webinar,
     /// An `https://` URL on a Zoho domain (`http://` only for loopback), maybe with a path.
     Url(Url),
 }
@@ -316,6 +319,8 @@ impl Config {
             RouteUpstream::Meeting => self.upstream.url.clone(),
             RouteUpstream::Zohoapis => Url::parse(self.oauth.data_center.zohoapis_url())
                 .unwrap_or_else(|_| self.upstream.url.clone()),
+            RouteUpstream::Webinar => Url::parse(self.oauth.data_center.webinar_url())
+                .unwrap_or_else(|_| self.upstream.url.clone()),
             RouteUpstream::Url(url) => url.clone(),
         }
     }
@@ -541,13 +546,14 @@ impl Validator<'_> {
             let upstream = match r.upstream.trim() {
                 "meeting" => RouteUpstream::Meeting,
                 "zohoapis" => RouteUpstream::Zohoapis,
+                "webinar" => RouteUpstream::Webinar,
                 url => RouteUpstream::Url(self.base_url(&key("upstream"), url).map_err(|e| {
                     match with_source(e) {
                         ConfigError::Invalid { key, origin, message } => ConfigError::Invalid {
                             key,
                             origin,
                             message: format!(
-                                "{message} (or \"meeting\" or \"zohoapis\", the data centre's services)"
+                                "{message} (or \"meeting\", \"webinar\" or \"zohoapis\", the data centre's services)"
                             ),
                         },
                         other => other,

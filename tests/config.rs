@@ -1317,6 +1317,39 @@ fn upstream_url_may_carry_a_base_path() {
     );
 }
 
+/// `upstream = "webinar"`: Zoho Webinar's host of the configured data centre, printed back
+/// as `webinar` by `check`.
+#[test]
+fn a_webinar_route_goes_to_the_data_centres_webinar_host() {
+    for (dc, host) in [
+        ("us", "https://webinar.zoho.com/"),
+        ("eu", "https://webinar.zoho.eu/"),
+        ("in", "https://webinar.zoho.in/"),
+        ("au", "https://webinar.zoho.com.au/"),
+        ("jp", "https://webinar.zoho.jp/"),
+        ("ca", "https://webinar.zohocloud.ca/"),
+        ("sa", "https://webinar.zoho.sa/"),
+        ("cn", "https://webinar.zoho.com.cn/"),
+    ] {
+        let c = accepted(load_file(&format!(
+            "[oauth]\ndata_center = \"{dc}\"\n\n[[routes]]\nprefix = \"/webinar/\"\nupstream = \"webinar\"\nstrip_prefix = true\n"
+        )));
+        assert_eq!(c.route_url(&c.routes[0]).as_str(), host, "{dc}");
+        let printed = c.redacted();
+        assert!(
+            printed.contains(
+                "[[routes]]\nprefix = \"/webinar/\"\nupstream = \"webinar\"\nstrip_prefix = true\n"
+            ),
+            "{printed}"
+        );
+    }
+    let message = refused_file(
+        "[[routes]]\nprefix = \"/w/\"\nupstream = \"webinars\"\n",
+        "routes.0.upstream",
+    );
+    assert!(message.contains("\"webinar\""), "{message}");
+}
+
 /// `[[routes]]`: data-centre services or Zoho URLs, longest prefix first (issue 13).
 #[test]
 fn routes_name_zoho_services_or_zoho_urls() {

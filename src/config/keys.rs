@@ -296,6 +296,7 @@ pub(super) fn redacted(config: &Config) -> String {
         let upstream = match &route.upstream {
             RouteUpstream::Meeting => "meeting".to_owned(),
             RouteUpstream::Zohoapis => "zohoapis".to_owned(),
+            RouteUpstream::Webinar => "webinar".to_owned(),
             RouteUpstream::Url(url) => origin(url).to_owned(),
         };
         out.push_str(&format!(
