@@ -110,9 +110,19 @@ async fn emulator_only_prints_a_file_store_so_token_calls_reuse_one_token() {
     let no_tmpdir = |c: &mut tokio::process::Command| {
         c.env_remove("TMPDIR");
     };
-    let sandbox = Sandbox::start_with(&["--emulator-only"], "\nstore = ", no_tmpdir).await;
+    let sandbox = Sandbox::start_with(&["--emulator-only"], "strip_prefix = true", no_tmpdir).await;
     let config: toml::Table = sandbox.printed.parse().unwrap();
     assert_eq!(config["token"]["store"].as_str(), Some("file"));
+    // `/webinar/` goes to the emulated Zoho Webinar, prefix stripped.
+    let route = &config["routes"][0];
+    assert_eq!(route["prefix"].as_str(), Some("/webinar/"));
+    assert!(
+        route["upstream"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    assert_eq!(route["strip_prefix"].as_bool(), Some(true));
     let path = std::path::PathBuf::from(config["token"]["path"].as_str().unwrap());
     assert!(
         !path.starts_with(sandbox.home.path()),
@@ -212,7 +222,7 @@ async fn the_banners_try_lines_work_pasted_into_a_shell() {
         .map(str::trim)
         .filter(|l| l.starts_with("curl ") || l.starts_with("KEY="))
         .collect();
-    assert_eq!(lines.len(), 4, "{}", sandbox.printed);
+    assert_eq!(lines.len(), 5, "{}", sandbox.printed);
     crate::support::tools::curl();
     // Stop at the first failure; curl fails on an HTTP error.
     let script = format!(
@@ -303,7 +313,7 @@ async fn emulator_only_accepts_the_refresh_token_from_a_file() {
             "--refresh-token-file",
             file.to_str().unwrap(),
         ],
-        "\nstore = ",
+        "strip_prefix = true",
     )
     .await;
     let config: toml::Table = sandbox.printed.parse().unwrap();

@@ -20,8 +20,8 @@ async fn the_end_to_end_scenario_passes_against_the_sandbox() {
             Some(home.path().join("state").display().to_string()),
         ),
     ];
-    // The banner is a proxy.toml whose last line is the token store.
-    let emulator = Sandbox::start(&["--emulator-only"], "\nstore = ").await;
+    // The banner is a proxy.toml whose last line ends the `/webinar/` route.
+    let emulator = Sandbox::start(&["--emulator-only"], "strip_prefix = true").await;
     let mut config: toml::Table = emulator.printed.parse().unwrap();
     let oauth = |key: &str| config["oauth"][key].as_str().unwrap().to_owned();
     let (client_secret, refresh_token) = (oauth("client_secret"), oauth("refresh_token"));

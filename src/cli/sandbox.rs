@@ -1,6 +1,6 @@
 //! `sandbox`: the whole product against the built-in Zoho emulator, no account needed.
 //!
-//! Starts the accounts and Meeting emulators on loopback ports, then the real proxy — the
+//! Starts the accounts, Meeting and Webinar emulators on loopback ports, then the real proxy — the
 //! same code path as `serve`, with a memory token store — wired to them, and prints where
 //! everything listens and curl lines to paste (tested as printed). `--emulator-only` serves
 //! just the fake Zoho and prints a matching `proxy.toml`, for pointing your own `serve` (or
@@ -18,15 +18,19 @@ use clap::Args;
 use tokio::time::Instant;
 use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions, MINT_WINDOW};
 use zoho_emulator::meeting::{MeetingEmulator, MeetingOptions};
+use zoho_emulator::webinar::WebinarEmulator;
 
 use super::Error;
 use crate::app::{self, Signals};
-use crate::config::{Config, Listen, MAX_MINTS_PER_10M, StoreConfig, ZOHO_MAX_MINTS_PER_10M};
+use crate::config::{
+    Config, Listen, MAX_MINTS_PER_10M, RouteConfig, RouteUpstream, StoreConfig,
+    ZOHO_MAX_MINTS_PER_10M,
+};
 use crate::secret::Secret;
 use crate::token::refresh_at;
 
 /// Every scope the emulator knows, granted to the sandbox's refresh token.
-const SCOPES: [&str; 12] = [
+const SCOPES: [&str; 18] = [
     "ZohoMeeting.manageOrg.READ",
     "ZohoMeeting.meeting.READ",
     "ZohoMeeting.meeting.CREATE",
@@ -39,7 +43,17 @@ const SCOPES: [&str; 12] = [
     "ZohoMeeting.user.READ",
     "ZohoMeeting.recording.READ",
     "ZohoMeeting.sdk.CREATE",
+    "ZohoWebinar.manageOrg.READ",
+    "ZohoWebinar.webinar.READ",
+    "ZohoWebinar.webinar.CREATE",
+    "ZohoWebinar.webinar.UPDATE",
+    "ZohoWebinar.webinar.DELETE",
+    "ZohoWebinar.registration.READ",
 ];
+
+/// The route that sends requests to the emulated Zoho Webinar (README's example route:
+/// `upstream = "webinar"` with the prefix stripped).
+const WEBINAR_PREFIX: &str = "/webinar/";
 
 /// `sandbox` options.
 #[derive(Debug, Args)]
@@ -92,6 +106,9 @@ pub struct SandboxArgs {
     /// Where the emulated Meeting API listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub meeting_listen: SocketAddr,
+    /// Where the emulated Zoho Webinar API listens (the proxy routes `/webinar/` to it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub webinar_listen: SocketAddr,
 }
 
 /// How long `--token-outage` lasts.
@@ -136,12 +153,25 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
         ..MeetingOptions::default()
     };
     let zsoid = meeting_options.zsoid;
-    let meeting = MeetingEmulator::start(args.meeting_listen, meeting_options, accounts.control())
+    let meeting = MeetingEmulator::start(
+        args.meeting_listen,
+        meeting_options.clone(),
+        accounts.control(),
+    )
+    .await
+    .map_err(|source| Error::Io {
+        what: format!(
+            "cannot start the Meeting emulator on {}",
+            args.meeting_listen
+        ),
+        source,
+    })?;
+    let webinar = WebinarEmulator::start(args.webinar_listen, meeting_options, accounts.control())
         .await
         .map_err(|source| Error::Io {
             what: format!(
-                "cannot start the Meeting emulator on {}",
-                args.meeting_listen
+                "cannot start the Webinar emulator on {}",
+                args.webinar_listen
             ),
             source,
         })?;
@@ -169,13 +199,14 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
     if args.reject_tokens > 0 {
         meeting.control().revoke_tokens_in_use(args.reject_tokens);
     }
-    tracing::info!(accounts = %accounts.url(), meeting = %meeting.url(), "emulator listening");
+    tracing::info!(accounts = %accounts.url(), meeting = %meeting.url(), webinar = %webinar.url(), "emulator listening");
 
     if args.emulator_only {
         let state = private_dir(&std::env::temp_dir())?;
         print_banner(&emulator_banner(
             &accounts,
             &meeting,
+            &webinar.url(),
             &client_id,
             &client_secret,
             &match &args.refresh_token_file {
@@ -202,6 +233,19 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
     // The emulator is not Zoho: a budget above Zoho's 10 is allowed (see `mint_budget`).
     config.oauth.max_mints_per_10m = max_mints;
     config.token.store = StoreConfig::Memory;
+    // `/webinar/` goes to the emulated Zoho Webinar, whatever the configuration routed there.
+    config
+        .routes
+        .retain(|r| r.prefix.trim_end_matches('/') != WEBINAR_PREFIX.trim_end_matches('/'));
+    config.routes.push(RouteConfig {
+        prefix: WEBINAR_PREFIX.to_owned(),
+        upstream: RouteUpstream::Url(parse_url(&webinar.url())?),
+        strip_prefix: true,
+    });
+    // Longest prefix first, as the configuration orders them.
+    config
+        .routes
+        .sort_by_key(|r| std::cmp::Reverse(r.prefix.trim_end_matches('/').len()));
     if let Some(listen) = args.listen {
         config.server.listen = Listen::Tcp(listen);
     }
@@ -219,6 +263,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
         running.admin_addr(),
         &accounts,
         &meeting,
+        &webinar.url(),
         zsoid,
         args.token_lifetime,
     ));
@@ -240,6 +285,7 @@ fn banner(
     admin: Option<SocketAddr>,
     accounts: &AccountsEmulator,
     meeting: &MeetingEmulator,
+    webinar: &str,
     zsoid: u64,
     lifetime: Duration,
 ) -> String {
@@ -262,13 +308,14 @@ fn banner(
         "zoho-meeting-proxy sandbox: the real proxy against a built-in Zoho emulator\n\
          \n  proxy     {proxy}  (send Zoho Meeting API requests here, without Authorization)\
          \n  admin     {admin}\
-         \n  emulator  accounts {accounts}, meeting {meeting}\
+         \n  emulator  accounts {accounts}, meeting {meeting}, webinar {webinar} (the proxy's {WEBINAR_PREFIX})\
          \n  org       zsoid {zsoid}; access tokens live {lifetime}\
          \n\nTry, from another terminal (README.md has edit, delete and more):\
          \n  curl {proxy}/api/v2/user.json\
          \n  KEY=$(curl -s -X POST {proxy}/api/v2/{zsoid}/sessions.json -H 'Content-Type: application/json' -d '{create}' | grep -o '\"meetingKey\":[0-9]*' | cut -d: -f2); echo \"meetingKey $KEY\"\
          \n  curl {proxy}/api/v2/{zsoid}/sessions/$KEY.json\
-         \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'{commands}\
+         \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'\
+         \n  curl {proxy}{WEBINAR_PREFIX}api/v2/{zsoid}/webinar.json{commands}\
          \n\nCtrl-C stops it.",
         accounts = accounts.url(),
         meeting = meeting.url(),
@@ -308,6 +355,7 @@ fn read_refresh_token(path: &Path) -> Result<String, Error> {
 fn emulator_banner(
     accounts: &AccountsEmulator,
     meeting: &MeetingEmulator,
+    webinar: &str,
     client_id: &str,
     client_secret: &str,
     refresh_token: &RefreshTokenLine<'_>,
@@ -334,7 +382,11 @@ fn emulator_banner(
          url = {meeting:?}\n\
          \n[token]\n\
          path = {path:?}\n\
-         store = \"file\"",
+         store = \"file\"\n\
+         \n[[routes]]\n\
+         prefix = {WEBINAR_PREFIX:?}\n\
+         upstream = {webinar:?}\n\
+         strip_prefix = true",
         accounts = accounts.url(),
         meeting = meeting.url(),
         scopes = scopes.join(", "),
