@@ -51,8 +51,8 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, Error> {
 /// The OAuth client for the configured Zoho client.
 ///
 /// # Errors
-/// [`ConfigError`] when the client id or secret is missing; [`TokenError::Setup`] for a bad
-/// CA file.
+/// [`ConfigError`] when the client id or secret is missing;
+/// [`TokenError::Setup`](crate::token::TokenError::Setup) for a bad CA file.
 pub fn oauth_client(config: &Config) -> Result<OAuthClient, Error> {
     let (client_id, secret) = config.require_client()?;
     Ok(OAuthClient::new(

@@ -167,8 +167,8 @@ pub fn has_duplicate_host(headers: &HeaderMap) -> bool {
 /// pseudo-header field. A server SHOULD treat a request as malformed if it contains a Host
 /// header field that identifies an entity that differs from the entity in the ":authority"
 /// pseudo-header field. The values of fields need to be normalized to compare them (see
-/// Section 6.2 of [RFC3986]). An origin server can apply any normalization method, whereas
-/// other servers MUST perform scheme-based normalization (see Section 6.2.3 of [RFC3986]) of
+/// Section 6.2 of \[RFC3986\]). An origin server can apply any normalization method, whereas
+/// other servers MUST perform scheme-based normalization (see Section 6.2.3 of \[RFC3986\]) of
 /// the two fields." This proxy is such an other server, so the comparison is scheme-based
 /// (RFC 3986 §6.2.3, <https://www.rfc-editor.org/rfc/rfc3986#section-6.2.3>): host names
 /// compare without regard to case, and an empty or absent port equals the scheme's default
