@@ -28,8 +28,7 @@ mod wiring;
 pub use self::revoke::{Revoked, revoke};
 pub use self::signals::Signals;
 pub use self::wiring::{
-    apply_stored_login, credentials, data_centre_check, describe_accounts, effective_config,
-    oauth_client, open_store,
+    apply_stored_login, credentials, describe_accounts, effective_config, oauth_client, open_store,
 };
 
 use std::net::SocketAddr;

@@ -72,9 +72,10 @@ use self::route::{Route, Routes};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::telemetry;
+use crate::telemetry::error_chain;
 use crate::token::{self, AccessToken, Rejection, TokenSource, rejection};
+use crate::upstream::Affinity;
 use crate::upstream::body::{self as request_body, RequestBody, UpstreamBody};
-use crate::upstream::{Affinity, error_chain};
 
 /// Replays of one request at most: one per token that Zoho rejects while the request is in
 /// flight. A second happens only when the replacement served other requests and was revoked

@@ -137,6 +137,13 @@ pub fn seconds(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 100.0).round() / 100.0
 }
 
+/// `error` and its sources, outermost first.
+pub fn error_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
 /// Formats an error with its causes, `top: cause: cause`, skipping a cause whose text the
 /// previous message already contains.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {

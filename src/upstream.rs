@@ -427,13 +427,6 @@ fn copy(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
     Some(copy)
 }
 
-/// `error` and its sources, outermost first.
-pub fn error_chain<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(Some(error), |e| e.source())
-}
-
 /// Runs a connection's driver as a task until either side closes it.
 fn drive<C>(connection: C)
 where

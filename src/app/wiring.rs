@@ -150,7 +150,7 @@ pub(super) async fn token_manager(
 /// What Zoho's token answers are checked against: the data centre of the Meeting host in
 /// use (of `upstream.url` when it is one of Zoho's, else `oauth.data_center`), and whether
 /// nobody chose it (`oauth.data_center` unset and no data centre recorded by `login`).
-pub fn data_centre_check(config: &Config) -> DataCentreCheck {
+fn data_centre_check(config: &Config) -> DataCentreCheck {
     let meeting_host = origin(&config.upstream.url).to_owned();
     DataCentreCheck {
         in_use: DataCenter::from_meeting_url(&meeting_host).unwrap_or(config.oauth.data_center),

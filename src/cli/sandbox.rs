@@ -140,13 +140,7 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
     );
     let accounts = AccountsEmulator::start(args.accounts_listen, accounts_options)
         .await
-        .map_err(|source| Error::Io {
-            what: format!(
-                "cannot start the accounts emulator on {}",
-                args.accounts_listen
-            ),
-            source,
-        })?;
+        .map_err(cannot_start("accounts", args.accounts_listen))?;
     let meeting_options = MeetingOptions {
         latency: args.latency,
         failure_rate: args.failure_rate,
@@ -159,22 +153,10 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
         accounts.control(),
     )
     .await
-    .map_err(|source| Error::Io {
-        what: format!(
-            "cannot start the Meeting emulator on {}",
-            args.meeting_listen
-        ),
-        source,
-    })?;
+    .map_err(cannot_start("Meeting", args.meeting_listen))?;
     let webinar = WebinarEmulator::start(args.webinar_listen, meeting_options, accounts.control())
         .await
-        .map_err(|source| Error::Io {
-            what: format!(
-                "cannot start the Webinar emulator on {}",
-                args.webinar_listen
-            ),
-            source,
-        })?;
+        .map_err(cannot_start("Webinar", args.webinar_listen))?;
     let refresh_token = match &args.refresh_token_file {
         None => accounts.control().issue_refresh_token(&SCOPES),
         Some(path) => {
@@ -269,6 +251,12 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
     ));
     running.serve_until_stopped(signals, None).await;
     Ok(())
+}
+
+/// The error of an emulator (`which`) that cannot listen on `addr`.
+fn cannot_start(which: &str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> Error {
+    let what = format!("cannot start the {which} emulator on {addr}");
+    move |source| Error::Io { what, source }
 }
 
 /// Prints `text` on stdout in one write. A closed stdout (`sandbox | head -3`) is no reason to

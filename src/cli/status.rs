@@ -114,7 +114,7 @@ fn admin_url(config: &Config, path: &str) -> Result<String, Error> {
 /// Whether nothing listens where `error` tried to connect.
 fn is_refused(error: &reqwest::Error) -> bool {
     error.is_connect()
-        && std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source()).any(|e| {
+        && crate::telemetry::error_chain(error).any(|e| {
             e.downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
         })

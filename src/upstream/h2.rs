@@ -32,8 +32,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::UpstreamIo;
 use super::body::{BoxError, RequestBody};
-use super::{UpstreamIo, error_chain};
+use crate::telemetry::error_chain;
 
 /// The HTTP/2 connections to one upstream.
 pub(super) struct Pool {

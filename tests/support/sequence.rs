@@ -8,7 +8,7 @@
 //! - [`clock`]: each sequence runs on a current-thread runtime whose clock moves only when a
 //!   step moves it, so a day passes in milliseconds and nothing depends on how loaded the
 //!   machine is;
-//! - [`world`]: the emulators, the proxy (`app::start`, as `serve` wires it) and its reloader,
+//! - [`world`]: the emulators, the proxy (`app::start_with_store`, as `serve` starts it) and its reloader,
 //!   and how each step acts on them;
 //! - [`check`]: the invariants, judged from what the emulators recorded (every token check
 //!   at the Meeting emulator, every mint at the accounts emulator) and what clients got;
