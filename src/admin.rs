@@ -3,9 +3,9 @@
 //! | Endpoint | Answer |
 //! | --- | --- |
 //! | `GET /livez` | `200 ok` while the process runs. |
-//! | `GET /readyz` | `200 ready` while a token with more than the refresh margin left is held; `503` otherwise and from the moment shutdown begins. Never calls Zoho. |
-//! | `GET /metrics` | Prometheus metrics: requests by route, method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. OpenMetrics text when `Accept` names `application/openmetrics-text` (as Prometheus sends it), else the classic text format 0.0.4 ([`crate::metrics::prefers_openmetrics`]). |
-//! | `GET /status` | JSON: `ready`, `token_expires_in_s`, `last_refresh`, `last_error`, `mints_in_window`, `token_fingerprint` (a SHA-256 prefix, never the token) and more. |
+//! | `GET /readyz` | `200 ready` while every account holds a token with more than the refresh margin left; `503` otherwise (naming the accounts that do not) and from the moment shutdown begins. `?account=NAME`: that account alone (`404` for an unknown name). Never calls Zoho. |
+//! | `GET /metrics` | Prometheus metrics, every request and token series with an `account` label: requests by route, method and status class, request and upstream latency histograms, in-flight requests, replays, token rejections, token refreshes by outcome, seconds until expiry, mints left in the window. OpenMetrics text when `Accept` names `application/openmetrics-text` (as Prometheus sends it), else the classic text format 0.0.4 ([`crate::metrics::prefers_openmetrics`]). |
+//! | `GET /status` | JSON: `default`'s `ready`, `token_expires_in_s`, `last_refresh`, `last_error`, `mints_in_window`, `token_fingerprint` (a SHA-256 prefix, never the token) and more, and `accounts`: the same fields for every account by name, `default` included. |
 //!
 //! Anything else is `404`; other methods than `GET`/`HEAD` are `405`.
 
@@ -27,21 +27,23 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::token::{TokenStatus, TokenStatusView};
+use crate::proxy::Proxy;
+use crate::token::TokenStatus;
 
 /// What the admin endpoints read.
 #[derive(Debug)]
 pub struct Admin {
-    tokens: Arc<dyn TokenStatusView>,
+    proxy: Arc<Proxy>,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
 }
 
-/// `/status`: the token status plus the process's.
+/// `/status`: `default`'s token status, every account's, and the process's.
 #[derive(Serialize)]
 struct Status<'a> {
     #[serde(flatten)]
     token: &'a TokenStatus,
+    accounts: std::collections::BTreeMap<&'a str, TokenStatus>,
     draining: bool,
     version: &'static str,
 }
@@ -49,10 +51,10 @@ struct Status<'a> {
 // === impl Admin ===
 
 impl Admin {
-    /// Endpoints over these tokens and these metrics.
-    pub fn new(tokens: Arc<dyn TokenStatusView>, metrics: Arc<Metrics>) -> Self {
+    /// Endpoints over the accounts of `proxy` and these metrics.
+    pub fn new(proxy: Arc<Proxy>, metrics: Arc<Metrics>) -> Self {
         Self {
-            tokens,
+            proxy,
             metrics,
             draining: AtomicBool::new(false),
         }
@@ -63,9 +65,57 @@ impl Admin {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    /// Whether `/readyz` would answer 200.
+    /// Whether `/readyz` would answer 200: not draining, and every account ready.
     pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Relaxed) && self.tokens.is_ready()
+        !self.draining.load(Ordering::Relaxed)
+            && self.proxy.accounts().iter().all(|a| a.status().is_ready())
+    }
+
+    /// `/readyz`, `/readyz?account=NAME`.
+    fn readyz(&self, query: Option<&str>) -> Response<Full<Bytes>> {
+        if self.draining.load(Ordering::Relaxed) {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+        }
+        let accounts = self.proxy.accounts();
+        let asked = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|pair| pair.strip_prefix("account="));
+        let not_ready: Vec<&str> = match asked {
+            Some(name) => match accounts.find(name) {
+                Some(account) => (!account.status().is_ready())
+                    .then_some(account.name())
+                    .into_iter()
+                    .collect(),
+                None => {
+                    return text(
+                        StatusCode::NOT_FOUND,
+                        "no such account; /status lists them\n",
+                    );
+                }
+            },
+            None => accounts
+                .iter()
+                .filter(|a| !a.status().is_ready())
+                .map(|a| a.name())
+                .collect(),
+        };
+        if not_ready.is_empty() {
+            text(StatusCode::OK, "ready\n")
+        } else if accounts.iter().count() == 1 {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no token with more than the refresh margin left\n",
+            )
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "no token with more than the refresh margin left for account {}\n",
+                    not_ready.join(", ")
+                ),
+            )
+        }
     }
 
     /// Answers one admin request.
@@ -78,18 +128,7 @@ impl Admin {
         }
         match req.uri().path() {
             "/livez" => text(StatusCode::OK, "ok\n"),
-            "/readyz" => {
-                if self.is_ready() {
-                    text(StatusCode::OK, "ready\n")
-                } else if self.draining.load(Ordering::Relaxed) {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-                } else {
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no token with more than the refresh margin left\n",
-                    )
-                }
-            }
+            "/readyz" => self.readyz(req.uri().query()),
             "/metrics" => {
                 let page = self.metrics.encode();
                 let (body, content_type) =
@@ -109,10 +148,25 @@ impl Admin {
                 r
             }
             "/status" => {
-                let mut token = self.tokens.status();
-                token.ready = self.is_ready();
+                let draining = self.draining.load(Ordering::Relaxed);
+                let table = self.proxy.accounts();
+                let accounts: std::collections::BTreeMap<&str, TokenStatus> = table
+                    .iter()
+                    .map(|a| {
+                        let mut status = a.status().status();
+                        status.ready = status.ready && !draining;
+                        (a.name(), status)
+                    })
+                    .collect();
+                let mut token = accounts
+                    .get(crate::config::DEFAULT_ACCOUNT)
+                    .cloned()
+                    .unwrap_or_else(|| table.get(0).status().status());
+                // The top level is `default`'s.
+                token.ready = token.ready && !draining;
                 let status = Status {
                     token: &token,
+                    accounts,
                     draining: self.draining.load(Ordering::Relaxed),
                     version: env!("CARGO_PKG_VERSION"),
                 };

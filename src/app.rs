@@ -18,6 +18,7 @@
 //! Every failure on the way is an [`Error`], whose [`Error::exit_code`] the command line
 //! returns: 78 (`EX_CONFIG`) for configuration, 1 for the rest.
 
+mod accounts;
 pub mod check;
 mod listen;
 pub mod reload;
@@ -25,6 +26,7 @@ mod revoke;
 mod signals;
 mod wiring;
 
+pub use self::accounts::{AccountSet, RunningAccount};
 pub use self::revoke::{Revoked, revoke};
 pub use self::signals::Signals;
 pub use self::wiring::{
@@ -44,7 +46,7 @@ use crate::admin::{self, Admin};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
-use crate::proxy::route::{RouteError, Routes};
+use crate::proxy::route::RouteError;
 use crate::server::{self, ConnSettings};
 use crate::telemetry::Logging;
 use crate::token::{StoreError, TokenError, TokenManager, TokenStore, Unavailable};
@@ -166,16 +168,37 @@ pub async fn tokens_with_store(
     Ok(Tokens { config, manager })
 }
 
-/// Starts a proxy: [`tokens`], then the listeners and every task.
+/// The token side of every account of `config`, `default` first: each on its own store
+/// ([`open_store`]), `default` on `store` when one is given.
+///
+/// # Errors
+/// As [`tokens`], for any account; the message names the account's keys.
+pub async fn account_tokens(
+    config: &Config,
+    store: Option<Arc<dyn TokenStore>>,
+) -> Result<Vec<Tokens>, Error> {
+    let mut all = Vec::with_capacity(config.accounts.len() + 1);
+    all.push(match store {
+        Some(store) => tokens_with_store(config, store).await?,
+        None => tokens(config).await?,
+    });
+    for name in config.accounts.iter().map(|a| &a.oauth.account) {
+        let view = config.require_account(name)?;
+        all.push(tokens(&view).await?);
+    }
+    Ok(all)
+}
+
+/// Starts a proxy: [`account_tokens`], then the listeners and every task.
 ///
 /// # Errors
 /// [`Error`]: a configuration, store or OAuth client problem, a listener that cannot be
 /// bound, an upstream client that cannot be built.
 pub async fn start(config: &Config) -> Result<Running, Error> {
-    launch(tokens(config).await?).await
+    launch(account_tokens(config, None).await?).await
 }
 
-/// [`start`] on a token store given, not opened from the configuration.
+/// [`start`] with `default`'s token store given, not opened from the configuration.
 ///
 /// # Errors
 /// As [`start`].
@@ -183,7 +206,7 @@ pub async fn start_with_store(
     config: &Config,
     store: Arc<dyn TokenStore>,
 ) -> Result<Running, Error> {
-    launch(tokens_with_store(config, store).await?).await
+    launch(account_tokens(config, Some(store)).await?).await
 }
 
 /// Runs the `serve` command: installs the signal handlers, [`start`]s, reloads on SIGHUP
@@ -201,13 +224,7 @@ pub async fn serve(
     // then a clean shutdown, not the default action (death).
     let signals = Signals::install()?;
     let running = start(config).await?;
-    let reloader = reload::Reloader::new(
-        running.config(),
-        path,
-        running.proxy().clone(),
-        running.manager().clone(),
-        logging,
-    );
+    let reloader = reload::Reloader::new(&running, path, logging);
     running.serve_until_stopped(signals, Some(reloader)).await;
     Ok(())
 }
@@ -220,12 +237,13 @@ pub struct Running {
     admin_addr: Option<SocketAddr>,
     admin: Arc<Admin>,
     proxy: Arc<Proxy>,
+    /// `default`'s token manager.
     manager: Arc<TokenManager>,
+    accounts: Arc<tokio::sync::Mutex<AccountSet>>,
     stop: watch::Sender<bool>,
     stop_admin: watch::Sender<bool>,
     proxy_task: JoinHandle<bool>,
     admin_task: Option<JoinHandle<()>>,
-    refresher: JoinHandle<()>,
 }
 
 /// How often the log summarises the requests (at `info`, when there were any).
@@ -264,14 +282,19 @@ async fn summarize(
     }
 }
 
-/// Binds the listeners and starts every task.
-async fn launch(tokens: Tokens) -> Result<Running, Error> {
-    let Tokens { config, manager } = tokens;
-    let config = &config;
-    let routes = Routes::new(config)?;
-    let metrics = Arc::new(Metrics::new(manager.clone(), &routes.labels()));
-    let proxy = Arc::new(Proxy::new(config, manager.clone(), routes, metrics.clone()));
-    let admin = Arc::new(Admin::new(manager.clone(), metrics.clone()));
+/// Binds the listeners and starts every task; `tokens` holds every account's, `default`
+/// first.
+async fn launch(tokens: Vec<Tokens>) -> Result<Running, Error> {
+    let Some(first) = tokens.first() else {
+        return Err(Error::Failed("no account to serve".to_owned()));
+    };
+    let config = &first.config.clone();
+    let manager = first.manager.clone();
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stop_rx) = watch::channel(false);
+    let accounts = AccountSet::start(tokens, metrics.clone(), stop_rx.clone())?;
+    let proxy = Arc::new(Proxy::new(config, accounts.table(), metrics.clone()));
+    let admin = Arc::new(Admin::new(proxy.clone(), metrics.clone()));
 
     let listener = listen::bind_proxy(&config.server.listen).await?;
     let admin_listener = match config.server.admin_listen {
@@ -293,9 +316,7 @@ async fn launch(tokens: Tokens) -> Result<Running, Error> {
         tracing::info!(addr = %addr, "admin listening");
     }
 
-    let (stop, stop_rx) = watch::channel(false);
     let (stop_admin, stop_admin_rx) = watch::channel(false);
-    let refresher = tokio::spawn(manager.clone().run(server::stopped(stop_rx.clone())));
     tokio::spawn(summarize(
         metrics.clone(),
         SUMMARY_EVERY,
@@ -321,11 +342,11 @@ async fn launch(tokens: Tokens) -> Result<Running, Error> {
         admin,
         proxy,
         manager,
+        accounts: Arc::new(tokio::sync::Mutex::new(accounts)),
         stop,
         stop_admin,
         proxy_task,
         admin_task,
-        refresher,
     })
 }
 
@@ -352,9 +373,14 @@ impl Running {
         &self.proxy
     }
 
-    /// The token manager.
+    /// `default`'s token manager.
     pub fn manager(&self) -> &Arc<TokenManager> {
         &self.manager
+    }
+
+    /// Every running account (a reload adds and removes some).
+    pub fn accounts(&self) -> &Arc<tokio::sync::Mutex<AccountSet>> {
+        &self.accounts
     }
 
     /// Readiness turns 503 and the proxy stops accepting; in-flight requests go on.
@@ -368,7 +394,7 @@ impl Running {
     pub async fn finish(self) -> bool {
         self.begin_shutdown();
         let drained = self.proxy_task.await.unwrap_or(false);
-        let _ = self.refresher.await;
+        self.accounts.lock().await.finish().await;
         let _ = self.stop_admin.send(true);
         if let Some(task) = self.admin_task {
             let _ = task.await;

@@ -13,6 +13,7 @@
 pub mod keys;
 mod raw;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +39,11 @@ pub const ZOHO_MAX_MINTS_PER_10M: u32 = 10;
 /// The bound on `oauth.max_mints_per_10m` with a non-Zoho `oauth.accounts_url` (emulators).
 pub const MAX_MINTS_PER_10M: u32 = 1000;
 
+/// The name of the account `[oauth]` configures; `X-Zoho-Account` absent means it.
+pub const DEFAULT_ACCOUNT: &str = "default";
+/// The longest account name.
+pub const MAX_ACCOUNT_NAME: usize = 32;
+
 /// The URL schemes `token.redis_url` accepts: TCP, TLS, and a local Unix socket.
 const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
 
@@ -60,8 +66,25 @@ pub struct Config {
     pub log: LogConfig,
     /// `[[routes]]`: path prefixes sent to other Zoho services, longest prefix first.
     pub routes: Vec<RouteConfig>,
+    /// `[[accounts]]`: the Zoho accounts beside `default` (`[oauth]`), by name. Each
+    /// account's [`OAuthConfig`] is complete: unset keys took `[oauth]`'s values (the client,
+    /// the scopes, the mint budget) or the account's data centre's (the accounts server).
+    /// [`Config::for_account`] is the configuration one account runs with.
+    pub accounts: Vec<AccountConfig>,
     /// The file this configuration was read from, if any.
     pub file: Option<PathBuf>,
+}
+
+/// One `[[accounts]]` entry: a Zoho account beside `default`.
+#[derive(Clone, Debug)]
+pub struct AccountConfig {
+    /// Its client, refresh token and data centre; `oauth.account` is its name.
+    pub oauth: OAuthConfig,
+    /// Keys (`client_keys` and `client_keys_file`) whose requests use this account, and no
+    /// other, without `X-Zoho-Account`.
+    pub client_keys: Vec<Secret<String>>,
+    /// Where more of them were read from.
+    pub client_keys_file: Option<PathBuf>,
 }
 
 /// One `[[routes]]` entry: requests whose path starts with `prefix` go to `upstream`.
@@ -123,9 +146,11 @@ pub struct ServerConfig {
     pub allow_remote_without_keys: bool,
 }
 
-/// `[oauth]`
+/// `[oauth]`, or one `[[accounts]]` entry's OAuth keys.
 #[derive(Clone, Debug)]
 pub struct OAuthConfig {
+    /// The account's name: [`DEFAULT_ACCOUNT`] for `[oauth]`.
+    pub account: String,
     /// The data centre of the Zoho account **(default: `us`)**.
     pub data_center: DataCenter,
     /// Where `oauth.data_center` was set (`file proxy.toml`, `environment variable ...`, or
@@ -310,9 +335,91 @@ pub enum ConfigError {
     },
 }
 
+// === impl OAuthConfig ===
+
+impl OAuthConfig {
+    /// The dotted configuration key of this account's `key`: `oauth.KEY` for `default`,
+    /// `accounts.NAME.KEY` for the others.
+    pub fn key(&self, key: &str) -> String {
+        if self.account == DEFAULT_ACCOUNT {
+            format!("oauth.{key}")
+        } else {
+            format!("accounts.{}.{key}", self.account)
+        }
+    }
+
+    /// The command that logs this account in: `zoho-meeting-proxy login`, with
+    /// `--account NAME` for an account beside `default`.
+    pub fn login_command(&self) -> String {
+        if self.account == DEFAULT_ACCOUNT {
+            "zoho-meeting-proxy login".to_owned()
+        } else {
+            format!("zoho-meeting-proxy login --account {}", self.account)
+        }
+    }
+
+    /// Whether this is the `default` account (`[oauth]`).
+    pub fn is_default(&self) -> bool {
+        self.account == DEFAULT_ACCOUNT
+    }
+}
+
 // === impl Config ===
 
 impl Config {
+    /// The name of the account this configuration is for ([`Config::for_account`]):
+    /// [`DEFAULT_ACCOUNT`] unless it is one account's view.
+    pub fn account(&self) -> &str {
+        &self.oauth.account
+    }
+
+    /// Every account's name, `default` first, then `[[accounts]]` in name order.
+    pub fn account_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(DEFAULT_ACCOUNT).chain(self.accounts.iter().map(|a| a.oauth.account.as_str()))
+    }
+
+    /// The configuration account `name` runs with, or `None` when there is no such account:
+    /// `[oauth]` replaced by the account's keys, and the Meeting host (`upstream.url`,
+    /// unless set explicitly, which applies to every account) its data centre's. Routes to
+    /// `meeting`, `webinar` and `zohoapis` follow from it ([`Config::route_url`]).
+    pub fn for_account(&self, name: &str) -> Option<Config> {
+        if name == DEFAULT_ACCOUNT {
+            return Some(self.clone());
+        }
+        let account = self.accounts.iter().find(|a| a.oauth.account == name)?;
+        let mut view = self.clone();
+        view.oauth = account.oauth.clone();
+        if !view.upstream.url_explicit
+            && let Ok(url) = Url::parse(account.oauth.data_center.meeting_url())
+        {
+            view.upstream.url = url;
+        }
+        Some(view)
+    }
+
+    /// `name`'s `[[accounts]]` entry.
+    pub fn account_config(&self, name: &str) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| a.oauth.account == name)
+    }
+
+    /// Checks that account `name` exists (the `--account` option of the commands).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for key `accounts` listing the names there are.
+    pub fn require_account(&self, name: &str) -> Result<Config, ConfigError> {
+        self.for_account(name).ok_or_else(|| ConfigError::Invalid {
+            key: "accounts".into(),
+            origin: self
+                .file
+                .as_ref()
+                .map_or_else(|| "the environment".to_owned(), |f| format!("file {}", f.display())),
+            message: format!(
+                "there is no account {name:?}; the accounts are {}",
+                self.account_names().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
     /// Where `route` sends requests: its URL, or the data centre's service it names.
     pub fn route_url(&self, route: &RouteConfig) -> Url {
         match &route.upstream {
@@ -343,7 +450,7 @@ impl Config {
     pub fn figment(file: Option<&Path>) -> Figment {
         let mut figment = Figment::new();
         if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
+            figment = figment.merge(AccountsByName(Toml::file_exact(file)));
         }
         figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
     }
@@ -385,16 +492,23 @@ impl Config {
     pub fn require_client(&self) -> Result<(&str, &Secret<String>), ConfigError> {
         if self.oauth.client_id.is_empty() {
             return Err(unset(
-                "oauth.client_id",
+                &self.oauth.key("client_id"),
                 "register a client at https://api-console.zoho.com",
             ));
         }
         match &self.oauth.client_secret {
             Some(secret) => Ok((&self.oauth.client_id, secret)),
-            None => Err(unset(
-                "oauth.client_secret",
-                "set it, or oauth.client_secret_file, or ZOHO_PROXY_OAUTH__CLIENT_SECRET",
-            )),
+            None => {
+                let key = self.oauth.key("client_secret");
+                let variable = format!(
+                    "{ENV_PREFIX}{}",
+                    key.replace('.', "__").to_ascii_uppercase()
+                );
+                Err(unset(
+                    &key,
+                    &format!("set it, or {key}_file, or {variable}"),
+                ))
+            }
         }
     }
 
@@ -451,7 +565,10 @@ impl Validator<'_> {
 
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let server = self.server(raw.server)?;
-        let oauth = self.oauth(raw.oauth)?;
+        let raw_oauth = raw.oauth.clone();
+        let oauth = self.oauth(raw.oauth, DEFAULT_ACCOUNT)?;
+        let accounts = self.accounts(raw.accounts, &raw_oauth, &oauth, &server)?;
+        self.remote_needs_keys(&server, &accounts)?;
         let upstream = self.upstream(raw.upstream, oauth.data_center)?;
         let token = self.token(raw.token)?;
         let access = AccessConfig {
@@ -509,8 +626,152 @@ impl Validator<'_> {
                 requests: raw.log.requests,
             },
             routes: self.routes(raw.routes)?,
+            accounts,
             file: None,
         })
+    }
+
+    /// `[[accounts]]`: names checked, unset keys filled from `[oauth]` (`raw_oauth`, as
+    /// written, and `oauth`, validated), client keys read and checked against every other's.
+    fn accounts(
+        &self,
+        raw: BTreeMap<String, raw::RawAccount>,
+        raw_oauth: &raw::RawOAuth,
+        oauth: &OAuthConfig,
+        server: &ServerConfig,
+    ) -> Result<Vec<AccountConfig>, ConfigError> {
+        let mut accounts: Vec<AccountConfig> = Vec::with_capacity(raw.len());
+        let mut digests: Vec<([u8; 32], String)> = server
+            .client_keys
+            .iter()
+            .map(|k| (key_digest(k), "server.client_keys".to_owned()))
+            .collect();
+        for (entry, a) in raw {
+            let name = if a.name.trim().is_empty() {
+                entry.trim_end_matches('#').to_owned()
+            } else {
+                a.name.trim().to_owned()
+            };
+            let section = format!("accounts.{entry}");
+            if !valid_account_name(&name) {
+                return Err(self.err(
+                    &format!("{section}.name"),
+                    format!(
+                        "{name:?}: an account name is 1 to {MAX_ACCOUNT_NAME} of a-z, 0-9 and -"
+                    ),
+                ));
+            }
+            if name == DEFAULT_ACCOUNT {
+                return Err(self.err(
+                    &format!("{section}.name"),
+                    "\"default\" is the account of [oauth]; give this one another name",
+                ));
+            }
+            if entry != name || accounts.iter().any(|o| o.oauth.account == name) {
+                return Err(self.err(
+                    &format!("{section}.name"),
+                    format!("two accounts are named {name:?}"),
+                ));
+            }
+            // One Zoho client, many consenting accounts: an unset client is [oauth]'s.
+            let own_client = !a.client_id.trim().is_empty();
+            let merged = raw::RawOAuth {
+                data_center: a.data_center,
+                client_id: if own_client {
+                    a.client_id
+                } else {
+                    raw_oauth.client_id.clone()
+                },
+                client_secret: if own_client {
+                    a.client_secret
+                } else {
+                    raw_oauth.client_secret.clone()
+                },
+                client_secret_file: if own_client {
+                    a.client_secret_file
+                } else {
+                    raw_oauth.client_secret_file.clone()
+                },
+                refresh_token: a.refresh_token,
+                refresh_token_file: a.refresh_token_file,
+                scopes: a.scopes.unwrap_or_else(|| oauth.scopes.clone()),
+                redirect_uri: raw_oauth.redirect_uri.clone(),
+                accounts_url: a.accounts_url,
+                // Unset: [oauth]'s budget (below), within the bound of this account's server.
+                max_mints_per_10m: a.max_mints_per_10m.unwrap_or(1),
+            };
+            let mut validated = self.oauth(merged, &name)?;
+            if a.max_mints_per_10m.is_none() {
+                validated.max_mints_per_10m = oauth.max_mints_per_10m.min(mint_bound(&validated.accounts_url));
+            }
+            let client_keys_file = non_empty_path(&a.client_keys_file);
+            let keys_key = format!("{section}.client_keys");
+            let client_keys = self.client_keys(a.client_keys, client_keys_file.as_deref(), &format!("{keys_key}_file"))?;
+            for key in &client_keys {
+                let d = key_digest(key);
+                if let Some((_, other)) = digests.iter().find(|(o, _)| *o == d) {
+                    return Err(self.err(
+                        &keys_key,
+                        format!("a key here is also listed under {other}: a key chooses one account, or (under server.client_keys) any"),
+                    ));
+                }
+                digests.push((d, keys_key.clone()));
+            }
+            accounts.push(AccountConfig {
+                oauth: validated,
+                client_keys,
+                client_keys_file,
+            });
+        }
+        Ok(accounts)
+    }
+
+    /// A listener beyond loopback needs client keys (under `server` or an account).
+    fn remote_needs_keys(
+        &self,
+        server: &ServerConfig,
+        accounts: &[AccountConfig],
+    ) -> Result<(), ConfigError> {
+        let remote = match &server.listen {
+            Listen::Tcp(addr) => !addr.ip().is_loopback(),
+            Listen::Unix(_) => false,
+        };
+        let keys = !server.client_keys.is_empty() || accounts.iter().any(|a| !a.client_keys.is_empty());
+        if remote && !keys && !server.allow_remote_without_keys {
+            return Err(self.err(
+                "server.listen",
+                "listening beyond loopback hands the Zoho account to anyone who can reach the \
+                 port: set server.client_keys or server.client_keys_file, or set \
+                 server.allow_remote_without_keys = true if a network policy guards it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Inline keys (trimmed, empty ones dropped) and those of `file`, one per line (`#`
+    /// comments).
+    fn client_keys(
+        &self,
+        inline: Vec<Secret<String>>,
+        file: Option<&Path>,
+        file_key: &str,
+    ) -> Result<Vec<Secret<String>>, ConfigError> {
+        let mut client_keys: Vec<Secret<String>> = inline
+            .into_iter()
+            .map(|k| Secret::new(k.expose().trim().to_owned()))
+            .filter(|k| !k.is_empty())
+            .collect();
+        if let Some(path) = file {
+            let keys = read_secret_file(path).map_err(|m| self.err(file_key, m))?;
+            client_keys.extend(
+                keys.expose()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| Secret::new(l.to_owned())),
+            );
+        }
+        Ok(client_keys)
     }
 
     fn routes(&self, raw: Vec<raw::RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
@@ -599,35 +860,11 @@ impl Validator<'_> {
             return Err(self.err("server.allowed_hosts", "entries must not be empty"));
         }
         let client_keys_file = non_empty_path(&s.client_keys_file);
-        let mut client_keys: Vec<Secret<String>> = s
-            .client_keys
-            .into_iter()
-            .map(|k| Secret::new(k.expose().trim().to_owned()))
-            .filter(|k| !k.is_empty())
-            .collect();
-        if let Some(path) = &client_keys_file {
-            let keys =
-                read_secret_file(path).map_err(|m| self.err("server.client_keys_file", m))?;
-            client_keys.extend(
-                keys.expose()
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(|l| Secret::new(l.to_owned())),
-            );
-        }
-        let remote = match &listen {
-            Listen::Tcp(addr) => !addr.ip().is_loopback(),
-            Listen::Unix(_) => false,
-        };
-        if remote && client_keys.is_empty() && !s.allow_remote_without_keys {
-            return Err(self.err(
-                "server.listen",
-                "listening beyond loopback hands the Zoho account to anyone who can reach the \
-                 port: set server.client_keys or server.client_keys_file, or set \
-                 server.allow_remote_without_keys = true if a network policy guards it",
-            ));
-        }
+        let client_keys = self.client_keys(
+            s.client_keys,
+            client_keys_file.as_deref(),
+            "server.client_keys_file",
+        )?;
         Ok(ServerConfig {
             listen,
             admin_listen,
@@ -641,7 +878,14 @@ impl Validator<'_> {
         })
     }
 
-    fn oauth(&self, o: raw::RawOAuth) -> Result<OAuthConfig, ConfigError> {
+    fn oauth(&self, o: raw::RawOAuth, account: &str) -> Result<OAuthConfig, ConfigError> {
+        let key = |name: &str| {
+            if account == DEFAULT_ACCOUNT {
+                format!("oauth.{name}")
+            } else {
+                format!("accounts.{account}.{name}")
+            }
+        };
         // Unset or "": us here; the data centre `login` stored replaces it later
         // (`app::effective_config`), since only an explicit choice must agree with it.
         let unset = o.data_center.trim().is_empty();
@@ -650,15 +894,15 @@ impl Validator<'_> {
         } else {
             o.data_center
                 .parse()
-                .map_err(|m: String| self.err("oauth.data_center", m))?
+                .map_err(|m: String| self.err(&key("data_center"), m))?
         };
         let (client_secret, client_secret_file) = self.secret_pair(
-            "oauth.client_secret",
+            &key("client_secret"),
             o.client_secret,
             &o.client_secret_file,
         )?;
         let (refresh_token, refresh_token_file) = self.secret_pair(
-            "oauth.refresh_token",
+            &key("refresh_token"),
             o.refresh_token,
             &o.refresh_token_file,
         )?;
@@ -669,41 +913,37 @@ impl Validator<'_> {
             .filter(|s| !s.is_empty())
             .collect();
         if scopes.is_empty() {
-            return Err(self.err("oauth.scopes", "at least one scope is needed"));
+            return Err(self.err(&key("scopes"), "at least one scope is needed"));
         }
         if let Some(bad) = scopes.iter().find(|s| s.contains([',', ' '])) {
             return Err(self.err(
-                "oauth.scopes",
+                &key("scopes"),
                 format!("{bad:?}: give one scope per list entry"),
             ));
         }
         let redirect_uri = Url::parse(&o.redirect_uri)
-            .map_err(|e| self.err("oauth.redirect_uri", format!("not a URL: {e}")))?;
+            .map_err(|e| self.err(&key("redirect_uri"), format!("not a URL: {e}")))?;
         if redirect_uri.scheme() != "http"
             || !is_loopback_url(&redirect_uri)
             || redirect_uri.port().is_none()
         {
             return Err(self.err(
-                "oauth.redirect_uri",
+                &key("redirect_uri"),
                 "must be an http:// loopback URL with a port (login listens on it), e.g. http://127.0.0.1:8765/callback",
             ));
         }
         let accounts_url = if o.accounts_url.trim().is_empty() {
             Url::parse(data_center.accounts_url())
-                .map_err(|e| self.err("oauth.data_center", e.to_string()))?
+                .map_err(|e| self.err(&key("data_center"), e.to_string()))?
         } else {
-            self.origin_url("oauth.accounts_url", &o.accounts_url)?
+            self.origin_url(&key("accounts_url"), &o.accounts_url)?
         };
-        let zoho_accounts = DataCenter::from_accounts_url(origin(&accounts_url)).is_some()
-            || is_zoho_host(accounts_url.host_str().unwrap_or(""));
-        let most = if zoho_accounts {
-            ZOHO_MAX_MINTS_PER_10M
-        } else {
-            MAX_MINTS_PER_10M
-        };
-        if !(1..=most).contains(&o.max_mints_per_10m) {
+        let most = mint_bound(&accounts_url);
+        let zoho_accounts = most == ZOHO_MAX_MINTS_PER_10M;
+        let max_mints_per_10m = o.max_mints_per_10m;
+        if !(1..=most).contains(&max_mints_per_10m) {
             return Err(self.err(
-                "oauth.max_mints_per_10m",
+                &key("max_mints_per_10m"),
                 if zoho_accounts {
                     format!(
                         "must be between 1 and {ZOHO_MAX_MINTS_PER_10M} with Zoho's accounts server {}: \
@@ -721,12 +961,13 @@ impl Validator<'_> {
             ));
         }
         Ok(OAuthConfig {
+            account: account.to_owned(),
             data_center,
-            data_center_source: (!unset && self.figment.find_value("oauth.data_center").is_ok())
+            data_center_source: (!unset && self.figment.find_value(&key("data_center")).is_ok())
                 .then(|| {
                     origin_of(
-                        self.figment.find_metadata("oauth.data_center"),
-                        "oauth.data_center",
+                        self.figment.find_metadata(&key("data_center")),
+                        &key("data_center"),
                     )
                 }),
             client_id: o.client_id.trim().to_owned(),
@@ -737,7 +978,7 @@ impl Validator<'_> {
             scopes,
             redirect_uri,
             accounts_url,
-            max_mints_per_10m: o.max_mints_per_10m,
+            max_mints_per_10m,
         })
     }
 
@@ -975,6 +1216,73 @@ pub fn is_loopback_url(url: &Url) -> bool {
 /// The URL without its trailing `/`, as written in configuration.
 pub fn origin(url: &Url) -> &str {
     url.as_str().trim_end_matches('/')
+}
+
+/// The most mints per 10 minutes `accounts_url` may be given: Zoho's limit for Zoho's
+/// servers, more for another (an emulator).
+fn mint_bound(accounts_url: &Url) -> u32 {
+    let zoho = DataCenter::from_accounts_url(origin(accounts_url)).is_some()
+        || is_zoho_host(accounts_url.host_str().unwrap_or(""));
+    if zoho {
+        ZOHO_MAX_MINTS_PER_10M
+    } else {
+        MAX_MINTS_PER_10M
+    }
+}
+
+/// 1 to [`MAX_ACCOUNT_NAME`] of `a-z`, `0-9` and `-`: safe in a file name, a Redis key, a
+/// header and a metrics label as it is.
+pub fn valid_account_name(name: &str) -> bool {
+    (1..=MAX_ACCOUNT_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn key_digest(key: &Secret<String>) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(key.expose().as_bytes()).into()
+}
+
+/// The TOML file with its `[[accounts]]` array turned into a table keyed by each entry's
+/// `name`, as `ZOHO_PROXY_ACCOUNTS__<NAME>__<KEY>` variables are read: the variables then
+/// merge into the entry of that name (or make a new one), key by key, and an error still
+/// names the file. An entry without a string `name` is keyed by its place (`#0`), and a
+/// second entry of a name gets a `#` appended; validation names both faults.
+struct AccountsByName<P>(P);
+
+impl<P: figment::Provider> figment::Provider for AccountsByName<P> {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        let mut data = self.0.data()?;
+        for dict in data.values_mut() {
+            let Some(Value::Array(tag, entries)) = dict.remove("accounts") else {
+                continue;
+            };
+            let mut by_name = Dict::new();
+            for (i, entry) in entries.into_iter().enumerate() {
+                let mut key = match &entry {
+                    Value::Dict(_, fields) => match fields.get("name") {
+                        Some(Value::String(_, name)) => name.trim().to_owned(),
+                        _ => format!("#{i}"),
+                    },
+                    _ => format!("#{i}"),
+                };
+                while by_name.contains_key(&key) {
+                    key.push('#');
+                }
+                by_name.insert(key, entry);
+            }
+            dict.insert("accounts".to_owned(), Value::Dict(tag, by_name));
+        }
+        Ok(data)
+    }
 }
 
 fn non_empty_path(value: &str) -> Option<PathBuf> {

@@ -1,10 +1,12 @@
 //! Prometheus metrics, recorded without locks on the request path.
 //!
 //! prometheus-client's `Family` looks labels up behind a read-write lock and its `Histogram`
-//! takes a lock per observation. The request path here only touches atomics: the per-method,
-//! per-status-class counters are resolved from their family once at start-up (a cloned
-//! `Counter` shares the family's atomic), and the two latency histograms are
-//! [`AtomicHistogram`]s. Token metrics are read from the token manager at scrape time, and
+//! takes a lock per observation. The request path here only touches atomics: each account's
+//! per-route, per-method, per-status-class counters are resolved from their family once,
+//! when the account starts ([`Metrics::account`]; a cloned `Counter` shares the family's
+//! atomic), and the latency histograms are [`AtomicHistogram`]s. Every request and token
+//! series carries an `account` label. Token metrics are read from the token managers at
+//! scrape time, and
 //! the `process_*` metrics from `/proc/self` (Linux; elsewhere they are left out).
 //!
 //! The page is encoded as OpenMetrics 1.0 text: every name of the proxy starts with one
@@ -18,8 +20,10 @@
 //! <https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md>.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
@@ -32,7 +36,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::token::TokenStatusView;
+use crate::token::{TokenStatus, TokenStatusView};
 
 /// Methods with their own label value; the rest count as `OTHER`.
 const METHODS: [&str; 8] = [
@@ -45,13 +49,35 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Label sets of the families with an `account` label.
+type Labels = Vec<(&'static str, String)>;
+
+/// How the histogram families make a histogram.
+type HistogramFamily = Family<Labels, AtomicHistogram, fn() -> AtomicHistogram>;
+
 /// Every metric the proxy records.
 pub struct Metrics {
     registry: Registry,
+    requests: Family<Labels, Counter>,
+    request_duration: HistogramFamily,
+    upstream_latency: HistogramFamily,
+    in_flight: Gauge,
+    replays: Family<Labels, Counter>,
+    rejections: Family<Labels, Counter>,
+    /// Every account's series made so far, for [`Metrics::totals`] (never on the request
+    /// path).
+    accounts: Mutex<Vec<AccountMetrics>>,
+    /// The token views of the accounts that run now, read at scrape time.
+    tokens: Arc<ArcSwap<Vec<(String, Arc<dyn TokenStatusView>)>>>,
+}
+
+/// One account's series, resolved from the families once: recording is atomic adds.
+#[derive(Clone, Debug)]
+pub struct AccountMetrics {
+    /// Route × method × status class, in [`Metrics::account`]'s order.
     requests: Vec<Counter>,
     request_duration: AtomicHistogram,
     upstream_latency: AtomicHistogram,
-    in_flight: Gauge,
     replays: Counter,
     rejections: Counter,
 }
@@ -82,10 +108,10 @@ struct HistogramInner {
     sum_nanos: AtomicU64,
 }
 
-/// Token metrics read at scrape time.
+/// Token metrics read at scrape time, one series per account.
 #[derive(Debug)]
 struct TokenCollector {
-    tokens: Arc<dyn TokenStatusView>,
+    tokens: Arc<ArcSwap<Vec<(String, Arc<dyn TokenStatusView>)>>>,
 }
 
 /// The conventional `process_*` metrics, read from `/proc/self` at scrape time.
@@ -101,9 +127,9 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 // === impl Metrics ===
 
 impl Metrics {
-    /// Registers every metric; `tokens` provides the token metrics, `routes` names the
-    /// routes (the `route` label: a prefix, or `default`), in the order requests report them.
-    pub fn new(tokens: Arc<dyn TokenStatusView>, routes: &[String]) -> Self {
+    /// Registers every metric. Accounts' series are made by [`Metrics::account`], and their
+    /// token metrics read from the views [`Metrics::set_token_views`] gives.
+    pub fn new() -> Self {
         let mut root = Registry::default();
         root.register_collector(Box::new(ProcessCollector));
         let registry = root.sub_registry_with_prefix("zoho_proxy");
@@ -112,32 +138,20 @@ impl Metrics {
             "The proxy's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
-        let family = Family::<Vec<(&'static str, String)>, Counter>::default();
-        let mut requests = Vec::with_capacity(routes.len() * METHODS.len() * CLASSES.len());
-        for route in routes {
-            for method in METHODS {
-                for class in CLASSES {
-                    let labels = vec![
-                        ("route", route.clone()),
-                        ("method", method.to_owned()),
-                        ("status_class", class.to_owned()),
-                    ];
-                    requests.push(family.get_or_create(&labels).clone());
-                }
-            }
-        }
+        let requests = Family::<Labels, Counter>::default();
         registry.register(
             "http_requests",
-            "Proxied requests by route, method and status class",
-            family,
+            "Proxied requests by account, route, method and status class",
+            requests.clone(),
         );
-        let request_duration = AtomicHistogram::new(&LATENCY_BUCKETS);
+        let histogram: fn() -> AtomicHistogram = || AtomicHistogram::new(&LATENCY_BUCKETS);
+        let request_duration = Family::new_with_constructor(histogram);
         registry.register(
             "http_request_duration_seconds",
             "Time from request to response head, including token waits and replays",
             request_duration.clone(),
         );
-        let upstream_latency = AtomicHistogram::new(&LATENCY_BUCKETS);
+        let upstream_latency = Family::new_with_constructor(histogram);
         registry.register(
             "upstream_latency_seconds",
             "Time from sending a request upstream to its response head",
@@ -149,19 +163,22 @@ impl Metrics {
             "Requests being proxied",
             in_flight.clone(),
         );
-        let replays = Counter::default();
+        let replays = Family::<Labels, Counter>::default();
         registry.register(
             "replays",
             "Requests replayed after the upstream rejected the token",
             replays.clone(),
         );
-        let rejections = Counter::default();
+        let rejections = Family::<Labels, Counter>::default();
         registry.register(
             "token_rejections",
             "Upstream answers that rejected the access token",
             rejections.clone(),
         );
-        registry.register_collector(Box::new(TokenCollector { tokens }));
+        let tokens = Arc::new(ArcSwap::from_pointee(Vec::new()));
+        registry.register_collector(Box::new(TokenCollector {
+            tokens: tokens.clone(),
+        }));
         Self {
             registry: root,
             requests,
@@ -170,9 +187,95 @@ impl Metrics {
             in_flight,
             replays,
             rejections,
+            accounts: Mutex::new(Vec::new()),
+            tokens,
         }
     }
 
+    /// The series of account `account`, whose routes are `routes` (the `route` label: a
+    /// prefix, or `default`), in the order requests report them. The same account asked for
+    /// again (after a reload) shares the counts made before.
+    pub fn account(&self, account: &str, routes: &[String]) -> AccountMetrics {
+        let mut requests = Vec::with_capacity(routes.len() * METHODS.len() * CLASSES.len());
+        for route in routes {
+            for method in METHODS {
+                for class in CLASSES {
+                    let labels = vec![
+                        ("account", account.to_owned()),
+                        ("route", route.clone()),
+                        ("method", method.to_owned()),
+                        ("status_class", class.to_owned()),
+                    ];
+                    requests.push(self.requests.get_or_create(&labels).clone());
+                }
+            }
+        }
+        let labels = vec![("account", account.to_owned())];
+        let metrics = AccountMetrics {
+            requests,
+            request_duration: self.request_duration.get_or_create(&labels).clone(),
+            upstream_latency: self.upstream_latency.get_or_create(&labels).clone(),
+            replays: self.replays.get_or_create(&labels).clone(),
+            rejections: self.rejections.get_or_create(&labels).clone(),
+        };
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        // Made again (a reload): the same series, counted once by `totals`.
+        accounts.retain(|a| {
+            !Arc::ptr_eq(
+                &a.upstream_latency.inner,
+                &metrics.upstream_latency.inner,
+            )
+        });
+        accounts.push(metrics.clone());
+        metrics
+    }
+
+    /// The token views of the accounts that run now, by name (the `account` label of the
+    /// token metrics); replaced whole when a reload adds or removes accounts.
+    pub fn set_token_views(&self, views: Vec<(String, Arc<dyn TokenStatusView>)>) {
+        self.tokens.store(Arc::new(views));
+    }
+
+    /// The in-flight gauge.
+    pub fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    /// Counts since start, every account's.
+    pub fn totals(&self) -> Totals {
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut totals = Totals::default();
+        for account in accounts.iter() {
+            let t = account.totals();
+            for (sum, n) in totals.by_class.iter_mut().zip(t.by_class) {
+                *sum += n;
+            }
+            totals.replays += t.replays;
+            totals.upstream.0 += t.upstream.0;
+            totals.upstream.1 += t.upstream.1;
+        }
+        totals
+    }
+
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl AccountMetrics ===
+
+impl AccountMetrics {
     /// Counts a finished request of route number `route`.
     pub fn record_request(&self, route: usize, method: &Method, status: u16, duration: Duration) {
         let m = match *method {
@@ -198,11 +301,6 @@ impl Metrics {
         self.upstream_latency.observe(latency);
     }
 
-    /// The in-flight gauge.
-    pub fn in_flight(&self) -> &Gauge {
-        &self.in_flight
-    }
-
     /// Counts a replay.
     pub fn record_replay(&self) {
         self.replays.inc();
@@ -213,8 +311,8 @@ impl Metrics {
         self.rejections.inc();
     }
 
-    /// Counts since start.
-    pub fn totals(&self) -> Totals {
+    /// This account's counts since start.
+    fn totals(&self) -> Totals {
         let mut by_class = [0; 5];
         for (i, counter) in self.requests.iter().enumerate() {
             by_class[i % CLASSES.len()] += counter.get();
@@ -228,15 +326,6 @@ impl Metrics {
                 upstream.sum_nanos.load(Ordering::Relaxed),
             ),
         }
-    }
-
-    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]).
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
     }
 }
 
@@ -358,58 +447,69 @@ impl EncodeMetric for AtomicHistogram {
 
 impl Collector for TokenCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-        let status = self.tokens.status();
-        let counts = self.tokens.refresh_counts();
-        let refreshes = encoder.encode_descriptor(
+        let accounts = self.tokens.load();
+        let statuses: Vec<(&str, TokenStatus)> = accounts
+            .iter()
+            .map(|(name, view)| (name.as_str(), view.status()))
+            .collect();
+        let mut refreshes = encoder.encode_descriptor(
             "token_refreshes",
-            "Access-token refresh attempts by outcome",
+            "Access-token refresh attempts by account and outcome",
             None,
             MetricType::Counter,
         )?;
-        let mut refreshes = refreshes;
-        for (outcome, value) in counts.by_outcome() {
-            refreshes
-                .encode_family(&vec![("outcome", outcome)])?
-                .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&value, None)?;
+        for (name, view) in accounts.iter() {
+            for (outcome, value) in view.refresh_counts().by_outcome() {
+                refreshes
+                    .encode_family(&vec![("account", name.as_str()), ("outcome", outcome)])?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                        &value, None,
+                    )?;
+            }
         }
-        let gauges: [(&str, &str, i64); 6] = [
+        type Read = fn(&TokenStatus) -> i64;
+        let gauges: [(&str, &str, Read); 6] = [
             (
                 "token_expiry_seconds",
                 "Seconds until the current access token expires",
-                status
-                    .token_expires_in_s
-                    .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+                |s| {
+                    s.token_expires_in_s
+                        .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX))
+                },
             ),
             (
                 "token_mints_left",
                 "Access-token mints still allowed in the 10-minute window",
-                i64::from(status.mints_left),
+                |s| i64::from(s.mints_left),
             ),
             (
                 "token_mints_in_window",
                 "Access-token mints in the current 10-minute window",
-                i64::from(status.mints_in_window),
+                |s| i64::from(s.mints_in_window),
             ),
             (
                 "ready",
                 "1 while a token with more than the refresh margin left is held",
-                i64::from(status.ready),
+                |s| i64::from(s.ready),
             ),
             (
                 "token_rejected_by_upstream",
                 "1 while Zoho rejected the access token held and no replacement can be had (no request is sent with it)",
-                i64::from(status.reason == Some("rejected_by_upstream")),
+                |s| i64::from(s.reason == Some("rejected_by_upstream")),
             ),
             (
                 "upstream_rejects_fresh_tokens",
                 "1 while Zoho's rejections pass through: it rejected a replacement token before accepting any request with it (wrong data centre or scopes?), and has accepted no token since",
-                i64::from(status.upstream_rejects_fresh_tokens),
+                |s| i64::from(s.upstream_rejects_fresh_tokens),
             ),
         ];
-        for (name, help, value) in gauges {
-            encoder
-                .encode_descriptor(name, help, None, MetricType::Gauge)?
-                .encode_gauge(&value)?;
+        for (name, help, read) in gauges {
+            let mut gauge = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (account, status) in &statuses {
+                gauge
+                    .encode_family(&vec![("account", *account)])?
+                    .encode_gauge(&read(status))?;
+            }
         }
         Ok(())
     }

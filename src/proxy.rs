@@ -40,6 +40,7 @@
 //! are [`ProxyError`]s rendered as problem+json; every answer carries the request's
 //! `X-Request-Id`, and the allowed `Origin` in `Access-Control-Allow-Origin` when there is one.
 
+pub mod account;
 pub mod body;
 pub mod error;
 pub mod guard;
@@ -63,17 +64,18 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::{Instrument as _, Span};
 
+use self::account::{Account, Accounts, Choice, X_ZOHO_ACCOUNT};
 use self::body::ResponseBody;
 pub use self::error::ProxyError;
 pub use self::guard::Guard;
 use self::guard::Verdict;
 use self::headers::X_REQUEST_ID;
-use self::route::{Route, Routes};
+use self::route::Route;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::telemetry;
 use crate::telemetry::error_chain;
-use crate::token::{self, AccessToken, Rejection, TokenSource, rejection};
+use crate::token::{self, AccessToken, Rejection, rejection};
 use crate::upstream::Affinity;
 use crate::upstream::body::{self as request_body, RequestBody, UpstreamBody};
 
@@ -85,18 +87,23 @@ const MAX_REPLAYS: u32 = 2;
 
 /// The forwarding service, shared by every connection.
 pub struct Proxy {
-    tokens: Arc<dyn TokenSource>,
-    routes: Routes,
     timeout: Duration,
     replay_limit: u64,
     metrics: Arc<Metrics>,
-    /// Replaced whole on reload; each request loads it once.
-    guard: ArcSwap<Guard>,
+    /// The guard and the accounts, replaced on reload; each request loads them once.
+    current: ArcSwap<Current>,
     /// 8 random hex digits, this process's prefix of generated request ids.
     id_prefix: [u8; 8],
     next_id: AtomicU64,
     /// `log.requests`.
     log_requests: AtomicBool,
+}
+
+/// What a request sees from start to end, whatever a reload does meanwhile.
+#[derive(Debug)]
+struct Current {
+    guard: Arc<Guard>,
+    accounts: Arc<Accounts>,
 }
 
 /// What the completion of one request reports.
@@ -111,6 +118,10 @@ pub(crate) struct Completion {
     replayed: bool,
     /// The index of the route (the metrics' `route` label).
     route: usize,
+    /// The account's index among the request's accounts.
+    account: usize,
+    /// The guard and accounts the request saw.
+    current: Arc<Current>,
     metrics: Arc<Metrics>,
     /// `log.requests`: the request's line at `info`, else at `debug`.
     log_at_info: bool,
@@ -138,7 +149,8 @@ struct Connection<R> {
 /// What a [`Connection`]'s requests share.
 struct ConnectionState {
     proxy: Arc<Proxy>,
-    /// One per route, in the order of [`Routes`] ([`Route::index`]).
+    /// One per upstream client, in the order of [`route::Upstreams`] when the connection
+    /// opened ([`Route`]'s `slot`).
     upstreams: Box<[Affinity]>,
     /// The connection's span: a [`telemetry::CONNECTION_SPAN`].
     span: Span,
@@ -162,22 +174,18 @@ struct Peeked {
 // === impl Proxy ===
 
 impl Proxy {
-    /// A proxy to `routes` (see [`route`]) with tokens from `tokens`.
-    pub fn new(
-        config: &Config,
-        tokens: Arc<dyn TokenSource>,
-        routes: Routes,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// A proxy for `accounts` (each with its tokens and [`route`]s).
+    pub fn new(config: &Config, accounts: Accounts, metrics: Arc<Metrics>) -> Self {
         let mut id_prefix = [0u8; 8];
         id_prefix.copy_from_slice(format!("{:08x}", rand::random::<u32>()).as_bytes());
         Self {
-            tokens,
-            routes,
             timeout: config.upstream.timeout,
             replay_limit: config.upstream.replay_body_limit,
             metrics,
-            guard: ArcSwap::from_pointee(Guard::new(config)),
+            current: ArcSwap::from_pointee(Current {
+                guard: Arc::new(Guard::new(config)),
+                accounts: Arc::new(accounts),
+            }),
             id_prefix,
             next_id: AtomicU64::new(1),
             log_requests: AtomicBool::new(config.log.requests),
@@ -192,7 +200,26 @@ impl Proxy {
     /// Puts a guard built from a reloaded configuration in place: requests that start from
     /// now on are checked by it; requests in flight keep the one they started with.
     pub fn set_guard(&self, guard: Guard) {
-        self.guard.store(Arc::new(guard));
+        let accounts = self.current.load().accounts.clone();
+        self.current.store(Arc::new(Current {
+            guard: Arc::new(guard),
+            accounts,
+        }));
+    }
+
+    /// Puts a guard and a table of accounts from a reloaded configuration in place at once
+    /// (the guard's client keys name the accounts): requests that start from now on see
+    /// them; requests in flight finish with the ones they started with.
+    pub fn set_accounts(&self, guard: Guard, accounts: Accounts) {
+        self.current.store(Arc::new(Current {
+            guard: Arc::new(guard),
+            accounts: Arc::new(accounts),
+        }));
+    }
+
+    /// The accounts requests are served for now.
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.current.load().accounts.clone()
     }
 
     /// The service (hyper's) of a new client connection, whose requests' spans are children
@@ -210,9 +237,12 @@ impl Proxy {
     > + Send
     + 'static {
         let upstreams = self
-            .routes
+            .current
+            .load()
+            .accounts
+            .upstreams()
             .iter()
-            .map(|route| Affinity::new(route.upstream.clone()))
+            .map(|upstream| Affinity::new(upstream.clone()))
             .collect();
         Connection {
             state: Arc::new(ConnectionState {
@@ -301,7 +331,7 @@ impl Proxy {
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
-            .field("routes", &self.routes)
+            .field("accounts", &self.current.load().accounts)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -329,13 +359,27 @@ impl ConnectionState {
     /// Handles one request: the guard's admission, then [`ConnectionState::forward`], a
     /// CORS preflight's answer or a refusal, and the completion attached to the response
     /// body. Never fails: errors become problem+json responses.
-    async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<ResponseBody> {
         let proxy = &*self.proxy;
         let started = Instant::now();
         if !self.protocol_known.load(Ordering::Relaxed) {
             self.record_protocol(req.version());
         }
-        let (route_index, route) = proxy.routes.select(req.uri().path());
+        // One atomic load: this request sees one guard and one table of accounts from start
+        // to end, whatever a reload does meanwhile.
+        let current = proxy.current.load_full();
+        let guard = &*current.guard;
+        // The account's header never reaches Zoho.
+        let named = req.headers_mut().remove(&X_ZOHO_ACCOUNT);
+        let choice = current
+            .accounts
+            .choose(named.as_ref(), guard.bound_account(req.headers()));
+        let account_index = match choice {
+            Choice::Account(index) => index,
+            Choice::Unknown | Choice::Forbidden => 0,
+        };
+        let account = current.accounts.get(account_index);
+        let (route_index, route) = account.routes.select(req.uri().path());
         let before = proxy.metrics.in_flight().inc();
         let request_id = proxy.request_id(req.headers());
         let method = req.method().clone();
@@ -348,22 +392,25 @@ impl ConnectionState {
             request.id = %request_id.to_str().unwrap_or("-"),
             http.method = %method,
             http.path = uri.path(),
+            account = match choice {
+                Choice::Account(_) => account.name(),
+                Choice::Unknown | Choice::Forbidden => "-",
+            },
             route = route.label(),
         );
-        // One atomic load: this request sees one guard from start to end, whatever a
-        // reload does meanwhile.
-        let guard = proxy.guard.load_full();
         let admission = span.in_scope(|| guard.admit(&req, before));
-        let result = match admission.verdict {
-            Ok(Verdict::Forward) => {
-                self.forward(req, &request_id, &guard, route)
+        let result = match (admission.verdict, choice) {
+            (Ok(Verdict::Forward), Choice::Account(_)) => {
+                self.forward(req, &request_id, guard, account, route)
                     .instrument(span.clone())
                     .await
             }
-            Ok(Verdict::Preflight(headers)) => {
+            (Ok(_), Choice::Unknown) => Err(ProxyError::UnknownAccount),
+            (Ok(_), Choice::Forbidden) => Err(ProxyError::AccountForbidden),
+            (Ok(Verdict::Preflight(headers)), Choice::Account(_)) => {
                 Ok(Forwarded::answer(StatusCode::NO_CONTENT, headers))
             }
-            Err(refusal) => Err(refusal),
+            (Err(refusal), _) => Err(refusal),
         };
         let forwarded = match result {
             Ok(f) => f,
@@ -396,6 +443,8 @@ impl ConnectionState {
             request_id,
             replayed: forwarded.replayed,
             route: route_index,
+            account: account_index,
+            current,
             metrics: proxy.metrics.clone(),
             log_at_info: proxy.log_requests.load(Ordering::Relaxed),
         };
@@ -410,6 +459,7 @@ impl ConnectionState {
         req: Request<Incoming>,
         request_id: &HeaderValue,
         guard: &Guard,
+        account: &Account,
         route: &Route,
     ) -> Result<Forwarded, ProxyError> {
         // Before the first use of `self.proxy`: the compiler copies the request once more
@@ -417,10 +467,11 @@ impl ConnectionState {
         let (mut head, body) = upstream_request(req, request_id, route);
         let proxy = &*self.proxy;
         let kept = proxy.keep_for_replay(body, guard.max_body_bytes()).await?;
-        let mut token = match proxy.tokens.current() {
+        let tokens = &*account.tokens;
+        let mut token = match tokens.current() {
             Some(token) => token,
             // Rare (no token yet, or it expired or died during an outage).
-            None => proxy.tokens.wait().await.map_err(ProxyError::NoToken)?,
+            None => tokens.wait().await.map_err(ProxyError::NoToken)?,
         };
         let (mut body, replay) = match kept {
             Kept::Buffered(bytes) => (
@@ -431,7 +482,7 @@ impl ConnectionState {
         };
         let mut replays = 0;
         loop {
-            let (response, latency) = self.send(head, body, &token, route).await?;
+            let (response, latency) = self.send(head, body, &token, account, route).await?;
             let replayed = replays > 0;
             let pass = |response| {
                 Ok(Forwarded {
@@ -441,7 +492,7 @@ impl ConnectionState {
                 })
             };
             if !rejection::may_reject(response.status()) {
-                token::record_acceptance(&*proxy.tokens, &token);
+                token::record_acceptance(tokens, &token);
                 return pass(response.map(ResponseBody::stream));
             }
             let (parts, incoming) = response.into_parts();
@@ -449,13 +500,13 @@ impl ConnectionState {
             let rejected = rejection::is_token_rejection_with_headers(&parts.headers, &peeked.head);
             let response = Response::from_parts(parts, peeked.into_body());
             if !rejected {
-                token::record_acceptance(&*proxy.tokens, &token);
+                token::record_acceptance(tokens, &token);
                 return pass(response);
             }
             if !replayed {
-                proxy.metrics.record_rejection();
+                account.metrics.record_rejection();
             }
-            match proxy.tokens.report_rejected(&token).await {
+            match tokens.report_rejected(&token).await {
                 Rejection::Dead(unavailable) => return Err(ProxyError::NoToken(unavailable)),
                 // New tokens do not help (wrong data centre or scopes): Zoho's answer.
                 Rejection::Repeated => return pass(response),
@@ -469,7 +520,7 @@ impl ConnectionState {
                         return pass(response);
                     };
                     drop(response);
-                    proxy.metrics.record_replay();
+                    account.metrics.record_replay();
                     replays += 1;
                     (head, body, token) = (
                         clone_head(replay_head),
@@ -488,6 +539,7 @@ impl ConnectionState {
         mut head: Parts,
         body: RequestBody,
         token: &AccessToken,
+        account: &Account,
         route: &Route,
     ) -> Result<(Response<UpstreamBody>, Duration), ProxyError> {
         let proxy = &*self.proxy;
@@ -497,7 +549,17 @@ impl ConnectionState {
         let overflow = body.overflow();
         let request = Request::from_parts(head, body);
         let sent = Instant::now();
-        match tokio::time::timeout(proxy.timeout, self.upstream(route).send(request)).await {
+        // An upstream added by a reload after this connection opened: connections of its own
+        // for this request (parked for others when it ends).
+        let added;
+        let upstream = match self.upstreams.get(route.slot) {
+            Some(affinity) => affinity,
+            None => {
+                added = Affinity::new(route.upstream.clone());
+                &added
+            }
+        };
+        match tokio::time::timeout(proxy.timeout, upstream.send(request)).await {
             Err(_) => Err(ProxyError::UpstreamTimeout(proxy.timeout)),
             Ok(Err(error)) => {
                 if let Some(max) = overflow.as_ref().and_then(request_body::Overflow::exceeded) {
@@ -519,15 +581,10 @@ impl ConnectionState {
             }
             Ok(Ok(response)) => {
                 let latency = sent.elapsed();
-                proxy.metrics.record_upstream(latency);
+                account.metrics.record_upstream(latency);
                 Ok((response, latency))
             }
         }
-    }
-
-    /// This connection's upstream connections for `route`.
-    fn upstream(&self, route: &Route) -> &Affinity {
-        &self.upstreams[route.index()]
     }
 
     /// Records the connection's protocol on its span, at its first request: hyper-util's
@@ -585,8 +642,12 @@ impl Completion {
     /// Phase 5: metrics and the request log line.
     pub(crate) fn finish(self, bytes: u64) {
         let total = self.started.elapsed();
-        self.metrics
-            .record_request(self.route, &self.method, self.status.as_u16(), total);
+        self.current.accounts.get(self.account).metrics.record_request(
+            self.route,
+            &self.method,
+            self.status.as_u16(),
+            total,
+        );
         self.metrics.in_flight().dec();
         macro_rules! request_line {
             ($level:ident) => {

@@ -16,6 +16,12 @@
 //!   `limits.max_uri_bytes` / `max_header_bytes` / `max_body_bytes` / `max_in_flight` checks.
 //!   Requests in flight finish under the guard they started with.
 //!
+//! - `[[accounts]]`: an account added starts (its token store read, its refresher started)
+//!   and serves the requests that start after the reload; an account removed stops (its
+//!   refresher ends, its requests get 400 unknown-account), while its requests in flight
+//!   finish. An account kept takes a new client secret or refresh token as `default` does;
+//!   its other keys (data centre, client id, accounts server) wait for a restart.
+//!
 //! Every other key (listeners, worker threads, the upstream, the token store, the accounts
 //! server, the log format and output, …) takes effect only after a restart; a reload that
 //! changes one says so in the log. After a reload the token manager retries at once
@@ -31,6 +37,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::collections::BTreeMap;
+
+use tracing::Instrument as _;
+
+use super::{AccountSet, Running, Tokens};
 use crate::config::keys::{KEYS, Reload};
 use crate::config::{Config, ConfigError, Listen, StoreConfig};
 use crate::proxy::{Guard, Proxy};
@@ -57,11 +68,25 @@ pub struct Reloader<'a> {
     /// The configuration last applied.
     current: Config,
     proxy: Arc<Proxy>,
-    manager: Arc<TokenManager>,
+    /// `default`'s token manager and credentials.
+    default: Tracked,
+    /// The other accounts', by name.
+    others: BTreeMap<String, Tracked>,
+    accounts: Arc<tokio::sync::Mutex<AccountSet>>,
     logging: Option<&'a Logging>,
     files: SecretFiles,
+}
+
+/// One running account's credentials, as reloads change them.
+struct Tracked {
+    /// The account's configuration at its start: its restart-only keys (client id,
+    /// accounts server).
+    started: Config,
+    manager: Arc<TokenManager>,
     /// The refresh token in use came from the configuration (not the token store).
     refresh_token_from_config: bool,
+    /// What the last reload did to its credentials.
+    last_change: CredentialsChange,
 }
 
 /// What a reload did to the credentials the token manager mints with.
@@ -114,23 +139,29 @@ struct Stamp {
 // === impl Reloader ===
 
 impl<'a> Reloader<'a> {
-    /// A reloader for a proxy started from `config`, read from `path`.
-    pub fn new(
-        config: &Config,
-        path: Option<PathBuf>,
-        proxy: Arc<Proxy>,
-        manager: Arc<TokenManager>,
-        logging: Option<&'a Logging>,
-    ) -> Self {
+    /// A reloader for `running`, whose configuration was read from `path`.
+    pub fn new(running: &Running, path: Option<PathBuf>, logging: Option<&'a Logging>) -> Self {
+        let config = running.config();
+        let others = running
+            .accounts()
+            .try_lock()
+            .map(|set| {
+                set.iter()
+                    .filter(|a| !a.config.oauth.is_default())
+                    .map(|a| (a.name().to_owned(), Tracked::new(&a.config, a.manager.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             path,
             started: config.clone(),
             current: config.clone(),
-            proxy,
-            manager,
+            proxy: running.proxy().clone(),
+            default: Tracked::new(config, running.manager().clone()),
+            others,
+            accounts: running.accounts().clone(),
             logging,
             files: SecretFiles::watch(config),
-            refresh_token_from_config: config.oauth.refresh_token.is_some(),
         }
     }
 
@@ -163,7 +194,7 @@ impl<'a> Reloader<'a> {
         let before = SecretFiles::stamp(self.files.paths());
         let loaded = match Config::load(self.path.as_deref()) {
             // As at start: a data centre that `login` stored shapes the configuration.
-            Ok(config) => crate::app::effective_config(&config, self.manager.store().as_ref())
+            Ok(config) => crate::app::effective_config(&config, self.default.manager.store().as_ref())
                 .await
                 .map_err(|e| match e {
                     crate::app::Error::Config(e) => e,
@@ -190,13 +221,34 @@ impl<'a> Reloader<'a> {
                     "configuration reload failed; keeping the running configuration"
                 );
                 if cause == Cause::Signal {
-                    self.manager.retry_now();
+                    self.retry_all();
+                }
+                return;
+            }
+        };
+        // The accounts: those kept as they are now, those added started (their stores
+        // read); a failure here keeps the running configuration too.
+        let others = match self.account_views(&new).await {
+            Ok(others) => others,
+            Err(error) => {
+                self.files = before;
+                tracing::error!(
+                    cause = cause_name,
+                    error = %crate::telemetry::chain(&error),
+                    "configuration reload failed; keeping the running configuration"
+                );
+                if cause == Cause::Signal {
+                    self.retry_all();
                 }
                 return;
             }
         };
         let mut changes = changes(&self.started, &self.current, &new);
         let credentials = self.apply(&new, &mut changes).await;
+        let accounts_changed = self.apply_accounts(&new, others, cause).await;
+        if accounts_changed {
+            changes.applied.push("accounts");
+        }
         self.files = if before.paths().eq(SecretFiles::watch_paths(&new).iter()) {
             before
         } else {
@@ -208,7 +260,7 @@ impl<'a> Reloader<'a> {
         if credentials != CredentialsChange::Revoked
             && (cause == Cause::Signal || credentials == CredentialsChange::Changed)
         {
-            self.manager.retry_now();
+            self.default.manager.retry_now();
         }
         if changes.applied.is_empty() && changes.restart.is_empty() {
             tracing::info!(
@@ -230,13 +282,155 @@ impl<'a> Reloader<'a> {
         }
     }
 
-    /// Applies `new` to the running parts. Says whether the client secret or the refresh
-    /// token changed, or the token store's refresh token is gone.
+    /// Applies `new` to the running parts. Says whether `default`'s client secret or
+    /// refresh token changed, or its token store's refresh token is gone.
     async fn apply(&mut self, new: &Config, changes: &mut Changes) -> CredentialsChange {
         self.proxy.set_guard(Guard::new(new));
         self.proxy.set_log_requests(new.log.requests);
+        let outcome = self.default.apply(new).await;
+        if outcome == Some(Stored::Kept) {
+            // Still the configured refresh token: the change did not apply.
+            changes.applied.retain(|key| *key != "oauth.refresh_token");
+        }
+        if new.log.level != self.current.log.level
+            && let Some(logging) = self.logging
+        {
+            match logging.set_level(&new.log.level) {
+                Ok(LevelChange::Applied) => {}
+                Ok(LevelChange::OverriddenByEnv) => {
+                    tracing::info!("log.level changed, but RUST_LOG overrides it");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+            }
+        }
+        self.default.last_change
+    }
 
+    /// The effective configuration of every account of `new` beside `default`: for an
+    /// account that runs, its view as its store shapes it; for a new one, its token side
+    /// ([`super::tokens`]: store opened, refresh token found).
+    async fn account_views(&self, new: &Config) -> Result<Vec<View>, super::Error> {
+        let mut views = Vec::with_capacity(new.accounts.len());
+        for name in new.accounts.iter().map(|a| a.oauth.account.as_str()) {
+            let view = new.require_account(name)?;
+            views.push(match self.others.get(name) {
+                Some(tracked) => {
+                    let view =
+                        super::effective_config(&view, tracked.manager.store().as_ref()).await?;
+                    view.require_client()?;
+                    View::Kept(view)
+                }
+                None => View::Added(super::tokens(&view).await?),
+            });
+        }
+        Ok(views)
+    }
+
+    /// Starts the added accounts, stops the removed ones, applies the kept ones' credentials
+    /// and puts the new table in place. Says whether the accounts changed.
+    async fn apply_accounts(&mut self, new: &Config, views: Vec<View>, cause: Cause) -> bool {
+        let mut changed = false;
+        let removed: Vec<String> = self
+            .others
+            .keys()
+            .filter(|name| new.account_config(name).is_none())
+            .cloned()
+            .collect();
+        let mut added = Vec::new();
+        for view in views {
+            match view {
+                View::Kept(view) => {
+                    let name = view.account().to_owned();
+                    let Some(tracked) = self.others.get_mut(&name) else {
+                        continue;
+                    };
+                    let span = tracing::info_span!("account", account = %name);
+                    tracked.apply(&view).instrument(span).await;
+                    let outcome = tracked.last_change;
+                    changed |= outcome != CredentialsChange::Unchanged;
+                    if outcome != CredentialsChange::Revoked
+                        && (cause == Cause::Signal || outcome == CredentialsChange::Changed)
+                    {
+                        tracked.manager.retry_now();
+                    }
+                }
+                View::Added(tokens) => {
+                    self.others.insert(
+                        tokens.config.account().to_owned(),
+                        Tracked::new(&tokens.config, tokens.manager.clone()),
+                    );
+                    added.push(tokens);
+                }
+            }
+        }
+        if added.is_empty() && removed.is_empty() {
+            // The guard (client keys bound to accounts) was put in place by `apply`.
+            return changed;
+        }
+        let added_names: Vec<String> = added
+            .iter()
+            .map(|t| t.config.account().to_owned())
+            .collect();
+        let result =
+            self.accounts
+                .lock()
+                .await
+                .change(&self.proxy, Guard::new(new), added, &removed);
+        match result {
+            Ok(()) => {
+                for name in &removed {
+                    self.others.remove(name);
+                }
+                true
+            }
+            Err(error) => {
+                for name in &added_names {
+                    self.others.remove(name);
+                }
+                tracing::error!(
+                    error = %crate::telemetry::chain(&error),
+                    "cannot start the added accounts; the running ones stay"
+                );
+                changed
+            }
+        }
+    }
+
+    /// Makes every account's token manager retry a failed refresh at once.
+    fn retry_all(&self) {
+        self.default.manager.retry_now();
+        for tracked in self.others.values() {
+            tracked.manager.retry_now();
+        }
+    }
+}
+
+/// An account of a reloaded configuration.
+enum View {
+    /// It runs: its effective configuration.
+    Kept(Config),
+    /// It is new: its token side, ready to start.
+    Added(Tokens),
+}
+
+// === impl Tracked ===
+
+impl Tracked {
+    fn new(config: &Config, manager: Arc<TokenManager>) -> Self {
+        Self {
+            started: config.clone(),
+            manager,
+            refresh_token_from_config: config.oauth.refresh_token.is_some(),
+            last_change: CredentialsChange::Unchanged,
+        }
+    }
+
+    /// Applies the account's client secret and refresh token of `new` (its view); records
+    /// what changed in `last_change`, and returns what re-reading the token store found,
+    /// when it was read.
+    async fn apply(&mut self, new: &Config) -> Option<Stored> {
         let mut outcome = CredentialsChange::Unchanged;
+        let mut stored = None;
         if let Some(secret) = &new.oauth.client_secret
             && self.manager.set_client_secret(secret.clone())
         {
@@ -258,38 +452,29 @@ impl<'a> Reloader<'a> {
                 }
                 self.refresh_token_from_config = true;
             }
-            None => match self.reread_store(new).await {
-                Stored::Same => self.refresh_token_from_config = false,
-                Stored::Taken => {
-                    self.refresh_token_from_config = false;
-                    outcome = CredentialsChange::Changed;
+            None => {
+                let found = self.reread_store(new).await;
+                match found {
+                    Stored::Same => self.refresh_token_from_config = false,
+                    Stored::Taken => {
+                        self.refresh_token_from_config = false;
+                        outcome = CredentialsChange::Changed;
+                    }
+                    Stored::Revoked => outcome = CredentialsChange::Revoked,
+                    Stored::Kept => {}
                 }
-                Stored::Revoked => outcome = CredentialsChange::Revoked,
-                Stored::Kept => {
-                    // Still the configured refresh token: the change did not apply.
-                    changes.applied.retain(|key| *key != "oauth.refresh_token");
-                }
-            },
-        }
-
-        if new.log.level != self.current.log.level
-            && let Some(logging) = self.logging
-        {
-            match logging.set_level(&new.log.level) {
-                Ok(LevelChange::Applied) => {}
-                Ok(LevelChange::OverriddenByEnv) => {
-                    tracing::info!("log.level changed, but RUST_LOG overrides it");
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                stored = Some(found);
             }
         }
-        outcome
+        self.last_change = outcome;
+        stored
     }
 
     /// The refresh token comes from the token store: reads the store again, as at start, so
     /// that a `login` (or `revoke`) run beside the serving proxy takes effect.
     async fn reread_store(&self, new: &Config) -> Stored {
         let store = self.manager.store();
+        let login = new.oauth.login_command();
         let state = match store.load().await {
             Ok(state) => state,
             Err(error) => {
@@ -306,21 +491,20 @@ impl<'a> Reloader<'a> {
             if from_config {
                 tracing::error!(
                     store = %store.describe(),
-                    "oauth.refresh_token was removed from the configuration, but the token store \
-                     holds no refresh token: keeping the configured one; run \
-                     `zoho-meeting-proxy login`, then reload"
+                    "{} was removed from the configuration, but the token store holds no \
+                     refresh token: keeping the configured one; run `{login}`, then reload",
+                    new.oauth.key("refresh_token"),
                 );
                 return Stored::Kept;
             }
             tracing::error!(
                 store = %store.describe(),
                 "the token store holds no refresh token any more (`revoke` ran): token refresh \
-                 stopped; run `zoho-meeting-proxy login`, then reload (SIGHUP)"
+                 stopped; run `{login}`, then reload (SIGHUP)"
             );
-            self.manager.credentials_revoked(
-                "the token store's refresh token was removed (revoked); run `zoho-meeting-proxy login`"
-                    .to_owned(),
-            );
+            self.manager.credentials_revoked(format!(
+                "the token store's refresh token was removed (revoked); run `{login}`"
+            ));
             return Stored::Revoked;
         }
         // The client id is restart-only: the stored token must belong to the running client.
@@ -365,7 +549,7 @@ impl<'a> Reloader<'a> {
 
 impl SecretFiles {
     fn watch_paths(config: &Config) -> Vec<PathBuf> {
-        [
+        let mut paths: Vec<PathBuf> = [
             &config.oauth.client_secret_file,
             &config.oauth.refresh_token_file,
             &config.server.client_keys_file,
@@ -373,7 +557,22 @@ impl SecretFiles {
         .into_iter()
         .flatten()
         .cloned()
-        .collect()
+        .collect();
+        for account in &config.accounts {
+            for path in [
+                &account.oauth.client_secret_file,
+                &account.oauth.refresh_token_file,
+                &account.client_keys_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !paths.contains(path) {
+                    paths.push(path.clone());
+                }
+            }
+        }
+        paths
     }
 
     fn watch(config: &Config) -> Self {

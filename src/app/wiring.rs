@@ -14,16 +14,31 @@ use crate::token::{
     StoredState, TokenManager, TokenStore,
 };
 
-/// Opens the configured token store. The redis store connects on first use.
+/// Opens the configured token store of `config`'s account ([`Config::account`]). The redis
+/// store connects on first use.
+///
+/// Each account has its own: `default` uses `token.path` (or the default path), account
+/// NAME the file `token-NAME.json` beside it; in Redis, account NAME's keys start with
+/// `<redis_key_prefix>:NAME:`; in memory, each account has its own.
 ///
 /// # Errors
 /// [`ConfigError`] when the default path cannot be determined, or `token.redis_url` cannot
 /// be used (the message never quotes it).
 pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, Error> {
+    let account = config.account();
+    let file = |path: std::path::PathBuf| -> Arc<dyn TokenStore> {
+        if config.oauth.is_default() {
+            Arc::new(FileStore::new(path))
+        } else {
+            Arc::new(FileStore::new(
+                path.with_file_name(format!("token-{account}.json")),
+            ))
+        }
+    };
     Ok(match &config.token.store {
-        StoreConfig::File(Some(path)) => Arc::new(FileStore::new(path.clone())),
+        StoreConfig::File(Some(path)) => file(path.clone()),
         StoreConfig::File(None) => match FileStore::default_path() {
-            Some(path) => Arc::new(FileStore::new(path)),
+            Some(path) => file(path),
             None => {
                 return Err(ConfigError::Invalid {
                     key: "token.path".into(),
@@ -34,7 +49,14 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, Error> {
             }
         },
         StoreConfig::Memory => Arc::new(MemoryStore::new()),
-        StoreConfig::Redis { url, key_prefix } => match RedisStore::new(url, key_prefix) {
+        StoreConfig::Redis { url, key_prefix } => match RedisStore::new(
+            url,
+            &if config.oauth.is_default() {
+                key_prefix.clone()
+            } else {
+                format!("{key_prefix}:{account}")
+            },
+        ) {
             Ok(store) => Arc::new(store),
             Err(e) => {
                 return Err(ConfigError::Invalid {
@@ -77,26 +99,28 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
             config.oauth.accounts_url.clone(),
         ));
     }
+    let key = config.oauth.key("refresh_token");
+    let login = config.oauth.login_command();
     let no_token = |message: String| ConfigError::Invalid {
-        key: "oauth.refresh_token".into(),
+        key: key.clone(),
         origin: "the defaults: it is not set, and the token store holds none".into(),
         message,
     };
     if matches!(config.token.store, StoreConfig::Redis { .. }) {
         return Err(no_token(
-            "token.store = \"redis\" never holds refresh tokens: give every replica the refresh token with oauth.refresh_token_file (or oauth.refresh_token)".into(),
+            format!("token.store = \"redis\" never holds refresh tokens: give every replica the refresh token with {key}_file (or {key})"),
         )
         .into());
     }
     let Some(stored) = &state.refresh_token else {
         return Err(no_token(
-            "no refresh token: run `zoho-meeting-proxy login` (or set oauth.refresh_token / oauth.refresh_token_file)".into(),
+            format!("no refresh token: run `{login}` (or set {key} / {key}_file)"),
         )
         .into());
     };
     if &stored.client_id != client_id {
         return Err(no_token(format!(
-            "the stored refresh token belongs to client {:?}, not {client_id:?}: run `zoho-meeting-proxy login` again",
+            "the stored refresh token belongs to client {:?}, not {client_id:?}: run `{login}` again",
             stored.client_id
         ))
         .into());
@@ -219,18 +243,20 @@ pub fn apply_stored_login(
     };
     let stored_dc: DataCenter = name.parse().map_err(|_: String| {
         Error::Failed(format!(
-            "the token store {store} names an unknown data centre {:?}: run `zoho-meeting-proxy login` again",
-            name.chars().take(16).collect::<String>()
+            "the token store {store} names an unknown data centre {:?}: run `{}` again",
+            name.chars().take(16).collect::<String>(),
+            config.oauth.login_command()
         ))
     })?;
     let configured = config.oauth.data_center;
     if let Some(source) = &config.oauth.data_center_source {
         if configured != stored_dc {
+            let key = config.oauth.key("data_center");
             return Err(ConfigError::Invalid {
-                key: "oauth.data_center".into(),
+                key: key.clone(),
                 origin: source.clone(),
                 message: format!(
-                    "oauth.data_center is {:?} ({source}) but `login` stored a refresh token of the {stored_dc} data centre in {store}: remove oauth.data_center, set it to {:?}, or run login again",
+                    "{key} is {:?} ({source}) but `login` stored a refresh token of the {stored_dc} data centre in {store}: remove {key}, set it to {:?}, or run login again",
                     configured.name(),
                     stored_dc.name(),
                 ),

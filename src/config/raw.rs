@@ -4,6 +4,7 @@
 //! variables one to one. Nothing here is checked beyond its type; [`super::Config`] is the
 //! validated form that the rest of the crate uses.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -22,6 +23,37 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     pub(crate) log: RawLog,
     pub(crate) routes: Vec<RawRoute>,
+    /// `[[accounts]]`, by name: [`super::AccountsByName`] turns the file's array into a
+    /// table keyed by `name`, so that `ZOHO_PROXY_ACCOUNTS__<NAME>__<KEY>` merges into the
+    /// entry of that name.
+    pub(crate) accounts: BTreeMap<String, RawAccount>,
+}
+
+/// One `[[accounts]]` entry. Unset keys fall back as [`super::Config::accounts`] says.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawAccount {
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) name: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) data_center: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) client_id: String,
+    #[serde(deserialize_with = "lenient_secret")]
+    pub(crate) client_secret: Secret<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) client_secret_file: String,
+    #[serde(deserialize_with = "lenient_secret")]
+    pub(crate) refresh_token: Secret<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) refresh_token_file: String,
+    pub(crate) scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) accounts_url: String,
+    pub(crate) max_mints_per_10m: Option<u32>,
+    pub(crate) client_keys: Vec<Secret<String>>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub(crate) client_keys_file: String,
 }
 
 /// One `[[routes]]` entry.
@@ -54,7 +86,7 @@ pub(crate) struct RawServer {
 }
 
 /// `[oauth]`
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawOAuth {
     #[serde(deserialize_with = "lenient_string")]

@@ -82,6 +82,12 @@ pub enum ProxyError {
     /// More than `limits.max_in_flight` requests are being served.
     #[error("too many requests in flight")]
     Overloaded,
+    /// `X-Zoho-Account` names no configured account.
+    #[error("unknown account")]
+    UnknownAccount,
+    /// The client key is bound to another account than `X-Zoho-Account` names.
+    #[error("account not allowed for this client key")]
+    AccountForbidden,
 }
 
 /// The RFC 9457 document.
@@ -197,6 +203,16 @@ impl ProxyError {
                 "overloaded",
                 "Too many requests in flight",
             ),
+            ProxyError::UnknownAccount => (
+                StatusCode::BAD_REQUEST,
+                "unknown-account",
+                "X-Zoho-Account names no account",
+            ),
+            ProxyError::AccountForbidden => (
+                StatusCode::FORBIDDEN,
+                "account-forbidden",
+                "This client key may not use that account",
+            ),
         }
     }
 
@@ -278,6 +294,16 @@ impl ProxyError {
                 "More requests are in flight than limits.max_in_flight allows; retry shortly."
                     .to_owned()
             }
+            ProxyError::UnknownAccount => {
+                "The X-Zoho-Account header names no account of this proxy: use \"default\" \
+                 (or no header) or a name of [[accounts]]; `zoho-meeting-proxy check` lists them."
+                    .to_owned()
+            }
+            ProxyError::AccountForbidden => {
+                "This client key is listed under one account's client_keys and may use that \
+                 account only: drop X-Zoho-Account, or name that account."
+                    .to_owned()
+            }
         }
     }
 
@@ -297,6 +323,8 @@ impl ProxyError {
             | ProxyError::HostMismatch
             | ProxyError::DotSegment
             | ProxyError::MethodNotAllowed
+            | ProxyError::UnknownAccount
+            | ProxyError::AccountForbidden
             | ProxyError::UriTooLong(_)
             | ProxyError::HeadersTooLarge(_)
             | ProxyError::BodyTooLarge(_)

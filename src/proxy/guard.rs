@@ -15,8 +15,9 @@
 //! 4. a browser's cross-site request — an `Origin` not in `server.allowed_origins`, or
 //!    `Sec-Fetch-Site: cross-site` / `same-site` — → 403, so a page the developer visits
 //!    cannot create meetings through their proxy;
-//! 5. with client keys configured, `Proxy-Authorization: Bearer <key>` must name one (SHA-256
-//!    digests compared in constant time) → else 407;
+//! 5. with client keys configured (`server.client_keys`, or an account's), `Proxy-Authorization:
+//!    Bearer <key>` must name one (SHA-256 digests compared in constant time) → else 407. A key
+//!    listed under an account chooses that account ([`Guard::bound_account`]);
 //! 6. `access.read_only` (GET and HEAD only) and `access.rules` → else 403.
 //!
 //! The proxy runs [`Guard::check`] on every request before anything is forwarded, CORS
@@ -62,6 +63,10 @@ pub struct Guard {
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     key_digests: Vec<[u8; 32]>,
+    /// The account of each key of `key_digests` listed under an account (`None`: any).
+    key_accounts: Vec<Option<String>>,
+    /// Some key is bound to an account.
+    bound_keys: bool,
     rules: Vec<AccessRule>,
     read_only: bool,
     max_uri_bytes: usize,
@@ -92,8 +97,21 @@ impl Guard {
                 .server
                 .client_keys
                 .iter()
+                .chain(config.accounts.iter().flat_map(|a| &a.client_keys))
                 .map(|k| digest(k.expose().as_bytes()))
                 .collect(),
+            key_accounts: config
+                .server
+                .client_keys
+                .iter()
+                .map(|_| None)
+                .chain(config.accounts.iter().flat_map(|a| {
+                    a.client_keys
+                        .iter()
+                        .map(|_| Some(a.oauth.account.clone()))
+                }))
+                .collect(),
+            bound_keys: config.accounts.iter().any(|a| !a.client_keys.is_empty()),
             rules: config.access.rules.clone(),
             read_only: config.access.read_only,
             max_uri_bytes: config.limits.max_uri_bytes,
@@ -106,6 +124,21 @@ impl Guard {
     /// Whether client keys are required.
     pub fn requires_keys(&self) -> bool {
         !self.key_digests.is_empty()
+    }
+
+    /// The account the request's client key is listed under, if it is one of an account's
+    /// keys (`None` for a key of `server.client_keys`, no key, or a wrong one: the key check
+    /// answers those). Computes nothing when no key is bound to an account.
+    pub fn bound_account(&self, headers: &HeaderMap) -> Option<&str> {
+        if !self.bound_keys {
+            return None;
+        }
+        let candidate = digest(presented_key(headers)?.as_bytes());
+        self.key_digests
+            .iter()
+            .zip(&self.key_accounts)
+            .find(|(d, _)| constant_time_eq(d, &candidate))
+            .and_then(|(_, account)| account.as_deref())
     }
 
     /// The largest body allowed, if limited.
@@ -244,14 +277,7 @@ impl Guard {
         if self.key_digests.is_empty() {
             return Ok(());
         }
-        let presented = headers
-            .get(header::PROXY_AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, key) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-            });
-        let Some(key) = presented else {
+        let Some(key) = presented_key(headers) else {
             return Err(ProxyError::ClientKeyRequired);
         };
         let candidate = digest(key.as_bytes());
@@ -299,6 +325,17 @@ impl AccessRule {
         let path: Vec<&str> = path.split('/').collect();
         glob(&self.segments, &path)
     }
+}
+
+/// The key of `Proxy-Authorization: Bearer <key>`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::PROXY_AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, key) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        })
 }
 
 /// Segment glob: `*` one segment, `**` zero or more.

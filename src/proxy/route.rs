@@ -33,6 +33,9 @@ pub struct Route {
     base: String,
     /// Where the request goes.
     pub(crate) upstream: Arc<Upstream>,
+    /// The upstream's place among [`Upstreams`]: a client connection's upstream connections
+    /// to it.
+    pub(crate) slot: usize,
     /// The upstream's `host[:port]`, for `Host`.
     pub(crate) host: HeaderValue,
     /// The `route` label of the metrics: the prefix as configured, or `default`.
@@ -42,6 +45,15 @@ pub struct Route {
 /// Every route, the longest prefix first and the default route last.
 pub struct Routes {
     routes: Vec<Route>,
+}
+
+/// The upstream clients, one per origin, shared by every route of every account that goes
+/// there (two accounts of one data centre share their Meeting host's connections: the token
+/// travels in each request, not in the connection). A reload only adds to them, so an
+/// upstream keeps its slot, and a client connection its upstream connections.
+#[derive(Clone, Default)]
+pub struct Upstreams {
+    list: Vec<(String, Arc<Upstream>)>,
 }
 
 /// Why the routes could not be set up.
@@ -72,11 +84,20 @@ impl Routes {
     /// # Errors
     /// [`RouteError`] when an upstream client cannot be built.
     pub fn new(config: &Config) -> Result<Self, RouteError> {
+        Self::with_upstreams(config, &mut Upstreams::default())
+    }
+
+    /// [`Routes::new`], taking the upstream clients from `upstreams` (and adding any
+    /// missing).
+    ///
+    /// # Errors
+    /// As [`Routes::new`].
+    pub fn with_upstreams(config: &Config, upstreams: &mut Upstreams) -> Result<Self, RouteError> {
         let mut routes = Vec::with_capacity(config.routes.len() + 1);
         for (index, route) in config.routes.iter().enumerate() {
-            routes.push(Route::new(index, config, Some(route))?);
+            routes.push(Route::new(index, config, Some(route), upstreams)?);
         }
-        routes.push(Route::new(config.routes.len(), config, None)?);
+        routes.push(Route::new(config.routes.len(), config, None, upstreams)?);
         Ok(Self { routes })
     }
 
@@ -110,21 +131,69 @@ impl std::fmt::Debug for Routes {
     }
 }
 
+// === impl Upstreams ===
+
+impl Upstreams {
+    /// The client for `url`'s origin, made when there is none yet, and its slot.
+    fn get(
+        &mut self,
+        config: &Config,
+        url: &url::Url,
+        label: &str,
+    ) -> Result<(usize, Arc<Upstream>), RouteError> {
+        let origin = url.origin().ascii_serialization();
+        if let Some(slot) = self.list.iter().position(|(o, _)| *o == origin) {
+            return Ok((slot, self.list[slot].1.clone()));
+        }
+        let mut upstream_config = config.upstream.clone();
+        upstream_config.url = url.clone();
+        let upstream = Upstream::new(&upstream_config).map_err(|source| RouteError::Upstream {
+            route: label.to_owned(),
+            source,
+        })?;
+        self.list.push((origin, Arc::new(upstream)));
+        Ok((self.list.len() - 1, self.list[self.list.len() - 1].1.clone()))
+    }
+
+    /// Every client, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Upstream>> {
+        self.list.iter().map(|(_, upstream)| upstream)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.list.iter().map(|(origin, _)| origin))
+            .finish()
+    }
+}
+
 // === impl Route ===
 
 impl Route {
     /// The route at `index` for `config`'s `route`, or its default route.
-    fn new(index: usize, config: &Config, route: Option<&RouteConfig>) -> Result<Self, RouteError> {
+    fn new(
+        index: usize,
+        config: &Config,
+        route: Option<&RouteConfig>,
+        upstreams: &mut Upstreams,
+    ) -> Result<Self, RouteError> {
         let (url, label) = match route {
             Some(r) => (config.route_url(r), r.prefix.clone()),
             None => (config.upstream.url.clone(), "default".to_owned()),
         };
-        let mut upstream_config = config.upstream.clone();
-        upstream_config.url = url.clone();
-        let upstream = Upstream::new(&upstream_config).map_err(|source| RouteError::Upstream {
-            route: label.clone(),
-            source,
-        })?;
+        let (slot, upstream) = upstreams.get(config, &url, &label)?;
         let host = upstream
             .authority()
             .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
@@ -136,7 +205,8 @@ impl Route {
             prefix: route.map(|r| r.prefix.trim_end_matches('/').to_owned()),
             strip: route.is_some_and(|r| r.strip_prefix),
             base: url.path().trim_end_matches('/').to_owned(),
-            upstream: Arc::new(upstream),
+            upstream,
+            slot,
             host,
             label,
         })

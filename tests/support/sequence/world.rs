@@ -175,13 +175,7 @@ impl World {
         let running = app::start_with_store(&config, dyn_store)
             .await
             .expect("the proxy starts");
-        let reloader = Reloader::new(
-            running.config(),
-            Some(config_path.clone()),
-            running.proxy().clone(),
-            running.manager().clone(),
-            None,
-        );
+        let reloader = Reloader::new(&running, Some(config_path.clone()), None);
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
