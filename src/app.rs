@@ -290,12 +290,6 @@ async fn launch(tokens: Vec<Tokens>) -> Result<Running, Error> {
     };
     let config = &first.config.clone();
     let manager = first.manager.clone();
-    let metrics = Arc::new(Metrics::new());
-    let (stop, stop_rx) = watch::channel(false);
-    let accounts = AccountSet::start(tokens, metrics.clone(), stop_rx.clone())?;
-    let proxy = Arc::new(Proxy::new(config, accounts.table(), metrics.clone()));
-    let admin = Arc::new(Admin::new(proxy.clone(), metrics.clone()));
-
     let listener = listen::bind_proxy(&config.server.listen).await?;
     let admin_listener = match config.server.admin_listen {
         Some(addr) => Some(
@@ -316,6 +310,12 @@ async fn launch(tokens: Vec<Tokens>) -> Result<Running, Error> {
         tracing::info!(addr = %addr, "admin listening");
     }
 
+    // After the listeners: a start that fails leaves no refresher behind.
+    let metrics = Arc::new(Metrics::new());
+    let (stop, stop_rx) = watch::channel(false);
+    let accounts = AccountSet::start(tokens, metrics.clone(), stop_rx.clone())?;
+    let proxy = Arc::new(Proxy::new(config, accounts.table(), metrics.clone()));
+    let admin = Arc::new(Admin::new(proxy.clone(), metrics.clone()));
     let (stop_admin, stop_admin_rx) = watch::channel(false);
     tokio::spawn(summarize(
         metrics.clone(),

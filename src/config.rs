@@ -375,7 +375,8 @@ impl Config {
 
     /// Every account's name, `default` first, then `[[accounts]]` in name order.
     pub fn account_names(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(DEFAULT_ACCOUNT).chain(self.accounts.iter().map(|a| a.oauth.account.as_str()))
+        std::iter::once(DEFAULT_ACCOUNT)
+            .chain(self.accounts.iter().map(|a| a.oauth.account.as_str()))
     }
 
     /// The configuration account `name` runs with, or `None` when there is no such account:
@@ -409,10 +410,10 @@ impl Config {
     pub fn require_account(&self, name: &str) -> Result<Config, ConfigError> {
         self.for_account(name).ok_or_else(|| ConfigError::Invalid {
             key: "accounts".into(),
-            origin: self
-                .file
-                .as_ref()
-                .map_or_else(|| "the environment".to_owned(), |f| format!("file {}", f.display())),
+            origin: self.file.as_ref().map_or_else(
+                || "the environment".to_owned(),
+                |f| format!("file {}", f.display()),
+            ),
             message: format!(
                 "there is no account {name:?}; the accounts are {}",
                 self.account_names().collect::<Vec<_>>().join(", ")
@@ -652,7 +653,8 @@ impl Validator<'_> {
             } else {
                 a.name.trim().to_owned()
             };
-            let section = format!("accounts.{entry}");
+            // A second entry of a name is keyed `name#`: its errors name the first's key.
+            let section = format!("accounts.{}", entry.trim_end_matches('#'));
             if !valid_account_name(&name) {
                 return Err(self.err(
                     &format!("{section}.name"),
@@ -702,11 +704,17 @@ impl Validator<'_> {
             };
             let mut validated = self.oauth(merged, &name)?;
             if a.max_mints_per_10m.is_none() {
-                validated.max_mints_per_10m = oauth.max_mints_per_10m.min(mint_bound(&validated.accounts_url));
+                validated.max_mints_per_10m = oauth
+                    .max_mints_per_10m
+                    .min(mint_bound(&validated.accounts_url));
             }
             let client_keys_file = non_empty_path(&a.client_keys_file);
             let keys_key = format!("{section}.client_keys");
-            let client_keys = self.client_keys(a.client_keys, client_keys_file.as_deref(), &format!("{keys_key}_file"))?;
+            let client_keys = self.client_keys(
+                a.client_keys,
+                client_keys_file.as_deref(),
+                &format!("{keys_key}_file"),
+            )?;
             for key in &client_keys {
                 let d = key_digest(key);
                 if let Some((_, other)) = digests.iter().find(|(o, _)| *o == d) {
@@ -736,7 +744,8 @@ impl Validator<'_> {
             Listen::Tcp(addr) => !addr.ip().is_loopback(),
             Listen::Unix(_) => false,
         };
-        let keys = !server.client_keys.is_empty() || accounts.iter().any(|a| !a.client_keys.is_empty());
+        let keys =
+            !server.client_keys.is_empty() || accounts.iter().any(|a| !a.client_keys.is_empty());
         if remote && !keys && !server.allow_remote_without_keys {
             return Err(self.err(
                 "server.listen",

@@ -220,12 +220,8 @@ impl Metrics {
         };
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         // Made again (a reload): the same series, counted once by `totals`.
-        accounts.retain(|a| {
-            !Arc::ptr_eq(
-                &a.upstream_latency.inner,
-                &metrics.upstream_latency.inner,
-            )
-        });
+        accounts
+            .retain(|a| !Arc::ptr_eq(&a.upstream_latency.inner, &metrics.upstream_latency.inner));
         accounts.push(metrics.clone());
         metrics
     }

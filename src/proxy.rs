@@ -642,12 +642,11 @@ impl Completion {
     /// Phase 5: metrics and the request log line.
     pub(crate) fn finish(self, bytes: u64) {
         let total = self.started.elapsed();
-        self.current.accounts.get(self.account).metrics.record_request(
-            self.route,
-            &self.method,
-            self.status.as_u16(),
-            total,
-        );
+        self.current
+            .accounts
+            .get(self.account)
+            .metrics
+            .record_request(self.route, &self.method, self.status.as_u16(), total);
         self.metrics.in_flight().dec();
         macro_rules! request_line {
             ($level:ident) => {

@@ -157,7 +157,7 @@ async fn a_rejected_token_with_the_budget_spent_is_dead_until_the_window_frees()
         assert!(s["last_error"].as_str().unwrap().contains("budget"), "{s}");
         let (_, metrics) = served.admin("/metrics").await;
         assert!(
-            metrics.contains("zoho_proxy_token_rejected_by_upstream 1"),
+            metrics.contains("zoho_proxy_token_rejected_by_upstream{account=\"default\"} 1"),
             "{metrics}"
         );
     }

@@ -154,17 +154,17 @@ async fn metrics_parse_as_openmetrics_with_the_documented_names() {
 
     let version = serde_json::json!({ "version": env!("CARGO_PKG_VERSION") });
     assert_eq!(sample(&families, "zoho_proxy_build_info", version), 1.0);
-    let labels = serde_json::json!({ "route": "default", "method": "GET", "status_class": "2xx" });
+    let labels = serde_json::json!({ "account": "default", "route": "default", "method": "GET", "status_class": "2xx" });
     assert_eq!(
         sample(&families, "zoho_proxy_http_requests_total", labels),
         1.0
     );
-    let ok = serde_json::json!({ "outcome": "ok" });
+    let ok = serde_json::json!({ "account": "default", "outcome": "ok" });
     assert_eq!(
         sample(&families, "zoho_proxy_token_refreshes_total", ok),
         1.0
     );
-    let inf = serde_json::json!({ "le": "+Inf" });
+    let inf = serde_json::json!({ "account": "default", "le": "+Inf" });
     assert_eq!(
         sample(
             &families,
@@ -174,7 +174,11 @@ async fn metrics_parse_as_openmetrics_with_the_documented_names() {
         1.0
     );
     assert_eq!(
-        sample(&families, "zoho_proxy_ready", serde_json::json!({})),
+        sample(
+            &families,
+            "zoho_proxy_ready",
+            serde_json::json!({ "account": "default" })
+        ),
         1.0
     );
     assert!(
@@ -289,7 +293,7 @@ async fn scrapers_that_do_not_ask_for_openmetrics_get_the_classic_text_format() 
         );
     }
 
-    let labels = serde_json::json!({ "route": "default", "method": "GET", "status_class": "4xx" });
+    let labels = serde_json::json!({ "account": "default", "route": "default", "method": "GET", "status_class": "4xx" });
     let classic = parse_as(&scrape(&proxy, None).await.1, Format::Classic);
     assert_eq!(
         sample(&classic, "zoho_proxy_http_requests_total", labels),

@@ -425,14 +425,14 @@ async fn admin_endpoints_report_without_secrets() {
         .await
         .unwrap();
     for name in [
-        "zoho_proxy_http_requests_total{route=\"default\",method=\"GET\",status_class=\"2xx\"} 1",
+        "zoho_proxy_http_requests_total{account=\"default\",route=\"default\",method=\"GET\",status_class=\"2xx\"} 1",
         "zoho_proxy_upstream_latency_seconds_bucket",
         "zoho_proxy_http_request_duration_seconds_count",
         "zoho_proxy_in_flight_requests",
-        "zoho_proxy_token_refreshes_total{outcome=\"ok\"} 1",
+        "zoho_proxy_token_refreshes_total{account=\"default\",outcome=\"ok\"} 1",
         "zoho_proxy_token_expiry_seconds",
-        "zoho_proxy_token_mints_left 9",
-        "zoho_proxy_replays_total 0",
+        "zoho_proxy_token_mints_left{account=\"default\"} 9",
+        "zoho_proxy_replays_total{account=\"default\"} 0",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
@@ -556,7 +556,10 @@ async fn a_rejected_token_is_refreshed_once_and_the_request_replayed_with_its_bo
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("zoho_proxy_replays_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("zoho_proxy_replays_total{account=\"default\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

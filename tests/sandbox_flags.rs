@@ -83,7 +83,10 @@ async fn revoked_tokens_are_refreshed_and_replayed_and_no_client_sees_one() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("zoho_proxy_replays_total 3"), "{metrics}");
+    assert!(
+        metrics.contains("zoho_proxy_replays_total{account=\"default\"} 3"),
+        "{metrics}"
+    );
     let log = sandbox.stop().await;
     assert_eq!(
         log.matches("the Meeting emulator revoked the access token in use")

@@ -790,7 +790,10 @@ level = "trace"
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("zoho_proxy_replays_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("zoho_proxy_replays_total{account=\"default\"} 1"),
+        "{metrics}"
+    );
 
     // token: standard output is the token (collected, not scanned); standard error is.
     let token = Collected::spawn(home, &["token"]);

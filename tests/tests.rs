@@ -19,6 +19,8 @@ mod proxy;
 mod guard;
 // README's quick start, followed as written against `sandbox`.
 mod readme;
+// Several Zoho accounts behind one proxy: isolation under load, rejections, reloads.
+mod accounts;
 // Configuration layering, validation and redaction (figment::Jail).
 mod config;
 // Bad input over raw sockets, and secrets absent from a trace-level log of a whole session.

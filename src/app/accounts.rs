@@ -72,8 +72,15 @@ impl AccountSet {
             stopped,
         };
         for tokens in tokens {
-            let running = set.launch(tokens)?;
-            set.running.push(running);
+            match set.launch(tokens) {
+                Ok(running) => set.running.push(running),
+                Err(error) => {
+                    for running in set.running.drain(..) {
+                        running.stop();
+                    }
+                    return Err(error);
+                }
+            }
         }
         set.publish_token_views();
         Ok(set)

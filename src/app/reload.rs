@@ -148,7 +148,12 @@ impl<'a> Reloader<'a> {
             .map(|set| {
                 set.iter()
                     .filter(|a| !a.config.oauth.is_default())
-                    .map(|a| (a.name().to_owned(), Tracked::new(&a.config, a.manager.clone())))
+                    .map(|a| {
+                        (
+                            a.name().to_owned(),
+                            Tracked::new(&a.config, a.manager.clone()),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -194,16 +199,18 @@ impl<'a> Reloader<'a> {
         let before = SecretFiles::stamp(self.files.paths());
         let loaded = match Config::load(self.path.as_deref()) {
             // As at start: a data centre that `login` stored shapes the configuration.
-            Ok(config) => crate::app::effective_config(&config, self.default.manager.store().as_ref())
-                .await
-                .map_err(|e| match e {
-                    crate::app::Error::Config(e) => e,
-                    other => ConfigError::Invalid {
-                        key: "token.store".into(),
-                        origin: "the reloaded configuration".into(),
-                        message: crate::telemetry::chain(&other),
-                    },
-                }),
+            Ok(config) => {
+                crate::app::effective_config(&config, self.default.manager.store().as_ref())
+                    .await
+                    .map_err(|e| match e {
+                        crate::app::Error::Config(e) => e,
+                        other => ConfigError::Invalid {
+                            key: "token.store".into(),
+                            origin: "the reloaded configuration".into(),
+                            message: crate::telemetry::chain(&other),
+                        },
+                    })
+            }
             Err(error) => Err(error),
         }
         .and_then(|config| {

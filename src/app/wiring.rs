@@ -113,9 +113,9 @@ pub fn credentials(config: &Config, state: &StoredState) -> Result<Credentials, 
         .into());
     }
     let Some(stored) = &state.refresh_token else {
-        return Err(no_token(
-            format!("no refresh token: run `{login}` (or set {key} / {key}_file)"),
-        )
+        return Err(no_token(format!(
+            "no refresh token: run `{login}` (or set {key} / {key}_file)"
+        ))
         .into());
     };
     if &stored.client_id != client_id {

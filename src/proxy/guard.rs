@@ -105,11 +105,12 @@ impl Guard {
                 .client_keys
                 .iter()
                 .map(|_| None)
-                .chain(config.accounts.iter().flat_map(|a| {
-                    a.client_keys
+                .chain(
+                    config
+                        .accounts
                         .iter()
-                        .map(|_| Some(a.oauth.account.clone()))
-                }))
+                        .flat_map(|a| a.client_keys.iter().map(|_| Some(a.oauth.account.clone()))),
+                )
                 .collect(),
             bound_keys: config.accounts.iter().any(|a| !a.client_keys.is_empty()),
             rules: config.access.rules.clone(),

@@ -152,7 +152,10 @@ impl Upstreams {
             source,
         })?;
         self.list.push((origin, Arc::new(upstream)));
-        Ok((self.list.len() - 1, self.list[self.list.len() - 1].1.clone()))
+        Ok((
+            self.list.len() - 1,
+            self.list[self.list.len() - 1].1.clone(),
+        ))
     }
 
     /// Every client, in slot order.
