@@ -49,6 +49,9 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The token views of the running accounts, by name.
+type TokenViews = Arc<ArcSwap<Vec<(String, Arc<dyn TokenStatusView>)>>>;
+
 /// Label sets of the families with an `account` label.
 type Labels = Vec<(&'static str, String)>;
 
@@ -68,7 +71,7 @@ pub struct Metrics {
     /// path).
     accounts: Mutex<Vec<AccountMetrics>>,
     /// The token views of the accounts that run now, read at scrape time.
-    tokens: Arc<ArcSwap<Vec<(String, Arc<dyn TokenStatusView>)>>>,
+    tokens: TokenViews,
 }
 
 /// One account's series, resolved from the families once: recording is atomic adds.
@@ -111,7 +114,7 @@ struct HistogramInner {
 /// Token metrics read at scrape time, one series per account.
 #[derive(Debug)]
 struct TokenCollector {
-    tokens: Arc<ArcSwap<Vec<(String, Arc<dyn TokenStatusView>)>>>,
+    tokens: TokenViews,
 }
 
 /// The conventional `process_*` metrics, read from `/proc/self` at scrape time.

@@ -5,7 +5,9 @@
 //! connection's upstream connections (one [`Affinity`] per route) and the connection's span;
 //! hyper calls it for every request on the connection. A request then goes through these
 //! phases (the names follow pingora's hooks):
-//! 1. admission (`handle`): the route is chosen ([`route`]), the request id kept or made,
+//! 1. admission (`handle`): the account is chosen ([`account`]: `X-Zoho-Account`, removed
+//!    here so that it never reaches Zoho, else the account the client key is bound to, else
+//!    `default`), then its route ([`route`]); the request id is kept or made,
 //!    and the request span opened as a child of the connection's. [`Guard::admit`] refuses,
 //!    before anything else, what a reverse proxy for one upstream must not forward —
 //!    `CONNECT` (405) and absolute-form targets (400) — and a request beyond
@@ -18,7 +20,8 @@
 //!    `X-Request-Id` is set. A body up to `upstream.replay_body_limit` is then kept in memory
 //!    for a replay (one of unknown length is read up to that limit first), a larger one
 //!    streams; and the token is read from the [`TokenSource`] (one atomic load; only when
-//!    there is none does the request wait for one).
+//!    there is none does the request wait for one). Each account has its own token source:
+//!    a request only ever carries its account's token.
 //! 3. `send`: `Authorization` is set to the token's prebuilt header value
 //!    ([`headers::override_authorization`]: a reference-count bump, no allocation), and the
 //!    request goes out on one of the connection's upstream connections, bounded by
@@ -648,9 +651,11 @@ impl Completion {
             .metrics
             .record_request(self.route, &self.method, self.status.as_u16(), total);
         self.metrics.in_flight().dec();
+        let account = self.current.accounts.get(self.account).name();
         macro_rules! request_line {
             ($level:ident) => {
                 tracing::$level!(
+                    account,
                     http.method = %self.method,
                     http.path = self.uri.path(),
                     http.status = self.status.as_u16(),
