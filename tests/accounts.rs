@@ -462,6 +462,14 @@ async fn readiness_is_per_account_and_every_account_must_be_ready() {
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["ready"], true, "the top level is default's");
     assert_eq!(status["accounts"]["acme"]["ready"], false);
+    // What to do names the account.
+    let error = status["accounts"]["acme"]["last_error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        error.contains("zoho-meeting-proxy login --account acme"),
+        "{status}"
+    );
     world.check_arrivals();
     running.finish().await;
 }
@@ -638,5 +646,335 @@ async fn each_account_keeps_its_own_store_file() {
             fingerprint.contains(&own.access_token),
             "{file} does not hold {account}'s token"
         );
+    }
+}
+
+// === sequences ===
+//
+// Rules one at a time are not enough: what one account does must not break the promise to
+// another at any point of a life. A seeded sequence of steps — requests across accounts,
+// Zoho revoking one account's access or refresh token, `login` for one account, accounts
+// removed and added by SIGHUP — runs against the real proxy and emulators, and after every
+// step: each arrival carries a token of its own account; a client of a healthy account gets
+// its answer; a client of a revoked account gets the answer or a 503 problem, never Zoho's
+// rejection; a removed account's client gets 400 unknown-account; `/status` lists exactly
+// the configured accounts, and `/readyz?account=` says ready for an account that just
+// served. `ZMP_ACCOUNT_SEQUENCES` (default 12) sequences of `ZMP_ACCOUNT_SEQUENCE_STEPS`
+// (default 25) steps; `ZMP_ACCOUNT_SEQUENCE_SEED=<seed>` replays one.
+
+/// The accounts of the sequences: `default` always runs; the others come and go.
+const NAMES: [&str; 3] = ["default", "acme", "globex"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Act {
+    /// Clients of each account send this many GETs, all at once.
+    Requests([u8; 3]),
+    /// Zoho revokes every access token of the account's refresh token.
+    RevokeAccess(usize),
+    /// Zoho revokes the account's refresh token: it can mint no more.
+    RevokeRefresh(usize),
+    /// `login --account`: a new refresh token in the configuration, the old one revoked at
+    /// Zoho, SIGHUP.
+    Login(usize),
+    /// The account leaves the configuration; SIGHUP.
+    Remove(usize),
+    /// The account comes (back) into the configuration; SIGHUP.
+    Add(usize),
+    /// SIGHUP with nothing changed.
+    Sighup,
+}
+
+/// What the steps have done to each account.
+#[derive(Clone, Debug)]
+struct Model {
+    configured: [bool; 3],
+    /// Its refresh token works at Zoho.
+    refresh_ok: [bool; 3],
+    /// Every refresh token it had, the current last.
+    refresh: [Vec<String>; 3],
+}
+
+fn draw(seed: u64, len: usize) -> Vec<Act> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len)
+        .map(|_| {
+            let account = rng.random_range(0..3);
+            match rng.random_range(0..100) {
+                0..45 => Act::Requests([
+                    rng.random_range(0..4),
+                    rng.random_range(0..4),
+                    rng.random_range(0..4),
+                ]),
+                45..58 => Act::RevokeAccess(account),
+                58..64 => Act::RevokeRefresh(account),
+                64..74 => Act::Login(account),
+                74..82 => Act::Remove(account.max(1)),
+                82..94 => Act::Add(account.max(1)),
+                _ => Act::Sighup,
+            }
+        })
+        .collect()
+}
+
+/// One sequence's world: [`World`] with its proxy, reloader and model.
+struct Sequence {
+    world: World,
+    running: Option<Running>,
+    /// What SIGHUP runs: one for the life of the proxy, as `serve` keeps it.
+    reloader: Option<Reloader<'static>>,
+    path: std::path::PathBuf,
+    model: Model,
+    client: reqwest::Client,
+}
+
+impl Sequence {
+    async fn start() -> Self {
+        let world = World::new(&NAMES[1..]).await;
+        let model = Model {
+            configured: [true, true, false],
+            refresh_ok: [true; 3],
+            refresh: NAMES.map(|name| vec![world.refresh[name].clone()]),
+        };
+        let mut sequence = Self {
+            path: world.dir.path().join("proxy.toml"),
+            world,
+            running: None,
+            reloader: None,
+            model,
+            client: support::client(),
+        };
+        sequence.write();
+        let running = start(&sequence.path).await;
+        sequence.reloader = Some(Reloader::new(&running, Some(sequence.path.clone()), None));
+        sequence.running = Some(running);
+        sequence
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// The configuration file as the model says.
+    fn write(&mut self) {
+        let names: Vec<&str> = (1..3)
+            .filter(|&i| self.model.configured[i])
+            .map(|i| NAMES[i])
+            .collect();
+        for (i, name) in NAMES.iter().enumerate() {
+            let current = self.model.refresh[i].last().expect("one at least").clone();
+            self.world.refresh.insert((*name).to_owned(), current);
+        }
+        self.world.write(&names, "");
+    }
+
+    /// Does one step; says what it found wrong.
+    async fn act(&mut self, n: usize, act: Act) -> Result<(), String> {
+        let control = self.world.accounts.control();
+        match act {
+            Act::Requests(counts) => return self.requests(n, counts).await,
+            Act::RevokeAccess(i) => {
+                for mint in control.mints() {
+                    if mint.refresh_token.as_deref()
+                        == self.model.refresh[i].last().map(String::as_str)
+                    {
+                        control.revoke_access_token(&mint.access_token);
+                    }
+                }
+            }
+            Act::RevokeRefresh(i) => {
+                let current = self.model.refresh[i].last().expect("one").clone();
+                control.revoke_refresh_token(&current);
+                self.model.refresh_ok[i] = false;
+            }
+            Act::Login(i) => {
+                let old = self.model.refresh[i].last().expect("one").clone();
+                let new = control.issue_refresh_token(SCOPES);
+                self.model.refresh[i].push(new);
+                self.model.refresh_ok[i] = true;
+                self.write();
+                self.reload().await;
+                control.revoke_refresh_token(&old);
+            }
+            Act::Remove(i) => {
+                self.model.configured[i] = false;
+                self.write();
+                self.reload().await;
+            }
+            Act::Add(i) => {
+                let was = self.model.configured[i];
+                self.model.configured[i] = true;
+                self.write();
+                self.reload().await;
+                if !was {
+                    // Its refresher starts: wait for its first token, as `wait` does.
+                    self.ready(i).await;
+                }
+            }
+            Act::Sighup => self.reload().await,
+        }
+        self.check_status().await
+    }
+
+    async fn reload(&mut self) {
+        if let Some(reloader) = self.reloader.as_mut() {
+            reloader.reload(Cause::Signal).await;
+        }
+    }
+
+    async fn requests(&mut self, n: usize, counts: [u8; 3]) -> Result<(), String> {
+        let mut sent = Vec::new();
+        for (i, count) in counts.iter().enumerate() {
+            for k in 0..*count {
+                // `default` is named by the header, or by no header at all.
+                let header = (i > 0 || k % 2 == 1).then_some(NAMES[i]);
+                sent.push((i, header, format!("{}-{n}-{k}", NAMES[i])));
+            }
+        }
+        let before = self.world.meeting.control().token_checks().len();
+        let answers = futures_util::future::join_all(
+            sent.iter()
+                .map(|(_, header, id)| get(&self.client, self.running(), *header, id)),
+        )
+        .await;
+        let mut served = [false; 3];
+        for ((i, _, id), response) in sent.iter().zip(answers) {
+            let status = response.status().as_u16();
+            let retry_after = response.headers().contains_key("retry-after");
+            let body = response.text().await.unwrap_or_default();
+            let problem =
+                |kind: &str| body.contains(&format!("urn:zoho-meeting-proxy:problem:{kind}"));
+            let healthy = self.model.configured[*i] && self.model.refresh_ok[*i];
+            let ok = if !self.model.configured[*i] {
+                status == 400 && problem("unknown-account")
+            } else if healthy {
+                status == 200
+            } else {
+                status == 200 || status == 503 && retry_after && problem("no-token")
+            };
+            if !ok {
+                return Err(format!("{id}: got {status} {body}"));
+            }
+            served[*i] |= status == 200;
+        }
+        // Every arrival of this step carries a token of its own account.
+        let mints = self.world.accounts.control().mints();
+        for check in &self.world.meeting.control().token_checks()[before..] {
+            let id = check.request_id.clone().unwrap_or_default();
+            let name = id.split('-').next().unwrap_or("");
+            let i = NAMES
+                .iter()
+                .position(|n| *n == name)
+                .ok_or(format!("arrival {id}"))?;
+            let token = check.token.clone().unwrap_or_default();
+            let minted_by = mints
+                .iter()
+                .find(|m| m.access_token == token)
+                .and_then(|m| m.refresh_token.clone())
+                .unwrap_or_default();
+            if !self.model.refresh[i].contains(&minted_by) {
+                return Err(format!("{id} arrived with another account's token"));
+            }
+        }
+        // An account that just served is ready.
+        let admin = self.running().admin_addr().expect("admin");
+        for (i, name) in NAMES.iter().enumerate() {
+            if served[i] && self.model.refresh_ok[i] {
+                let status = self
+                    .client
+                    .get(format!("http://{admin}/readyz?account={name}"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status();
+                if status != 200 {
+                    return Err(format!(
+                        "{name} served, yet /readyz?account={name} is {status}"
+                    ));
+                }
+            }
+        }
+        self.check_status().await
+    }
+
+    /// Waits (at most 5 s) for a healthy account `i` to hold a token.
+    async fn ready(&self, i: usize) {
+        if !self.model.refresh_ok[i] {
+            return;
+        }
+        let url = format!(
+            "http://{}/readyz?account={}",
+            self.running().admin_addr().expect("admin"),
+            NAMES[i]
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            if self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `/status` lists exactly the configured accounts; `/readyz?account=` knows no other.
+    async fn check_status(&self) -> Result<(), String> {
+        let status = status(self.running()).await;
+        let listed: Vec<&str> = status["accounts"]
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let configured: Vec<&str> = (0..3)
+            .filter(|&i| self.model.configured[i])
+            .map(|i| NAMES[i])
+            .collect();
+        let mut sorted = configured.clone();
+        sorted.sort_unstable();
+        if listed != sorted {
+            return Err(format!(
+                "/status lists {listed:?}, configured {configured:?}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+async fn run_sequence(seed: u64, acts: &[Act]) -> Result<(), String> {
+    let mut sequence = Sequence::start().await;
+    let mut done = Vec::new();
+    for (n, act) in acts.iter().enumerate() {
+        done.push(*act);
+        if let Err(problem) = sequence.act(n, *act).await {
+            return Err(format!(
+                "seed {seed}, step {n} {act:?}: {problem}\nsteps: {done:?}\nreplay: ZMP_ACCOUNT_SEQUENCE_SEED={seed} cargo test --test integration accounts::sequences"
+            ));
+        }
+    }
+    if let Some(running) = sequence.running.take() {
+        running.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_of_accounts_keep_every_clients_promise() {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let steps = env("ZMP_ACCOUNT_SEQUENCE_STEPS").unwrap_or(25) as usize;
+    let seeds: Vec<u64> = match env("ZMP_ACCOUNT_SEQUENCE_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let base = rand::random::<u32>() as u64;
+            (base..base + env("ZMP_ACCOUNT_SEQUENCES").unwrap_or(12)).collect()
+        }
+    };
+    for seed in seeds {
+        let acts = draw(seed, steps);
+        if let Err(problem) = run_sequence(seed, &acts).await {
+            panic!("{problem}");
+        }
     }
 }

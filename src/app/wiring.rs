@@ -77,12 +77,17 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn TokenStore>, Error> {
 /// [`TokenError::Setup`](crate::token::TokenError::Setup) for a bad CA file.
 pub fn oauth_client(config: &Config) -> Result<OAuthClient, Error> {
     let (client_id, secret) = config.require_client()?;
-    Ok(OAuthClient::new(
+    let client = OAuthClient::new(
         client_id,
         secret,
         config.upstream.ca_file.as_deref(),
         config.upstream.connect_timeout,
-    )?)
+    )?;
+    Ok(if config.oauth.is_default() {
+        client
+    } else {
+        client.for_account(config.account())
+    })
 }
 
 /// Which refresh token to use: the configuration's, else the store's (filled by `login`).

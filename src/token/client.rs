@@ -61,10 +61,12 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// Zoho refused the grant with an OAuth error code.
-    #[error("Zoho refused the request: {code}{}", hint(code))]
+    #[error("Zoho refused the request: {code}{}", hint(code, account.as_deref()))]
     Refused {
         /// Zoho's `error` value.
         code: String,
+        /// The account (beside `default`) whose client asked, for the hint.
+        account: Option<String>,
     },
     /// Zoho's throttling answer ("Access Denied", too many requests).
     #[error("Zoho is throttling token requests for this refresh token (too many requests)")]
@@ -101,6 +103,8 @@ pub struct OAuthClient {
     http: reqwest::Client,
     client_id: String,
     client_secret: ArcSwap<Secret<String>>,
+    /// The account beside `default` it serves, for error hints.
+    account: Option<String>,
 }
 
 /// The refresh token in use and the accounts server it belongs to.
@@ -116,7 +120,7 @@ impl TokenError {
     /// Whether to stop, slow down, or retry.
     pub fn class(&self) -> ErrorClass {
         match self {
-            TokenError::Refused { code } if is_terminal_code(code) => ErrorClass::Terminal,
+            TokenError::Refused { code, .. } if is_terminal_code(code) => ErrorClass::Terminal,
             // Zoho's documented advice: an unexpected error code is most likely throttling.
             TokenError::Refused { .. } | TokenError::Throttled => ErrorClass::Throttled,
             TokenError::Status { .. } | TokenError::Network { .. } | TokenError::Malformed => {
@@ -141,18 +145,28 @@ fn is_terminal_code(code: &str) -> bool {
     )
 }
 
-fn hint(code: &str) -> &'static str {
+/// What to do about Zoho's `code`, for `account` (`None`: `default`).
+fn hint(code: &str, account: Option<&str>) -> String {
+    let login = account.map_or_else(
+        || "zoho-meeting-proxy login".to_owned(),
+        |name| format!("zoho-meeting-proxy login --account {name}"),
+    );
     match code {
-        "invalid_code" => {
-            " (the grant code expired or was used, or the refresh token was revoked: run `zoho-meeting-proxy login` again)"
-        }
-        "invalid_client" | "invalid_client_secret" => {
-            " (check oauth.client_id, oauth.client_secret and oauth.data_center)"
-        }
+        "invalid_code" => format!(
+            " (the grant code expired or was used, or the refresh token was revoked: run `{login}` again)"
+        ),
+        "invalid_client" | "invalid_client_secret" => match account {
+            None => {
+                " (check oauth.client_id, oauth.client_secret and oauth.data_center)".to_owned()
+            }
+            Some(name) => format!(
+                " (check accounts.{name}.client_id and client_secret, or [oauth]'s when they are unset, and accounts.{name}.data_center)"
+            ),
+        },
         "invalid_redirect_uri" => {
-            " (oauth.redirect_uri must match the client's registered redirect URI)"
+            " (oauth.redirect_uri must match the client's registered redirect URI)".to_owned()
         }
-        _ => "",
+        _ => String::new(),
     }
 }
 
@@ -173,7 +187,24 @@ impl OAuthClient {
             http: http_client(ca_file, connect_timeout)?,
             client_id: client_id.to_owned(),
             client_secret: ArcSwap::from_pointee(client_secret.clone()),
+            account: None,
         })
+    }
+
+    /// The client as account `name` (beside `default`) uses it: its errors' hints name the
+    /// account's keys and `login --account`.
+    #[must_use]
+    pub fn for_account(mut self, name: &str) -> Self {
+        self.account = Some(name.to_owned());
+        self
+    }
+
+    /// Names this client's account in a refusal.
+    fn tagged(&self, mut error: TokenError) -> TokenError {
+        if let TokenError::Refused { account, .. } = &mut error {
+            account.clone_from(&self.account);
+        }
+        error
     }
 
     /// The client id.
@@ -249,7 +280,7 @@ impl OAuthClient {
             .map_err(|source| network(accounts, source))?;
         let status = response.status().as_u16();
         let body = read_limited(response, accounts).await?;
-        parse_revoke(status, &body)
+        parse_revoke(status, &body).map_err(|e| self.tagged(e))
     }
 
     async fn grant(&self, accounts: &Url, form: &[(&str, &str)]) -> Result<Grant, TokenError> {
@@ -262,7 +293,7 @@ impl OAuthClient {
             .map_err(|source| network(accounts, source))?;
         let status = response.status().as_u16();
         let body = read_limited(response, accounts).await?;
-        parse_grant(status, &body)
+        parse_grant(status, &body).map_err(|e| self.tagged(e))
     }
 }
 
@@ -274,6 +305,7 @@ impl Clone for OAuthClient {
             http: self.http.clone(),
             client_id: self.client_id.clone(),
             client_secret: ArcSwap::new(self.client_secret.load_full()),
+            account: self.account.clone(),
         }
     }
 }
@@ -386,9 +418,11 @@ pub(super) fn parse_revoke(status: u16, body: &[u8]) -> Result<(), TokenError> {
         (500.., _) => Err(TokenError::Status { status }),
         (400, _) => Err(TokenError::Refused {
             code: field("error").unwrap_or_else(|| "invalid_token".to_owned()),
+            account: None,
         }),
         (_, Some(_)) => Err(TokenError::Refused {
             code: field("error").unwrap_or_else(|| "revoke_failed".to_owned()),
+            account: None,
         }),
         (status, None) => Err(TokenError::Status { status }),
     }
@@ -425,6 +459,7 @@ pub fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
         Some(code) if is_throttle(code) => Err(TokenError::Throttled),
         Some(code) if is_terminal_code(code) => Err(TokenError::Refused {
             code: code.to_owned(),
+            account: None,
         }),
         // Zoho's "Access Denied" text is localised ("拒绝访问"): an unknown error with
         // `status: failure` or a description is its throttling answer.
@@ -434,6 +469,7 @@ pub fn parse_grant(status: u16, body: &[u8]) -> Result<Grant, TokenError> {
         Some(code) if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_graphic()) => {
             Err(TokenError::Refused {
                 code: code.to_owned(),
+                account: None,
             })
         }
         Some(_) => Err(TokenError::Throttled),
@@ -619,7 +655,7 @@ mod tests {
             (400, "<html>Bad Request</html>"),
         ] {
             assert!(
-                matches!(parse_revoke(status, body.as_bytes()), Err(TokenError::Refused { code }) if code == "invalid_token"),
+                matches!(parse_revoke(status, body.as_bytes()), Err(TokenError::Refused { code, .. }) if code == "invalid_token"),
                 "{status} {body}"
             );
         }
@@ -639,7 +675,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_revoke(200, br#"{"status":"failure"}"#),
-            Err(TokenError::Refused { code }) if code == "revoke_failed"
+            Err(TokenError::Refused { code, .. }) if code == "revoke_failed"
         ));
         assert!(matches!(
             parse_revoke(200, b"not json"),

@@ -37,7 +37,7 @@ pub async fn revoke_refresh_token(
 ) -> Result<Revocation, TokenError> {
     match client.revoke(accounts, token).await {
         Ok(()) => Ok(Revocation::Revoked),
-        Err(TokenError::Refused { code }) if code == "invalid_token" => {
+        Err(TokenError::Refused { code, .. }) if code == "invalid_token" => {
             Ok(Revocation::Unknown(code))
         }
         Err(e) => Err(e),
