@@ -67,7 +67,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::{Instrument as _, Span};
 
-use self::account::{Account, Accounts, Choice, X_ZOHO_ACCOUNT};
+use self::account::{Account, Accounts, Choice};
 use self::body::ResponseBody;
 pub use self::error::ProxyError;
 pub use self::guard::Guard;
@@ -373,10 +373,10 @@ impl ConnectionState {
         let current = proxy.current.load_full();
         let guard = &*current.guard;
         // The account's header never reaches Zoho.
-        let named = req.headers_mut().remove(&X_ZOHO_ACCOUNT);
+        let named = account::take_header(req.headers_mut());
         let choice = current
             .accounts
-            .choose(named.as_ref(), guard.bound_account(req.headers()));
+            .choose(named, guard.bound_account(req.headers()));
         let account_index = match choice {
             Choice::Account(index) => index,
             Choice::Unknown | Choice::Forbidden => 0,

@@ -617,7 +617,9 @@ fn fits_running(started: &Config, new: &Config) -> Result<(), ConfigError> {
         Listen::Tcp(addr) => !addr.ip().is_loopback(),
         Listen::Unix(_) => false,
     };
-    if remote && new.server.client_keys.is_empty() && !new.server.allow_remote_without_keys {
+    let keys = !new.server.client_keys.is_empty()
+        || new.accounts.iter().any(|a| !a.client_keys.is_empty());
+    if remote && !keys && !new.server.allow_remote_without_keys {
         return Err(ConfigError::Invalid {
             key: "server.client_keys".into(),
             origin: "the reloaded configuration".into(),

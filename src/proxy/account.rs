@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use http::header::HeaderName;
+use http::header::{Entry, HeaderMap, HeaderName};
 
 use super::route::{Routes, Upstreams};
 use crate::config::DEFAULT_ACCOUNT;
@@ -37,6 +37,33 @@ pub struct Accounts {
     list: Vec<Arc<Account>>,
     /// The upstream clients of every account's routes.
     upstreams: Upstreams,
+}
+
+/// What a request's `X-Zoho-Account` headers said.
+#[derive(Debug)]
+pub enum Named {
+    /// No header.
+    None,
+    /// One.
+    One(HeaderValue),
+    /// More than one: ambiguous.
+    Several,
+}
+
+/// Removes every `X-Zoho-Account` from `headers` (the header never reaches Zoho) and says
+/// what they named; one lookup.
+pub fn take_header(headers: &mut HeaderMap) -> Named {
+    match headers.entry(&X_ZOHO_ACCOUNT) {
+        Entry::Vacant(_) => Named::None,
+        Entry::Occupied(entry) => {
+            let (_, mut values) = entry.remove_entry_mult();
+            match (values.next(), values.next()) {
+                (Some(value), None) => Named::One(value),
+                (None, _) => Named::None,
+                (Some(_), Some(_)) => Named::Several,
+            }
+        }
+    }
 }
 
 /// Why no account could be chosen for a request.
@@ -125,24 +152,36 @@ impl Accounts {
         &self.upstreams
     }
 
-    /// The account of a request: the one `header` (`X-Zoho-Account`) names, else the one
-    /// its client key is bound to (`bound`), else `default`. A header naming another account
-    /// than the key's is [`Choice::Forbidden`].
-    pub fn choose(&self, header: Option<&HeaderValue>, bound: Option<&str>) -> Choice {
-        let named = match header {
+    /// The account of a request: the one `header` (`X-Zoho-Account`, taken out of the
+    /// request by [`take_header`]) names, else the one its client key is bound to
+    /// (`bound`), else `default`. A header naming another account than the key's is
+    /// [`Choice::Forbidden`]; one naming no account, or more than one header, is
+    /// [`Choice::Unknown`].
+    pub fn choose(&self, header: Named, bound: Option<&str>) -> Choice {
+        let header = match header {
+            Named::None => None,
+            Named::One(value) => Some(value),
+            Named::Several => return Choice::Unknown,
+        };
+        let named = match header.as_ref() {
             None => match bound {
                 None => return Choice::Account(0),
                 Some(bound) => bound.as_bytes(),
             },
             Some(value) => {
                 let value = value.as_bytes();
-                if bound.is_some_and(|b| b.as_bytes() != value) {
+                if bound.is_some_and(|b| !b.as_bytes().eq_ignore_ascii_case(value)) {
                     return Choice::Forbidden;
                 }
                 value
             }
         };
-        match self.list.iter().position(|a| a.name.as_bytes() == named) {
+        // Names are lower-case: `Acme` means `acme`.
+        match self
+            .list
+            .iter()
+            .position(|a| a.name.as_bytes().eq_ignore_ascii_case(named))
+        {
             Some(index) => Choice::Account(index),
             None => Choice::Unknown,
         }
