@@ -109,7 +109,8 @@ pub struct SandboxArgs {
     /// With `--emulator-only`: the emulator accepts the refresh token in this file (read
     /// once, surrounding whitespace ignored) instead of issuing a random one, and the
     /// printed proxy.toml names the file instead of the value. For a pod or compose file in
-    /// which the emulator and the proxy are given the same secret file.
+    /// which the emulator and the proxy are given the same secret file. It is `default`'s:
+    /// the other accounts of `--accounts` get random ones, printed inline.
     #[arg(long, value_name = "FILE", requires = "emulator_only")]
     pub refresh_token_file: Option<PathBuf>,
     /// Where the proxy listens, instead of `server.listen` (127.0.0.1:8080), e.g. when
