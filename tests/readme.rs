@@ -1,6 +1,7 @@
 //! README's quick start, as a user would follow it: `sandbox`, then README's block of curl
 //! calls pasted into bash (the real curl; `$KEY` captured by the block's own one-liner),
-//! through at least two token refreshes.
+//! through at least two token refreshes; and its "Several accounts" block against
+//! `sandbox --accounts 2`.
 //!
 //! The binary is `$ZOHO_PROXY_TEST_BIN` when set (CI points it at the release build, as
 //! README's `cargo run --release -- sandbox` runs), else the one cargo built for the tests
@@ -9,12 +10,12 @@
 use crate::support;
 use crate::support::sandbox::{Sandbox, bash};
 
-/// README's block marked `<!-- readme-test: sandbox -->`, as written.
-fn readme_block() -> &'static str {
+/// README's block marked `<!-- readme-test: NAME -->`, as written.
+fn readme_block(name: &str) -> &'static str {
     let readme = include_str!("../README.md");
     let start = readme
-        .find("<!-- readme-test: sandbox -->")
-        .expect("README marks its sandbox block");
+        .find(&format!("<!-- readme-test: {name} -->"))
+        .unwrap_or_else(|| panic!("README marks its {name} block"));
     let block = &readme[start..];
     let open = block
         .find("```sh\n")
@@ -48,7 +49,7 @@ async fn readme_quick_start_works_as_written() {
 
     // The block as a user pastes it into bash, on the actual ports.
     crate::support::tools::curl();
-    let block = readme_block();
+    let block = readme_block("sandbox");
     let calls = block.matches("curl ").count();
     assert!(calls >= 7, "{block}");
     let script = format!(
@@ -110,4 +111,82 @@ async fn readme_quick_start_works_as_written() {
         .find(|l| l.contains("requests since the last summary:"))
         .unwrap_or_else(|| panic!("a summary of the requests:\n{log}"));
     assert!(!summary.contains("5xx"), "no request failed: {summary}");
+}
+
+/// README's "Several accounts" block as written, against `sandbox --accounts 2`: no header and
+/// `acme` answer, `nope` is refused as unknown, `/status` shows both accounts with tokens of
+/// their own, and the metrics line README shows is there.
+#[tokio::test]
+async fn readme_several_accounts_works_as_written() {
+    let sandbox = Sandbox::start(&["--accounts", "2"], "\n  admin ").await;
+    let proxy = sandbox
+        .addr("proxy")
+        .trim_start_matches("http://")
+        .to_owned();
+    let admin = sandbox
+        .addr("admin")
+        .trim_start_matches("http://")
+        .to_owned();
+    crate::support::tools::curl();
+    let block = readme_block("accounts");
+    // Each status on stderr; no --fail: one call is meant to get 400.
+    let prelude = "set -euo pipefail\ncurl() { command curl -sS -w '%{stderr}README-STATUS %{http_code}\\n' \"$@\"; }\n";
+    let script = format!(
+        "{prelude}{}",
+        block
+            .replace("127.0.0.1:8080", &proxy)
+            .replace("127.0.0.1:9090", &admin)
+    );
+    let run = bash(&script).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(
+        run.status.success(),
+        "README's block failed: {stderr}\n{stdout}"
+    );
+    let statuses: Vec<u16> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("README-STATUS "))
+        .map(|code| code.parse().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200, 400, 200, 200], "{stderr}");
+    assert!(
+        stdout.contains(r#"{"type":"urn:zoho-meeting-proxy:problem:unknown-account","title":"X-Zoho-Account names no account","status":400,"#),
+        "{stdout}"
+    );
+    let start = stdout
+        .find("{\n  \"ready\"")
+        .unwrap_or_else(|| panic!("the /status document: {stdout}"));
+    let end = stdout[start..]
+        .find("\n}")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        + start
+        + 2;
+    let status: serde_json::Value = serde_json::from_str(&stdout[start..end]).unwrap();
+    let print = |name: &str| {
+        assert_eq!(status["accounts"][name]["ready"], true, "{status}");
+        status["accounts"][name]["token_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(print("default"), print("acme"), "{status}");
+    assert_eq!(
+        status["token_fingerprint"].as_str(),
+        Some(print("default").as_str())
+    );
+    // The grep printed the line README shows, and nothing else.
+    let metrics = stdout[end..].trim();
+    assert_eq!(
+        metrics,
+        r#"zoho_proxy_http_requests_total{account="acme",route="default",method="GET",status_class="2xx"} 1"#
+    );
+    let readme = include_str!("../README.md");
+    assert!(
+        readme.contains(&format!("\n{metrics}\n")),
+        "README shows {metrics}"
+    );
+    sandbox.stop().await;
 }

@@ -6,6 +6,11 @@
 //! just the fake Zoho and prints a matching `proxy.toml`, for pointing your own `serve` (or
 //! your own integration tests) at it.
 //!
+//! `--accounts N` configures N-1 more Zoho accounts beside `default` ([`EXTRA_ACCOUNTS`]):
+//! one Zoho client, each account consenting with its own refresh token at the same emulated
+//! accounts server, so each mints its own access tokens; requests choose one with
+//! `X-Zoho-Account`.
+//!
 //! The emulator's mint limit and the proxy's `oauth.max_mints_per_10m` both follow
 //! `--token-lifetime` ([`mint_budget`]), so short-lived tokens do not spend the budget and
 //! leave the sandbox answering 503.
@@ -23,8 +28,8 @@ use zoho_emulator::webinar::WebinarEmulator;
 use super::Error;
 use crate::app::{self, Signals};
 use crate::config::{
-    Config, Listen, MAX_MINTS_PER_10M, RouteConfig, RouteUpstream, StoreConfig,
-    ZOHO_MAX_MINTS_PER_10M,
+    AccountConfig, Config, DEFAULT_ACCOUNT, Listen, MAX_MINTS_PER_10M, OAuthConfig, RouteConfig,
+    RouteUpstream, StoreConfig, ZOHO_MAX_MINTS_PER_10M,
 };
 use crate::secret::Secret;
 use crate::token::refresh_at;
@@ -55,6 +60,14 @@ const SCOPES: [&str; 18] = [
 /// `upstream = "webinar"` with the prefix stripped).
 const WEBINAR_PREFIX: &str = "/webinar/";
 
+/// The names `--accounts N` gives the accounts beside `default`, the first N-1 of them.
+const EXTRA_ACCOUNTS: [&str; 7] = [
+    "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne",
+];
+
+/// The most accounts `--accounts` configures: `default` and every one of [`EXTRA_ACCOUNTS`].
+const MAX_ACCOUNTS: u8 = 8;
+
 /// `sandbox` options.
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -84,13 +97,20 @@ pub struct SandboxArgs {
     /// as Zoho does when access is removed, to see the proxy refresh and replay.
     #[arg(long, default_value_t = 0)]
     pub reject_tokens: u32,
+    /// How many Zoho accounts (1 to 8): `default` and, beyond one, `acme`, `globex`,
+    /// `initech`, `umbrella`, `hooli`, `stark`, `wayne`, each with its own refresh token for
+    /// the same client; a request picks one with `X-Zoho-Account: NAME`. They replace any
+    /// `[[accounts]]` of the configuration.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_ACCOUNTS)))]
+    pub accounts: u8,
     /// Serve only the emulator and print a matching proxy.toml.
     #[arg(long)]
     pub emulator_only: bool,
     /// With `--emulator-only`: the emulator accepts the refresh token in this file (read
     /// once, surrounding whitespace ignored) instead of issuing a random one, and the
     /// printed proxy.toml names the file instead of the value. For a pod or compose file in
-    /// which the emulator and the proxy are given the same secret file.
+    /// which the emulator and the proxy are given the same secret file. It is `default`'s:
+    /// the other accounts of `--accounts` get random ones, printed inline.
     #[arg(long, value_name = "FILE", requires = "emulator_only")]
     pub refresh_token_file: Option<PathBuf>,
     /// Where the proxy listens, instead of `server.listen` (127.0.0.1:8080), e.g. when
@@ -165,6 +185,11 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
             token
         }
     };
+    // One client, many consenting accounts: a refresh token each, with the same scopes.
+    let extra: Vec<(&str, String)> = extra_accounts(args.accounts)
+        .iter()
+        .map(|name| (*name, accounts.control().issue_refresh_token(&SCOPES)))
+        .collect();
     match args.token_outage {
         None => {}
         Some(Outage::Forever) => accounts.control().set_outage(Some(503)),
@@ -181,20 +206,24 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
     if args.reject_tokens > 0 {
         meeting.control().revoke_tokens_in_use(args.reject_tokens);
     }
-    tracing::info!(accounts = %accounts.url(), meeting = %meeting.url(), webinar = %webinar.url(), "emulator listening");
+    let urls = EmulatorUrls {
+        accounts: accounts.url(),
+        meeting: meeting.url(),
+        webinar: webinar.url(),
+    };
+    tracing::info!(accounts = %urls.accounts, meeting = %urls.meeting, webinar = %urls.webinar, "emulator listening");
 
     if args.emulator_only {
         let state = private_dir(&std::env::temp_dir())?;
         print_banner(&emulator_banner(
-            &accounts,
-            &meeting,
-            &webinar.url(),
+            &urls,
             &client_id,
             &client_secret,
             &match &args.refresh_token_file {
                 None => RefreshTokenLine::Value(&refresh_token),
                 Some(path) => RefreshTokenLine::File(path),
             },
+            &extra,
             &state.join("token.json"),
         ));
         signals.stopped().await;
@@ -210,18 +239,38 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
     config.oauth.client_secret = Some(Secret::new(client_secret));
     config.oauth.refresh_token = Some(Secret::new(refresh_token));
     config.oauth.scopes = SCOPES.iter().map(|s| (*s).to_owned()).collect();
-    config.oauth.accounts_url = parse_url(&accounts.url())?;
-    config.upstream.url = parse_url(&meeting.url())?;
+    config.oauth.accounts_url = parse_url(&urls.accounts)?;
+    config.upstream.url = parse_url(&urls.meeting)?;
+    // Every account's Meeting host: the emulator's, not its data centre's.
+    config.upstream.url_explicit = true;
     // The emulator is not Zoho: a budget above Zoho's 10 is allowed (see `mint_budget`).
     config.oauth.max_mints_per_10m = max_mints;
     config.token.store = StoreConfig::Memory;
+    // The sandbox's accounts replace the configuration's (which name real Zoho accounts).
+    config.accounts = extra
+        .into_iter()
+        .map(|(name, token)| AccountConfig {
+            oauth: OAuthConfig {
+                account: name.to_owned(),
+                refresh_token: Some(Secret::new(token)),
+                refresh_token_file: None,
+                ..config.oauth.clone()
+            },
+            client_keys: Vec::new(),
+            client_keys_file: None,
+        })
+        .collect();
+    // In name order, as the configuration orders them.
+    config
+        .accounts
+        .sort_by(|a, b| a.oauth.account.cmp(&b.oauth.account));
     // `/webinar/` goes to the emulated Zoho Webinar, whatever the configuration routed there.
     config
         .routes
         .retain(|r| r.prefix.trim_end_matches('/') != WEBINAR_PREFIX.trim_end_matches('/'));
     config.routes.push(RouteConfig {
         prefix: WEBINAR_PREFIX.to_owned(),
-        upstream: RouteUpstream::Url(parse_url(&webinar.url())?),
+        upstream: RouteUpstream::Url(parse_url(&urls.webinar)?),
         strip_prefix: true,
     });
     // Longest prefix first, as the configuration orders them.
@@ -240,14 +289,14 @@ pub(super) async fn run(config: &Config, args: SandboxArgs) -> Result<(), Error>
         (Listen::Unix(path), None) => format!("unix:{}", path.display()),
         (Listen::Tcp(addr), None) => format!("http://{addr}"),
     };
+    let names: Vec<&str> = config.account_names().collect();
     print_banner(&banner(
         &proxy,
         running.admin_addr(),
-        &accounts,
-        &meeting,
-        &webinar.url(),
+        &urls,
         zsoid,
         args.token_lifetime,
+        &names,
     ));
     running.serve_until_stopped(signals, None).await;
     Ok(())
@@ -268,14 +317,29 @@ fn print_banner(text: &str) {
     let _ = out.flush();
 }
 
+/// Where the emulated accounts server, Meeting API and Zoho Webinar API listen.
+struct EmulatorUrls {
+    accounts: String,
+    meeting: String,
+    webinar: String,
+}
+
+/// The first `accounts - 1` of [`EXTRA_ACCOUNTS`]: the accounts beside `default`.
+fn extra_accounts(accounts: u8) -> &'static [&'static str] {
+    let extra = usize::from(accounts.saturating_sub(1)).min(EXTRA_ACCOUNTS.len());
+    &EXTRA_ACCOUNTS[..extra]
+}
+
+/// The banner: where everything listens, and curl lines to paste; with more accounts than
+/// `default` (`accounts`, `default` first), a line naming them, a curl line through each
+/// other one, and one for `/status`, which shows them all.
 fn banner(
     proxy: &str,
     admin: Option<SocketAddr>,
-    accounts: &AccountsEmulator,
-    meeting: &MeetingEmulator,
-    webinar: &str,
+    urls: &EmulatorUrls,
     zsoid: u64,
     lifetime: Duration,
+    accounts: &[&str],
 ) -> String {
     // `status` and `wait` read `server.admin_listen` from their own configuration: away from
     // its default they must be told where the admin endpoints are.
@@ -287,6 +351,35 @@ fn banner(
         ),
         _ => String::new(),
     };
+    let (accounts_line, accounts_curls) = if accounts.len() > 1 {
+        let named: Vec<String> = accounts
+            .iter()
+            .map(|name| {
+                if *name == DEFAULT_ACCOUNT {
+                    format!("{name} (no header)")
+                } else {
+                    format!("{name} (X-Zoho-Account: {name})")
+                }
+            })
+            .collect();
+        let line = format!(
+            "\n  accounts  {}; one Zoho client, a refresh token each",
+            named.join(", ")
+        );
+        let mut curls: String = accounts
+            .iter()
+            .filter(|name| **name != DEFAULT_ACCOUNT)
+            .map(|name| format!("\n  curl {proxy}/api/v2/user.json -H 'X-Zoho-Account: {name}'"))
+            .collect();
+        if let Some(addr) = admin {
+            curls.push_str(&format!(
+                "\n  curl http://{addr}/status   # \"accounts\": each account's token status"
+            ));
+        }
+        (line, curls)
+    } else {
+        (String::new(), String::new())
+    };
     let admin = admin.map_or_else(
         || "disabled".to_owned(),
         |a| format!("http://{a}  (/livez /readyz /metrics /status)"),
@@ -296,17 +389,18 @@ fn banner(
         "zoho-meeting-proxy sandbox: the real proxy against a built-in Zoho emulator\n\
          \n  proxy     {proxy}  (send Zoho Meeting API requests here, without Authorization)\
          \n  admin     {admin}\
-         \n  emulator  accounts {accounts}, meeting {meeting}, webinar {webinar} (the proxy's {WEBINAR_PREFIX})\
-         \n  org       zsoid {zsoid}; access tokens live {lifetime}\
+         \n  emulator  accounts {accounts_url}, meeting {meeting}, webinar {webinar} (the proxy's {WEBINAR_PREFIX})\
+         \n  org       zsoid {zsoid}; access tokens live {lifetime}{accounts_line}\
          \n\nTry, from another terminal (README.md has edit, delete and more):\
          \n  curl {proxy}/api/v2/user.json\
          \n  KEY=$(curl -s -X POST {proxy}/api/v2/{zsoid}/sessions.json -H 'Content-Type: application/json' -d '{create}' | grep -o '\"meetingKey\":[0-9]*' | cut -d: -f2); echo \"meetingKey $KEY\"\
          \n  curl {proxy}/api/v2/{zsoid}/sessions/$KEY.json\
          \n  curl '{proxy}/api/v2/{zsoid}/sessions.json?listtype=upcoming'\
-         \n  curl {proxy}{WEBINAR_PREFIX}api/v2/{zsoid}/webinar.json{commands}\
+         \n  curl {proxy}{WEBINAR_PREFIX}api/v2/{zsoid}/webinar.json{accounts_curls}{commands}\
          \n\nCtrl-C stops it.",
-        accounts = accounts.url(),
-        meeting = meeting.url(),
+        accounts_url = urls.accounts,
+        meeting = urls.meeting,
+        webinar = urls.webinar,
         lifetime = humantime::format_duration(lifetime),
     )
 }
@@ -341,12 +435,11 @@ fn read_refresh_token(path: &Path) -> Result<String, Error> {
 /// one (the emulator, like Zoho, allows few per 10 minutes); one file per run, since each
 /// run has its own refresh token.
 fn emulator_banner(
-    accounts: &AccountsEmulator,
-    meeting: &MeetingEmulator,
-    webinar: &str,
+    urls: &EmulatorUrls,
     client_id: &str,
     client_secret: &str,
     refresh_token: &RefreshTokenLine<'_>,
+    extra: &[(&str, String)],
     token_path: &Path,
 ) -> String {
     let scopes: Vec<String> = SCOPES.iter().map(|s| format!("{s:?}")).collect();
@@ -356,6 +449,20 @@ fn emulator_banner(
             format!("refresh_token_file = {:?}", path.display().to_string())
         }
     };
+    // The other accounts: [oauth]'s client and scopes, a refresh token each (stored beside
+    // `default`'s as token-NAME.json).
+    let accounts: String = extra
+        .iter()
+        .map(|(name, token)| {
+            format!(
+                "\n\n[[accounts]]\n\
+                 name = {name:?}\n\
+                 refresh_token = {token:?}\n\
+                 accounts_url = {url:?}",
+                url = urls.accounts,
+            )
+        })
+        .collect();
     format!(
         "# zoho-meeting-proxy sandbox --emulator-only: a fake Zoho; these are not real credentials.\n\
          # Save as proxy.toml and run `zoho-meeting-proxy serve` (Ctrl-C stops the emulator).\n\
@@ -364,8 +471,8 @@ fn emulator_banner(
          client_id = {client_id:?}\n\
          client_secret = {client_secret:?}\n\
          {refresh_token}\n\
-         accounts_url = {accounts:?}\n\
-         scopes = [{scopes}]\n\
+         accounts_url = {accounts_url:?}\n\
+         scopes = [{scopes}]{accounts}\n\
          \n[upstream]\n\
          url = {meeting:?}\n\
          \n[token]\n\
@@ -375,8 +482,9 @@ fn emulator_banner(
          prefix = {WEBINAR_PREFIX:?}\n\
          upstream = {webinar:?}\n\
          strip_prefix = true",
-        accounts = accounts.url(),
-        meeting = meeting.url(),
+        accounts_url = urls.accounts,
+        meeting = urls.meeting,
+        webinar = urls.webinar,
         scopes = scopes.join(", "),
         path = token_path.display().to_string(),
     )
@@ -461,6 +569,20 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_other_accounts_are_named_in_order() {
+        assert!(extra_accounts(1).is_empty());
+        assert_eq!(extra_accounts(2), ["acme"]);
+        assert_eq!(extra_accounts(3), ["acme", "globex"]);
+        assert_eq!(extra_accounts(MAX_ACCOUNTS), EXTRA_ACCOUNTS);
+        assert_eq!(usize::from(MAX_ACCOUNTS), EXTRA_ACCOUNTS.len() + 1);
+        // Past the list (clap refuses it first): every name, never a panic.
+        assert_eq!(extra_accounts(u8::MAX), EXTRA_ACCOUNTS);
+        for name in EXTRA_ACCOUNTS {
+            assert!(crate::config::valid_account_name(name) && name != DEFAULT_ACCOUNT);
+        }
+    }
 
     #[test]
     fn token_outages_last_a_duration_or_until_the_end() {
