@@ -67,6 +67,9 @@ pub enum Value<'c> {
     Secrets(&'c [Secret<String>]),
 }
 
+/// The keys of an `[[accounts]]` entry whose values are secrets.
+const ACCOUNT_SECRETS: &[&str] = &["client_secret", "refresh_token", "client_keys"];
+
 /// What `check` shows for a secret.
 const REDACTED: &str = "\"[redacted]\"";
 
@@ -268,6 +271,15 @@ pub fn find(name: &str) -> Option<&'static Key> {
 /// Whether a dotted path names a secret key or lies below one (`server.client_keys.0`, a list
 /// item): errors about it must not quote the value.
 pub fn is_secret_path(path: &str) -> bool {
+    // `accounts.NAME.KEY`: an account's keys are secret where `[oauth]`'s are, and its
+    // `client_keys` as `server.client_keys`. Any segment after the name counts (a name with a
+    // dot would shift them): hiding too much is harmless.
+    if let Some(rest) = path.strip_prefix("accounts.") {
+        return rest
+            .split('.')
+            .skip(1)
+            .any(|segment| ACCOUNT_SECRETS.contains(&segment));
+    }
     KEYS.iter().any(|k| {
         k.is_secret()
             && path
@@ -648,6 +660,13 @@ client_keys_file = \"\"
         assert!(!is_secret_path("oauth.client_secret_file"));
         assert!(!is_secret_path("oauth.client_id"));
         assert!(!is_secret_path("oauth"));
+        assert!(is_secret_path("accounts.acme.client_secret"));
+        assert!(is_secret_path("accounts.acme.refresh_token"));
+        assert!(is_secret_path("accounts.acme.client_keys.0"));
+        assert!(is_secret_path("accounts.#0.client_keys.1"));
+        assert!(!is_secret_path("accounts.acme.client_secret_file"));
+        assert!(!is_secret_path("accounts.acme.client_id"));
+        assert!(!is_secret_path("accounts.acme.data_center"));
     }
 
     #[test]
