@@ -42,23 +42,36 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Block until the running proxy is ready (exit 0) or --timeout passes (exit 1).
     Wait(WaitArgs),
-    /// Print the running proxy's token status (never the token itself).
-    Status,
+    /// Print the running proxy's token status (never the token itself): every account's,
+    /// or one's with --account.
+    Status(AccountArgs),
     /// Obtain and store a refresh token: browser flow with a loopback redirect, or
     /// `--code GRANT` to exchange a Self Client grant code.
     Login(LoginArgs),
     /// Print a valid access token on stdout (nothing else on stdout).
-    Token,
+    Token(AccountArgs),
     /// Revoke the stored refresh token at Zoho and delete it from the store (kept when Zoho
     /// could not confirm).
-    Revoke,
+    Revoke(AccountArgs),
     /// Validate the configuration and print it with secrets redacted.
     Check(CheckArgs),
+}
+
+/// The account a command is for.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// The account (an `[[accounts]]` name, or `default` for `[oauth]`) (default: default).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
 }
 
 /// `login` options.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
+    /// Log in the account NAME of `[[accounts]]` (default: `[oauth]`'s, `default`); its
+    /// refresh token and data centre go to its own store.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
     /// Exchange this Self Client grant code instead of running the browser flow.
     #[arg(long, value_name = "GRANT")]
     pub code: Option<String>,
@@ -109,10 +122,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let output = match command {
         Command::Serve | Command::Sandbox(_) => config.log.output,
         Command::Wait(_)
-        | Command::Status
+        | Command::Status(_)
         | Command::Login(_)
-        | Command::Token
-        | Command::Revoke
+        | Command::Token(_)
+        | Command::Revoke(_)
         | Command::Check(_) => LogOutput::Stderr,
     };
     let logging = match crate::telemetry::init(&config.log, output) {
@@ -145,13 +158,37 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Command::Serve => app::serve(&config, path, logging).await,
             Command::Sandbox(args) => sandbox::run(&config, args).await,
             Command::Wait(args) => status::wait(&config, args.timeout).await,
-            Command::Status => status::status(&config).await,
-            Command::Login(args) => login::run(&config, args).await,
-            Command::Token => token(&config).await,
-            Command::Revoke => revoke(&config).await,
+            Command::Status(args) => status::status(&config, args.account.as_deref()).await,
+            Command::Login(args) => {
+                login::run(&account_view(&config, args.account.as_deref())?, args).await
+            }
+            Command::Token(args) => token(&account_view(&config, args.account.as_deref())?).await,
+            Command::Revoke(args) => revoke(&account_view(&config, args.account.as_deref())?).await,
             Command::Check(args) => check(&config, args).await,
         }
     })
+}
+
+/// The configuration a command runs with for `--account NAME`: that account's view
+/// ([`Config::require_account`]), or `config` itself (`default`) without the option.
+///
+/// # Errors
+/// [`Error::Config`] (exit 78) for an account the configuration does not have, naming the
+/// accounts it has.
+fn account_view(config: &Config, account: Option<&str>) -> Result<Config, Error> {
+    match account {
+        Some(name) => Ok(config.require_account(name)?),
+        None => Ok(config.clone()),
+    }
+}
+
+/// ` of account NAME` for an account beside `default`, to end a sentence about it.
+fn of_account(config: &Config) -> String {
+    if config.oauth.is_default() {
+        String::new()
+    } else {
+        format!(" of account {}", config.account())
+    }
 }
 
 /// `token`: prints one valid access token, reusing the stored one when it has more than the
@@ -166,10 +203,11 @@ async fn token(config: &Config) -> Result<(), Error> {
 /// store — only when Zoho confirmed or does not know the token; otherwise exits 1 and keeps it.
 async fn revoke(config: &Config) -> Result<(), Error> {
     let revoked = app::revoke(config).await?;
+    let of = of_account(config);
     match &revoked.revocation {
-        Revocation::Revoked => eprintln!("Revoked the refresh token at {}.", revoked.accounts),
+        Revocation::Revoked => eprintln!("Revoked the refresh token{of} at {}.", revoked.accounts),
         Revocation::Unknown(code) => eprintln!(
-            "Zoho does not know this refresh token ({code}): it was already revoked. Removing it from the store."
+            "Zoho does not know this refresh token{of} ({code}): it was already revoked. Removing it from the store."
         ),
     }
     match &revoked.config_key {
@@ -181,26 +219,33 @@ async fn revoke(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// `check`: prints the effective configuration, redacted; `--online` refreshes once and
-/// calls the Meeting API with the fresh token.
+/// `check`: prints the effective configuration, redacted, with every account's; `--online`
+/// refreshes once and calls the Meeting API with the fresh token, for every account.
 async fn check(config: &Config, args: CheckArgs) -> Result<(), Error> {
-    let inspection = app::check::inspect(config).await?;
-    let config = &inspection.config;
+    let mut inspections = app::check::inspect_all(config).await?.into_iter();
+    let Some(default) = inspections.next() else {
+        return Err(Error::Failed("the configuration has no account".into()));
+    };
+    let others: Vec<_> = inspections.collect();
+    let config = &app::check::shown_config(&default, &others);
     let source = match config.file.as_deref() {
         Some(path) => format!("{} + environment", path.display()),
         None => "defaults + environment".to_owned(),
     };
     println!("# configuration from {source}");
-    println!("# token store: {}", inspection.store);
-    println!(
-        "# refresh token: {}",
-        if inspection.refresh_token_from_config {
-            "from the configuration"
-        } else {
-            "from the token store"
-        }
-    );
-    println!("# accounts server: {}", inspection.accounts);
+    println!("# token store: {}", default.store);
+    println!("# refresh token: {}", refresh_token_source(&default));
+    println!("# accounts server: {}", default.accounts);
+    for other in &others {
+        println!(
+            "# account {}: token store {}; refresh token {}; accounts server {}; Meeting API {}",
+            other.config.account(),
+            other.store,
+            refresh_token_source(other),
+            other.accounts,
+            crate::config::origin(&other.config.upstream.url)
+        );
+    }
     for route in &config.routes {
         println!(
             "# route {} -> {}{}",
@@ -219,20 +264,57 @@ async fn check(config: &Config, args: CheckArgs) -> Result<(), Error> {
     );
     print!("{}", config.redacted());
     if args.online {
-        let max_mints = config.oauth.max_mints_per_10m;
-        let minted = inspection.mint().await?;
-        println!(
-            "# online: refreshed an access token at {}; it expires in {} s; {} of {max_mints} mints used in this 10-minute window",
-            minted.accounts,
-            minted.expires_in.as_secs(),
-            minted.mints_in_window,
-        );
-        let user = minted.meeting_user().await?;
-        println!(
-            "# online: GET {}{USER_PATH} answered: user {}, zsoid {}",
-            user.meeting, user.who, user.zsoid
-        );
+        if others.is_empty() {
+            // One account: as before there were several, its failure is the error.
+            check_online(default, "").await?;
+        } else {
+            let total = others.len() + 1;
+            let mut failed = Vec::new();
+            for inspection in std::iter::once(default).chain(others) {
+                let name = inspection.config.account().to_owned();
+                if let Err(error) = check_online(inspection, &format!(" account {name}:")).await {
+                    let why = report(&error);
+                    println!("# online: account {name}: failed: {why}");
+                    failed.push(format!("{name} ({why})"));
+                }
+            }
+            if !failed.is_empty() {
+                return Err(Error::Failed(format!(
+                    "the online check failed for {} of {total} accounts: {}",
+                    failed.len(),
+                    failed.join("; ")
+                )));
+            }
+        }
     }
     println!("# ok");
+    Ok(())
+}
+
+/// Where an inspected account's refresh token comes from, for `check`.
+fn refresh_token_source(inspection: &app::check::Inspection) -> &'static str {
+    if inspection.refresh_token_from_config {
+        "from the configuration"
+    } else {
+        "from the token store"
+    }
+}
+
+/// `check --online` for one account: mints, then calls the Meeting API; prints each step's
+/// result after `# online:` and `label`.
+async fn check_online(inspection: app::check::Inspection, label: &str) -> Result<(), Error> {
+    let max_mints = inspection.config.oauth.max_mints_per_10m;
+    let minted = inspection.mint().await?;
+    println!(
+        "# online:{label} refreshed an access token at {}; it expires in {} s; {} of {max_mints} mints used in this 10-minute window",
+        minted.accounts,
+        minted.expires_in.as_secs(),
+        minted.mints_in_window,
+    );
+    let user = minted.meeting_user().await?;
+    println!(
+        "# online:{label} GET {}{USER_PATH} answered: user {}, zsoid {}",
+        user.meeting, user.who, user.zsoid
+    );
     Ok(())
 }

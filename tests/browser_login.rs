@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use zoho_emulator::accounts::{AccountsControl, AccountsEmulator, AccountsOptions, Failure};
 
-use crate::cli::{finish, spawn_login, stored, stored_refresh_token, write_config};
+use crate::cli::{
+    account_entry, finish, spawn_login, stored_in, stored_refresh_token_in, write_config,
+};
 use crate::support;
 use crate::support::browser::Browser;
 
@@ -20,14 +22,32 @@ struct Login {
     name: &'static str,
     /// `login`'s arguments beside `--no-browser`.
     args: &'static [&'static str],
+    /// The token store file (in the home) the refresh token must reach; the other one of
+    /// [`STORES`] must stay untouched.
+    store: &'static str,
+    /// What the "Logged in" page says about the account, if anything.
+    page_says: &'static str,
 }
 
-/// The logins tested end to end. `login --account NAME` is one more entry once the flag
-/// exists (with that account in [`start`]'s configuration and its own store file).
-const LOGINS: &[Login] = &[Login {
-    name: "login",
-    args: &[],
-}];
+/// The logins tested end to end: `default`'s, and a second account's (issue 23, item 8),
+/// which [`start`]'s configuration names.
+const LOGINS: &[Login] = &[
+    Login {
+        name: "login",
+        args: &[],
+        store: "token.json",
+        page_says: "",
+    },
+    Login {
+        name: "login-account",
+        args: &["--account", "acme"],
+        store: "token-acme.json",
+        page_says: "for account acme",
+    },
+];
+
+/// The token store files of [`start`]'s configuration: `default`'s and acme's.
+const STORES: &[&str] = &["token.json", "token-acme.json"];
 
 /// What the browser ended on, and how `login` ended.
 struct Seen {
@@ -40,7 +60,8 @@ struct Seen {
 }
 
 /// An emulator that asks for consent with a form, and a configuration for it in a fresh
-/// home whose redirect URI is a loopback port the system picks.
+/// home whose redirect URI is a loopback port the system picks, with a second account,
+/// `acme`, on the same emulator.
 async fn start() -> (AccountsEmulator, tempfile::TempDir) {
     let emu = support::emulator(AccountsOptions {
         consent_form: true,
@@ -48,7 +69,7 @@ async fn start() -> (AccountsEmulator, tempfile::TempDir) {
     })
     .await;
     let home = tempfile::tempdir().unwrap();
-    write_config(home.path(), &emu.url(), "");
+    write_config(home.path(), &emu.url(), &account_entry("acme", &emu.url()));
     (emu, home)
 }
 
@@ -61,8 +82,14 @@ fn screenshot(name: &str) -> PathBuf {
 
 /// Runs `login --no-browser ARGS`, opens the URL it prints in `browser`, checks the consent
 /// page, clicks `button` on it (`allow` or `deny`) and waits for login's answer page, of
-/// which it takes the screenshot `shot`.
-async fn log_in(browser: &Browser, home: &Path, args: &[&str], button: &str, shot: &str) -> Seen {
+/// which it takes the screenshot `shot`; `store` is the store file to look at then.
+async fn log_in(
+    browser: &Browser,
+    home: &Path,
+    (args, store): (&[&str], &str),
+    button: &str,
+    shot: &str,
+) -> Seen {
     let (child, auth_url, _) = spawn_login(home, args, &[]).await;
     let redirect_uri = auth_url
         .query_pairs()
@@ -82,7 +109,7 @@ async fn log_in(browser: &Browser, home: &Path, args: &[&str], button: &str, sho
     browser.click(&format!("#{button}")).await;
     browser.wait_for_page(&redirect_uri).await;
     let seen = Seen {
-        stored_at_answer: stored_refresh_token(home),
+        stored_at_answer: stored_refresh_token_in(home, store),
         title: browser.title().await,
         text: browser.text().await,
         code: 0,
@@ -115,17 +142,42 @@ async fn a_login_in_the_browser_ends_on_logged_in_with_the_refresh_token_stored(
     let browser = Browser::start().await;
     for login in LOGINS {
         let (emu, home) = start().await;
-        let seen = log_in(&browser, home.path(), login.args, "allow", login.name).await;
-        assert_eq!(seen.code, 0, "{}", seen.stderr);
-        assert_eq!(seen.title, "Logged in", "{}", seen.text);
-        assert!(seen.text.contains("stored it"), "{}", seen.text);
-        assert!(seen.stderr.contains("Logged in at"), "{}", seen.stderr);
-        let minted = minted_refresh_token(&emu.control());
-        assert_eq!(seen.stored_at_answer.as_ref(), Some(&minted));
-        assert_eq!(
-            stored(home.path())["refresh_token"]["token"].as_str(),
-            Some(minted.as_str())
+        let seen = log_in(
+            &browser,
+            home.path(),
+            (login.args, login.store),
+            "allow",
+            login.name,
+        )
+        .await;
+        let name = login.name;
+        assert_eq!(seen.code, 0, "{name}: {}", seen.stderr);
+        assert_eq!(seen.title, "Logged in", "{name}: {}", seen.text);
+        assert!(seen.text.contains("stored it"), "{name}: {}", seen.text);
+        assert!(seen.text.contains(login.page_says), "{name}: {}", seen.text);
+        assert!(
+            seen.stderr.contains("Logged in at"),
+            "{name}: {}",
+            seen.stderr
         );
+        assert!(seen.stderr.contains(login.store), "{name}: {}", seen.stderr);
+        let minted = minted_refresh_token(&emu.control());
+        assert_eq!(seen.stored_at_answer.as_ref(), Some(&minted), "{name}");
+        assert_eq!(
+            stored_in(home.path(), login.store)["refresh_token"]["token"].as_str(),
+            Some(minted.as_str()),
+            "{name}"
+        );
+        // The login's data centre is recorded with it (a custom accounts server names
+        // none: the configured one).
+        assert_eq!(
+            stored_in(home.path(), login.store)["refresh_token"]["data_center"],
+            "us",
+            "{name}"
+        );
+        for other in STORES.iter().filter(|s| **s != login.store) {
+            assert!(!home.path().join(other).exists(), "{name} wrote {other}");
+        }
     }
 }
 
@@ -145,7 +197,7 @@ async fn a_refused_code_or_a_denied_consent_ends_on_login_failed_with_nothing_st
         if exchanges > 0 {
             control.fail_next(1, Failure::InvalidCode);
         }
-        let seen = log_in(&browser, home.path(), &[], button, shot).await;
+        let seen = log_in(&browser, home.path(), (&[], "token.json"), button, shot).await;
         assert_eq!(seen.code, 1, "{shot}: {}", seen.stderr);
         assert_eq!(seen.title, "Login failed", "{shot}: {}", seen.text);
         assert!(seen.text.contains(reason), "{shot}: {}", seen.text);
@@ -153,6 +205,8 @@ async fn a_refused_code_or_a_denied_consent_ends_on_login_failed_with_nothing_st
         assert_eq!(control.token_requests(), exchanges, "{shot}");
         assert_eq!(control.mint_count(), 0, "{shot}");
         assert_eq!(seen.stored_at_answer, None, "{shot}");
-        assert!(!home.path().join("token.json").exists(), "{shot}");
+        for store in STORES {
+            assert!(!home.path().join(store).exists(), "{shot}: {store}");
+        }
     }
 }

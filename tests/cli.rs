@@ -34,7 +34,18 @@ path = "{}"
 }
 
 pub(crate) fn stored(home: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(home.join("token.json")).unwrap()).unwrap()
+    stored_in(home, "token.json")
+}
+
+/// The token store file `file` in `home` (`token-NAME.json` is account NAME's).
+pub(crate) fn stored_in(home: &Path, file: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(home.join(file)).unwrap()).unwrap()
+}
+
+/// An `[[accounts]]` entry named `name` on the emulator at `accounts`, for
+/// [`write_config`]'s `extra` (an account's accounts server is its data centre's unless set).
+pub(crate) fn account_entry(name: &str, accounts: &str) -> String {
+    format!("\n[[accounts]]\nname = \"{name}\"\naccounts_url = \"{accounts}\"\n")
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -86,7 +97,12 @@ async fn start_login(home: &Path) -> (tokio::process::Child, Url) {
 
 /// The refresh token in `home`'s store, if it holds one.
 pub(crate) fn stored_refresh_token(home: &Path) -> Option<String> {
-    let bytes = std::fs::read(home.join("token.json")).ok()?;
+    stored_refresh_token_in(home, "token.json")
+}
+
+/// The refresh token in the store file `file` in `home`, if it holds one.
+pub(crate) fn stored_refresh_token_in(home: &Path, file: &str) -> Option<String> {
+    let bytes = std::fs::read(home.join(file)).ok()?;
     let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     state["refresh_token"]["token"].as_str().map(str::to_owned)
 }
@@ -192,6 +208,20 @@ async fn help_lists_every_command_and_unknown_commands_exit_2() {
     .await;
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out).0.contains("--keep-old"));
+    for command in ["login", "token", "revoke", "status"] {
+        let out = run({
+            let mut c = bin(home.path());
+            c.args([command, "--help"]);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            text(&out).0.contains("--account <NAME>"),
+            "{command}: {}",
+            text(&out).0
+        );
+    }
     let out = run({
         let mut c = bin(home.path());
         c.arg("frobnicate");
@@ -1015,6 +1045,437 @@ async fn revoke_keeps_the_token_unless_zoho_settled_it() {
     assert!(stderr.contains("does not know"), "{stderr}");
     assert!(stored(home.path())["refresh_token"].is_null());
     assert!(!stderr.contains(&token));
+}
+
+/// Runs the binary in `home` with `args` and returns the exit code, stdout and stderr.
+async fn command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = run({
+        let mut c = bin(home);
+        c.args(args).envs(env.iter().copied());
+        c
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// The refresh token the emulator minted `access` from.
+fn minted_from(control: &zoho_emulator::accounts::AccountsControl, access: &str) -> String {
+    control
+        .mints()
+        .into_iter()
+        .find(|m| m.access_token == access)
+        .and_then(|m| m.refresh_token)
+        .unwrap_or_else(|| panic!("the emulator minted no such access token"))
+}
+
+/// `login`, `token` and `revoke` with `--account acme` work on acme's store only
+/// (`token-acme.json`), and `login --account` records acme's data centre there, which
+/// `check` then prints in acme's `[[accounts]]` entry. Issue 23, item 5.
+#[tokio::test]
+async fn login_token_and_revoke_take_an_account_and_touch_its_store_only() {
+    let emu = support::emulator(AccountsOptions {
+        location: zoho_meeting_proxy::config::DataCenter::Eu,
+        ..support::options(Duration::from_secs(3600))
+    })
+    .await;
+    let control = emu.control();
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &emu.url(), &account_entry("acme", &emu.url()));
+    let scopes = ["ZohoMeeting.manageOrg.READ", "ZohoMeeting.meeting.READ"];
+
+    // `default` logs in with a Self Client code, into token.json as before.
+    let grant = control.issue_grant_code(&scopes);
+    let (code, _, stderr) = command(home.path(), &["login", "--code", &grant], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!home.path().join("token-acme.json").exists());
+    let default_refresh = stored_refresh_token(home.path()).unwrap();
+    let default_store = std::fs::read(home.path().join("token.json")).unwrap();
+
+    // acme logs in with a Self Client code too, into its own file.
+    let grant = control.issue_grant_code(&scopes);
+    let (code, stdout, stderr) = command(
+        home.path(),
+        &["login", "--account", "acme", "--code", &grant],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("as account acme"), "{stderr}");
+    assert!(stderr.contains("token-acme.json"), "{stderr}");
+    let acme_refresh = stored_refresh_token_in(home.path(), "token-acme.json").unwrap();
+    assert_ne!(acme_refresh, default_refresh);
+    assert_eq!(
+        std::fs::read(home.path().join("token.json")).unwrap(),
+        default_store,
+        "default's store untouched"
+    );
+    let mode = std::fs::metadata(home.path().join("token-acme.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // ... and again in the browser flow, whose redirect names the eu data centre: recorded
+    // in acme's store, which replaces (and revokes) its previous refresh token.
+    let login = browser_login_page(home.path(), &["--account", "acme"], &[]).await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert!(
+        login.page.contains("Logged in") && login.page.contains("for account acme"),
+        "{}",
+        login.page
+    );
+    assert!(login.stderr.contains("data centre eu"), "{}", login.stderr);
+    let acme_store = stored_in(home.path(), "token-acme.json");
+    assert_eq!(acme_store["refresh_token"]["data_center"], "eu");
+    let acme_refresh_2 = acme_store["refresh_token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(acme_refresh_2, acme_refresh);
+    assert_eq!(control.revocations(), std::slice::from_ref(&acme_refresh));
+    assert_eq!(
+        std::fs::read(home.path().join("token.json")).unwrap(),
+        default_store,
+        "default's store untouched"
+    );
+    let acme_refresh = acme_refresh_2;
+
+    // `check` prints acme's entry with the recorded data centre, its secrets redacted.
+    let (code, stdout, stderr) = check(home.path(), &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("\n[[accounts]]\nname = \"acme\"\ndata_center = \"eu\"\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# account acme: token store") && stdout.contains("token-acme.json"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Meeting API https://meeting.zoho.eu"),
+        "{stdout}"
+    );
+    assert_eq!(printed(&stdout, "oauth", "data_center"), Some("\"us\""));
+    for secret in [CLIENT_SECRET, &default_refresh, &acme_refresh] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+
+    // `token --account acme` prints a token minted from acme's refresh token; plain `token`
+    // default's.
+    let (code, acme_access, stderr) =
+        command(home.path(), &["token", "--account", "acme"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(acme_access.lines().count(), 1, "{acme_access}");
+    let acme_access = acme_access.trim_end().to_owned();
+    assert_eq!(minted_from(&control, &acme_access), acme_refresh);
+    let (code, default_access, stderr) = command(home.path(), &["token"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let default_access = default_access.trim_end().to_owned();
+    assert_eq!(minted_from(&control, &default_access), default_refresh);
+    assert_ne!(acme_access, default_access);
+    // `--account default` is plain `token`.
+    let (code, again, _) = command(home.path(), &["token", "--account", "default"], &[]).await;
+    assert_eq!(code, 0);
+    assert_eq!(again.trim_end(), default_access);
+
+    // `revoke --account acme` revokes acme's refresh token and empties acme's store only.
+    let default_store = std::fs::read(home.path().join("token.json")).unwrap();
+    let (code, _, stderr) = command(home.path(), &["revoke", "--account", "acme"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("of account acme"), "{stderr}");
+    assert!(stderr.contains("token-acme.json"), "{stderr}");
+    assert_eq!(control.revocations().last(), Some(&acme_refresh));
+    assert!(control.validate_access_token(&acme_access).is_none());
+    assert!(control.validate_access_token(&default_access).is_some());
+    let acme_store = stored_in(home.path(), "token-acme.json");
+    assert!(
+        acme_store["refresh_token"].is_null() && acme_store["access_token"].is_null(),
+        "{acme_store}"
+    );
+    assert_eq!(
+        std::fs::read(home.path().join("token.json")).unwrap(),
+        default_store,
+        "default's store untouched"
+    );
+    let (code, stdout, _) = command(home.path(), &["token"], &[]).await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim_end(), default_access);
+
+    // acme has no refresh token now: its commands say how to log it in.
+    let (code, stdout, stderr) = command(home.path(), &["token", "--account", "acme"], &[]).await;
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("accounts.acme.refresh_token") && stderr.contains("login --account acme"),
+        "{stderr}"
+    );
+}
+
+/// `--account` with a name the configuration does not have exits 78 naming the key
+/// `accounts` and the accounts there are, before doing anything.
+#[tokio::test]
+async fn an_unknown_account_exits_78_naming_the_accounts() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!(
+            "{}\n[server]\nadmin_listen = \"127.0.0.1:9\"\n",
+            account_entry("acme", &emu.url())
+        ),
+    );
+    for args in [
+        &["login", "--account", "acme2", "--code", "1000.x"][..],
+        &["token", "--account", "acme2"],
+        &["revoke", "--account", "acme2"],
+        &["status", "--account", "acme2"],
+    ] {
+        let (code, stdout, stderr) = command(home.path(), args, &[]).await;
+        assert_eq!(code, 78, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains("accounts")
+                && stderr.contains("\"acme2\"")
+                && stderr.contains("default, acme")
+                && stderr.contains("proxy.toml"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(emu.control().token_requests(), 0);
+    assert!(!home.path().join("token-acme2.json").exists());
+    // A bad name is refused the same way, not taken for a file name.
+    let (code, _, stderr) = command(home.path(), &["token", "--account", "../x"], &[]).await;
+    assert_eq!(code, 78, "{stderr}");
+}
+
+/// `check --online` mints and calls the Meeting API for every account, labelled; when one
+/// account's refresh token is revoked it names that account and exits 1.
+#[tokio::test]
+async fn check_online_checks_every_account_and_names_the_failing_one() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let control = emu.control();
+    let meeting = support::meeting_emulator(&emu).await;
+    let home = tempfile::tempdir().unwrap();
+    let scopes = ["ZohoMeeting.manageOrg.READ"];
+    let default_refresh = control.issue_refresh_token(&scopes);
+    let acme_refresh = control.issue_refresh_token(&scopes);
+    write_config(
+        home.path(),
+        &emu.url(),
+        &format!(
+            "{}\n[upstream]\nurl = \"{}\"\n",
+            account_entry("acme", &emu.url()),
+            meeting.url()
+        ),
+    );
+    let env = [
+        ("ZOHO_PROXY_OAUTH__REFRESH_TOKEN", default_refresh.as_str()),
+        (
+            "ZOHO_PROXY_ACCOUNTS__ACME__REFRESH_TOKEN",
+            acme_refresh.as_str(),
+        ),
+    ];
+
+    let (code, stdout, stderr) = command(home.path(), &["check", "--online"], &env).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(control.mint_count(), 2);
+    for name in ["default", "acme"] {
+        assert!(
+            stdout.contains(&format!(
+                "# online: account {name}: refreshed an access token"
+            )) && stdout.contains(&format!("# online: account {name}: GET {}", meeting.url())),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.find("account default: GET") < stdout.find("account acme: refreshed"),
+        "default first: {stdout}"
+    );
+    assert!(stdout.ends_with("# ok\n"), "{stdout}");
+    // Each account's own token reached the Meeting API.
+    let calls = meeting.control().requests();
+    assert_eq!(calls.len(), 2);
+    let used: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            let access = c
+                .authorization
+                .as_deref()
+                .unwrap()
+                .trim_start_matches("Zoho-oauthtoken ");
+            minted_from(&control, access)
+        })
+        .collect();
+    assert_eq!(used, [default_refresh.clone(), acme_refresh.clone()]);
+    assert!(
+        stdout.contains("\n[[accounts]]\nname = \"acme\"\n")
+            && stdout.contains("refresh_token = \"[redacted]\""),
+        "{stdout}"
+    );
+
+    // acme's refresh token is revoked at Zoho: default still passes, acme is named.
+    assert!(control.revoke_refresh_token(&acme_refresh));
+    let (code, stdout, stderr) = command(home.path(), &["check", "--online"], &env).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.contains("# online: account default: GET"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# online: account acme: failed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("# ok"), "{stdout}");
+    assert!(
+        stderr.contains("failed for 1 of 2 accounts: acme (")
+            && stderr.contains("invalid_code")
+            && !stderr.contains("default ("),
+        "{stderr}"
+    );
+    for secret in [CLIENT_SECRET, &default_refresh, &acme_refresh] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+
+    // Both revoked: both named.
+    assert!(control.revoke_refresh_token(&default_refresh));
+    let (code, _, stderr) = command(home.path(), &["check", "--online"], &env).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("failed for 2 of 2 accounts: default (") && stderr.contains("; acme ("),
+        "{stderr}"
+    );
+}
+
+/// `status` against a running two-account proxy prints both accounts, `default` first, each
+/// labelled; `status --account NAME` prints that account's entry alone.
+#[tokio::test]
+async fn status_prints_every_account_or_the_one_asked_for() {
+    let emu = support::emulator(support::options(Duration::from_secs(3600))).await;
+    let upstream = support::TestUpstream::start().await;
+    let control = emu.control();
+    let default_refresh = control.issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    let acme_refresh = control.issue_refresh_token(&["ZohoMeeting.meeting.READ"]);
+    let mut overrides = support::oauth_overrides(&emu.url());
+    overrides.extend([
+        ("oauth.refresh_token", default_refresh.as_str().into()),
+        ("accounts.acme.refresh_token", acme_refresh.as_str().into()),
+        ("accounts.acme.accounts_url", emu.url().as_str().into()),
+        ("server.listen", "127.0.0.1:0".into()),
+        ("server.admin_listen", "127.0.0.1:0".into()),
+        ("upstream.url", upstream.url().as_str().into()),
+        ("token.store", "memory".into()),
+    ]);
+    let running = zoho_meeting_proxy::app::start(&support::config(&overrides))
+        .await
+        .unwrap();
+    let admin = running.admin_addr().unwrap();
+    let client = support::client();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = client
+            .get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ready {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let json: serde_json::Value = client
+        .get(format!("http://{admin}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fingerprint = |name: &str| {
+        json["accounts"][name]["token_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (default_print, acme_print) = (fingerprint("default"), fingerprint("acme"));
+    assert_ne!(default_print, acme_print);
+
+    // The commands' configuration names the admin listener and the account.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("proxy.toml"),
+        format!("[server]\nadmin_listen = \"{admin}\"\n\n[[accounts]]\nname = \"acme\"\n"),
+    )
+    .unwrap();
+
+    let (code, stdout, stderr) = command(home.path(), &["status"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let blocks: Vec<&str> = stdout.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{stdout}");
+    assert!(
+        blocks[0].starts_with("account:            default\nready:              true\n"),
+        "{stdout}"
+    );
+    assert!(
+        blocks[1].starts_with("account:            acme\nready:              true\n"),
+        "{stdout}"
+    );
+    assert!(
+        blocks[0].contains(&format!("token fingerprint:  {default_print}\n")),
+        "{stdout}"
+    );
+    assert!(
+        blocks[1].contains(&format!("token fingerprint:  {acme_print}")),
+        "{stdout}"
+    );
+    for block in &blocks {
+        assert!(block.contains("token expires in:   35"), "{stdout}");
+    }
+
+    let (code, stdout, stderr) = command(home.path(), &["status", "--account", "acme"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("account:            acme\nready:              true\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("token fingerprint:  {acme_print}\n")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&default_print) && !stdout.contains("\n\n"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) =
+        command(home.path(), &["status", "--account", "default"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("token fingerprint:  {default_print}\n")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&acme_print), "{stdout}");
+    for secret in [&default_refresh, &acme_refresh] {
+        assert!(!stdout.contains(secret.as_str()));
+    }
+
+    // An account the configuration has but the running proxy does not: said, exit 1.
+    std::fs::write(
+        home.path().join("proxy.toml"),
+        format!("[server]\nadmin_listen = \"{admin}\"\n\n[[accounts]]\nname = \"acme\"\n\n[[accounts]]\nname = \"beta\"\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = command(home.path(), &["status", "--account", "beta"], &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("runs no account \"beta\"") && stderr.contains("default, acme"),
+        "{stderr}"
+    );
+
+    running.begin_shutdown();
+    running.finish().await;
 }
 
 /// A `sandbox` child process, killed when dropped (also when an assertion fails).

@@ -1,5 +1,6 @@
 //! `check`: what a configuration resolves to, and, with `--online`, whether it really works:
-//! one real token refresh, then one Meeting API call with the fresh token.
+//! one real token refresh, then one Meeting API call with the fresh token, for every account
+//! ([`inspect_all`]; each account's view is inspected like a configuration of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,35 @@ pub async fn inspect(config: &Config) -> Result<Inspection, Error> {
         config,
         opened,
     })
+}
+
+/// [`inspect`] for every account of `config`, `default` first, each on its own view
+/// ([`Config::for_account`]) and store.
+///
+/// # Errors
+/// As [`inspect`], for any account; the message names that account's keys.
+pub async fn inspect_all(config: &Config) -> Result<Vec<Inspection>, Error> {
+    let mut all = Vec::with_capacity(config.accounts.len() + 1);
+    for name in config.account_names() {
+        all.push(inspect(&config.require_account(name)?).await?);
+    }
+    Ok(all)
+}
+
+/// The configuration `check` prints: `default`'s, with each `[[accounts]]` entry's OAuth
+/// keys as that account's own stored login shapes them (the data centre `login --account`
+/// recorded, say), from its inspection among `others`.
+pub fn shown_config(default: &Inspection, others: &[Inspection]) -> Config {
+    let mut config = default.config.clone();
+    for account in &mut config.accounts {
+        if let Some(view) = others
+            .iter()
+            .find(|i| i.config.account() == account.oauth.account)
+        {
+            account.oauth = view.config.oauth.clone();
+        }
+    }
+    config
 }
 
 // === impl Inspection ===

@@ -1,4 +1,5 @@
-//! `revoke`: ends the refresh token in use at Zoho, then forgets it.
+//! `revoke`: ends the refresh token in use at Zoho, then forgets it. For one account: given
+//! an account's view ([`Config::for_account`]), only that account's token and store.
 
 use super::{Error, apply_stored_login, credentials, describe_accounts, oauth_client, open_store};
 use crate::config::Config;
@@ -13,7 +14,8 @@ pub struct Revoked {
     /// The token store, described.
     pub store: String,
     /// Where the refresh token came from when it was the configuration's
-    /// (`oauth.refresh_token` or `oauth.refresh_token_file = PATH`): it stays there. `None`
+    /// (`oauth.refresh_token` or `oauth.refresh_token_file = PATH`, `accounts.NAME.…` for
+    /// another account): it stays there. `None`
     /// when it came from the token store, which no longer holds it.
     pub config_key: Option<String>,
 }
@@ -38,8 +40,12 @@ pub async fn revoke(config: &Config) -> Result<Revoked, Error> {
             .refresh_token
             .as_ref()
             .map(|_| match &config.oauth.refresh_token_file {
-                Some(path) => format!("oauth.refresh_token_file = {}", path.display()),
-                None => "oauth.refresh_token".to_owned(),
+                Some(path) => format!(
+                    "{} = {}",
+                    config.oauth.key("refresh_token_file"),
+                    path.display()
+                ),
+                None => config.oauth.key("refresh_token"),
             });
     let revocation = match revoke_refresh_token(
         &client,

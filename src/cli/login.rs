@@ -11,6 +11,9 @@
 //!   "Logged in" once the token is stored, "Login failed" with the reason otherwise;
 //! - `--code GRANT`: exchange a Self Client grant code at the configured accounts server.
 //!
+//! `--account NAME` logs in that `[[accounts]]` entry: `run` gets the account's view
+//! ([`Config::for_account`]), whose client, scopes and store (`token-NAME.json`) are its own.
+//!
 //! Either way the account's data centre is stored with the refresh token (the redirect's
 //! `location`, else its accounts server's, else `oauth.data_center`), and a refresh token the
 //! store held before is revoked once the new one is stored, unless `--keep-old`.
@@ -123,12 +126,13 @@ pub(super) async fn run(config: &Config, args: LoginArgs) -> Result<(), Error> {
     )
     .await;
     if let Some(browser) = browser {
-        browser.answer(result_page(&stored)).await;
+        browser.answer(result_page(config, &stored)).await;
     }
     let refresh_token = stored?;
     eprintln!(
-        "Logged in at {} (data centre {data_center}). The refresh token is stored in {}.",
+        "Logged in at {} (data centre {data_center}){}. The refresh token is stored in {}.",
         describe_accounts(&accounts),
+        as_account(config),
         store.describe()
     );
     // Only now that the new token is safe: each login mints a refresh token, and Zoho
@@ -207,12 +211,19 @@ async fn exchange_and_store(
 
 /// The browser's answer once the exchange and the store are done: "Logged in", or "Login
 /// failed" with the reason (errors never carry a secret).
-fn result_page(stored: &Result<Secret<String>, Error>) -> Response<Full<Bytes>> {
+fn result_page(config: &Config, stored: &Result<Secret<String>, Error>) -> Response<Full<Bytes>> {
     match stored {
         Ok(_) => page(
             StatusCode::OK,
             "Logged in",
-            "zoho-meeting-proxy exchanged the authorization for a refresh token and stored it. You can close this window.",
+            &format!(
+                "zoho-meeting-proxy exchanged the authorization for a refresh token{} and stored it. You can close this window.",
+                if config.oauth.is_default() {
+                    String::new()
+                } else {
+                    format!(" for account {}", config.account())
+                }
+            ),
         ),
         Err(error) => {
             let status = match error {
@@ -228,6 +239,15 @@ fn result_page(stored: &Result<Secret<String>, Error>) -> Response<Full<Bytes>> 
                 ),
             )
         }
+    }
+}
+
+/// ` as account NAME` when logging in an account beside `default`, else nothing.
+fn as_account(config: &Config) -> String {
+    if config.oauth.is_default() {
+        String::new()
+    } else {
+        format!(" as account {}", config.account())
     }
 }
 

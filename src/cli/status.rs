@@ -1,9 +1,10 @@
-//! The two commands that talk to a running proxy's admin listener: `wait` and `status`.
+//! The two commands that talk to a running proxy's admin listener: `wait` and `status`
+//! (every account's, or one's with `--account`).
 
 use std::time::Duration;
 
 use super::Error;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
 
 /// `wait`: polls `/readyz` until 200 or the timeout.
 pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), Error> {
@@ -36,8 +37,14 @@ pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), Error
     }
 }
 
-/// `status`: prints the running proxy's `/status` for a person.
-pub(super) async fn status(config: &Config) -> Result<(), Error> {
+/// `status`: prints the running proxy's `/status` for a person: with `account`, that
+/// account's entry of `accounts` (the name checked against the configuration first);
+/// without, `default`'s as the only one, or every account's, `default` first, each labelled,
+/// when the proxy runs more than one.
+pub(super) async fn status(config: &Config, account: Option<&str>) -> Result<(), Error> {
+    if let Some(name) = account {
+        config.require_account(name)?;
+    }
     let url = admin_url(config, "/status")?;
     let response = local_client()?.get(&url).send().await.map_err(|e| {
         Error::Failed(if is_refused(&e) {
@@ -53,6 +60,49 @@ pub(super) async fn status(config: &Config) -> Result<(), Error> {
         .json()
         .await
         .map_err(|_| Error::Failed(format!("{url} did not answer JSON")))?;
+    let accounts = json["accounts"].as_object();
+    if let Some(name) = account {
+        let entry = accounts.and_then(|a| a.get(name)).or_else(|| {
+            // A proxy from before several accounts reports `default` at the top level only.
+            (name == DEFAULT_ACCOUNT && accounts.is_none()).then_some(&json)
+        });
+        let Some(entry) = entry else {
+            return Err(Error::Failed(format!(
+                "the proxy at {} runs no account {name:?} (its accounts: {}): it runs another configuration, or has not been reloaded (SIGHUP) since the account was added",
+                admin_addr(&url),
+                names(accounts).join(", ")
+            )));
+        };
+        println!("account:            {name}");
+        print_status(entry);
+        return Ok(());
+    }
+    match accounts.filter(|a| a.len() > 1) {
+        None => print_status(&json),
+        Some(all) => {
+            for (i, name) in names(Some(all)).iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("account:            {name}");
+                print_status(&all[name.as_str()]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The account names of a `/status` `accounts` map, `default` first, then by name.
+fn names(accounts: Option<&serde_json::Map<String, serde_json::Value>>) -> Vec<String> {
+    let mut names: Vec<String> = accounts
+        .map(|a| a.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort_by_key(|n| (n != DEFAULT_ACCOUNT, n.clone()));
+    names
+}
+
+/// Prints one account's `/status` fields, one per line.
+fn print_status(json: &serde_json::Value) {
     let field = |name: &str| match &json[name] {
         serde_json::Value::Null => "-".to_owned(),
         serde_json::Value::String(s) => s.clone(),
@@ -87,7 +137,6 @@ pub(super) async fn status(config: &Config) -> Result<(), Error> {
     println!("refresh stopped:    {}", field("refresh_stopped"));
     println!("next attempt in:    {}", seconds("next_attempt_in_s"));
     println!("accounts server:    {}", field("accounts_server"));
-    Ok(())
 }
 
 fn admin_url(config: &Config, path: &str) -> Result<String, Error> {
@@ -137,6 +186,13 @@ fn local_client() -> Result<reqwest::Client, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_are_listed_default_first_then_by_name() {
+        let json = serde_json::json!({ "beta": {}, "acme": {}, "default": {}, "zeta": {} });
+        assert_eq!(names(json.as_object()), ["default", "acme", "beta", "zeta"]);
+        assert!(names(None).is_empty());
+    }
 
     #[test]
     fn commands_reach_an_admin_listener_on_every_address_over_loopback() {

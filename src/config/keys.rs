@@ -8,6 +8,9 @@
 //! - the comparable form the reload diff uses ([`Key::comparable`]), secrets as their
 //!   SHA-256, so no secret is copied into a plain string.
 //!
+//! `[[accounts]]` entries are printed after the keys, each with the keys of
+//! `interface.md`'s "Accounts" section, secrets redacted the same way.
+//!
 //! A key that does not apply to a configuration (`token.path` with the redis store) renders
 //! as `None`: `check` leaves it out, and the reload diff sees it as absent.
 
@@ -63,6 +66,9 @@ pub enum Value<'c> {
     /// A list of secrets.
     Secrets(&'c [Secret<String>]),
 }
+
+/// The keys of an `[[accounts]]` entry whose values are secrets.
+const ACCOUNT_SECRETS: &[&str] = &["client_secret", "refresh_token", "client_keys"];
 
 /// What `check` shows for a secret.
 const REDACTED: &str = "\"[redacted]\"";
@@ -265,6 +271,15 @@ pub fn find(name: &str) -> Option<&'static Key> {
 /// Whether a dotted path names a secret key or lies below one (`server.client_keys.0`, a list
 /// item): errors about it must not quote the value.
 pub fn is_secret_path(path: &str) -> bool {
+    // `accounts.NAME.KEY`: an account's keys are secret where `[oauth]`'s are, and its
+    // `client_keys` as `server.client_keys`. Any segment after the name counts (a name with a
+    // dot would shift them): hiding too much is harmless.
+    if let Some(rest) = path.strip_prefix("accounts.") {
+        return rest
+            .split('.')
+            .skip(1)
+            .any(|segment| ACCOUNT_SECRETS.contains(&segment));
+    }
     KEYS.iter().any(|k| {
         k.is_secret()
             && path
@@ -291,7 +306,36 @@ pub(super) fn redacted(config: &Config) -> String {
         }
         out.push_str(&format!("{} = {}\n", key.field(), value.toml()));
     }
-    // `[[routes]]` is a list of tables, not a key: it comes last, as TOML wants.
+    // `[[accounts]]` and `[[routes]]` are lists of tables, not keys: they come last, as
+    // TOML wants. Each account's keys as it runs (what it took from `[oauth]` included).
+    for account in &config.accounts {
+        let oauth = &account.oauth;
+        let secret = |s: Option<&Secret<String>>| Value::Secret(s).toml();
+        let lines = [
+            ("name", quote(&oauth.account)),
+            ("data_center", quote(oauth.data_center.name())),
+            ("client_id", quote(&oauth.client_id)),
+            ("client_secret", secret(oauth.client_secret.as_ref())),
+            (
+                "client_secret_file",
+                path_or_empty(&oauth.client_secret_file),
+            ),
+            ("refresh_token", secret(oauth.refresh_token.as_ref())),
+            (
+                "refresh_token_file",
+                path_or_empty(&oauth.refresh_token_file),
+            ),
+            ("scopes", list(&oauth.scopes)),
+            ("accounts_url", quote(origin(&oauth.accounts_url))),
+            ("max_mints_per_10m", oauth.max_mints_per_10m.to_string()),
+            ("client_keys", Value::Secrets(&account.client_keys).toml()),
+            ("client_keys_file", path_or_empty(&account.client_keys_file)),
+        ];
+        out.push_str("\n[[accounts]]\n");
+        for (key, value) in lines {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+    }
     for route in &config.routes {
         let upstream = match &route.upstream {
             RouteUpstream::Meeting => "meeting".to_owned(),
@@ -561,6 +605,54 @@ requests = false
     }
 
     #[test]
+    fn accounts_are_printed_after_the_keys_with_their_secrets_redacted() {
+        let c = config(&[
+            ("oauth.client_id", "1000.ABC".into()),
+            ("oauth.client_secret", "cs-SENTINEL".into()),
+            ("accounts.acme.data_center", "eu".into()),
+            ("accounts.acme.refresh_token", "1000.rt-SENTINEL".into()),
+            (
+                "accounts.acme.client_keys",
+                vec!["ck-SENTINEL", "ck2-SENTINEL"].into(),
+            ),
+            ("accounts.beta.client_id", "1000.BETA".into()),
+            ("accounts.beta.client_secret", "cs2-SENTINEL".into()),
+        ]);
+        let printed = c.redacted();
+        assert!(!printed.contains("SENTINEL"), "{printed}");
+        let acme = "\
+[[accounts]]
+name = \"acme\"
+data_center = \"eu\"
+client_id = \"1000.ABC\"
+client_secret = \"[redacted]\"
+client_secret_file = \"\"
+refresh_token = \"[redacted]\"
+refresh_token_file = \"\"
+scopes = [\"ZohoMeeting.manageOrg.READ\", \"ZohoMeeting.meeting.READ\"]
+accounts_url = \"https://accounts.zoho.eu\"
+max_mints_per_10m = 10
+client_keys = [\"[redacted]\", \"[redacted]\"]
+client_keys_file = \"\"
+";
+        assert!(printed.contains(acme), "{printed}");
+        // The whole output is TOML whose accounts read back as printed, in name order.
+        let table: toml::Table = toml::from_str(&printed).unwrap();
+        let accounts = table["accounts"].as_array().unwrap();
+        let field = |i: usize, key: &str| accounts[i][key].as_str().unwrap().to_owned();
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(field(0, "name"), "acme");
+        assert_eq!(field(1, "name"), "beta");
+        assert_eq!(field(1, "client_id"), "1000.BETA");
+        assert_eq!(field(1, "client_secret"), "[redacted]");
+        assert_eq!(field(1, "refresh_token"), "");
+        assert_eq!(field(1, "data_center"), "us");
+        assert!(accounts[1]["client_keys"].as_array().unwrap().is_empty());
+        // Without accounts, nothing is printed for them.
+        assert!(!config(&[]).redacted().contains("[[accounts]]"));
+    }
+
+    #[test]
     fn secret_paths_cover_list_items_but_not_neighbours() {
         assert!(is_secret_path("oauth.client_secret"));
         assert!(is_secret_path("server.client_keys.0"));
@@ -568,6 +660,13 @@ requests = false
         assert!(!is_secret_path("oauth.client_secret_file"));
         assert!(!is_secret_path("oauth.client_id"));
         assert!(!is_secret_path("oauth"));
+        assert!(is_secret_path("accounts.acme.client_secret"));
+        assert!(is_secret_path("accounts.acme.refresh_token"));
+        assert!(is_secret_path("accounts.acme.client_keys.0"));
+        assert!(is_secret_path("accounts.#0.client_keys.1"));
+        assert!(!is_secret_path("accounts.acme.client_secret_file"));
+        assert!(!is_secret_path("accounts.acme.client_id"));
+        assert!(!is_secret_path("accounts.acme.data_center"));
     }
 
     #[test]
