@@ -1,12 +1,15 @@
 //! The composition root: from a validated [`Config`] to a running, reloadable, draining
 //! proxy. `serve`, `sandbox`, the tests and the benches all start a proxy with [`start`].
 //!
-//! Start-up, in order: the token store is opened once ([`open_store`]); the configuration
-//! is shaped by the login stored there ([`effective_config`]: a data centre recorded by
-//! `login` moves the Meeting and accounts hosts); the token manager is built from both,
-//! reusing a stored access token ([`tokens`]); then the listeners are bound (so tests and
-//! benches can ask for port 0 and read the addresses back) and the background refresher,
-//! the proxy server and the admin server are spawned. The result is a [`Running`] proxy.
+//! Start-up, in order, for every account (`default`, then each `[[accounts]]` entry, each
+//! on its own view of the configuration, [`Config::for_account`]): the account's token
+//! store is opened once ([`open_store`]); its configuration is shaped by the login stored
+//! there ([`effective_config`]: a data centre recorded by `login` moves the Meeting and
+//! accounts hosts); its token manager is built from both, reusing a stored access token
+//! ([`tokens`], [`account_tokens`]). Then the listeners are bound (so tests and benches can
+//! ask for port 0 and read the addresses back), each account's background refresher is
+//! started ([`AccountSet`]), and the proxy server and the admin server are spawned. The
+//! result is a [`Running`] proxy.
 //!
 //! [`serve`] is the whole life of the `serve` command: signal handlers installed before
 //! anything says it listens, [`start`], then until SIGTERM or SIGINT, SIGHUP and changed

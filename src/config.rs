@@ -1393,6 +1393,88 @@ pub(crate) fn test_config(pairs: &[(&str, toml::Value)]) -> Config {
 mod tests {
     use super::*;
 
+    fn load(pairs: &[(&str, toml::Value)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        for (k, v) in pairs {
+            figment = figment.merge((*k, v.clone()));
+        }
+        Config::from_figment(&figment, None)
+    }
+
+    #[test]
+    fn accounts_take_oauths_client_and_a_key_belongs_to_one_place() {
+        let config = load(&[
+            ("oauth.client_id", "1000.ONE".into()),
+            ("oauth.client_secret", "s".into()),
+            ("oauth.max_mints_per_10m", 7.into()),
+            ("accounts.acme.refresh_token", "1000.acme".into()),
+            ("accounts.acme.data_center", "eu".into()),
+            ("accounts.own.client_id", "1000.OWN".into()),
+        ])
+        .unwrap();
+        let acme = config.for_account("acme").unwrap();
+        assert_eq!(acme.account(), "acme");
+        assert_eq!(acme.oauth.client_id, "1000.ONE");
+        assert!(acme.oauth.client_secret.is_some());
+        assert_eq!(acme.oauth.max_mints_per_10m, 7);
+        assert_eq!(origin(&acme.upstream.url), "https://meeting.zoho.eu");
+        assert_eq!(origin(&acme.oauth.accounts_url), "https://accounts.zoho.eu");
+        assert_eq!(
+            acme.oauth.key("refresh_token"),
+            "accounts.acme.refresh_token"
+        );
+        // Its own client id without a secret: no [oauth] secret borrowed.
+        let own = config.for_account("own").unwrap();
+        let error = own.require_client().unwrap_err().to_string();
+        assert!(error.contains("accounts.own.client_secret"), "{error}");
+        assert!(
+            error.contains("ZOHO_PROXY_ACCOUNTS__OWN__CLIENT_SECRET"),
+            "{error}"
+        );
+        assert!(config.for_account("nope").is_none());
+        assert!(config.require_account("nope").is_err());
+        let names: Vec<&str> = config.account_names().collect();
+        assert_eq!(names, ["default", "acme", "own"]);
+
+        for (pairs, key) in [
+            (
+                vec![
+                    ("server.client_keys", vec!["k"].into()),
+                    ("accounts.acme.client_keys", vec!["k"].into()),
+                ],
+                "accounts.acme.client_keys",
+            ),
+            (
+                vec![
+                    ("accounts.acme.client_keys", vec!["k"].into()),
+                    ("accounts.globex.client_keys", vec!["k"].into()),
+                ],
+                "accounts.globex.client_keys",
+            ),
+            (
+                vec![("accounts.acme.max_mints_per_10m", 11.into())],
+                "accounts.acme.max_mints_per_10m",
+            ),
+            (
+                vec![("accounts.a_b.refresh_token", "x".into())],
+                "accounts.a_b.name",
+            ),
+        ] {
+            let Err(ConfigError::Invalid { key: got, .. }) = load(&pairs) else {
+                panic!("{key}: accepted");
+            };
+            assert_eq!(got, key);
+        }
+        // Keys only under an account let a remote listener start.
+        assert!(
+            load(&[
+                ("server.listen", "0.0.0.0:8080".into()),
+                ("accounts.acme.client_keys", vec!["k"].into()),
+            ])
+            .is_ok()
+        );
+    }
+
     #[test]
     fn bad_access_rules_are_refused() {
         assert!(AccessRule::parse("GET").is_err());

@@ -580,3 +580,134 @@ async fn unreachable_redis_at_start_is_survived_and_a_wrong_password_is_not() {
     assert!(text.contains("token.redis_url"), "{text}");
     assert!(!text.contains("SENTINEL"), "{text}");
 }
+
+/// Several accounts in a fleet (issue 23): each account's token is shared through its own
+/// keys (`<prefix>:acme:…` beside `<prefix>:…`), so three replicas mint once per account,
+/// hold the same token per account, and each request carries its own account's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_two_accounts_mints_once_per_account() {
+    let redis = RedisServer::start();
+    let zoho = Zoho::start(Duration::from_secs(3600)).await;
+    let acme = zoho.control().issue_refresh_token(SCOPES);
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let mut overrides = support::oauth_overrides(&zoho.accounts.url());
+        overrides.extend([
+            ("oauth.refresh_token", zoho.refresh_token.as_str().into()),
+            ("accounts.acme.refresh_token", acme.as_str().into()),
+            ("accounts.acme.accounts_url", zoho.accounts.url().into()),
+            ("server.listen", "127.0.0.1:0".into()),
+            ("server.admin_listen", "127.0.0.1:0".into()),
+            ("upstream.url", zoho.meeting.url().into()),
+            ("token.store", "redis".into()),
+            ("token.redis_url", redis.url().into()),
+            ("token.redis_key_prefix", "fleet-accounts".into()),
+        ]);
+        let config = support::config(&overrides);
+        let running = zoho_meeting_proxy::app::start(&config).await.unwrap();
+        let url = format!("http://{}{API}", running.proxy_addr().unwrap());
+        replicas.push(Replica { running, url });
+    }
+    let client = support::client();
+    let statuses = || async {
+        let mut all = Vec::new();
+        for replica in &replicas {
+            let admin = replica.running.admin_addr().unwrap();
+            let status: serde_json::Value = client
+                .get(format!("http://{admin}/status"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            all.push(status);
+        }
+        all
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = statuses().await;
+        if all.iter().all(|s| {
+            s["accounts"]["default"]["ready"] == true && s["accounts"]["acme"]["ready"] == true
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet did not get tokens: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Requests for both accounts through every replica.
+    for (r, replica) in replicas.iter().enumerate() {
+        for account in ["default", "acme"] {
+            let response = client
+                .get(&replica.url)
+                .header("x-zoho-account", account)
+                .header("x-request-id", format!("{account}-{r}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{account} through replica {r}");
+        }
+    }
+    // One mint per account, from its own refresh token, shared by every replica.
+    let mints = zoho.control().mints();
+    for (account, refresh) in [("default", &zoho.refresh_token), ("acme", &acme)] {
+        let minted: Vec<_> = mints
+            .iter()
+            .filter(|m| m.refresh_token.as_deref() == Some(refresh.as_str()))
+            .collect();
+        assert_eq!(minted.len(), 1, "{account}: {} mints", minted.len());
+    }
+    assert_eq!(mints.len(), 2);
+    let all = statuses().await;
+    for account in ["default", "acme"] {
+        let fingerprints: Vec<&serde_json::Value> = all
+            .iter()
+            .map(|s| &s["accounts"][account]["token_fingerprint"])
+            .collect();
+        assert!(
+            fingerprints.iter().all(|f| *f == fingerprints[0]),
+            "{account}: {fingerprints:?}"
+        );
+    }
+    assert_ne!(
+        all[0]["accounts"]["default"]["token_fingerprint"],
+        all[0]["accounts"]["acme"]["token_fingerprint"]
+    );
+    // Every arrival carried its own account's token.
+    for check in zoho.meeting.control().token_checks() {
+        let id = check.request_id.unwrap_or_default();
+        let refresh = if id.starts_with("acme-") {
+            &acme
+        } else {
+            &zoho.refresh_token
+        };
+        let token = check.token.unwrap_or_default();
+        assert!(
+            mints
+                .iter()
+                .any(|m| m.access_token == token
+                    && m.refresh_token.as_deref() == Some(refresh.as_str())),
+            "{id} carried another account's token"
+        );
+    }
+    // The keys: default's under the prefix, acme's under prefix:acme.
+    let mut conn = redis.conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("fleet-accounts:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in [
+        "fleet-accounts:access_token",
+        "fleet-accounts:acme:access_token",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
+    }
+    for replica in replicas {
+        replica.running.finish().await;
+    }
+}

@@ -525,6 +525,42 @@ mod tests {
 
     use crate::config::Config;
 
+    #[test]
+    fn an_accounts_keys_choose_it_and_are_required_like_the_others() {
+        let g = guard(&[
+            ("server.client_keys", vec!["any"].into()),
+            ("accounts.acme.refresh_token", "1000.acme".into()),
+            ("accounts.acme.client_keys", vec!["acme-1", "acme-2"].into()),
+            ("accounts.globex.refresh_token", "1000.globex".into()),
+        ]);
+        let h = ("host", "localhost");
+        let with = |key: &str| {
+            let value = format!("Bearer {key}");
+            let request = req("GET", "/", &[h, ("proxy-authorization", &value)]);
+            (
+                status(g.check(&request)),
+                g.bound_account(request.headers()).map(str::to_owned),
+            )
+        };
+        assert_eq!(with("acme-2"), (200, Some("acme".to_owned())));
+        assert_eq!(with("acme-1"), (200, Some("acme".to_owned())));
+        assert_eq!(with("any"), (200, None));
+        assert_eq!(with("nope"), (407, None));
+        assert_eq!(status(g.check(&req("GET", "/", &[h]))), 407);
+        // Keys only under an account: still required of every request.
+        let g = guard(&[
+            ("accounts.acme.refresh_token", "1000.acme".into()),
+            ("accounts.acme.client_keys", vec!["acme-1"].into()),
+        ]);
+        assert!(g.requires_keys());
+        assert_eq!(status(g.check(&req("GET", "/", &[h]))), 407);
+        // None anywhere: none bound, nothing computed.
+        let g = guard(&[("accounts.acme.refresh_token", "1000.acme".into())]);
+        let request = req("GET", "/", &[h, ("proxy-authorization", "Bearer x")]);
+        assert_eq!(g.bound_account(request.headers()), None);
+        assert_eq!(status(g.check(&request)), 200);
+    }
+
     fn guard(pairs: &[(&str, toml::Value)]) -> Guard {
         let mut figment = figment::Figment::new();
         for (k, v) in pairs {
