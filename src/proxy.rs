@@ -121,8 +121,8 @@ pub(crate) struct Completion {
     replayed: bool,
     /// The index of the route (the metrics' `route` label).
     route: usize,
-    /// The account's index among the request's accounts.
-    account: usize,
+    /// The account chosen (its index among the request's accounts), or why none was.
+    account: Choice,
     /// The guard and accounts the request saw.
     current: Arc<Current>,
     metrics: Arc<Metrics>,
@@ -395,10 +395,7 @@ impl ConnectionState {
             request.id = %request_id.to_str().unwrap_or("-"),
             http.method = %method,
             http.path = uri.path(),
-            account = match choice {
-                Choice::Account(_) => account.name(),
-                Choice::Unknown | Choice::Forbidden => "-",
-            },
+            account = current.accounts.name(choice),
             route = route.label(),
         );
         let admission = span.in_scope(|| guard.admit(&req, before));
@@ -446,7 +443,7 @@ impl ConnectionState {
             request_id,
             replayed: forwarded.replayed,
             route: route_index,
-            account: account_index,
+            account: choice,
             current,
             metrics: proxy.metrics.clone(),
             log_at_info: proxy.log_requests.load(Ordering::Relaxed),
@@ -645,13 +642,15 @@ impl Completion {
     /// Phase 5: metrics and the request log line.
     pub(crate) fn finish(self, bytes: u64) {
         let total = self.started.elapsed();
-        self.current
-            .accounts
-            .get(self.account)
-            .metrics
-            .record_request(self.route, &self.method, self.status.as_u16(), total);
+        let accounts = &self.current.accounts;
+        accounts.metrics(self.account).record_request(
+            self.route,
+            &self.method,
+            self.status.as_u16(),
+            total,
+        );
         self.metrics.in_flight().dec();
-        let account = self.current.accounts.get(self.account).name();
+        let account = accounts.name(self.account);
         macro_rules! request_line {
             ($level:ident) => {
                 tracing::$level!(

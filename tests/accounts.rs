@@ -399,6 +399,26 @@ async fn an_unknown_account_is_400_and_a_key_keeps_to_its_account() {
         .unwrap();
     assert_eq!(bare.status(), 407);
     assert_eq!(world.check_arrivals(), 4);
+    // The refusals before an account was chosen count as account "-", not as default's.
+    let metrics = support::client()
+        .get(format!("http://{}/metrics", running.admin_addr().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (account, class, n) in [
+        ("-", "4xx", 3),
+        ("default", "4xx", 0),
+        ("default", "2xx", 1),
+        ("acme", "2xx", 3),
+    ] {
+        let line = format!(
+            "zoho_proxy_http_requests_total{{account=\"{account}\",route=\"default\",method=\"GET\",status_class=\"{class}\"}} {n}"
+        );
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
     running.finish().await;
 }
 

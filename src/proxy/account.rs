@@ -37,6 +37,9 @@ pub struct Accounts {
     list: Vec<Arc<Account>>,
     /// The upstream clients of every account's routes.
     upstreams: Upstreams,
+    /// The series of requests refused before an account was chosen (an unknown name, a key
+    /// of another account): `account="-"`, routes as `default`'s.
+    refused: AccountMetrics,
 }
 
 /// What a request's `X-Zoho-Account` headers said.
@@ -123,12 +126,34 @@ impl std::fmt::Debug for Account {
 
 impl Accounts {
     /// The table of `accounts`, whose routes take their clients from `upstreams`. The
-    /// account named `default` goes first.
-    pub fn new(mut accounts: Vec<Arc<Account>>, upstreams: Upstreams) -> Self {
+    /// account named `default` goes first. `refused` counts the requests no account was
+    /// chosen for.
+    pub fn new(
+        mut accounts: Vec<Arc<Account>>,
+        upstreams: Upstreams,
+        refused: AccountMetrics,
+    ) -> Self {
         accounts.sort_by_key(|a| a.name != DEFAULT_ACCOUNT);
         Self {
             list: accounts,
             upstreams,
+            refused,
+        }
+    }
+
+    /// The series a request of `choice` counts in.
+    pub fn metrics(&self, choice: Choice) -> &AccountMetrics {
+        match choice {
+            Choice::Account(index) => &self.get(index).metrics,
+            Choice::Unknown | Choice::Forbidden => &self.refused,
+        }
+    }
+
+    /// The name a request of `choice` is logged with (`-` when none was chosen).
+    pub fn name(&self, choice: Choice) -> &str {
+        match choice {
+            Choice::Account(index) => self.get(index).name(),
+            Choice::Unknown | Choice::Forbidden => "-",
         }
     }
 
