@@ -93,6 +93,9 @@ pub struct WaitArgs {
     /// How long to wait for readiness.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// Wait for this account alone (`/readyz?account=NAME`) instead of every account.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
 }
 
 /// `check` options.
@@ -157,7 +160,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         match command {
             Command::Serve => app::serve(&config, path, logging).await,
             Command::Sandbox(args) => sandbox::run(&config, args).await,
-            Command::Wait(args) => status::wait(&config, args.timeout).await,
+            Command::Wait(args) => {
+                status::wait(&config, args.timeout, args.account.as_deref()).await
+            }
             Command::Status(args) => status::status(&config, args.account.as_deref()).await,
             Command::Login(args) => {
                 login::run(&account_view(&config, args.account.as_deref())?, args).await

@@ -1473,6 +1473,19 @@ async fn status_prints_every_account_or_the_one_asked_for() {
         stderr.contains("runs no account \"beta\"") && stderr.contains("default, acme"),
         "{stderr}"
     );
+    // `wait --account`: that account's readiness; one the proxy does not run never is.
+    let (code, _, stderr) = command(home.path(), &["wait", "--account", "acme"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = command(
+        home.path(),
+        &["wait", "--account", "beta", "--timeout", "1s"],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+    let (code, _, _) = command(home.path(), &["wait", "--account", "nope"], &[]).await;
+    assert_eq!(code, 78);
 
     running.begin_shutdown();
     running.finish().await;

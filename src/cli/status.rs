@@ -6,9 +6,20 @@ use std::time::Duration;
 use super::Error;
 use crate::config::{Config, ConfigError, DEFAULT_ACCOUNT};
 
-/// `wait`: polls `/readyz` until 200 or the timeout.
-pub(super) async fn wait(config: &Config, timeout: Duration) -> Result<(), Error> {
-    let url = admin_url(config, "/readyz")?;
+/// `wait`: polls `/readyz` (every account; with `account`, `/readyz?account=NAME`, the name
+/// checked against the configuration first) until 200 or the timeout.
+pub(super) async fn wait(
+    config: &Config,
+    timeout: Duration,
+    account: Option<&str>,
+) -> Result<(), Error> {
+    let url = match account {
+        Some(name) => {
+            config.require_account(name)?;
+            admin_url(config, &format!("/readyz?account={name}"))?
+        }
+        None => admin_url(config, "/readyz")?,
+    };
     let client = local_client()?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
