@@ -252,9 +252,12 @@ impl<'a> Reloader<'a> {
         };
         let mut changes = changes(&self.started, &self.current, &new);
         let credentials = self.apply(&new, &mut changes).await;
-        let accounts_changed = self.apply_accounts(&new, others, cause).await;
+        let (accounts_changed, accounts_restart) = self.apply_accounts(&new, others, cause).await;
         if accounts_changed {
             changes.applied.push("accounts");
+        }
+        if accounts_restart {
+            changes.restart.push("accounts");
         }
         self.files = if before.paths().eq(SecretFiles::watch_paths(&new).iter()) {
             before
@@ -334,9 +337,17 @@ impl<'a> Reloader<'a> {
     }
 
     /// Starts the added accounts, stops the removed ones, applies the kept ones' credentials
-    /// and puts the new table in place. Says whether the accounts changed.
-    async fn apply_accounts(&mut self, new: &Config, views: Vec<View>, cause: Cause) -> bool {
+    /// and puts the new table in place. Says whether the accounts changed, and whether a
+    /// kept account's restart-only keys (client id, data centre, accounts server, scopes,
+    /// mint budget) differ from its start.
+    async fn apply_accounts(
+        &mut self,
+        new: &Config,
+        views: Vec<View>,
+        cause: Cause,
+    ) -> (bool, bool) {
         let mut changed = false;
+        let mut restart = false;
         let removed: Vec<String> = self
             .others
             .keys()
@@ -351,6 +362,19 @@ impl<'a> Reloader<'a> {
                     let Some(tracked) = self.others.get_mut(&name) else {
                         continue;
                     };
+                    let (was, now) = (&tracked.started.oauth, &view.oauth);
+                    if was.client_id != now.client_id
+                        || was.data_center != now.data_center
+                        || was.accounts_url != now.accounts_url
+                        || was.scopes != now.scopes
+                        || was.max_mints_per_10m != now.max_mints_per_10m
+                    {
+                        tracing::warn!(
+                            account = %name,
+                            "the account's client id, data centre, accounts server, scopes or mint budget changed: they take effect after a restart"
+                        );
+                        restart = true;
+                    }
                     let span = tracing::info_span!("account", account = %name);
                     tracked.apply(&view).instrument(span).await;
                     let outcome = tracked.last_change;
@@ -372,7 +396,7 @@ impl<'a> Reloader<'a> {
         }
         if added.is_empty() && removed.is_empty() {
             // The guard (client keys bound to accounts) was put in place by `apply`.
-            return changed;
+            return (changed, restart);
         }
         let added_names: Vec<String> = added
             .iter()
@@ -388,7 +412,7 @@ impl<'a> Reloader<'a> {
                 for name in &removed {
                     self.others.remove(name);
                 }
-                true
+                (true, restart)
             }
             Err(error) => {
                 for name in &added_names {
@@ -398,7 +422,7 @@ impl<'a> Reloader<'a> {
                     error = %crate::telemetry::chain(&error),
                     "cannot start the added accounts; the running ones stay"
                 );
-                changed
+                (changed, restart)
             }
         }
     }
