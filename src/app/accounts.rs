@@ -88,15 +88,10 @@ impl AccountSet {
 
     /// The table the request path uses.
     pub(super) fn table(&self) -> Accounts {
-        let routes = self
-            .running
-            .first()
-            .map(|r| r.account.routes().labels())
-            .unwrap_or_default();
         Accounts::new(
             self.running.iter().map(|r| r.account.clone()).collect(),
             self.upstreams.clone(),
-            self.metrics.account("-", &routes),
+            self.metrics.clone(),
         )
     }
 

@@ -6,14 +6,14 @@
 //! (removed before forwarding), or uses the account its client key is bound to, or
 //! `default`. The whole table is replaced at once on reload ([`super::Proxy::set_accounts`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 use http::header::{Entry, HeaderMap, HeaderName};
 
 use super::route::{Routes, Upstreams};
 use crate::config::DEFAULT_ACCOUNT;
-use crate::metrics::AccountMetrics;
+use crate::metrics::{AccountMetrics, Metrics};
 use crate::token::{TokenSource, TokenStatusView};
 
 /// The header that names the account of a request.
@@ -38,8 +38,10 @@ pub struct Accounts {
     /// The upstream clients of every account's routes.
     upstreams: Upstreams,
     /// The series of requests refused before an account was chosen (an unknown name, a key
-    /// of another account): `account="-"`, routes as `default`'s.
-    refused: AccountMetrics,
+    /// of another account): `account="-"`, routes as `default`'s. Made at the first such
+    /// refusal, so that a proxy that never refuses one shows no such series.
+    refused: OnceLock<AccountMetrics>,
+    metrics: Arc<Metrics>,
 }
 
 /// What a request's `X-Zoho-Account` headers said.
@@ -136,18 +138,19 @@ impl std::fmt::Debug for Account {
 
 impl Accounts {
     /// The table of `accounts`, whose routes take their clients from `upstreams`. The
-    /// account named `default` goes first. `refused` counts the requests no account was
-    /// chosen for.
+    /// account named `default` goes first. `metrics` makes the series of the requests no
+    /// account was chosen for.
     pub fn new(
         mut accounts: Vec<Arc<Account>>,
         upstreams: Upstreams,
-        refused: AccountMetrics,
+        metrics: Arc<Metrics>,
     ) -> Self {
         accounts.sort_by_key(|a| a.name != DEFAULT_ACCOUNT);
         Self {
             list: accounts,
             upstreams,
-            refused,
+            refused: OnceLock::new(),
+            metrics,
         }
     }
 
@@ -155,8 +158,15 @@ impl Accounts {
     pub fn metrics(&self, choice: Choice) -> &AccountMetrics {
         match choice {
             Choice::Account(index) => &self.get(index).metrics,
-            Choice::Unknown | Choice::Forbidden => &self.refused,
+            Choice::Unknown | Choice::Forbidden => self.refused(),
         }
+    }
+
+    /// The series of refused requests, made the first time.
+    #[cold]
+    fn refused(&self) -> &AccountMetrics {
+        self.refused
+            .get_or_init(|| self.metrics.account("-", &self.get(0).routes.labels()))
     }
 
     /// The name a request of `choice` is logged with (`-` when none was chosen).

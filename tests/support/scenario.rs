@@ -617,10 +617,15 @@ async fn counters(http: &reqwest::Client, served: &Served) -> Result<Counters, S
             .map(|v| v as u64)
             .ok_or_else(|| format!("no {suffix}{{{labels}}} in /metrics:\n{text}"))
     };
+    // The sandbox's one account; series of others (`account="-"`: refusals) may come first.
+    let default = "account=\"default\"";
     Ok(Counters {
-        rejections: find("token_rejections_total", "")?,
-        replays: find("replays_total", "")?,
-        refreshes_ok: find("token_refreshes_total", "outcome=\"ok\"")?,
+        rejections: find("token_rejections_total", default)?,
+        replays: find("replays_total", default)?,
+        refreshes_ok: find(
+            "token_refreshes_total",
+            "account=\"default\",outcome=\"ok\"",
+        )?,
     })
 }
 
