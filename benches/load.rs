@@ -18,7 +18,7 @@
 //! Missing tools are named with their install command; what can be measured still is.
 //! `ZMP_BENCH_SECS` sets each wrk run's length (default 5); `ZMP_BENCH_PARTS` picks parts
 //! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `wan`,
-//! `h2-streams`, `instructions`; default all); `ZMP_BENCH_KEEP=1` keeps the run's directory
+//! `h2-streams`, `latency`, `instructions`; default all); `ZMP_BENCH_KEEP=1` keeps the run's directory
 //! (the callgrind outputs, for `callgrind_annotate`); `ZMP_BENCH_PROXY_BIN=PATH` runs that
 //! build of ours (an older commit's, say) in this harness, for a before/after comparison.
 //! BENCHMARKS.md tells more.
@@ -212,27 +212,6 @@ fn main() {
         );
     });
     runtime.block_on(async {
-        if !part("memory") {
-            return;
-        }
-        println!("\n## Memory\n");
-        let fresh = Proxy::start_in(&accounts, &up_url, None, 0, dir.path()).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let idle = rss_kib(fresh.pid());
-        let conns = hold_idle_connections(fresh.addr, 1000).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let held = rss_kib(fresh.pid());
-        println!("| state | RSS |");
-        println!("|---|---|");
-        println!("| idle (token held) | {:.1} MB |", idle as f64 / 1024.0);
-        println!(
-            "| 1,000 idle keep-alive connections | {:.1} MB |",
-            held as f64 / 1024.0
-        );
-        drop(conns);
-        drop(fresh);
-    });
-    runtime.block_on(async {
         if !part("ttfb") {
             return;
         }
@@ -263,10 +242,14 @@ fn main() {
         nginx: nginx.as_deref(),
         haproxy: have("haproxy"),
         h2load: have("h2load"),
+        oha: have("oha"),
         tls: tls_files(dir.path()),
     };
-    if part("tls") || part("wan") || part("h2-streams") {
+    if part("tls") || part("wan") || part("h2-streams") || part("latency") {
         bench.prepare();
+    }
+    if part("memory") {
+        bench.idle_memory(upstream);
     }
     if wrk && part("tls") {
         bench.tls();
@@ -276,6 +259,9 @@ fn main() {
     }
     if wrk && part("h2-streams") {
         bench.h2_streams();
+    }
+    if wrk && bench.oha && part("latency") {
+        bench.latency(upstream);
     }
 
     if valgrind && part("instructions") {
