@@ -247,6 +247,8 @@ pub struct Running {
     stop_admin: watch::Sender<bool>,
     proxy_task: JoinHandle<bool>,
     admin_task: Option<JoinHandle<()>>,
+    stop_summary: watch::Sender<bool>,
+    summary: JoinHandle<()>,
 }
 
 /// How often the log summarises the requests (at `info`, when there were any).
@@ -320,10 +322,13 @@ async fn launch(tokens: Vec<Tokens>) -> Result<Running, Error> {
     let proxy = Arc::new(Proxy::new(config, accounts.table(), metrics.clone()));
     let admin = Arc::new(Admin::new(proxy.clone(), metrics.clone()));
     let (stop_admin, stop_admin_rx) = watch::channel(false);
-    tokio::spawn(summarize(
+    // The last summary comes once in-flight requests have drained ([`Running::finish`]), so
+    // that it counts them, and before the process ends.
+    let (stop_summary, stop_summary_rx) = watch::channel(false);
+    let summary = tokio::spawn(summarize(
         metrics.clone(),
         SUMMARY_EVERY,
-        server::stopped(stop_rx.clone()),
+        server::stopped(stop_summary_rx),
     ));
     let settings = ConnSettings {
         max_connections: config.limits.max_connections,
@@ -350,6 +355,8 @@ async fn launch(tokens: Vec<Tokens>) -> Result<Running, Error> {
         stop_admin,
         proxy_task,
         admin_task,
+        stop_summary,
+        summary,
     })
 }
 
@@ -397,6 +404,8 @@ impl Running {
     pub async fn finish(self) -> bool {
         self.begin_shutdown();
         let drained = self.proxy_task.await.unwrap_or(false);
+        let _ = self.stop_summary.send(true);
+        let _ = self.summary.await;
         self.accounts.lock().await.finish().await;
         let _ = self.stop_admin.send(true);
         if let Some(task) = self.admin_task {
