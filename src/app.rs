@@ -227,7 +227,7 @@ pub async fn serve(
     // then a clean shutdown, not the default action (death).
     let signals = Signals::install()?;
     let running = start(config).await?;
-    let reloader = reload::Reloader::new(&running, path, logging);
+    let reloader = reload::Reloader::new(&running, path, logging).await;
     running.serve_until_stopped(signals, Some(reloader)).await;
     Ok(())
 }

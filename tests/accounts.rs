@@ -419,6 +419,26 @@ async fn an_unknown_account_is_400_and_a_key_keeps_to_its_account() {
         );
         assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
     }
+    // Two headers are ambiguous: 400, not forwarded, even when both name the same account.
+    let arrivals = world.meeting.control().requests().len();
+    let twice = client
+        .get(format!("http://{}{USER}", running.proxy_addr().unwrap()))
+        .header("proxy-authorization", "Bearer any-key")
+        .header("x-zoho-account", "acme")
+        .header("x-zoho-account", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    assert_eq!(world.meeting.control().requests().len(), arrivals);
+    // Names match without regard to case.
+    assert_eq!(
+        send("any-key", Some("ACME"), "acme-6".into())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(world.check_arrivals(), 5);
     running.finish().await;
 }
 
@@ -499,7 +519,7 @@ async fn a_reload_adds_and_removes_accounts_and_in_flight_requests_finish() {
     let world = World::new(&["acme", "globex"]).await;
     let path = world.write(&["acme"], "");
     let running = start(&path).await;
-    let mut reloader = Reloader::new(&running, Some(path.clone()), None);
+    let mut reloader = Reloader::new(&running, Some(path.clone()), None).await;
     let client = support::client();
     assert_eq!(
         get(&client, &running, Some("globex"), "globex-0")
@@ -765,7 +785,7 @@ impl Sequence {
         };
         sequence.write();
         let running = start(&sequence.path).await;
-        sequence.reloader = Some(Reloader::new(&running, Some(sequence.path.clone()), None));
+        sequence.reloader = Some(Reloader::new(&running, Some(sequence.path.clone()), None).await);
         sequence.running = Some(running);
         sequence
     }

@@ -50,6 +50,12 @@ impl RunningAccount {
     pub fn name(&self) -> &str {
         self.account.name()
     }
+
+    /// Stops its refresher without waiting.
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        drop(self.refresher);
+    }
 }
 
 // === impl AccountSet ===
@@ -98,11 +104,6 @@ impl AccountSet {
     /// Every running account, `default` first.
     pub fn iter(&self) -> impl Iterator<Item = &RunningAccount> {
         self.running.iter()
-    }
-
-    /// The running account `name`.
-    pub fn get(&self, name: &str) -> Option<&RunningAccount> {
-        self.running.iter().find(|r| r.name() == name)
     }
 
     /// Starts the accounts of `added` and stops those named in `removed`, then puts `guard`
@@ -196,15 +197,5 @@ impl AccountSet {
                 })
                 .collect(),
         );
-    }
-}
-
-// === impl RunningAccount ===
-
-impl RunningAccount {
-    /// Stops its refresher without waiting.
-    fn stop(self) {
-        let _ = self.stop.send(true);
-        drop(self.refresher);
     }
 }

@@ -85,8 +85,6 @@ struct Tracked {
     manager: Arc<TokenManager>,
     /// The refresh token in use came from the configuration (not the token store).
     refresh_token_from_config: bool,
-    /// What the last reload did to its credentials.
-    last_change: CredentialsChange,
 }
 
 /// What a reload did to the credentials the token manager mints with.
@@ -140,23 +138,25 @@ struct Stamp {
 
 impl<'a> Reloader<'a> {
     /// A reloader for `running`, whose configuration was read from `path`.
-    pub fn new(running: &Running, path: Option<PathBuf>, logging: Option<&'a Logging>) -> Self {
+    pub async fn new(
+        running: &Running,
+        path: Option<PathBuf>,
+        logging: Option<&'a Logging>,
+    ) -> Self {
         let config = running.config();
         let others = running
             .accounts()
-            .try_lock()
-            .map(|set| {
-                set.iter()
-                    .filter(|a| !a.config.oauth.is_default())
-                    .map(|a| {
-                        (
-                            a.name().to_owned(),
-                            Tracked::new(&a.config, a.manager.clone()),
-                        )
-                    })
-                    .collect()
+            .lock()
+            .await
+            .iter()
+            .filter(|a| !a.config.oauth.is_default())
+            .map(|a| {
+                (
+                    a.name().to_owned(),
+                    Tracked::new(&a.config, a.manager.clone()),
+                )
             })
-            .unwrap_or_default();
+            .collect();
         Self {
             path,
             started: config.clone(),
@@ -265,13 +265,7 @@ impl<'a> Reloader<'a> {
             SecretFiles::watch(&new)
         };
         self.current = new;
-        // After a revoke there is nothing to retry with: the stop stays until a new refresh
-        // token arrives.
-        if credentials != CredentialsChange::Revoked
-            && (cause == Cause::Signal || credentials == CredentialsChange::Changed)
-        {
-            self.default.manager.retry_now();
-        }
+        self.default.retry(credentials, cause);
         if changes.applied.is_empty() && changes.restart.is_empty() {
             tracing::info!(
                 cause = cause_name,
@@ -297,8 +291,8 @@ impl<'a> Reloader<'a> {
     async fn apply(&mut self, new: &Config, changes: &mut Changes) -> CredentialsChange {
         self.proxy.set_guard(Guard::new(new));
         self.proxy.set_log_requests(new.log.requests);
-        let outcome = self.default.apply(new).await;
-        if outcome == Some(Stored::Kept) {
+        let (outcome, stored) = self.default.apply(new).await;
+        if stored == Some(Stored::Kept) {
             // Still the configured refresh token: the change did not apply.
             changes.applied.retain(|key| *key != "oauth.refresh_token");
         }
@@ -313,7 +307,7 @@ impl<'a> Reloader<'a> {
                 Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
             }
         }
-        self.default.last_change
+        outcome
     }
 
     /// The effective configuration of every account of `new` beside `default`: for an
@@ -376,14 +370,9 @@ impl<'a> Reloader<'a> {
                         restart = true;
                     }
                     let span = tracing::info_span!("account", account = %name);
-                    tracked.apply(&view).instrument(span).await;
-                    let outcome = tracked.last_change;
+                    let (outcome, _) = tracked.apply(&view).instrument(span).await;
                     changed |= outcome != CredentialsChange::Unchanged;
-                    if outcome != CredentialsChange::Revoked
-                        && (cause == Cause::Signal || outcome == CredentialsChange::Changed)
-                    {
-                        tracked.manager.retry_now();
-                    }
+                    tracked.retry(outcome, cause);
                 }
                 View::Added(tokens) => {
                     self.others.insert(
@@ -452,14 +441,23 @@ impl Tracked {
             started: config.clone(),
             manager,
             refresh_token_from_config: config.oauth.refresh_token.is_some(),
-            last_change: CredentialsChange::Unchanged,
         }
     }
 
-    /// Applies the account's client secret and refresh token of `new` (its view); records
-    /// what changed in `last_change`, and returns what re-reading the token store found,
-    /// when it was read.
-    async fn apply(&mut self, new: &Config) -> Option<Stored> {
+    /// After a reload that did `outcome` to the credentials: a failed refresh is retried at
+    /// once on SIGHUP or new credentials. After a revoke there is nothing to retry with: the
+    /// stop stays until a new refresh token arrives.
+    fn retry(&self, outcome: CredentialsChange, cause: Cause) {
+        if outcome != CredentialsChange::Revoked
+            && (cause == Cause::Signal || outcome == CredentialsChange::Changed)
+        {
+            self.manager.retry_now();
+        }
+    }
+
+    /// Applies the account's client secret and refresh token of `new` (its view). Says what
+    /// changed, and what re-reading the token store found when it was read.
+    async fn apply(&mut self, new: &Config) -> (CredentialsChange, Option<Stored>) {
         let mut outcome = CredentialsChange::Unchanged;
         let mut stored = None;
         if let Some(secret) = &new.oauth.client_secret
@@ -497,8 +495,7 @@ impl Tracked {
                 stored = Some(found);
             }
         }
-        self.last_change = outcome;
-        stored
+        (outcome, stored)
     }
 
     /// The refresh token comes from the token store: reads the store again, as at start, so

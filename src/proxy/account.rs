@@ -118,11 +118,6 @@ impl Account {
     pub fn status(&self) -> &Arc<dyn TokenStatusView> {
         &self.status
     }
-
-    /// Its routes.
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
 }
 
 impl std::fmt::Debug for Account {

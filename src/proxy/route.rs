@@ -162,16 +162,6 @@ impl Upstreams {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Upstream>> {
         self.list.iter().map(|(_, upstream)| upstream)
     }
-
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
 }
 
 impl std::fmt::Debug for Upstreams {

@@ -175,7 +175,7 @@ impl World {
         let running = app::start_with_store(&config, dyn_store)
             .await
             .expect("the proxy starts");
-        let reloader = Reloader::new(&running, Some(config_path.clone()), None);
+        let reloader = Reloader::new(&running, Some(config_path.clone()), None).await;
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
