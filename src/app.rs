@@ -333,6 +333,7 @@ async fn launch(tokens: Vec<Tokens>) -> Result<Running, Error> {
     let settings = ConnSettings {
         max_connections: config.limits.max_connections,
         max_header_bytes: config.limits.max_header_bytes,
+        header_read_timeout: config.limits.header_read_timeout,
     };
     let proxy_task = tokio::spawn(server::serve(
         listener,

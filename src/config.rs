@@ -276,6 +276,10 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Requests in flight before 503; `None` = unlimited **(default: unlimited)**.
     pub max_in_flight: Option<usize>,
+    /// How long an HTTP/1 client connection may go without a request in flight (idle
+    /// keep-alive, or sending a request's headers: slow-loris) before it is closed
+    /// **(default: 30s)**.
+    pub header_read_timeout: Duration,
 }
 
 /// Log output format.
@@ -592,12 +596,16 @@ impl Validator<'_> {
                 return Err(self.err(key, "must be greater than 0"));
             }
         }
+        if l.header_read_timeout.is_zero() {
+            return Err(self.err("limits.header_read_timeout", "must be greater than 0"));
+        }
         let limits = LimitsConfig {
             max_header_bytes: l.max_header_bytes,
             max_uri_bytes: l.max_uri_bytes,
             max_body_bytes: (l.max_body_bytes > 0).then_some(l.max_body_bytes),
             max_connections: l.max_connections,
             max_in_flight: (l.max_in_flight > 0).then_some(l.max_in_flight),
+            header_read_timeout: l.header_read_timeout,
         };
         let format = match raw.log.format.to_ascii_lowercase().as_str() {
             "pretty" => LogFormat::Pretty,

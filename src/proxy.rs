@@ -76,6 +76,7 @@ use self::headers::X_REQUEST_ID;
 use self::route::Route;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::server::{Busy, Idle};
 use crate::telemetry;
 use crate::telemetry::error_chain;
 use crate::token::{self, AccessToken, Rejection, rejection};
@@ -128,6 +129,8 @@ pub(crate) struct Completion {
     metrics: Arc<Metrics>,
     /// `log.requests`: the request's line at `info`, else at `debug`.
     log_at_info: bool,
+    /// The request in flight on its HTTP/1 connection, until the completion runs.
+    _busy: Option<Busy>,
 }
 
 /// The service of one client connection, which hyper calls for each of its requests (one
@@ -159,6 +162,8 @@ struct ConnectionState {
     span: Span,
     /// [`telemetry::HTTP_PROTOCOL`] has been recorded, or the span is disabled.
     protocol_known: AtomicBool,
+    /// Whether a request is in flight, for the server's idle deadline.
+    idle: Arc<Idle>,
 }
 
 /// What forwarding produced, before completion is attached.
@@ -228,10 +233,12 @@ impl Proxy {
     /// The service (hyper's) of a new client connection, whose requests' spans are children
     /// of `span` (a [`telemetry::CONNECTION_SPAN`]; its [`telemetry::HTTP_PROTOCOL`] is
     /// recorded at the first request): it keeps the connection's upstream connections, one
-    /// set per route, and hands each request to the request path.
+    /// set per route, hands each request to the request path, and tells `idle` when one is
+    /// in flight.
     pub fn connection(
         self: &Arc<Self>,
         span: Span,
+        idle: Arc<Idle>,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
         Response = Response<ResponseBody>,
@@ -253,6 +260,7 @@ impl Proxy {
                 upstreams,
                 protocol_known: AtomicBool::new(span.is_disabled()),
                 span,
+                idle,
             }),
             // The request holds the connection's state until its response is handed back. A
             // closure, not an `async fn`: that would copy the request once more, moving its
@@ -365,6 +373,7 @@ impl ConnectionState {
     async fn handle(&self, mut req: Request<Incoming>) -> Response<ResponseBody> {
         let proxy = &*self.proxy;
         let started = Instant::now();
+        let busy = self.idle.busy(req.version());
         if !self.protocol_known.load(Ordering::Relaxed) {
             self.record_protocol(req.version());
         }
@@ -447,6 +456,7 @@ impl ConnectionState {
             current,
             metrics: proxy.metrics.clone(),
             log_at_info: proxy.log_requests.load(Ordering::Relaxed),
+            _busy: busy,
         };
         Response::from_parts(parts, body.on_complete(completion))
     }

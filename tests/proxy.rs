@@ -391,6 +391,144 @@ async fn http2_clients_are_served() {
     );
 }
 
+/// Reads until the proxy closes `stream` (or 10 s pass): what it sent, and when it closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> (Vec<u8>, tokio::time::Instant) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => panic!("still open after 10 s; read so far: {got:?}"),
+            Ok(Ok(0) | Err(_)) => return (got, tokio::time::Instant::now()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The `Content-Length` of an HTTP/1.1 head.
+fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().unwrap())
+    })
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` body from `stream`; returns its head.
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).into_owned();
+            let length =
+                content_length(&head).unwrap_or_else(|| panic!("no content-length: {head}"));
+            if got.len() >= end + 4 + length {
+                return head;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before a whole answer: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// `limits.header_read_timeout`: an HTTP/1 connection without a request in flight that long
+/// is closed, whether it sent nothing, is stuck halfway through its headers however it
+/// trickles them (slow-loris), or is idle after an answer; a request that takes longer than
+/// the timeout is answered and its connection kept; an HTTP/2 connection stays open.
+#[tokio::test]
+async fn connections_without_a_request_for_the_header_read_timeout_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let timeout = Duration::from_secs(1);
+    let (_accounts, _upstream, proxy) = setup(&[("limits.header_read_timeout", "1s".into())]).await;
+    let early = |what: &str, open_for: Duration| {
+        assert!(
+            open_for >= timeout - Duration::from_millis(50),
+            "{what}: closed after {open_for:?}, before the timeout"
+        );
+    };
+
+    // Nothing sent.
+    let opened = tokio::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (got, closed) = read_until_closed(&mut silent).await;
+    assert!(got.is_empty(), "{got:?}");
+    early("silent", closed - opened);
+
+    // Headers trickled a byte every 200 ms, never finished.
+    let opened = tokio::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (read_half, mut write_half) = slow.split();
+    let trickle = async {
+        write_half
+            .write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            .await
+            .unwrap();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write_half.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    };
+    let mut read_half = read_half;
+    let closed = tokio::select! {
+        () = trickle => tokio::time::Instant::now(),
+        result = tokio::time::timeout(Duration::from_secs(10), async {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 1024];
+            while read_half.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        }) => {
+            result.expect("the slow-loris connection is closed within 10 s");
+            tokio::time::Instant::now()
+        }
+    };
+    early("slow-loris", closed - opened);
+    drop(slow);
+
+    // A request longer than the timeout is answered, and its connection serves the next at
+    // once; then, idle, it is closed one timeout after its last answer.
+    let mut keep = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    keep.write_all(b"GET /delay/1500 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_answer(&mut keep).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    keep.write_all(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_answer(&mut keep).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let answered = tokio::time::Instant::now();
+    let (got, closed) = read_until_closed(&mut keep).await;
+    assert!(got.is_empty(), "{got:?}");
+    early("idle keep-alive", closed - answered);
+
+    // HTTP/2: still usable after twice the timeout without a request.
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for _ in 0..2 {
+        let request = http::Request::get(proxy.url("/x"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(timeout * 2).await;
+    }
+}
+
 #[tokio::test]
 async fn admin_endpoints_report_without_secrets() {
     let (accounts, _upstream, proxy) = setup(&[]).await;
@@ -502,13 +640,7 @@ async fn a_client_that_half_closes_after_its_request_gets_the_whole_answer() {
             head.starts_with("HTTP/1.1 200 "),
             "attempt {attempt}: {head}"
         );
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().unwrap())
-            })
+        let length = content_length(head)
             .unwrap_or_else(|| panic!("attempt {attempt}: no content-length: {head}"));
         assert_eq!(body.len(), length, "attempt {attempt}: the whole body");
         let json: serde_json::Value = serde_json::from_str(body).unwrap();

@@ -224,6 +224,9 @@ pub static KEYS: &[Key] = &[
     plain("limits.max_in_flight", Reload::Live, |c| {
         Some(c.limits.max_in_flight.unwrap_or(0).to_string())
     }),
+    plain("limits.header_read_timeout", Reload::Restart, |c| {
+        Some(duration(c.limits.header_read_timeout))
+    }),
     // [log]
     plain("log.format", Reload::Restart, |c| {
         Some(quote(match c.log.format {
@@ -535,6 +538,7 @@ max_uri_bytes = 8192
 max_body_bytes = 0
 max_connections = 10000
 max_in_flight = 0
+header_read_timeout = \"30s\"
 
 [log]
 format = \"pretty\"

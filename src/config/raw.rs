@@ -162,6 +162,8 @@ pub(crate) struct RawLimits {
     pub(crate) max_body_bytes: u64,
     pub(crate) max_connections: usize,
     pub(crate) max_in_flight: usize,
+    #[serde(with = "humantime_serde")]
+    pub(crate) header_read_timeout: Duration,
 }
 
 /// `[log]`
@@ -251,6 +253,7 @@ impl Default for RawLimits {
             max_body_bytes: 0,
             max_connections: 10000,
             max_in_flight: 0,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
