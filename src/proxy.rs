@@ -410,7 +410,12 @@ impl ConnectionState {
         let admission = span.in_scope(|| guard.admit(&req, before));
         let result = match (admission.verdict, choice) {
             (Ok(Verdict::Forward), Choice::Account(_)) => {
-                self.forward(req, &request_id, guard, account, route)
+                // Boxed: hyper keeps a slot the size of this request's future for the whole
+                // life of its connection, and forwarding's state is most of it (3,360 of
+                // 4,744 bytes). An idle keep-alive connection holds 3.7 KB less (25.5 →
+                // 21.8 KB with an HTTP/2 upstream, `ZMP_BENCH_PARTS=memory`), for 0.3 % more
+                // instructions per request (37,386 → 37,492).
+                Box::pin(self.forward(req, &request_id, guard, account, route))
                     .instrument(span.clone())
                     .await
             }
