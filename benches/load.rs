@@ -6,7 +6,8 @@
 //! `access_log off`) at `worker_threads = 1` and at the default, and — when installed —
 //! nginx as the equivalent header-injecting reverse proxy (one worker, keep-alive upstream,
 //! `proxy_set_header Authorization`, buffering off), and a bare hyper proxy in-process (the
-//! "hyper floor": what any hyper-based proxy costs before it does anything else). `wrk` drives each in turn, alternating,
+//! "hyper floor": what any hyper-based proxy costs before it does anything else; the `tls`
+//! part has one over the TLS upstream too). `wrk` drives each in turn, alternating,
 //! for 1 and 64 keep-alive connections; then it measures a 1 GiB streamed download and
 //! upload through the proxy (GB/s, peak RSS growth), RSS idle and with 1,000 idle keep-alive
 //! connections, and the time to the first byte of a chunked response. Then where users live
@@ -20,7 +21,9 @@
 //! (comma-separated: `throughput`, `streaming`, `memory`, `ttfb`, `tls`, `wan`,
 //! `h2-streams`, `latency`, `instructions`; default all); `ZMP_BENCH_KEEP=1` keeps the run's directory
 //! (the callgrind outputs, for `callgrind_annotate`); `ZMP_BENCH_PROXY_BIN=PATH` runs that
-//! build of ours (an older commit's, say) in this harness, for a before/after comparison.
+//! build of ours (an older commit's, say) in this harness, for a before/after comparison;
+//! `ZMP_BENCH_BEFORE_BIN=PATH` runs that build too, next to ours, as an "ours before" row in
+//! the `latency`, `tls`, `wan`, `memory` and `instructions` parts (the targets stay ours').
 //! BENCHMARKS.md tells more.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,6 +39,8 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use zoho_emulator::accounts::{AccountsEmulator, AccountsOptions};
 
 // The parts of issue 15 (TLS, WAN, HTTP/2 streams): `load.rs` + `load/`, as modules go.
@@ -53,7 +58,7 @@ static BENCH_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 fn main() {
     // The hyper floor alone, as its own process: how the instructions part profiles it.
     if let Ok(upstream) = std::env::var(FLOOR_ENV) {
-        let floor = Floor::start(upstream.parse().unwrap());
+        let floor = Floor::start(FloorUpstream::Plain(upstream.parse().unwrap()));
         println!("floor listening {}", floor.addr);
         loop {
             std::thread::park();
@@ -106,9 +111,10 @@ fn main() {
     }
 
     let up_url = format!("http://{upstream}");
-    let floor = Floor::start(upstream);
+    let floor = Floor::start(FloorUpstream::Plain(upstream));
     let ours1 = Proxy::start(&runtime, &accounts, &up_url, None, 1, dir.path());
     let ours = Proxy::start(&runtime, &accounts, &up_url, None, 0, dir.path());
+    let before = before_bin();
     let valgrind = have("valgrind");
     if !valgrind {
         println!(
@@ -244,6 +250,7 @@ fn main() {
         h2load: have("h2load"),
         oha: have("oha"),
         tls: tls_files(dir.path()),
+        before: before.clone(),
     };
     if part("tls") || part("wan") || part("h2-streams") || part("latency") {
         bench.prepare();
@@ -270,14 +277,14 @@ fn main() {
         );
         println!("| target | instructions per request | vs nginx |");
         println!("|---|---|---|");
-        let mut rows: Vec<(&str, f64)> = Vec::new();
+        let mut rows: Vec<(String, f64)> = Vec::new();
         if let Some(bin) = &nginx {
             let count = callgrind_per_request(dir.path(), "nginx", |wrapper| {
                 let n = Nginx::proxy_under(wrapper, bin, dir.path(), &up_url, None);
                 let addr = n.addr;
                 (Box::new(n) as Box<dyn std::any::Any>, addr)
             });
-            rows.push(("nginx (1 worker)", count));
+            rows.push(("nginx (1 worker)".to_owned(), count));
         }
         let count = callgrind_per_request(dir.path(), "floor", |wrapper| {
             let mut child = wrapped(wrapper, &std::env::current_exe().unwrap())
@@ -293,21 +300,29 @@ fn main() {
             let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
             (Box::new(Terminated(child)) as Box<dyn std::any::Any>, addr)
         });
-        rows.push(("hyper floor (1 thread)", count));
-        let count = callgrind_per_request(dir.path(), "ours", |wrapper| {
-            let p = runtime.block_on(Proxy::start_under(
-                wrapper,
-                &accounts,
-                &up_url,
-                None,
-                1,
-                dir.path(),
-                "",
-            ));
-            let addr = p.addr;
-            (Box::new(p) as Box<dyn std::any::Any>, addr)
-        });
-        rows.push(("ours (worker_threads = 1)", count));
+        rows.push(("hyper floor (1 thread)".to_owned(), count));
+        let ours_row = "ours (worker_threads = 1)";
+        let builds = before
+            .iter()
+            .map(|b| ("ours-before", before_name(ours_row), b.clone()))
+            .chain([("ours", ours_row.to_owned(), ours_bin())]);
+        for (label, name, bin) in builds {
+            let count = callgrind_per_request(dir.path(), label, |wrapper| {
+                let command = [wrapper, &[bin.as_str()]].concat();
+                let p = runtime.block_on(Proxy::start_under(
+                    &command,
+                    &accounts,
+                    &up_url,
+                    None,
+                    1,
+                    dir.path(),
+                    "",
+                ));
+                let addr = p.addr;
+                (Box::new(p) as Box<dyn std::any::Any>, addr)
+            });
+            rows.push((name, count));
+        }
         let nginx_count = nginx.as_ref().map(|_| rows[0].1);
         for (name, count) in rows {
             println!(
@@ -560,17 +575,65 @@ fn send_requests(addr: SocketAddr, n: usize) {
 // === the hyper floor ===
 
 /// The least a hyper-based proxy does, for scale: on its own thread and current-thread
-/// runtime, hyper's HTTP/1 server and one pinned hyper client connection per client
-/// connection, setting `Host` and `Authorization`; no checks, timeouts, logs or metrics.
+/// runtime, hyper's HTTP/1 server in front of hyper's client, setting `Authorization` (and
+/// `Host`, or over HTTP/2 the URI's authority); no checks, timeouts, logs or metrics. Over
+/// HTTP/1.1 (plain or TLS) one pinned client connection per client connection; over HTTP/2
+/// one connection that every request shares. Dropped, it stops.
 struct Floor {
     addr: SocketAddr,
     /// The thread's `/proc/self/task/<tid>/stat`.
     stat: PathBuf,
+    /// Dropped with the floor: its thread's runtime ends then.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The upstream a [`Floor`] sends to.
+enum FloorUpstream {
+    /// Plain HTTP/1.1 at this address.
+    Plain(SocketAddr),
+    /// TLS to `localhost` at this port (127.0.0.1), trusting the CA in `ca`: HTTP/2 when
+    /// `h2` (ALPN `h2`), else HTTP/1.1 (ALPN `http/1.1`).
+    Tls { port: u16, ca: PathBuf, h2: bool },
+}
+
+/// How a [`Floor`] reaches its upstream, in the floor's runtime.
+enum Dial {
+    /// A connection of its own for each client connection (over TLS with `tls`), `Host` set
+    /// to `host`.
+    Http1 {
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsConnector>,
+        host: hyper::header::HeaderValue,
+    },
+    /// The one HTTP/2 connection.
+    Http2(std::sync::Arc<Shared>),
+}
+
+/// The HTTP/2 connection a [`Floor`] shares, opened again should it close (in one short run
+/// it did, after wrk stopped with requests in flight, and every request after failed).
+struct Shared {
+    sender: tokio::sync::Mutex<hyper::client::conn::http2::SendRequest<Incoming>>,
+    tls: tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    /// What each request's URI gets (`:authority`; `Host` is dropped).
+    authority: hyper::http::uri::Authority,
+}
+
+/// The way to the upstream of one client connection.
+enum Sender {
+    /// Its own HTTP/1.1 connection, and the `Host` to set.
+    Http1(
+        std::sync::Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>>,
+        hyper::header::HeaderValue,
+    ),
+    /// The shared HTTP/2 connection.
+    Http2(std::sync::Arc<Shared>),
 }
 
 impl Floor {
-    fn start(upstream: SocketAddr) -> Self {
+    fn start(upstream: FloorUpstream) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
             let tid = std::fs::read_to_string("/proc/thread-self/stat")
                 .unwrap()
@@ -584,51 +647,224 @@ impl Floor {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let dial = Dial::new(upstream).await;
                 let stat = PathBuf::from(format!("/proc/self/task/{tid}/stat"));
                 tx.send((listener.local_addr().unwrap(), stat)).unwrap();
                 let auth = hyper::header::HeaderValue::from_static(AUTHORIZATION);
-                let host = hyper::header::HeaderValue::from_str(&upstream.to_string()).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
-                        continue;
-                    };
-                    let _ = up.set_nodelay(true);
-                    let Ok((sender, conn)) =
-                        hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(up))
-                            .await
-                    else {
-                        continue;
-                    };
-                    tokio::spawn(conn);
-                    let sender = std::sync::Arc::new(tokio::sync::Mutex::new(sender));
-                    let (auth, host) = (auth.clone(), host.clone());
-                    tokio::spawn(async move {
-                        let service =
-                            hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                                let sender = sender.clone();
-                                let (auth, host) = (auth.clone(), host.clone());
-                                async move {
-                                    req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
-                                    req.headers_mut().insert(hyper::header::HOST, host);
-                                    let mut sender = sender.lock().await;
-                                    sender.ready().await?;
-                                    sender.send_request(req).await
-                                }
-                            });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
+                tokio::spawn(async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let Some(sender) = dial.sender().await else {
+                            continue;
+                        };
+                        let auth = auth.clone();
+                        // A service of its own for each way: one future type for both would
+                        // be as large as the larger, and hyper moves it (memcpy).
+                        match sender {
+                            Sender::Http1(sender, host) => {
+                                tokio::spawn(serve_client(stream, move |req| {
+                                    send_http1(sender.clone(), host.clone(), auth.clone(), req)
+                                }))
+                            }
+                            Sender::Http2(shared) => {
+                                tokio::spawn(serve_client(stream, move |req| {
+                                    shared.clone().send(auth.clone(), req)
+                                }))
+                            }
+                        };
+                    }
+                });
+                // The floor's sender dropped: the runtime, and every task of it, ends.
+                let _ = stopped.await;
             });
         });
         let (addr, stat) = rx.recv().unwrap();
-        Self { addr, stat }
+        Self {
+            addr,
+            stat,
+            _stop: stop,
+        }
     }
+}
+
+impl Dial {
+    /// Over HTTP/2, opens the shared connection.
+    async fn new(upstream: FloorUpstream) -> Self {
+        let (port, ca, h2) = match upstream {
+            FloorUpstream::Plain(addr) => {
+                return Self::Http1 {
+                    addr,
+                    tls: None,
+                    host: hyper::header::HeaderValue::from_str(&addr.to_string()).unwrap(),
+                };
+            }
+            FloorUpstream::Tls { port, ca, h2 } => (port, ca, h2),
+        };
+        let roots = CertificateDer::pem_file_iter(&ca)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect::<Vec<_>>();
+        let mut store = rustls::RootCertStore::empty();
+        store.add_parsable_certificates(roots);
+        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![if h2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let authority = format!("localhost:{port}");
+        if !h2 {
+            return Self::Http1 {
+                addr,
+                tls: Some(tls),
+                host: hyper::header::HeaderValue::from_str(&authority).unwrap(),
+            };
+        }
+        let sender = Shared::open(&tls, addr)
+            .await
+            .expect("the floor's HTTP/2 connection");
+        Self::Http2(std::sync::Arc::new(Shared {
+            sender: tokio::sync::Mutex::new(sender),
+            tls,
+            addr,
+            authority: authority.parse().unwrap(),
+        }))
+    }
+
+    /// The way to the upstream for a new client connection: over HTTP/1.1 a new connection.
+    async fn sender(&self) -> Option<Sender> {
+        let (addr, tls, host) = match self {
+            Self::Http2(shared) => return Some(Sender::Http2(shared.clone())),
+            Self::Http1 { addr, tls, host } => (*addr, tls, host.clone()),
+        };
+        match tls {
+            Some(tls) => Sender::http1(TokioIo::new(tls_connect(tls, addr).await?), host).await,
+            None => Sender::http1(TokioIo::new(tcp_connect(addr).await?), host).await,
+        }
+    }
+}
+
+async fn tcp_connect(addr: SocketAddr) -> Option<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let _ = tcp.set_nodelay(true);
+    Some(tcp)
+}
+
+/// A TLS connection to `localhost` at `addr`.
+async fn tls_connect(
+    tls: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tls.connect(name, tcp_connect(addr).await?).await.ok()
+}
+
+impl Shared {
+    /// An HTTP/2 connection (its task spawned) over TLS to `addr`.
+    async fn open(
+        tls: &tokio_rustls::TlsConnector,
+        addr: SocketAddr,
+    ) -> Option<hyper::client::conn::http2::SendRequest<Incoming>> {
+        let io = tls_connect(tls, addr).await?;
+        assert_eq!(
+            io.get_ref().1.alpn_protocol(),
+            Some(&b"h2"[..]),
+            "the upstream chooses HTTP/2"
+        );
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        Some(sender)
+    }
+
+    /// One request on the shared connection, its URI made absolute.
+    async fn send(
+        self: std::sync::Arc<Self>,
+        auth: hyper::header::HeaderValue,
+        mut req: Request<Incoming>,
+    ) -> std::io::Result<Response<Incoming>> {
+        req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
+        req.headers_mut().remove(hyper::header::HOST);
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(hyper::http::uri::Scheme::HTTPS);
+        parts.authority = Some(self.authority.clone());
+        *req.uri_mut() = hyper::Uri::from_parts(parts).map_err(std::io::Error::other)?;
+        let mut sender =
+            (self.sender().await).ok_or_else(|| std::io::Error::other("no HTTP/2 connection"))?;
+        sender.ready().await.map_err(std::io::Error::other)?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(std::io::Error::other)
+    }
+
+    /// The connection for one request: the one open, or a new one if it closed.
+    async fn sender(&self) -> Option<hyper::client::conn::http2::SendRequest<Incoming>> {
+        let mut sender = self.sender.lock().await;
+        if sender.is_closed() {
+            eprintln!("the hyper floor's HTTP/2 connection closed: it opens another");
+            // Boxed: inline, its future (TLS and HTTP/2 handshakes) would make every
+            // request's future kilobytes larger, and hyper moves it (memcpy).
+            *sender = Box::pin(Self::open(&self.tls, self.addr)).await?;
+        }
+        Some(sender.clone())
+    }
+}
+
+impl Sender {
+    /// An HTTP/1.1 client connection over `io` (its task spawned), setting `host`.
+    async fn http1<T>(io: T, host: hyper::header::HeaderValue) -> Option<Self>
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (sender, conn) = hyper::client::conn::http1::handshake::<_, Incoming>(io)
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        Some(Self::Http1(
+            std::sync::Arc::new(tokio::sync::Mutex::new(sender)),
+            host,
+        ))
+    }
+}
+
+/// Serves one client connection with hyper's HTTP/1 server, each request through `send`.
+async fn serve_client<F, Fut, E>(stream: tokio::net::TcpStream, send: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Incoming>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), hyper::service::service_fn(send))
+        .await;
+}
+
+/// One request on the client connection's own HTTP/1.1 connection.
+async fn send_http1(
+    sender: std::sync::Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>>,
+    host: hyper::header::HeaderValue,
+    auth: hyper::header::HeaderValue,
+    mut req: Request<Incoming>,
+) -> hyper::Result<Response<Incoming>> {
+    req.headers_mut().insert(hyper::header::AUTHORIZATION, auth);
+    req.headers_mut().insert(hyper::header::HOST, host);
+    let mut sender = sender.lock().await;
+    sender.ready().await?;
+    sender.send_request(req).await
 }
 
 // === our proxy, as a process ===
@@ -657,20 +893,22 @@ impl Proxy {
         threads: usize,
         dir: &Path,
     ) -> Self {
-        Self::start_under(&[], accounts, upstream, ca, threads, dir, "").await
+        Self::start_under(&[&ours_bin()], accounts, upstream, ca, threads, dir, "").await
     }
 
-    /// [`Proxy::start`], with `extra` configuration: TOML lines that end the `[upstream]`
-    /// table (written last), and may open tables after it (`[limits]` …).
+    /// [`Proxy::start`] of the build `bin` (ours: [`ours_bin`]), with `extra` configuration:
+    /// TOML lines that end the `[upstream]` table (written last), and may open tables after
+    /// it (`[limits]` …).
     fn start_tuned(
         bench: &scale::Bench<'_>,
+        bin: &str,
         upstream: &str,
         ca: Option<&Path>,
         threads: usize,
         extra: &str,
     ) -> Self {
         bench.runtime.block_on(Self::start_under(
-            &[],
+            &[bin],
             bench.accounts,
             upstream,
             ca,
@@ -680,10 +918,11 @@ impl Proxy {
         ))
     }
 
-    /// [`Proxy::start_in`], the binary run by `wrapper` (a command and its arguments) when
-    /// one is given, with `extra` configuration as in [`Proxy::start_tuned`].
+    /// [`Proxy::start_in`], run by `command`: the binary (ours: [`ours_bin`]), after a wrapper
+    /// and its arguments when one is given (`valgrind …`); `extra` configuration as in
+    /// [`Proxy::start_tuned`].
     async fn start_under(
-        wrapper: &[&str],
+        command: &[&str],
         accounts: &AccountsEmulator,
         upstream: &str,
         ca: Option<&Path>,
@@ -712,9 +951,8 @@ impl Proxy {
             ),
         )
         .unwrap();
-        let bin = std::env::var("ZMP_BENCH_PROXY_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned());
-        let mut child = wrapped(wrapper, Path::new(&bin))
+        let (bin, wrapper) = command.split_last().expect("a binary");
+        let mut child = wrapped(wrapper, Path::new(bin))
             .args(["-c", config.to_str().unwrap(), "serve"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -760,6 +998,24 @@ impl Proxy {
     fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// The build of ours measured: `ZMP_BENCH_PROXY_BIN`, else this checkout's release binary.
+fn ours_bin() -> String {
+    std::env::var("ZMP_BENCH_PROXY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zoho-meeting-proxy").to_owned())
+}
+
+/// The build of ours run next to it for a before/after comparison: `ZMP_BENCH_BEFORE_BIN`.
+fn before_bin() -> Option<String> {
+    std::env::var("ZMP_BENCH_BEFORE_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+}
+
+/// A before row's name: ours' with "ours before" for "ours".
+fn before_name(ours: &str) -> String {
+    ours.replacen("ours", "ours before", 1)
 }
 
 impl Drop for Proxy {
@@ -1009,8 +1265,14 @@ fn run_wrk(addr: SocketAddr, path: &str, conns: u32, secs: u64) -> Wrk {
 
 /// wrk against `url` (`http://` or `https://`; wrk speaks HTTP/1.1 only).
 fn run_wrk_url(url: &str, conns: u32, secs: u64) -> Wrk {
+    run_wrk_under(&[], url, conns, secs)
+}
+
+/// [`run_wrk_url`], wrk run by `wrapper` (a command and its arguments, `taskset -c 0`) when
+/// one is given.
+fn run_wrk_under(wrapper: &[&str], url: &str, conns: u32, secs: u64) -> Wrk {
     let threads = if conns == 1 { 1 } else { 2 };
-    let out = Command::new("wrk")
+    let out = wrapped(wrapper, Path::new("wrk"))
         .args([
             &format!("-t{threads}"),
             &format!("-c{conns}"),

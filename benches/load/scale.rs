@@ -16,10 +16,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{
-    AUTHORIZATION, AccountsEmulator, Child, Command, Duration, Infallible, Instant, Nginx, Path,
-    PathBuf, PeakSampler, Proxy, SocketAddr, Stdio, TokioExecutor, TokioIo, Wrk, free_port,
-    hold_idle_connections, listener, route, rss_kib, run_wrk_url, serve_each, stat_path, terminate,
-    with_cpu,
+    AUTHORIZATION, AccountsEmulator, Child, Command, Duration, Floor, FloorUpstream, Infallible,
+    Instant, Nginx, Path, PathBuf, PeakSampler, Proxy, SocketAddr, Stdio, TokioExecutor, TokioIo,
+    Wrk, before_name, free_port, have, hold_idle_connections, listener, ours_bin, route, rss_kib,
+    run_wrk_under, run_wrk_url, serve_each, stat_path, terminate, with_cpu, wrapped,
 };
 
 /// `wan` and `h2-streams`: how long the upstream takes to answer, as a far data centre would.
@@ -54,14 +54,20 @@ pub(super) struct Bench<'a> {
     pub(super) oha: bool,
     /// The TLS upstream's certificate, its key, and the CA that signed it (PEM files).
     pub(super) tls: (PathBuf, PathBuf, PathBuf),
+    /// `ZMP_BENCH_BEFORE_BIN`: a build of ours run next to it, as an "ours before" row.
+    pub(super) before: Option<String>,
 }
 
 /// One row of a table: what drives the load at what, and the process whose CPU and RSS count.
 struct Target {
     name: String,
     load: Load,
-    /// The proxy process (nginx: its worker); `None` for the upstream itself.
+    /// The proxy process (nginx: its worker); `None` for the upstream itself and for a
+    /// target in the bench's process.
     pid: Option<u32>,
+    /// For a target in the bench's process (a hyper floor): the `/proc/…/stat` of the thread
+    /// whose CPU counts.
+    thread: Option<PathBuf>,
 }
 
 enum Load {
@@ -87,6 +93,29 @@ struct Run {
     /// Connections the kernel dropped during the run because a listener's accept queue was
     /// full (machine-wide `TcpExt: ListenOverflows`; runs do not overlap).
     listen_overflows: u64,
+}
+
+/// Ours with one configuration, and the before build (`ZMP_BENCH_BEFORE_BIN`) with the same
+/// when there is one; stopped when dropped.
+struct Ours {
+    before: Option<Proxy>,
+    now: Proxy,
+}
+
+/// `latency`'s CPUs: the proxies under test on CPU 1; the load generators and the bench's
+/// own threads (the in-process upstream) on CPU 0. Dropped, it gives the bench back the CPUs
+/// it had.
+struct Pinning {
+    /// The bench's CPUs before (`Cpus_allowed_list`).
+    restore: String,
+}
+
+/// One of the issues' targets for one build of ours: what, its figure, and whether it is
+/// met (`None`: not measured).
+struct Check {
+    what: String,
+    figure: String,
+    met: Option<bool>,
 }
 
 /// A proxy other than ours, stopped when dropped.
@@ -129,6 +158,13 @@ impl Bench<'_> {
     /// of oha's own connections, which would swamp its p99. Each measured run follows a
     /// warm-up of [`WARM_UP_SECS`] at the same rate: the figures are a proxy's steady state,
     /// not its first connections to the upstream.
+    ///
+    /// With 2 CPUs or more and `taskset`, the whole part is pinned ([`Pinning`]): the proxies
+    /// under test (ours and before's, all threads; nginx's master and worker; haproxy) on
+    /// CPU 1, everything else (oha, the wrk runs that measure nginx's capacity, the bench's
+    /// own threads with the in-process upstream) on CPU 0, so that a proxy's tail latency is
+    /// its own rather than the machine's saturation; direct, too, runs with generator and
+    /// upstream on CPU 0. Unpinned otherwise, and the part says so.
     pub(super) fn latency(&self, plain: SocketAddr) {
         let secs = self.secs;
         println!(
@@ -141,11 +177,14 @@ impl Bench<'_> {
             println!("No nginx: its capacity sets the rates (part skipped).");
             return;
         };
+        // First: what starts from here on (proxies, the upstream's tasks) starts on CPU 0.
+        let pinning = Pinning::start();
+        let load = Pinning::load(pinning.as_ref());
         let upstream = self.tls_upstream(&["h2", "http/1.1"], None);
         let url = format!("https://localhost:{}", upstream.port());
         let ca = &self.tls.2;
         let limits = "[limits]\nmax_connections = 10000\n";
-        let ours = Proxy::start_tuned(self, &url, Some(ca), 1, limits);
+        let ours = self.ours(&url, Some(ca), 1, limits);
         let nginx = Nginx::proxy(nginx_bin, self.dir, &url, Some(ca));
         let haproxy = self.haproxy.then(|| {
             Haproxy::start(
@@ -157,6 +196,15 @@ impl Bench<'_> {
                 ),
             )
         });
+        if let Some(pinning) = &pinning {
+            let ours_pids = ours.before.iter().chain([&ours.now]).map(Proxy::pid);
+            let others = [nginx.child.id(), nginx.worker_pid()]
+                .into_iter()
+                .chain(haproxy.as_ref().map(|h| h.child.id()));
+            for pid in ours_pids.chain(others) {
+                pinning.proxy(pid);
+            }
+        }
         let path = format!("/sleep/{FAR_MS}");
         let mut targets = vec![(
             "direct (the upstream's own 30 ms, plain HTTP/1.1)".to_owned(),
@@ -172,10 +220,9 @@ impl Bench<'_> {
                 format!("http://{}{path}", h.addr),
             ));
         }
-        targets.push((
-            "ours (worker_threads = 1; HTTP/2 upstream)".to_owned(),
-            format!("http://{}{path}", ours.addr),
-        ));
+        for (name, p) in ours.rows("ours (worker_threads = 1; HTTP/2 upstream)") {
+            targets.push((name, format!("http://{}{path}", p.addr)));
+        }
         println!(
             "| connections | rate | target | requests/s | p50 | p99 | p99.9 | added p50 | added p99 | added p99.9 | errors |"
         );
@@ -184,14 +231,14 @@ impl Bench<'_> {
         for connections in [200, WAN_CONNECTIONS] {
             // nginx's capacity in this shape: as many requests as it serves with the
             // connections each keeping one in flight.
-            let capacity = run_wrk_url(&targets[1].1, connections, secs).rps;
+            let capacity = run_wrk_under(load, &targets[1].1, connections, secs).rps;
             for share in [0.5, 0.8] {
                 let rate = (capacity * share).round().max(1.0) as u64;
                 let mut rounds: Vec<Vec<Oha>> = vec![Vec::new(); targets.len()];
                 for _round in 0..2 {
                     for (i, (_, url)) in targets.iter().enumerate() {
-                        run_oha(url, connections, rate, WARM_UP_SECS);
-                        rounds[i].push(run_oha(url, connections, rate, secs));
+                        run_oha(load, url, connections, rate, WARM_UP_SECS);
+                        rounds[i].push(run_oha(load, url, connections, rate, secs));
                     }
                 }
                 // Per target, the round with the higher p99: the worse of two.
@@ -224,25 +271,34 @@ impl Bench<'_> {
                         r.errors,
                     );
                 }
-                let ours = runs.last().expect("ours is a target");
-                let ours_added = ours.p99_us - direct.p99_us;
                 let nginx_added = runs[1].p99_us - direct.p99_us;
                 let at = format!("latency, {connections} connections, {:.0} %", share * 100.0);
-                verdicts.push(if share < 0.6 {
-                    line(
-                        &format!("{at}: ours adds ≤ 1 ms at p99"),
-                        ms(ours_added),
-                        ours_added <= 1_000.0 && ours.errors == 0,
-                    )
-                } else {
-                    line(
-                        &format!("{at}: ours adds no more than nginx at p99"),
-                        format!("{} vs {}", ms(ours_added), ms(nginx_added)),
-                        ours_added <= nginx_added && ours.errors == 0,
-                    )
-                });
+                verdicts.extend(judged(&runs, ours.before.is_some(), |who, r| {
+                    let added = r.p99_us - direct.p99_us;
+                    vec![if share < 0.6 {
+                        Check::new(
+                            format!("{at}: {who} adds ≤ 1 ms at p99"),
+                            ms(added),
+                            added <= 1_000.0 && r.errors == 0,
+                        )
+                    } else {
+                        Check::new(
+                            format!("{at}: {who} adds no more than nginx at p99"),
+                            format!("{} vs {}", ms(added), ms(nginx_added)),
+                            added <= nginx_added && r.errors == 0,
+                        )
+                    }]
+                }));
             }
         }
+        let pinned = if pinning.is_some() {
+            "Pinned with taskset: the proxies under test (ours and, if any, ours before, all \
+             their threads; nginx's master and worker; haproxy) on CPU 1; oha, the wrk capacity runs and the bench's own \
+             threads (the in-process upstream) on CPU 0, direct's included, so that the \
+             generator and the upstream do not take the proxy's CPU."
+        } else {
+            "Unpinned: proxies, oha and the upstream share the machine's CPUs."
+        };
         println!(
             "\noha offers the rate whatever the answers do (`-q`, `--latency-correction`: a \
              request counts from when it was due, so a queue in front of a slow target shows); \
@@ -250,7 +306,8 @@ impl Bench<'_> {
              latency); each measured run follows a {WARM_UP_SECS} s warm-up at the same rate. \
              nginx's capacity: wrk's closed loop \
              with the same connections against nginx (`{FAR_MS}` ms upstream). Each row is the \
-             worse (higher p99) of two rounds. Errors: oha's, and answers that were not 2xx.\n\nTargets:\n"
+             worse (higher p99) of two rounds. Errors: oha's, and answers that were not 2xx. \
+             {pinned}\n\nTargets:\n"
         );
         for v in verdicts {
             println!("{v}");
@@ -258,7 +315,9 @@ impl Bench<'_> {
     }
 
     /// `tls`: a TLS upstream speaking HTTP/1.1, then one choosing HTTP/2 by ALPN, at 64 and
-    /// 512 connections.
+    /// 512 connections; with a hyper floor over the same TLS upstream (one HTTP/1.1
+    /// connection per client connection, or one shared HTTP/2 connection): the bound, what
+    /// hyper itself costs on that path.
     pub(super) fn tls(&self) {
         let secs = self.secs;
         println!(
@@ -278,7 +337,7 @@ impl Bench<'_> {
             let upstream = self.tls_upstream(alpn, None);
             let url = format!("https://localhost:{}", upstream.port());
             let ca = &self.tls.2;
-            let ours = Proxy::start_tuned(self, &url, Some(ca), 1, "");
+            let ours = self.ours(&url, Some(ca), 1, "");
             let nginx = self
                 .nginx
                 .map(|bin| Nginx::proxy(bin, self.dir, &url, Some(ca)));
@@ -293,34 +352,50 @@ impl Bench<'_> {
                     ),
                 )
             });
+            let floor = Floor::start(FloorUpstream::Tls {
+                port: upstream.port(),
+                ca: ca.clone(),
+                h2,
+            });
             for connections in [64, 512] {
                 let wrk = |url: String| Load::Wrk { url, connections };
+                let row = |name: String, addr: SocketAddr, pid: Option<u32>| Target {
+                    name,
+                    load: wrk(format!("http://{addr}/x")),
+                    pid,
+                    thread: None,
+                };
                 let mut targets = vec![Target {
                     name: "direct (wrk: HTTP/1.1 over TLS)".to_owned(),
                     load: wrk(format!("https://127.0.0.1:{}/x", upstream.port())),
                     pid: None,
+                    thread: None,
                 }];
-                if let Some(n) = &nginx {
-                    targets.push(Target {
-                        name: "nginx (1 worker; HTTP/1.1 upstream)".to_owned(),
-                        load: wrk(format!("http://{}/x", n.addr)),
-                        pid: Some(n.worker_pid()),
-                    });
-                }
-                if let Some(h) = &haproxy {
-                    targets.push(Target {
-                        name: format!("haproxy (1 thread; {mode} upstream)"),
-                        load: wrk(format!("http://{}/x", h.addr)),
-                        pid: Some(h.child.id()),
-                    });
-                }
-                targets.push(Target {
-                    name: format!("ours (worker_threads = 1; {mode} upstream)"),
-                    load: wrk(format!("http://{}/x", ours.addr)),
-                    pid: Some(ours.pid()),
+                let mut at_row = |target: Target| {
+                    targets.push(target);
+                    targets.len() - 1
+                };
+                let nginx_i = nginx.as_ref().map(|n| {
+                    let name = "nginx (1 worker; HTTP/1.1 upstream)".to_owned();
+                    at_row(row(name, n.addr, Some(n.worker_pid())))
                 });
+                let haproxy_i = haproxy.as_ref().map(|h| {
+                    let name = format!("haproxy (1 thread; {mode} upstream)");
+                    at_row(row(name, h.addr, Some(h.child.id())))
+                });
+                let floor_i = at_row(Target {
+                    thread: Some(floor.stat.clone()),
+                    ..row(
+                        format!("hyper floor (1 thread; {mode} upstream)"),
+                        floor.addr,
+                        None,
+                    )
+                });
+                for (name, p) in ours.rows(&format!("ours (worker_threads = 1; {mode} upstream)")) {
+                    at_row(row(name, p.addr, Some(p.pid())));
+                }
                 let runs = self.measure(&targets, None);
-                let nginx_run = nginx.as_ref().map(|_| &runs[1]);
+                let nginx_run = nginx_i.map(|i| &runs[i]);
                 for (t, r) in targets.iter().zip(&runs) {
                     println!(
                         "| {mode} | {connections} | {} | {:.0} | {} | {} | {} | {} | {} |",
@@ -333,23 +408,53 @@ impl Bench<'_> {
                         errors(&r.w),
                     );
                 }
-                if connections == 64 {
-                    let at = format!("tls, {mode} upstream, 64 connections");
-                    let ours = runs.last().expect("ours is a target");
-                    match nginx_run {
-                        Some(n) => verdicts.extend(versus_nginx(&at, ours, n)),
-                        None => verdicts.push(format!("- {at}: no nginx to compare with")),
-                    }
+                if connections != 64 {
+                    continue;
                 }
+                let at = format!("tls, {mode} upstream, 64 connections");
+                let haproxy_run = haproxy_i.map(|i| &runs[i]);
+                verdicts.extend(judged(&runs, ours.before.is_some(), |who, r| {
+                    let mut checks =
+                        nginx_run.map_or_else(Vec::new, |n| versus_nginx(&at, who, r, n));
+                    // Issue 24's: against haproxy over HTTP/2, against nginx over HTTP/1.1.
+                    match (h2, haproxy_run, nginx_run) {
+                        (true, Some(h), _) => {
+                            checks.push(cpu_within(&at, who, r, (h, "1.1 × haproxy's", 1.1)))
+                        }
+                        (false, _, Some(n)) => {
+                            checks.push(cpu_within(&at, who, r, (n, "nginx's", 1.0)))
+                        }
+                        _ => {}
+                    }
+                    checks
+                }));
+                if nginx_run.is_none() {
+                    verdicts.push(format!("- {at}: no nginx to compare with"));
+                }
+                let others = [
+                    ("ours", Some(runs.len() - 1)),
+                    ("ours before", ours.before.as_ref().map(|_| runs.len() - 2)),
+                    ("haproxy", haproxy_i),
+                    ("nginx", nginx_i),
+                ];
+                verdicts.push(over_floor(
+                    &at,
+                    &runs[floor_i],
+                    &others.map(|(name, i)| (name, i.map(|i| &runs[i]))),
+                ));
             }
         }
         println!(
             "\nThe upstream is in the bench's process (rustls + hyper; rcgen CA in each proxy's trust \
              store: `upstream.ca_file`, `proxy_ssl_trusted_certificate`, haproxy's `ca-file`). \
              An HTTP/2 upstream also accepts HTTP/1.1, for nginx (which speaks only HTTP/1.x to \
-             an upstream) and wrk. CPU per request: the proxy process's user and system time \
-             over the run, from /proc, divided by the requests wrk completed. Errors: wrk's socket \
-             errors + non-2xx answers.\n\nTargets:\n"
+             an upstream) and wrk. The hyper floor: hyper's HTTP/1 server and client on a thread \
+             of the bench's own (its CPU: that thread's), over TLS with tokio-rustls (ring), \
+             setting `Authorization`; to the HTTP/1.1 upstream one client connection per \
+             client connection, to the HTTP/2 one a single connection all requests share: \
+             what hyper itself costs on that path, the bound. CPU per request: the proxy \
+             process's user and system time over the run, from /proc, divided by the requests \
+             wrk completed. Errors: wrk's socket errors + non-2xx answers.\n\nTargets:\n"
         );
         for v in verdicts {
             println!("{v}");
@@ -425,8 +530,10 @@ impl Bench<'_> {
             );
         };
         for (shape, url, ca) in shapes {
-            let ours = Proxy::start_tuned(self, url, ca, 0, "");
-            measure("ours (default threads)", shape, ours.addr, ours.pid());
+            let ours = self.ours(url, ca, 0, "");
+            for (name, p) in ours.rows("ours (default threads)") {
+                measure(&name, shape, p.addr, p.pid());
+            }
             drop(ours);
             if let Some(bin) = self.nginx {
                 let nginx = Nginx::proxy(bin, self.dir, url, ca);
@@ -460,8 +567,8 @@ impl Bench<'_> {
         }
         // The default (10,000) allows 2,000 connections already; said here so that it shows.
         let limits = "[limits]\nmax_connections = 10000\n";
-        let ours1 = Proxy::start_tuned(self, up_url, ca, 1, limits);
-        let ours = Proxy::start_tuned(self, up_url, ca, 0, limits);
+        let ours1 = self.ours(up_url, ca, 1, limits);
+        let ours = self.ours(up_url, ca, 0, limits);
         let nginx = self
             .nginx
             .map(|bin| Nginx::proxy(bin, self.dir, up_url, ca));
@@ -473,34 +580,35 @@ impl Bench<'_> {
             url: format!("{base}{path}"),
             connections: conns,
         };
-        let mut targets = vec![Target {
-            name: "direct".to_owned(),
-            load: wrk(direct.to_owned()),
-            pid: None,
-        }];
+        let row = |name: String, base: String, pid: Option<u32>| Target {
+            name,
+            load: wrk(base),
+            pid,
+            thread: None,
+        };
+        let mut targets = vec![row("direct".to_owned(), direct.to_owned(), None)];
         if let Some(n) = &nginx {
-            targets.push(Target {
-                name: "nginx (1 worker)".to_owned(),
-                load: wrk(format!("http://{}", n.addr)),
-                pid: Some(n.worker_pid()),
-            });
+            let name = "nginx (1 worker)".to_owned();
+            targets.push(row(
+                name,
+                format!("http://{}", n.addr),
+                Some(n.worker_pid()),
+            ));
         }
         if let Some(h) = &haproxy {
-            targets.push(Target {
-                name: "haproxy (1 thread)".to_owned(),
-                load: wrk(format!("http://{}", h.addr)),
-                pid: Some(h.child.id()),
-            });
+            let name = "haproxy (1 thread)".to_owned();
+            targets.push(row(name, format!("http://{}", h.addr), Some(h.child.id())));
         }
-        for (name, p) in [
+        // Where ours' rows end (each after its before row, if any).
+        let mut ours_ends = Vec::new();
+        for (name, o) in [
             ("ours (worker_threads = 1)", &ours1),
             ("ours (default threads)", &ours),
         ] {
-            targets.push(Target {
-                name: name.to_owned(),
-                load: wrk(format!("http://{}", p.addr)),
-                pid: Some(p.pid()),
-            });
+            for (name, p) in o.rows(name) {
+                targets.push(row(name, format!("http://{}", p.addr), Some(p.pid())));
+            }
+            ours_ends.push(targets.len());
         }
         let runs = self.measure(&targets, Some(upstream_port));
         println!(
@@ -542,11 +650,9 @@ impl Bench<'_> {
             f64::from(conns) / (FAR_MS as f64 / 1000.0)
         );
         let nginx_run = nginx.as_ref().map(|_| runs[1].clone());
-        let ours_rows = targets
-            .iter()
-            .zip(&runs)
-            .filter(|(t, _)| t.name.starts_with("ours"));
-        for (t, r) in ours_rows {
+        let rss_mb = |r: &Run| r.rss_kib.unwrap_or(0) as f64 / 1024.0;
+        for end in ours_ends {
+            let (t, r) = (&targets[end - 1], &runs[end - 1]);
             let at = format!("wan, {shape}, {}", t.name);
             let errors = r.w.socket_errors + r.w.non_2xx;
             verdict(
@@ -554,27 +660,35 @@ impl Bench<'_> {
                 errors.to_string(),
                 errors == 0,
             );
-            let rss = r.rss_kib.unwrap_or(0) as f64 / 1024.0;
+            let rss = rss_mb(r);
             verdict(
                 &format!("{at}: peak RSS ≤ 100 MB"),
                 format!("{rss:.1} MB"),
                 rss <= 100.0,
             );
-            match &nginx_run {
-                Some(n) => {
-                    let nginx_rss = n.rss_kib.unwrap_or(0) as f64 / 1024.0;
-                    verdict(
-                        &format!("{at}: peak RSS ≤ 2 × nginx's"),
+            let Some(n) = &nginx_run else {
+                println!("- {at}: no nginx to compare with");
+                continue;
+            };
+            let nginx_rss = rss_mb(n);
+            let judge = |who: &str, r: &Run| {
+                let at = format!("wan, {shape}, {}", t.name.replacen("ours", who, 1));
+                let rss = rss_mb(r);
+                vec![
+                    Check::new(
+                        format!("{at}: peak RSS ≤ 2 × nginx's"),
                         format!("{rss:.1} vs {nginx_rss:.1} MB ({:.2} ×)", rss / nginx_rss),
                         rss <= 2.0 * nginx_rss,
-                    );
-                    verdict(
-                        &format!("{at}: p99 ≤ nginx's"),
+                    ),
+                    Check::new(
+                        format!("{at}: p99 ≤ nginx's"),
                         format!("{} vs {}", ms(r.w.p99_us), ms(n.w.p99_us)),
                         r.w.p99_us <= n.w.p99_us,
-                    );
-                }
-                None => println!("- {at}: no nginx to compare with"),
+                    ),
+                ]
+            };
+            for l in judged(&runs[..end], self.before.is_some(), judge) {
+                println!("{l}");
             }
         }
     }
@@ -592,8 +706,9 @@ impl Bench<'_> {
         let upstream = self.tls_upstream(&["h2", "http/1.1"], Some(H2_STREAM_LIMIT));
         let url = format!("https://localhost:{}", upstream.port());
         let ca = &self.tls.2;
-        let before = Proxy::start_tuned(self, &url, Some(ca), 0, "max_h2_connections = 1\n");
-        let after = Proxy::start_tuned(self, &url, Some(ca), 0, "");
+        let bin = ours_bin();
+        let before = Proxy::start_tuned(self, &bin, &url, Some(ca), 0, "max_h2_connections = 1\n");
+        let after = Proxy::start_tuned(self, &bin, &url, Some(ca), 0, "");
         let path = format!("/sleep/{FAR_MS}");
         let mut targets = vec![Target {
             name: format!("direct (wrk: HTTP/1.1 over TLS, {n} connections)"),
@@ -602,6 +717,7 @@ impl Bench<'_> {
                 connections: n,
             },
             pid: None,
+            thread: None,
         }];
         if self.h2load {
             let connections = n / H2_STREAM_LIMIT;
@@ -615,6 +731,7 @@ impl Bench<'_> {
                     streams: H2_STREAM_LIMIT,
                 },
                 pid: None,
+                thread: None,
             });
         }
         for (name, p) in [
@@ -628,6 +745,7 @@ impl Bench<'_> {
                     connections: n,
                 },
                 pid: Some(p.pid()),
+                thread: None,
             });
         }
         let runs = self.measure(&targets, Some(upstream.port()));
@@ -671,6 +789,16 @@ impl Bench<'_> {
                     t.name
                 );
             }
+        }
+    }
+
+    /// Ours (this build, or `ZMP_BENCH_PROXY_BIN`) with this configuration, and the before
+    /// build with the same when `ZMP_BENCH_BEFORE_BIN` is set.
+    fn ours(&self, upstream: &str, ca: Option<&Path>, threads: usize, extra: &str) -> Ours {
+        let start = |bin: &str| Proxy::start_tuned(self, bin, upstream, ca, threads, extra);
+        Ours {
+            before: self.before.as_deref().map(start),
+            now: start(&ours_bin()),
         }
     }
 
@@ -726,7 +854,7 @@ impl Bench<'_> {
             })
         });
         let overflows = listen_overflows();
-        let stat = t.pid.map(stat_path);
+        let stat = t.thread.clone().or_else(|| t.pid.map(stat_path));
         let w = with_cpu(stat.as_deref(), || match &t.load {
             Load::Wrk { url, connections } => run_wrk_url(url, *connections, self.secs),
             Load::H2load {
@@ -890,8 +1018,9 @@ struct Oha {
 
 /// oha for `secs` against `url`: `rate` requests/s over `connections` (HTTP/1.1, keep-alive),
 /// latency-corrected, requests in flight at the end waited for.
-fn run_oha(url: &str, connections: u32, rate: u64, secs: u64) -> Oha {
-    let mut command = Command::new("oha");
+/// oha is run by `wrapper` (a command and its arguments: `taskset -c 0`) when one is given.
+fn run_oha(wrapper: &[&str], url: &str, connections: u32, rate: u64, secs: u64) -> Oha {
+    let mut command = wrapped(wrapper, Path::new("oha"));
     command.args([
         "-z",
         &format!("{secs}s"),
@@ -1026,31 +1155,174 @@ fn open_files() -> (u64, u64) {
     (values.next().unwrap_or(0), values.next().unwrap_or(0))
 }
 
-/// Our figures against nginx's, as issue 15 asks at 64 connections.
-fn versus_nginx(at: &str, ours: &Run, nginx: &Run) -> Vec<String> {
+/// The figures of `who` (ours, or ours before) against nginx's, as issue 15 asks at 64
+/// connections.
+fn versus_nginx(at: &str, who: &str, ours: &Run, nginx: &Run) -> Vec<Check> {
     let (o, n) = (&ours.w, &nginx.w);
-    let mut lines = vec![
-        line(
-            &format!("{at}: ours requests/s ≥ nginx's"),
+    vec![
+        Check::new(
+            format!("{at}: {who} requests/s ≥ nginx's"),
             format!("{:.0} vs {:.0}", o.rps, n.rps),
             o.rps >= n.rps,
         ),
-        line(
-            &format!("{at}: ours p99 ≤ nginx's"),
+        Check::new(
+            format!("{at}: {who} p99 ≤ nginx's"),
             format!("{} vs {}", us(o.p99_us), us(n.p99_us)),
             o.p99_us <= n.p99_us,
         ),
-    ];
-    let total = |w: &Wrk| w.cpu.map(|(u, s)| u + s);
-    lines.push(match (total(o), total(n)) {
-        (Some(oc), Some(nc)) => line(
-            &format!("{at}: ours CPU per request ≤ 1.2 × nginx's"),
-            format!("{oc:.1} µs vs {nc:.1} µs ({:.2} ×)", oc / nc),
-            oc <= 1.2 * nc,
+        cpu_within(at, who, ours, (nginx, "1.2 × nginx's", 1.2)),
+    ]
+}
+
+/// `who`'s CPU per request at most `factor` × `other`'s (`bound` says it in words).
+fn cpu_within(at: &str, who: &str, ours: &Run, (other, bound, factor): (&Run, &str, f64)) -> Check {
+    let what = format!("{at}: {who} CPU per request ≤ {bound}");
+    match (cpu_total(&ours.w), cpu_total(&other.w)) {
+        (Some(o), Some(n)) => Check::new(
+            what,
+            format!("{o:.1} µs vs {n:.1} µs ({:.2} ×)", o / n),
+            o <= factor * n,
         ),
-        _ => format!("- {at}: CPU per request not measured"),
-    });
+        _ => Check {
+            what,
+            figure: "not measured".to_owned(),
+            met: None,
+        },
+    }
+}
+
+/// For information: each of `rows`' CPU per request (name, run if it ran) as a multiple of
+/// the hyper floor's.
+fn over_floor(at: &str, floor: &Run, rows: &[(&str, Option<&Run>)]) -> String {
+    let Some(f) = cpu_total(&floor.w) else {
+        return format!("- {at}: the hyper floor's CPU per request not measured");
+    };
+    let ratios: Vec<String> = rows
+        .iter()
+        .filter_map(|(name, run)| {
+            let c = cpu_total(&(*run)?.w)?;
+            Some(format!("{name} {:.2} ×", c / f))
+        })
+        .collect();
+    format!(
+        "- {at}: CPU per request as a multiple of the hyper floor's ({f:.1} µs), for information: {}",
+        ratios.join(", ")
+    )
+}
+
+/// User + system CPU per request, µs, where measured.
+fn cpu_total(w: &Wrk) -> Option<f64> {
+    w.cpu.map(|(u, s)| u + s)
+}
+
+/// The lines of `checks` for ours, the last of `runs`: targets, met or not; when `before`
+/// (the before build's row is the one before ours), each followed by the same for before,
+/// for information only.
+fn judged<R>(runs: &[R], before: bool, checks: impl Fn(&str, &R) -> Vec<Check>) -> Vec<String> {
+    let [.., then, now] = runs else {
+        panic!("ours is a target, after direct");
+    };
+    let then = if before {
+        checks("ours before", then)
+    } else {
+        Vec::new()
+    };
+    let mut then = then.into_iter();
+    let mut lines = Vec::new();
+    for check in checks("ours", now) {
+        lines.push(check.line());
+        if let Some(b) = then.next() {
+            lines.push(format!("- {}: {} (for information)", b.what, b.figure));
+        }
+    }
     lines
+}
+
+impl Check {
+    fn new(what: String, figure: String, met: bool) -> Self {
+        Self {
+            what,
+            figure,
+            met: Some(met),
+        }
+    }
+
+    fn line(self) -> String {
+        match self.met {
+            Some(met) => line(&self.what, self.figure, met),
+            None => format!("- {}: {}", self.what, self.figure),
+        }
+    }
+}
+
+impl Ours {
+    /// Rows of a table for ours, named `name` ("ours (…)"): before's first when there is one,
+    /// then ours' (the last), as (name, proxy).
+    fn rows(&self, name: &str) -> Vec<(String, &Proxy)> {
+        self.before
+            .iter()
+            .map(|b| (before_name(name), b))
+            .chain([(name.to_owned(), &self.now)])
+            .collect()
+    }
+}
+
+impl Pinning {
+    /// The wrapper that runs a load generator on CPU 0.
+    const LOAD: [&'static str; 3] = ["taskset", "-c", "0"];
+
+    /// Pins every thread of the bench to CPU 0 when the machine has 2 CPUs or more and
+    /// `taskset` is installed (what the bench starts afterwards inherits CPU 0, until
+    /// [`Pinning::proxy`]); else says, in one line, that the part runs unpinned.
+    fn start() -> Option<Self> {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let restore = std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| Some(l.strip_prefix("Cpus_allowed_list:")?.trim().to_owned()))
+            .unwrap_or_default();
+        let taskset_installed = have("taskset");
+        if cpus >= 2 && taskset_installed && !restore.is_empty() && taskset("0", std::process::id())
+        {
+            return Some(Self { restore });
+        }
+        println!(
+            "Unpinned ({cpus} CPUs; taskset {}): proxies, oha and the upstream share the CPUs.\n",
+            if taskset_installed {
+                "installed"
+            } else {
+                "not installed: `apt-get install -y util-linux`"
+            }
+        );
+        None
+    }
+
+    /// Pins every thread of process `pid`, a proxy under test, to CPU 1.
+    fn proxy(&self, pid: u32) {
+        assert!(taskset("1", pid), "taskset pins process {pid} to CPU 1");
+    }
+
+    /// The wrapper for a load generator: `taskset -c 0` when pinned, else none.
+    fn load(pinning: Option<&Self>) -> &'static [&'static str] {
+        pinning.map_or(&[], |_| &Self::LOAD)
+    }
+}
+
+impl Drop for Pinning {
+    /// The bench's threads back on the CPUs they had.
+    fn drop(&mut self) {
+        taskset(&self.restore, std::process::id());
+    }
+}
+
+/// `taskset -a -p -c CPUS PID`: every thread of process `pid` on `cpus`; whether it worked.
+fn taskset(cpus: &str, pid: u32) -> bool {
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn verdict(what: &str, figure: String, met: bool) {
