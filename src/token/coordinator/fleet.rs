@@ -16,7 +16,10 @@
 //! still unreachable once its token is about to enter the refresh margin (or when it has no
 //! usable token at all), counted against its own copy of the mint window. It says so in the
 //! log and in `/status` (`store_error`, `minting_alone`), and writes its token and mint
-//! times to the store when the store answers again.
+//! times to the store when the store answers again. So does any replica that saw the store
+//! fail, or whose save after a mint failed or was cut short: no mint is lost from the
+//! fleet's window (a restarted redis may have lost it; `tests.rs` drives this through
+//! random sequences).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -58,6 +61,10 @@ struct State {
     store_retry_at: Option<Instant>,
     /// Minted alone during an outage; the token and mint times have yet to reach the store.
     alone: bool,
+    /// The store may lack this replica's token or mint times: a mint's save failed or was
+    /// interrupted, or the store failed (a restarted redis may have lost them). The next
+    /// load that succeeds hands them over ([`Fleet::resync`]).
+    unsaved: bool,
 }
 
 /// A lease on the shared store, released when dropped (should the mint be cancelled).
@@ -140,11 +147,20 @@ impl Fleet {
                 held.release(Duration::ZERO).await;
                 return Ok(m.adopt(token));
             }
+            // Set until the store has the new token and every mint time this replica knows,
+            // so that a save that fails, or a caller that gives up between the mint and the
+            // save, leaves them to the next load instead of losing them from the fleet's
+            // window. A failed mint leaves it set: it may have been set for an earlier
+            // failure, and costs one write at the next load.
+            self.lock().unsaved = true;
             let result = m.mint().await;
-            if let Ok(token) = &result
-                && let Err(e) = save(&*self.store, Some(token), &creds, m.mint_times()).await
-            {
-                self.store_failed(m, &e);
+            if let Ok(token) = &result {
+                match save(&*self.store, Some(token), &creds, m.mint_times()).await {
+                    Ok(_) => self.lock().unsaved = false,
+                    Err(e) => {
+                        self.store_failed(m, &e);
+                    }
+                }
             }
             // After a failure the lease is kept for the backoff: the fleet backs off too.
             let linger = match &result {
@@ -209,7 +225,7 @@ impl Fleet {
                     if let Some(error) = state.store_error.take() {
                         tracing::info!(previous_error = %error, "shared token store reachable again");
                     }
-                    state.alone
+                    state.alone || state.unsaved
                 };
                 if resync {
                     self.resync(m).await;
@@ -220,14 +236,18 @@ impl Fleet {
         }
     }
 
-    /// Gives the store the token and mint times of a replica that minted alone. A token the
-    /// store already has a newer one of is not written (see the store).
+    /// Gives the store the token and mint times of a replica that minted alone, or whose
+    /// save failed. A token the store already has a newer one of is not written (see the
+    /// store); mint times are added to the ones it has.
     async fn resync(&self, m: &dyn Minter) {
         let token = m.held();
         let creds = m.credentials();
         match save(&*self.store, token.as_deref(), &creds, m.mint_times()).await {
             Ok(_) => {
-                self.lock().alone = false;
+                let mut state = self.lock();
+                state.alone = false;
+                state.unsaved = false;
+                drop(state);
                 tracing::info!(
                     "handed the shared token store the token and mint times kept while it was unreachable"
                 );
@@ -247,6 +267,7 @@ impl Fleet {
         state.store_retry_at = Some(Instant::now() + delay);
         let first = state.store_error.is_none();
         state.store_error = Some(reason.clone());
+        state.unsaved = true;
         drop(state);
         if first {
             tracing::warn!(
@@ -364,3 +385,6 @@ impl Drop for Held {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
