@@ -301,6 +301,35 @@ async fn requests_without_a_token_wait_for_the_fetch_in_progress() {
 }
 
 #[tokio::test]
+async fn a_request_that_stops_waiting_loses_neither_the_mint_nor_the_token() {
+    let (emu, ctl, rt) = accounts(HOUR).await;
+    // Zoho mints at once and its answer takes a while to arrive.
+    ctl.set_answer_delay(Duration::from_millis(400));
+    let m = manager(&emu, &rt);
+    // Requests whose clients go away while Zoho's answer is on its way. Had the first
+    // attempt been cut short with its request, the next wait would mint again.
+    for _ in 0..3 {
+        let wait = m.wait();
+        tokio::pin!(wait);
+        tokio::select! {
+            _ = &mut wait => panic!("answered before Zoho did"),
+            true = eventually(Duration::from_secs(5), || ctl.mint_count() >= 1) => {}
+        }
+    }
+    let token = m
+        .wait()
+        .await
+        .expect("the attempt went on without its request");
+    assert_eq!(ctl.mint_count(), 1, "one mint for all of them");
+    assert!(ctl.validate_access_token(token.secret().expose()).is_some());
+    let status = m.status();
+    assert_eq!(
+        status.mints_in_window, 1,
+        "the mint is on record: {status:?}"
+    );
+}
+
+#[tokio::test]
 async fn failing_endpoint_backs_off_exponentially() {
     let (emu, ctl, rt) = accounts(HOUR).await;
     ctl.set_outage(Some(503));

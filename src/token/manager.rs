@@ -21,7 +21,7 @@
 //! the [`coordinator`](super::coordinator)'s business.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -99,6 +99,9 @@ pub struct TokenManager {
     counts: RefreshCounts,
     /// This process's residue for mint record times (see [`mint_record_time`]).
     mint_residue: u64,
+    /// The manager itself, for attempts that outlive the request that started them
+    /// ([`TokenManager::bounded`]).
+    this: Weak<Self>,
 }
 
 /// The manager's mutable state. Never held across an `.await`.
@@ -134,7 +137,7 @@ impl TokenManager {
         settings: Settings,
     ) -> Arc<Self> {
         let coordinator = coordinator::for_store(&store);
-        Arc::new(Self {
+        Arc::new_cyclic(|this| Self {
             cache: Arc::new(TokenCache::new(scheme)),
             client,
             credentials: ArcSwap::from_pointee(credentials),
@@ -155,6 +158,7 @@ impl TokenManager {
             data_centre: std::sync::OnceLock::new(),
             counts: RefreshCounts::default(),
             mint_residue: rand::random::<u64>() % MINT_SPREAD_MS,
+            this: this.clone(),
             coordinator,
             store,
         })
@@ -681,12 +685,22 @@ impl TokenManager {
         self.next_attempt().is_some_and(|at| at <= Instant::now())
     }
 
+    /// An attempt for a request, waited for at most `upstream.timeout`. The attempt runs in
+    /// its own task: a request that stops waiting (its client went away, the wait ran out)
+    /// must not cut a token request short, since Zoho counts a mint it answered even when
+    /// the answer is never read, and the token and its mint record would be lost.
     async fn bounded(&self, trigger: Trigger) -> Result<Arc<AccessToken>, Unavailable> {
-        match tokio::time::timeout(self.settings.request_wait, self.single_flight(trigger)).await {
-            Ok(result) => result,
-            Err(_) => Err(Unavailable::Pending {
-                retry_after: Duration::from_secs(1),
-            }),
+        let pending = || Unavailable::Pending {
+            retry_after: Duration::from_secs(1),
+        };
+        let Some(this) = self.this.upgrade() else {
+            return Err(pending());
+        };
+        let attempt = tokio::spawn(async move { this.single_flight(trigger).await });
+        match tokio::time::timeout(self.settings.request_wait, attempt).await {
+            Ok(Ok(result)) => result,
+            // The attempt panicked (a bug): the caller gets what a timeout gives.
+            Ok(Err(_)) | Err(_) => Err(pending()),
         }
     }
 

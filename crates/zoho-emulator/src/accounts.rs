@@ -244,6 +244,8 @@ struct State {
     revocations: VecDeque<String>,
     /// Zoho's throttle answer with this HTTP status for every token request, while set.
     throttling: Option<u16>,
+    /// How long token answers take to leave, once decided (and any token minted).
+    answer_delay: Duration,
     mint_log: VecDeque<MintRecord>,
 }
 

@@ -146,6 +146,13 @@ impl AccountsControl {
         self.shared.lock().pending_failures.clear();
     }
 
+    /// Makes token answers leave `delay` after the request was decided: the token is minted
+    /// (and counted) at once, as Zoho does, and a client that gives up before the answer
+    /// arrives has spent it. `Duration::ZERO` (the default) answers at once.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.shared.lock().answer_delay = delay;
+    }
+
     /// Sets the lifetime of access tokens minted from now on.
     pub fn set_token_lifetime(&self, d: Duration) {
         self.shared.lock().token_lifetime = d;

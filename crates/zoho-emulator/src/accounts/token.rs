@@ -250,6 +250,11 @@ pub(super) async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<
         }
     };
     let outcome = shared.token_outcome(&params, authorization.as_ref());
+    let delay = shared.lock().answer_delay;
+    if !delay.is_zero() {
+        // The token is minted already: a client that stops waiting does not undo it.
+        tokio::time::sleep(delay).await;
+    }
     shared.token_response(outcome)
 }
 
