@@ -238,9 +238,10 @@ impl Fleet {
 
     /// Gives the store the token and mint times of a replica that minted alone, or whose
     /// save failed. A token the store already has a newer one of is not written (see the
-    /// store); mint times are added to the ones it has.
+    /// store), nor one that may not be sent (Zoho rejected it, or it expired): others would
+    /// adopt it. Mint times are added to the ones it has.
     async fn resync(&self, m: &dyn Minter) {
-        let token = m.held();
+        let token = m.held().filter(|t| t.is_usable());
         let creds = m.credentials();
         match save(&*self.store, token.as_deref(), &creds, m.mint_times()).await {
             Ok(_) => {

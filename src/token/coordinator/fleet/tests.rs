@@ -430,6 +430,33 @@ async fn replicas_that_noticed_an_outage_refill_a_store_that_lost_everything() {
     world.check().unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_replica_holding_a_rejected_token_hands_back_its_mints_but_not_the_token() {
+    let world = World::new(2);
+    world.obtain(0, Trigger::Scheduled).await.unwrap();
+    world.obtain(1, Trigger::Scheduled).await.unwrap();
+    // Zoho rejected the token, and the replacement could not be had: redis is down.
+    world.replicas[0].0.held().unwrap().mark_dead();
+    world.store.down.store(true, Ordering::SeqCst);
+    world
+        .store
+        .inner
+        .update(Box::new(|s| *s = StoredState::default()))
+        .await
+        .unwrap();
+    world.zoho.failing.store(true, Ordering::SeqCst);
+    assert!(world.obtain(0, Trigger::Scheduled).await.is_err());
+    world.store.down.store(false, Ordering::SeqCst);
+    world.wakeup(0).await;
+    let stored = world.store.inner.load().await.unwrap();
+    assert_eq!(world.store.mints(), *world.zoho.minted.lock().unwrap());
+    assert!(
+        stored.access_token.is_none(),
+        "a rejected token is not offered to the fleet"
+    );
+    assert!(!world.owes(0));
+}
+
 // === sequences ===
 
 /// One event of a sequence.
