@@ -65,6 +65,15 @@ impl FakeStore {
         Ok(())
     }
 
+    /// Loses everything, as a redis restarted without persistence does.
+    async fn wipe(&self) {
+        let wiped = self
+            .inner
+            .update(Box::new(|s| *s = StoredState::default()))
+            .await;
+        wiped.expect("the memory store always writes");
+    }
+
     fn mints(&self) -> BTreeSet<u64> {
         let state = self
             .inner
@@ -412,12 +421,7 @@ async fn replicas_that_noticed_an_outage_refill_a_store_that_lost_everything() {
     for r in 0..3 {
         assert!(world.obtain(r, Trigger::Scheduled).await.is_err());
     }
-    world
-        .store
-        .inner
-        .update(Box::new(|s| *s = StoredState::default()))
-        .await
-        .unwrap();
+    world.store.wipe().await;
     world.store.down.store(false, Ordering::SeqCst);
     world.wakeup(1).await;
     let minted = world.zoho.minted.lock().unwrap().clone();
@@ -438,12 +442,7 @@ async fn a_replica_holding_a_rejected_token_hands_back_its_mints_but_not_the_tok
     // Zoho rejected the token, and the replacement could not be had: redis is down.
     world.replicas[0].0.held().unwrap().mark_dead();
     world.store.down.store(true, Ordering::SeqCst);
-    world
-        .store
-        .inner
-        .update(Box::new(|s| *s = StoredState::default()))
-        .await
-        .unwrap();
+    world.store.wipe().await;
     world.zoho.failing.store(true, Ordering::SeqCst);
     assert!(world.obtain(0, Trigger::Scheduled).await.is_err());
     world.store.down.store(false, Ordering::SeqCst);
